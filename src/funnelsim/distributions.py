@@ -1,0 +1,336 @@
+"""Tagged distribution specs: how a scenario says "this duration varies".
+
+A scenario never names a sampling function; it writes a small table such as
+``cycle_days = {dist = "lognormal", mean = 60, sd = 35}`` and this module turns it
+into a validated, frozen spec that
+
+* samples in numpy batches (``spec.sample(rng, size)``), never one call per event,
+* knows its analytic ``mean`` and ``variance`` (tests hold samples against them, the
+  planner uses the means for its waterfall),
+* knows the lower end of its support, so a duration can refuse a spec that could
+  go negative.
+
+A bare number is shorthand for ``{dist = "fixed", value = number}``.
+
+Parametrisations (all by the quantities a planner knows, not by the textbook ones):
+
+============  ==========================  ======================================
+dist          keys                        mean, variance
+============  ==========================  ======================================
+fixed         value                       v, 0
+exponential   mean                        m, m^2
+lognormal     mean, sd                    m, sd^2  (sigma^2 = ln(1 + sd^2/m^2))
+gamma         mean, sd                    m, sd^2  (shape k = m^2/sd^2)
+weibull       shape, scale                scale*G(1+1/k), scale^2*(G(1+2/k)-G(1+1/k)^2)
+uniform       low, high                   (l+h)/2, (h-l)^2/12
+triangular    low, mode, high             (l+m+h)/3, (l^2+m^2+h^2-lm-lh-mh)/18
+beta          a, b  (on [0, 1])           a/(a+b), ab/((a+b)^2 (a+b+1))
+empirical     values (observed list)      sample mean, population variance
+============  ==========================  ======================================
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+__all__ = [
+    "Beta",
+    "Dist",
+    "NonNegativeDist",
+    "UnitDist",
+    "Empirical",
+    "Exponential",
+    "Fixed",
+    "Gamma",
+    "LogNormal",
+    "Triangular",
+    "Uniform",
+    "Weibull",
+]
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    dist: str
+
+    @property
+    def mean(self) -> float:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    @property
+    def variance(self) -> float:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    @property
+    def lower(self) -> float:
+        """Smallest value the distribution can produce."""
+        return 0.0
+
+    @property
+    def upper(self) -> float:
+        """Largest value the distribution can produce."""
+        return math.inf
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Fixed(_Spec):
+    dist: Literal["fixed"] = "fixed"
+    value: FiniteFloat
+
+    @property
+    def mean(self) -> float:
+        return self.value
+
+    @property
+    def variance(self) -> float:
+        return 0.0
+
+    @property
+    def lower(self) -> float:
+        return self.value
+
+    @property
+    def upper(self) -> float:
+        return self.value
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return np.full(size, self.value)
+
+
+class Exponential(_Spec):
+    dist: Literal["exponential"] = "exponential"
+    mean_: Positive = Field(alias="mean")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @property
+    def mean(self) -> float:
+        return self.mean_
+
+    @property
+    def variance(self) -> float:
+        return self.mean_**2
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return rng.exponential(self.mean_, size)
+
+
+class LogNormal(_Spec):
+    dist: Literal["lognormal"] = "lognormal"
+    mean_: Positive = Field(alias="mean")
+    sd: NonNegative
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @property
+    def mean(self) -> float:
+        return self.mean_
+
+    @property
+    def variance(self) -> float:
+        return self.sd**2
+
+    @property
+    def lower(self) -> float:
+        return self.mean_ if self.sd == 0 else 0.0
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        sigma2 = math.log1p((self.sd / self.mean_) ** 2)
+        mu = math.log(self.mean_) - sigma2 / 2
+        return rng.lognormal(mu, math.sqrt(sigma2), size)
+
+
+class Gamma(_Spec):
+    dist: Literal["gamma"] = "gamma"
+    mean_: Positive = Field(alias="mean")
+    sd: Positive
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @property
+    def mean(self) -> float:
+        return self.mean_
+
+    @property
+    def variance(self) -> float:
+        return self.sd**2
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        shape = (self.mean_ / self.sd) ** 2
+        return rng.gamma(shape, self.mean_ / shape, size)
+
+
+class Weibull(_Spec):
+    dist: Literal["weibull"] = "weibull"
+    shape: Positive
+    scale: Positive
+
+    @property
+    def mean(self) -> float:
+        return self.scale * math.gamma(1 + 1 / self.shape)
+
+    @property
+    def variance(self) -> float:
+        g1 = math.gamma(1 + 1 / self.shape)
+        return self.scale**2 * (math.gamma(1 + 2 / self.shape) - g1**2)
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return self.scale * rng.weibull(self.shape, size)
+
+
+class Uniform(_Spec):
+    dist: Literal["uniform"] = "uniform"
+    low: FiniteFloat
+    high: FiniteFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.high < self.low:
+            raise ValueError(f"high must be >= low, got low={self.low}, high={self.high}")
+        return self
+
+    @property
+    def mean(self) -> float:
+        return (self.low + self.high) / 2
+
+    @property
+    def variance(self) -> float:
+        return (self.high - self.low) ** 2 / 12
+
+    @property
+    def lower(self) -> float:
+        return self.low
+
+    @property
+    def upper(self) -> float:
+        return self.high
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return rng.uniform(self.low, self.high, size)
+
+
+class Triangular(_Spec):
+    dist: Literal["triangular"] = "triangular"
+    low: FiniteFloat
+    mode: FiniteFloat
+    high: FiniteFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Triangular:
+        if not self.low <= self.mode <= self.high or self.low == self.high:
+            raise ValueError(
+                "needs low <= mode <= high and low < high, "
+                f"got low={self.low}, mode={self.mode}, high={self.high}"
+            )
+        return self
+
+    @property
+    def mean(self) -> float:
+        return (self.low + self.mode + self.high) / 3
+
+    @property
+    def variance(self) -> float:
+        a, c, b = self.low, self.mode, self.high
+        return (a * a + b * b + c * c - a * b - a * c - b * c) / 18
+
+    @property
+    def lower(self) -> float:
+        return self.low
+
+    @property
+    def upper(self) -> float:
+        return self.high
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return rng.triangular(self.low, self.mode, self.high, size)
+
+
+class Beta(_Spec):
+    dist: Literal["beta"] = "beta"
+    a: Positive
+    b: Positive
+
+    @property
+    def mean(self) -> float:
+        return self.a / (self.a + self.b)
+
+    @property
+    def variance(self) -> float:
+        s = self.a + self.b
+        return self.a * self.b / (s * s * (s + 1))
+
+    @property
+    def upper(self) -> float:
+        return 1.0
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return rng.beta(self.a, self.b, size)
+
+
+class Empirical(_Spec):
+    """Resample observed values with replacement (e.g. last year's cycle times)."""
+
+    dist: Literal["empirical"] = "empirical"
+    values: Annotated[list[FiniteFloat], Field(min_length=1)]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def variance(self) -> float:
+        return float(np.var(self.values))
+
+    @property
+    def lower(self) -> float:
+        return min(self.values)
+
+    @property
+    def upper(self) -> float:
+        return max(self.values)
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return rng.choice(np.asarray(self.values, dtype=float), size)
+
+
+def _number_is_fixed(value: Any) -> Any:
+    # A bare number in a scenario file means "always this value".
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"dist": "fixed", "value": value}
+    return value
+
+
+Dist = Annotated[
+    Fixed | Exponential | LogNormal | Gamma | Weibull | Uniform | Triangular | Beta | Empirical,
+    Field(discriminator="dist"),
+    BeforeValidator(_number_is_fixed),
+]
+"""Any distribution spec; the ``dist`` key selects the family."""
+
+
+def _check_nonnegative(spec: _Spec) -> _Spec:
+    if spec.lower < 0:
+        raise ValueError(f"a duration or amount cannot be negative; this {spec.dist} can reach {spec.lower:g}")
+    return spec
+
+
+def _check_unit(spec: _Spec) -> _Spec:
+    if spec.lower < 0 or spec.upper > 1:
+        raise ValueError(f"must stay within [0, 1]; this {spec.dist} spans [{spec.lower:g}, {spec.upper:g}]")
+    return spec
+
+
+# Field types for scenario models: a spec whose support is checked on load.
+NonNegativeDist = Annotated[Dist, AfterValidator(_check_nonnegative)]
+UnitDist = Annotated[Dist, AfterValidator(_check_unit)]

@@ -1,0 +1,10 @@
+"""The simulation engine: the only package that imports SimPy.
+
+:func:`simulate` is the fast engine; :func:`simulate_reference` is the
+straightforward one-process-per-lead model kept as its test oracle.
+"""
+
+from .fast import simulate
+from .reference import simulate_reference
+
+__all__ = ["simulate", "simulate_reference"]

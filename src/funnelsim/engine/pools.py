@@ -1,0 +1,121 @@
+"""A team of reps as a pool of slots, with a queue of leads waiting for one.
+
+An AE is a resource with a limited number of open opportunities; an SDR is one
+with a single slot (one lead worked at a time). Unlike ``simpy.Resource`` the
+number of slots of each rep changes over time (new hires ramp up, leavers drop to
+zero), and a waiting lead may go cold: it then *withdraws* its request, so no slot
+is ever held by a lead that left (a known trap of SimPy models). Waiting with
+abandonment is the M/M/c+G queue of call centres.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import simpy
+
+from ..records import Recorder
+
+
+class _Request:
+    __slots__ = ("event", "lead", "waiting")
+
+    def __init__(self, event: simpy.Event, lead: int) -> None:
+        self.event, self.lead, self.waiting = event, lead, True
+
+
+class SlotPool:
+    """Reps with slots; leads queue FIFO or by priority (lower key first).
+
+    ``request`` returns an event whose value is the rep id that took the lead, or
+    ``None`` when the lead's patience ran out first.
+    """
+
+    def __init__(self, env: simpy.Environment, team: str, recorder: Recorder) -> None:
+        self.env, self.team, self.recorder = env, team, recorder
+        self.slots: list[int] = []
+        self.busy: list[int] = []
+        self._queue: list[tuple[float, int, _Request]] = []
+        self._waiting = 0
+        self._seq = itertools.count()
+        # A rep whose slots drop below its open work (a leaver, a lower ramp step)
+        # keeps that work until it finishes; capacity counts max(slots, busy) per rep,
+        # so utilisation in_use / capacity never exceeds 1.
+        self.capacity = 0
+        self.in_use = 0
+        self._free = 0  # sum of free slots: lets dispatch skip the scan when all are taken
+
+    # -- reps -------------------------------------------------------------
+    def add_rep(self, slots: int) -> int:
+        self.slots.append(0)
+        self.busy.append(0)
+        self.set_slots(len(self.slots) - 1, slots)
+        return len(self.slots) - 1
+
+    def set_slots(self, rep: int, slots: int) -> None:
+        self._update(rep, slots, self.busy[rep])
+        self._changed()
+
+    def _update(self, rep: int, slots: int, busy: int) -> None:
+        old_slots, old_busy = self.slots[rep], self.busy[rep]
+        self.capacity += max(slots, busy) - max(old_slots, old_busy)
+        self.in_use += busy - old_busy
+        self._free += max(slots - busy, 0) - max(old_slots - old_busy, 0)
+        self.slots[rep], self.busy[rep] = slots, busy
+
+    @property
+    def queue_length(self) -> int:
+        return self._waiting
+
+    def free(self, rep: int) -> int:
+        return max(self.slots[rep] - self.busy[rep], 0)
+
+    # -- leads ------------------------------------------------------------
+    def request(self, lead: int, priority: float = 0.0, patience: float | None = None) -> simpy.Event:
+        event = self.env.event()
+        req = _Request(event, lead)
+        heapq.heappush(self._queue, (priority, next(self._seq), req))
+        self._waiting += 1
+        if patience is not None:
+            self.env.timeout(patience).callbacks.append(lambda _ev, req=req: self._abandon(req))
+        self._changed()
+        return event
+
+    def take(self, rep: int) -> None:
+        """A rep fills one of its own free slots directly (prospecting)."""
+        self._update(rep, self.slots[rep], self.busy[rep] + 1)
+        self._record()
+
+    def release(self, rep: int) -> None:
+        self._update(rep, self.slots[rep], self.busy[rep] - 1)
+        self._changed()
+
+    def _abandon(self, req: _Request) -> None:
+        if req.waiting:
+            # Withdraw the request: it stays in the heap but is skipped when popped.
+            req.waiting = False
+            self._waiting -= 1
+            req.event.succeed(None)
+            self._record()
+
+    def _changed(self) -> None:
+        while self._waiting and self._free:
+            rep = self._best_rep()
+            _, _, req = heapq.heappop(self._queue)
+            if not req.waiting:
+                continue
+            req.waiting = False
+            self._waiting -= 1
+            self._update(rep, self.slots[rep], self.busy[rep] + 1)
+            req.event.succeed(rep)
+        if not self._waiting:
+            self._queue.clear()
+        self._record()
+
+    def _best_rep(self) -> int:
+        # The rep with the most free slots takes the next lead (ties: lowest id).
+        free = [s - b for s, b in zip(self.slots, self.busy, strict=True)]
+        return free.index(max(free))
+
+    def _record(self) -> None:
+        self.recorder.levels.append((self.env.now, self.team, self._waiting, self.in_use, self.capacity))

@@ -1,0 +1,92 @@
+"""The straightforward model: one SimPy process per source and per lead, touch by touch.
+
+Kept as the test oracle of the fast engine (:mod:`.fast`): it draws arrivals by
+thinning a Poisson process, each lead's traits one at a time, and advances every
+nurture touch as a SimPy timeout. It shares the hand-off and sales mechanisms
+with the engine (:class:`~.world.World`), so a test comparing the two checks the
+shortcut the fast engine takes: array work for everything before the MQL.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..mechanisms import decay, score, touch
+from ..randomness import Buffered, Streams
+from ..records import EVENT_CODE, Recorder
+from ..results import RunResult, resolve_seed
+from ..scenario import Scenario, Source
+from .world import Process, World
+
+
+class ReferenceWorld(World):
+    def __init__(self, scenario: Scenario, streams: Streams, recorder: Recorder) -> None:
+        super().__init__(scenario, streams, recorder)
+        self.touch_gap = Buffered(scenario.nurture.touch_interval_days, streams.rng("reference_nurture"))
+        persona_names = self.persona_names
+        for index, (name, source) in enumerate(scenario.sources.items()):
+            self.env.process(self._arrivals(index, name, source, streams, persona_names))
+
+    def _arrivals(
+        self, index: int, name: str, source: Source, streams: Streams, persona_names: list[str]
+    ) -> Process:
+        sc = self.sc
+        rng = streams.rng("reference_arrivals", name)
+        traits = streams.rng("reference_traits", name)
+        peak = source.leads_per_day_mean * max(source.seasonality)
+        if peak <= 0:
+            return
+        mix = list(source.persona_mix)
+        shares = np.array([source.persona_mix[p] for p in mix])
+        while True:
+            yield self.env.timeout(rng.exponential(1 / peak))
+            day = sc.start_date.toordinal() + int(self.env.now)
+            month = type(sc.start_date).fromordinal(day).month - 1
+            if rng.random() * peak >= source.leads_per_day_mean * source.seasonality[month]:
+                continue  # thinning: seasonality below its peak
+            persona = persona_names.index(mix[int(traits.choice(len(mix), p=shares / shares.sum()))])
+            p = sc.personas[persona_names[persona]]
+            lead = self.new_lead(
+                index,
+                persona,
+                float(source.fit.sample(traits, 1)[0]),
+                float(source.initial_engagement.sample(traits, 1)[0]),
+                p.engagement_response,
+                bool(traits.random() < p.buying_intent),
+            )
+            self.rec.event(self.env.now, lead, EVENT_CODE["created"])
+            if source.entry_stage == "mql":
+                self.mql(lead)
+            else:
+                self.env.process(self.renurture(lead))
+
+    def renurture(self, lead: int) -> Process:
+        """Nurture touch by touch, each a SimPy timeout, until MQL or dormant."""
+        n, rule = self.sc.nurture, self.sc.qualification.mql
+        if score(rule, self.fit[lead], self.engagement[lead]) >= rule.threshold:
+            self.mql(lead)
+            return
+        elapsed = 0.0
+        while True:
+            gap = self.touch_gap()
+            if elapsed + gap > n.max_nurture_days:
+                yield self.env.timeout(n.max_nurture_days - elapsed)
+                self.rec.event(self.env.now, lead, EVENT_CODE["dormant"])
+                return
+            yield self.env.timeout(gap)
+            elapsed += gap
+            self.engagement[lead] = float(
+                touch(decay(self.engagement[lead], gap, n.engagement_half_life_days), n.touch_lift, self.response[lead])
+            )
+            if score(rule, self.fit[lead], self.engagement[lead]) >= rule.threshold:
+                self.mql(lead)
+                return
+
+
+def simulate_reference(scenario: Scenario, seed: int | None = None, replication: int = 0) -> RunResult:
+    """Run one replication with the one-process-per-lead model (slow; for tests and benchmarks)."""
+    seed = resolve_seed(scenario, seed)
+    recorder = Recorder()
+    world = ReferenceWorld(scenario, Streams(seed, replication), recorder)
+    world.run()
+    return RunResult.build(scenario, seed, replication, recorder, world.attributes(), world.source_names)

@@ -1,0 +1,121 @@
+"""The event log: one flat record per thing that happens to a lead.
+
+Every record is ``(time, lead, event, rep, value)``:
+
+* ``time``  -- days since the scenario's ``start_date`` (float),
+* ``lead``  -- lead id (int, 0-based, unique within a run),
+* ``event`` -- one of :data:`EVENTS` (a closed set, below),
+* ``rep``   -- id of the SDR or AE involved, ``-1`` when none,
+* ``value`` -- money for ``opportunity`` / ``won`` / ``lost`` (deal amount), the
+  response delay in days for ``sdr_start``, otherwise NaN.
+
+The state of a lead at any time is given by its last event so far
+(:data:`STATE_AFTER`); so every lead is in exactly one state at every moment.
+
+The level log has one row per change of a team's queue or capacity:
+``(time, team, queue, busy, capacity)``, with ``team`` in ``{"sdr", "ae"}``.
+The roster has one row per change of a rep's productivity:
+``(time, team, rep, productivity)``; productivity 0 means the rep has left.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["EVENTS", "STATE_AFTER", "TERMINAL_STATES", "Recorder"]
+
+EVENTS: tuple[str, ...] = (
+    "created",  # a lead enters the funnel (nurture, or straight to hand-off)
+    "dormant",  # never reached the MQL bar within max_nurture_days
+    "mql",  # marketing's score reached its threshold: handed to sales
+    "not_followed_up",  # sales never worked this MQL
+    "sdr_start",  # an SDR starts working the MQL (value: delay since MQL, days)
+    "sdr_abandoned",  # went cold waiting for an SDR
+    "unreached",  # worked too late / could not be reached (speed-to-lead decay)
+    "rejected",  # reached, but below sales' bar or no buying need
+    "recycled",  # sent back to nurture after unreached / rejected / disqualified
+    "sql",  # passed sales' bar: waits for an AE
+    "ae_abandoned",  # went cold waiting for a free AE
+    "disqualified",  # the AE's discovery found no opportunity
+    "opportunity",  # an AE opened a deal (value: deal amount)
+    "won",  # deal closed won (value: revenue)
+    "lost",  # deal closed lost (value: amount that was at stake)
+)
+EVENT_CODE = {name: i for i, name in enumerate(EVENTS)}
+
+STATE_AFTER: dict[str, str] = {
+    "created": "lead",
+    "recycled": "lead",
+    "mql": "mql",
+    "sdr_start": "mql",
+    "sql": "sql",
+    "opportunity": "opportunity",
+    "dormant": "dormant",
+    "not_followed_up": "not_followed_up",
+    "sdr_abandoned": "sdr_abandoned",
+    "unreached": "unreached",
+    "rejected": "rejected",
+    "ae_abandoned": "ae_abandoned",
+    "disqualified": "disqualified",
+    "won": "won",
+    "lost": "lost",
+}
+"""The state a lead is in after each event; the first four are open (still in the funnel)."""
+
+OPEN_STATES = ("lead", "mql", "sql", "opportunity")
+TERMINAL_STATES = tuple(s for s in dict.fromkeys(STATE_AFTER.values()) if s not in OPEN_STATES)
+STATES = OPEN_STATES + TERMINAL_STATES
+
+
+class Recorder:
+    """Collects events in plain lists (cheap per event) and bulk arrays (array work)."""
+
+    def __init__(self) -> None:
+        self.time: list[float] = []
+        self.lead: list[int] = []
+        self.code: list[int] = []
+        self.rep: list[int] = []
+        self.value: list[float] = []
+        self._bulk: list[tuple[np.ndarray, np.ndarray, int]] = []
+        self.levels: list[tuple[float, str, int, int, int]] = []
+        self.roster: list[tuple[float, str, int, float]] = []
+
+    def event(self, time: float, lead: int, event: int, rep: int = -1, value: float = np.nan) -> None:
+        self.time.append(time)
+        self.lead.append(lead)
+        self.code.append(event)
+        self.rep.append(rep)
+        self.value.append(value)
+
+    def bulk(self, times: np.ndarray, leads: np.ndarray, event: str) -> None:
+        """Many events of one kind at once, for leads decided by array work."""
+        self._bulk.append((np.asarray(times, dtype=float), np.asarray(leads, dtype=np.int64), EVENT_CODE[event]))
+
+    def events_frame(self) -> pd.DataFrame:
+        """The event log sorted by time (ties keep the order events happened in)."""
+        parts = [(t, ld, np.full(len(t), c, dtype=np.int8)) for t, ld, c in self._bulk]
+        n_bulk = sum(len(p[0]) for p in parts)
+        time = np.concatenate([p[0] for p in parts] + [np.asarray(self.time, dtype=float)])
+        lead = np.concatenate([p[1] for p in parts] + [np.asarray(self.lead, dtype=np.int64)])
+        code = np.concatenate([p[2] for p in parts] + [np.asarray(self.code, dtype=np.int8)])
+        rep = np.concatenate([np.full(n_bulk, -1, dtype=np.int32), np.asarray(self.rep, dtype=np.int32)])
+        value = np.concatenate([np.full(n_bulk, np.nan), np.asarray(self.value, dtype=float)])
+        order = np.argsort(time, kind="stable")
+        return pd.DataFrame(
+            {
+                "time": time[order],
+                "lead": lead[order],
+                "event": pd.Categorical.from_codes(code[order], categories=list(EVENTS)),
+                "rep": rep[order],
+                "value": value[order],
+            }
+        )
+
+    def levels_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.levels, columns=["time", "team", "queue", "busy", "capacity"])
+        return frame.astype({"time": float, "queue": np.int64, "busy": np.int64, "capacity": np.int64})
+
+    def roster_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.roster, columns=["time", "team", "rep", "productivity"])
+        return frame.astype({"time": float, "rep": np.int64, "productivity": float})

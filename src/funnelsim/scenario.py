@@ -1,0 +1,502 @@
+"""Scenario files: one organisation's funnel, validated and frozen.
+
+A scenario is a TOML file. ``load_scenario(path)`` parses it, applies dotted
+overrides (``--set sales.win_rate=0.3``), validates every key with pydantic and
+returns a frozen :class:`Scenario`. Anything wrong is reported in ONE
+:class:`ScenarioError` that lists every problem with its dotted path, e.g.::
+
+    sales.win_rate: must be <= 1, got 1.4
+    sources.inbound.persona_mix.buyr: unknown persona 'buyr' (did you mean 'buyer'?)
+
+Units are in the names: ``*_days`` are days, ``*_per_month`` counts per calendar
+month (converted to per day on load as ``x * 12 / 365.25``), money is in the
+scenario's ``currency``. Probabilities are shares in [0, 1].
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import difflib
+import hashlib
+import json
+import math
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .distributions import Dist, Fixed, NonNegativeDist, UnitDist
+
+__all__ = [
+    "DAYS_PER_MONTH",
+    "Scenario",
+    "ScenarioError",
+    "apply_overrides",
+    "load_scenario",
+    "parse_scenario",
+]
+
+DAYS_PER_MONTH = 365.25 / 12
+STAGES = ("lead", "mql", "sql", "opportunity")
+
+Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used; ``problems`` holds ``(path, message)`` pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "scenario") -> None:
+        self.problems = problems
+        self.source = source
+        lines = [f"{source}: {len(problems)} problem{'s' if len(problems) != 1 else ''}"]
+        lines += [f"  {path}: {msg}" if path else f"  {msg}" for path, msg in problems]
+        super().__init__("\n".join(lines))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Persona(_Model):
+    """Who a contact is. Researchers and job seekers engage but never buy."""
+
+    buying_intent: Probability = Field(description="Share of contacts of this persona with a real buying need.")
+    engagement_response: NonNegative = Field(
+        1.0, description="Multiplier on the engagement lift of each nurture touch (1 = average)."
+    )
+
+
+class Source(_Model):
+    """A channel that brings leads: inbound, outbound, partner, events..."""
+
+    leads_per_month: NonNegative | None = Field(None, description="Mean leads per month (give exactly one volume).")
+    leads_per_week: NonNegative | None = Field(None, description="Mean leads per week.")
+    leads_per_day: NonNegative | None = Field(None, description="Mean leads per day.")
+    seasonality: Annotated[list[NonNegative], Field(min_length=12, max_length=12)] = Field(
+        default_factory=lambda: [1.0] * 12,
+        description="Multiplier on volume for each calendar month, January first.",
+    )
+    cost_per_lead: NonNegative = Field(0.0, description="Marketing cost of one lead, in currency.")
+    persona_mix: dict[str, Probability] = Field(description="Share of leads per persona; sums to 1.")
+    fit: UnitDist = Field(description="Lead fit with the ideal customer profile, in [0, 1].")
+    initial_engagement: UnitDist = Field(
+        default_factory=lambda: Fixed(value=0.0), description="Engagement when the lead arrives, in [0, 1]."
+    )
+    entry_stage: Literal["lead", "mql"] = Field(
+        "lead", description="'lead' enters nurture; 'mql' goes straight to sales (demo requests, referrals)."
+    )
+
+    @model_validator(mode="after")
+    def _one_volume(self) -> Source:
+        given = [v for v in (self.leads_per_month, self.leads_per_week, self.leads_per_day) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of leads_per_month, leads_per_week, leads_per_day")
+        return self
+
+    @field_validator("persona_mix")
+    @classmethod
+    def _sums_to_one(cls, mix: dict[str, float]) -> dict[str, float]:
+        if not mix:
+            raise ValueError("needs at least one persona")
+        if abs(sum(mix.values()) - 1) > 1e-6:
+            raise ValueError(f"shares must sum to 1, got {sum(mix.values()):g}")
+        return mix
+
+    @property
+    def leads_per_day_mean(self) -> float:
+        """Volume before seasonality, converted to leads per day."""
+        if self.leads_per_day is not None:
+            return self.leads_per_day
+        if self.leads_per_week is not None:
+            return self.leads_per_week / 7
+        assert self.leads_per_month is not None
+        return self.leads_per_month / DAYS_PER_MONTH
+
+
+class Nurture(_Model):
+    """Marketing touches a lead over time; engagement rises with touches and decays between them.
+
+    After a touch: ``e <- e + touch_lift * response * (1 - e)``; between touches
+    ``e`` decays with half-life ``engagement_half_life_days``.
+    """
+
+    touch_interval_days: NonNegativeDist = Field(description="Time between two nurture touches, days.")
+    touch_lift: Probability = Field(description="Share of the gap to full engagement closed by one touch.")
+    engagement_half_life_days: Positive = Field(description="Half-life of engagement without touches, days.")
+    max_nurture_days: Positive = Field(description="A lead not MQL after this long goes dormant, days.")
+
+
+class ScoringRule(_Model):
+    """score = fit_weight * fit + engagement_weight * engagement; qualified when score >= threshold."""
+
+    fit_weight: NonNegative
+    engagement_weight: NonNegative
+    threshold: Probability
+
+    @model_validator(mode="after")
+    def _weights(self) -> ScoringRule:
+        if abs(self.fit_weight + self.engagement_weight - 1) > 1e-6:
+            raise ValueError(
+                f"fit_weight + engagement_weight must be 1, got {self.fit_weight + self.engagement_weight:g}"
+            )
+        return self
+
+
+class Qualification(_Model):
+    """Marketing's MQL bar and sales' SQL bar; one shared rule is what alignment looks like."""
+
+    mql: ScoringRule
+    sql: ScoringRule
+
+
+class SpeedToLead(_Model):
+    """The odds of reaching and qualifying a lead fall with response delay.
+
+    ``P(contact | d) = o(d) / (1 + o(d))`` with ``o(d) = o0 * m(d)``, ``o0`` the odds
+    for an immediate response and ``m`` interpolated log-linearly between knots.
+    """
+
+    contact_rate_immediate: Probability = Field(description="Chance to reach and qualify a lead answered at once.")
+    knots_hours: Annotated[list[NonNegative], Field(min_length=1)] = Field(
+        description="Response delays (hours, increasing) where the odds multiplier is given."
+    )
+    odds_multiplier: Annotated[list[Positive], Field(min_length=1)] = Field(
+        description="Odds relative to an immediate answer at each knot; flat after the last knot."
+    )
+
+    @model_validator(mode="after")
+    def _knots(self) -> SpeedToLead:
+        if len(self.knots_hours) != len(self.odds_multiplier):
+            raise ValueError("knots_hours and odds_multiplier must have the same length")
+        if any(b <= a for a, b in zip(self.knots_hours, self.knots_hours[1:], strict=False)):
+            raise ValueError("knots_hours must be strictly increasing")
+        if not 0 < self.contact_rate_immediate < 1:
+            raise ValueError("contact_rate_immediate must be strictly between 0 and 1")
+        return self
+
+
+class SDRTeam(_Model):
+    """Sales development reps: a resource with `count` servers, one lead at a time each."""
+
+    count: Annotated[int, Field(ge=1)] = Field(description="Number of SDRs.")
+    work_days: NonNegativeDist = Field(description="SDR effort to work one MQL (calls, emails), days.")
+    patience_days: NonNegativeDist | None = Field(
+        None, description="How long an MQL waits in the SDR queue before going cold; none = forever."
+    )
+    cost_per_year: NonNegative = Field(0.0, description="Fully loaded cost of one SDR per year.")
+
+
+class Handoff(_Model):
+    """From marketing to sales: follow-up, response delay, SDR qualification."""
+
+    follow_up_rate: Probability = Field(description="Share of MQLs sales works at all.")
+    response_delay_days: NonNegativeDist = Field(description="Time before an SDR picks up a new MQL, days.")
+    speed_to_lead: SpeedToLead
+    sdr: SDRTeam
+
+
+class Recycling(_Model):
+    """Leads sales rejects or never reaches go back to nurture, or are dropped."""
+
+    probability: Probability = Field(0.0, description="Chance a rejected lead is recycled to nurture.")
+    max_times: Count = Field(0, description="A lead is recycled at most this many times.")
+    engagement_kept: Probability = Field(0.5, description="Share of engagement a recycled lead keeps.")
+
+
+class Hire(_Model):
+    date: dt.date
+    count: Annotated[int, Field(ge=1)]
+
+
+class AETeam(_Model):
+    """Account executives: each holds at most `max_open_opportunities` deals at once."""
+
+    count: Count = Field(description="AEs on staff at the start (fully ramped).")
+    max_open_opportunities: Annotated[int, Field(ge=1)] = Field(description="Open deals one ramped AE can work.")
+    hires: list[Hire] = Field(default_factory=list, description="New AEs joining on given dates.")
+    ramp: Annotated[list[Probability], Field(min_length=1)] = Field(
+        default_factory=lambda: [1.0],
+        description="Productivity of a new hire in each month after joining; the last value holds after.",
+    )
+    attrition_per_year: NonNegative = Field(0.0, description="Share of AEs leaving per year (exponential tenure).")
+    backfill_days: NonNegative | None = Field(
+        None, description="A leaver is replaced by a new hire after this many days; none = not replaced."
+    )
+    cost_per_year: NonNegative = Field(0.0, description="Fully loaded cost of one AE per year.")
+
+
+class Sales(_Model):
+    """Account executives turn SQLs into opportunities and opportunities into revenue."""
+
+    opportunity_rate: Probability = Field(description="Share of SQLs an AE accepts as an opportunity.")
+    win_rate: Probability = Field(description="Win probability of an opportunity with fit 0.5.")
+    fit_effect: FiniteFloat = Field(0.0, description="Change in log-odds of winning per unit of fit above 0.5.")
+    cycle_days: NonNegativeDist = Field(description="Time from opportunity to close, days.")
+    deal_size: NonNegativeDist = Field(description="Revenue of a won deal, in currency.")
+    deal_size_by_persona: dict[str, NonNegativeDist] = Field(
+        default_factory=dict, description="Deal size for named personas, overriding deal_size."
+    )
+    queue: Literal["fifo", "score"] = Field("fifo", description="Order in which waiting SQLs get an AE.")
+    patience_days: NonNegativeDist | None = Field(
+        None, description="How long an SQL waits for a free AE before going cold; none = forever."
+    )
+    ae: AETeam
+
+
+
+class Prospecting(_Model):
+    """AEs with free capacity source their own opportunities (outbound).
+
+    Rate per AE = ``opportunities_per_ae_per_month * productivity * free_share``:
+    a rep whose slots are full stops prospecting.
+    """
+
+    opportunities_per_ae_per_month: NonNegative = Field(0.0, description="Self-sourced opportunities of an idle AE.")
+    fit: UnitDist = Field(
+        default_factory=lambda: Fixed(value=0.5), description="Fit of prospected accounts, in [0, 1]."
+    )
+    persona: str = Field("buyer", description="Persona of prospected contacts (for deal size).")
+
+
+class Scenario(_Model):
+    """One organisation's funnel: what comes in, how it is nurtured, qualified and sold."""
+
+    name: str = Field("scenario", description="Label used in outputs.")
+    description: str = Field("", description="Free text for readers.")
+    start_date: dt.date = Field(description="Day 0 of the simulation.")
+    horizon_days: Positive = Field(description="Length of the simulated period, days.")
+    currency: str = Field("USD", description="Currency of all amounts.")
+    seed: Count | None = Field(None, description="Default random seed.")
+    personas: dict[str, Persona] = Field(description="Contact types; referenced by sources and sales.")
+    sources: dict[str, Source] = Field(description="Lead channels.")
+    nurture: Nurture
+    qualification: Qualification
+    handoff: Handoff
+    recycling: Recycling = Field(default_factory=Recycling)
+    sales: Sales
+    prospecting: Prospecting = Field(default_factory=Prospecting)
+
+    @property
+    def end_date(self) -> dt.date:
+        return self.start_date + dt.timedelta(days=self.horizon_days)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved scenario as plain JSON-able data (defaults filled in)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def sha256(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# Loading, overrides and error messages
+
+
+def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
+    """Read, override and validate a scenario file.
+
+    Parameters
+    ----------
+    path
+        A TOML scenario file.
+    overrides
+        ``"dotted.path=value"`` strings; values are parsed as TOML (``0.3``,
+        ``"fifo"``, ``[1, 2]``, ``{dist = "fixed", value = 3}``), else taken as text.
+
+    Raises
+    ------
+    ScenarioError
+        Listing every problem (TOML syntax with line and column, unknown keys with
+        a "did you mean" hint, out-of-range values, undefined references).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError([("", f"cannot read file: {exc.strerror}")], str(path)) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError([("", f"TOML syntax error: {exc}")], str(path)) from None
+    return parse_scenario(apply_overrides(raw, overrides, str(path)), str(path))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...], source: str = "--set") -> dict:
+    """Return a copy of ``raw`` with each ``dotted.path=value`` applied."""
+    raw = copy.deepcopy(raw)
+    problems = []
+    for item in overrides:
+        key, sep, value_text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            problems.append(("--set", f"expected dotted.path=value, got {item!r}"))
+            continue
+        try:
+            value = tomllib.loads(f"v = {value_text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = value_text.strip()
+        node = raw
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[parts[-1]] = value
+    if problems:
+        raise ScenarioError(problems, source)
+    return raw
+
+
+def parse_scenario(raw: dict[str, Any], source: str = "scenario") -> Scenario:
+    """Validate already-parsed scenario data; see :func:`load_scenario`."""
+    problems: list[tuple[str, str]] = []
+    scenario = None
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        problems += [_describe(err) for err in exc.errors()]
+    problems += _reference_problems(raw)
+    if problems:
+        raise ScenarioError(_dedupe(problems), source)
+    assert scenario is not None
+    return scenario
+
+
+def _dedupe(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(items))
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _describe(err: Any) -> tuple[str, str]:
+    loc = tuple(err["loc"])
+    kind, ctx, value = err["type"], err.get("ctx", {}), err.get("input")
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        message = f"unknown key '{loc[-1]}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+        if allowed and not hint:
+            message += f"; allowed: {', '.join(sorted(allowed))}"
+        return _path(loc), message
+    if kind == "missing":
+        return _path(loc), "required, but missing"
+    bounds = {
+        "less_than_equal": ("<=", "le"),
+        "less_than": ("<", "lt"),
+        "greater_than_equal": (">=", "ge"),
+        "greater_than": (">", "gt"),
+    }
+    if kind in bounds:
+        op, key = bounds[kind]
+        bound = ctx[key]
+        return _path(loc), f"must be {op} {bound:g}, got {value!r}" if isinstance(bound, int | float) else err["msg"]
+    if kind == "finite_number":
+        return _path(loc), f"must be a finite number, got {value!r}"
+    if kind == "union_tag_invalid":
+        return _path(loc), f"unknown dist {ctx.get('tag')!r}; choose one of {ctx.get('expected_tags')}"
+    if kind == "union_tag_not_found":
+        return _path(loc), "a distribution needs a 'dist' key, e.g. {dist = \"lognormal\", mean = 20, sd = 8}"
+    if kind == "value_error":
+        return _path(loc), str(ctx.get("error", err["msg"]))
+    message = err["msg"][0].lower() + err["msg"][1:]
+    return _path(loc), f"{message}, got {value!r}" if not isinstance(value, dict) else message
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model found at ``loc`` (for "did you mean" hints)."""
+    node: Any = Scenario
+    for part in loc:
+        node = _unwrap(node)
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = node.model_fields.get(str(part))
+            if field is None:
+                return []
+            node = field.annotation
+        elif typing.get_origin(node) is dict:
+            node = typing.get_args(node)[1]
+        elif typing.get_origin(node) is list:
+            node = typing.get_args(node)[0]
+        elif _union_members(node):
+            members = {
+                m.model_fields["dist"].default: m for m in _union_members(node) if isinstance(m, type)
+            }
+            if part not in members:
+                return []
+            node = members[part]
+        else:
+            return []
+    node = _unwrap(node)
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return [f.alias or name for name, f in node.model_fields.items()]
+    return []
+
+
+def _unwrap(node: Any) -> Any:
+    while typing.get_origin(node) is Annotated:
+        node = typing.get_args(node)[0]
+    members = [m for m in _union_members(node) if m is not type(None)]
+    if len(members) == 1:
+        return _unwrap(members[0])
+    return node
+
+
+def _union_members(node: Any) -> tuple[Any, ...]:
+    if typing.get_origin(node) in (typing.Union, types.UnionType):
+        return tuple(_unwrap(m) if m is not type(None) else m for m in typing.get_args(node))
+    return ()
+
+
+def _reference_problems(raw: Any) -> list[tuple[str, str]]:
+    """Cross-references pydantic cannot check field by field: undefined personas, dates."""
+    if not isinstance(raw, dict):
+        return [("", "a scenario must be a table of keys")]
+    problems: list[tuple[str, str]] = []
+    personas = raw.get("personas")
+    names = list(personas) if isinstance(personas, dict) else []
+
+    def check(path: str, name: Any) -> None:
+        if names and name not in names:
+            hint = difflib.get_close_matches(str(name), names, n=1)
+            problems.append(
+                (path, f"unknown persona {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else f"; defined: {names}"))
+            )
+
+    sources = raw.get("sources")
+    if isinstance(sources, dict):
+        if not sources:
+            problems.append(("sources", "define at least one source"))
+        for sname, source in sources.items():
+            mix = source.get("persona_mix") if isinstance(source, dict) else None
+            if isinstance(mix, dict):
+                for pname in mix:
+                    check(f"sources.{sname}.persona_mix.{pname}", pname)
+    sales = raw.get("sales")
+    if isinstance(sales, dict) and isinstance(sales.get("deal_size_by_persona"), dict):
+        for pname in sales["deal_size_by_persona"]:
+            check(f"sales.deal_size_by_persona.{pname}", pname)
+    prospecting = raw.get("prospecting")
+    if isinstance(prospecting, dict) and "persona" in prospecting:
+        check("prospecting.persona", prospecting["persona"])
+    elif names and isinstance(prospecting, dict) and prospecting.get("opportunities_per_ae_per_month"):
+        check("prospecting.persona", "buyer")
+    if isinstance(personas, dict) and not personas:
+        problems.append(("personas", "define at least one persona"))
+    start, horizon = raw.get("start_date"), raw.get("horizon_days")
+    ae = sales.get("ae") if isinstance(sales, dict) else None
+    if isinstance(start, dt.date) and isinstance(horizon, int | float) and math.isfinite(horizon):
+        hires = ae.get("hires") if isinstance(ae, dict) else None
+        for i, hire in enumerate(hires if isinstance(hires, list) else []):
+            when = hire.get("date") if isinstance(hire, dict) else None
+            if isinstance(when, dt.date) and when < start:
+                problems.append((f"sales.ae.hires.{i}.date", f"{when} is before start_date {start}"))
+    return problems
