@@ -24,8 +24,10 @@ Win probability (sales)
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
+from typing import TypeVar
 
 import numpy as np
 
@@ -33,20 +35,23 @@ from .scenario import AETeam, ScoringRule, SpeedToLead
 
 HOURS_PER_DAY = 24.0
 
+Num = TypeVar("Num", np.ndarray, float)
 
-def score(rule: ScoringRule, fit: np.ndarray | float, engagement: np.ndarray | float) -> np.ndarray | float:
+
+def score(rule: ScoringRule, fit: Num, engagement: Num) -> Num:
     """Weighted score of a lead under one team's rule, in [0, 1]."""
     return rule.fit_weight * fit + rule.engagement_weight * engagement
 
 
-def decay(engagement: np.ndarray | float, days: np.ndarray | float, half_life_days: float) -> np.ndarray | float:
-    """Engagement left after ``days`` without a touch."""
-    return engagement * np.exp2(-np.asarray(days) / half_life_days)
+def decay(engagement: Num, days: Num, half_life_days: float) -> Num:
+    """Engagement left after ``days`` without a touch (arrays or floats)."""
+    return engagement * 2.0 ** (-days / half_life_days)
 
 
-def touch(engagement: np.ndarray | float, lift: float, response: np.ndarray | float) -> np.ndarray | float:
-    """Engagement right after a nurture touch."""
-    return np.minimum(engagement + lift * response * (1.0 - engagement), 1.0)
+def touch(engagement: Num, lift: float, response: Num) -> Num:
+    """Engagement right after a nurture touch (arrays or floats)."""
+    raised = engagement + lift * response * (1.0 - engagement)
+    return np.minimum(raised, 1.0) if isinstance(raised, np.ndarray) else min(raised, 1.0)
 
 
 def odds_multiplier(speed: SpeedToLead, delay_days: np.ndarray | float) -> np.ndarray:
@@ -61,6 +66,29 @@ def contact_probability(speed: SpeedToLead, delay_days: np.ndarray | float) -> n
     p0 = speed.contact_rate_immediate
     odds = p0 / (1 - p0) * odds_multiplier(speed, delay_days)
     return odds / (1 + odds)
+
+
+class ContactCurve:
+    """:func:`contact_probability` for one delay at a time, without numpy overhead per call."""
+
+    def __init__(self, speed: SpeedToLead) -> None:
+        self.knots = [h / HOURS_PER_DAY for h in speed.knots_hours]
+        self.log_odds = [
+            math.log(speed.contact_rate_immediate / (1 - speed.contact_rate_immediate)) + math.log(m)
+            for m in speed.odds_multiplier
+        ]
+
+    def __call__(self, delay_days: float) -> float:
+        knots, log_odds = self.knots, self.log_odds
+        i = bisect.bisect_right(knots, delay_days)
+        if i == 0:
+            lo = log_odds[0]
+        elif i == len(knots):
+            lo = log_odds[-1]
+        else:
+            w = (delay_days - knots[i - 1]) / (knots[i] - knots[i - 1])
+            lo = log_odds[i - 1] + w * (log_odds[i] - log_odds[i - 1])
+        return 1.0 / (1.0 + math.exp(-lo))
 
 
 def win_probability(win_rate: float, fit_effect: float, fit: np.ndarray | float) -> np.ndarray:
@@ -80,7 +108,7 @@ def productivity(ae: AETeam, months_since_hire: float) -> float:
 
 def slots(ae: AETeam, share: float) -> int:
     """Open-opportunity slots of an AE working at ``share`` of full productivity."""
-    return int(math.floor(ae.max_open_opportunities * share + 0.5))
+    return math.floor(ae.max_open_opportunities * share + 0.5)
 
 
 def calendar_months(start: dt.date, horizon_days: float) -> list[tuple[float, float, int]]:

@@ -9,6 +9,8 @@ win volumes but not in the MQL-to-SQL or SQL-to-opportunity conversions.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -37,7 +39,7 @@ def conversions(events: pd.DataFrame) -> dict[str, float]:
     hits = events[events["event"].isin(FUNNEL)].drop_duplicates(["lead", "event"])
     reached = {m: set(hits.loc[hits["event"] == m, "lead"].to_numpy().tolist()) for m in FUNNEL}
     out = {}
-    for a, b in zip(FUNNEL, FUNNEL[1:], strict=False):
+    for a, b in itertools.pairwise(FUNNEL):
         key = f"{_SINGULAR[a]}_to_{_SINGULAR[b]}"
         out[key] = _ratio(len(reached[a] & reached[b]), len(reached[a]))
     return out
@@ -53,7 +55,7 @@ def summary(events: pd.DataFrame) -> dict[str, float]:
     won_at = won.set_index("lead")["time"]
     cycle = (won_at - opened.reindex(won_at.index)).to_numpy()
     lead_to_win = (won_at - created.reindex(won_at.index)).to_numpy()
-    out: dict[str, float] = {k: int(v) for k, v in vol.items()}
+    out: dict[str, float] = {str(k): int(v) for k, v in vol.items()}
     out["losses"] = len(lost)
     out["revenue"] = float(won["value"].sum())
     out.update(conversions(events))

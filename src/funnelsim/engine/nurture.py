@@ -75,6 +75,6 @@ def nurture_one(
         elapsed += gap
         if elapsed > nurture.max_nurture_days:
             return DORMANT, nurture.max_nurture_days, e
-        e = float(touch(decay(e, gap, half_life), lift, response))
+        e = touch(decay(e, gap, half_life), lift, response)
         if score(rule, fit, e) >= rule.threshold:
             return MQL, elapsed, e

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import typing
+
 import simpy
 
 from ..records import Recorder
@@ -35,6 +37,7 @@ class SlotPool:
         self.env, self.team, self.recorder = env, team, recorder
         self.slots: list[int] = []
         self.busy: list[int] = []
+        self.free_slots: list[int] = []  # max(slots - busy, 0) per rep
         self._queue: list[tuple[float, int, _Request]] = []
         self._waiting = 0
         self._seq = itertools.count()
@@ -49,6 +52,7 @@ class SlotPool:
     def add_rep(self, slots: int) -> int:
         self.slots.append(0)
         self.busy.append(0)
+        self.free_slots.append(0)
         self.set_slots(len(self.slots) - 1, slots)
         return len(self.slots) - 1
 
@@ -60,24 +64,35 @@ class SlotPool:
         old_slots, old_busy = self.slots[rep], self.busy[rep]
         self.capacity += max(slots, busy) - max(old_slots, old_busy)
         self.in_use += busy - old_busy
-        self._free += max(slots - busy, 0) - max(old_slots - old_busy, 0)
-        self.slots[rep], self.busy[rep] = slots, busy
+        free = max(slots - busy, 0)
+        self._free += free - self.free_slots[rep]
+        self.slots[rep], self.busy[rep], self.free_slots[rep] = slots, busy, free
 
     @property
     def queue_length(self) -> int:
         return self._waiting
 
-    def free(self, rep: int) -> int:
-        return max(self.slots[rep] - self.busy[rep], 0)
-
     # -- leads ------------------------------------------------------------
+    def acquire(self) -> int:
+        """A rep for a lead that arrives now, if one is free and nobody waits; else -1.
+
+        Taking a free slot directly costs no SimPy event; only leads that must wait
+        go through :meth:`request`.
+        """
+        if self._waiting or not self._free:
+            return -1
+        rep = self._best_rep()
+        self._update(rep, self.slots[rep], self.busy[rep] + 1)
+        self._record()
+        return rep
+
     def request(self, lead: int, priority: float = 0.0, patience: float | None = None) -> simpy.Event:
         event = self.env.event()
         req = _Request(event, lead)
         heapq.heappush(self._queue, (priority, next(self._seq), req))
         self._waiting += 1
         if patience is not None:
-            self.env.timeout(patience).callbacks.append(lambda _ev, req=req: self._abandon(req))
+            self.env.timeout(patience, req).callbacks.append(self._abandon)
         self._changed()
         return event
 
@@ -90,7 +105,8 @@ class SlotPool:
         self._update(rep, self.slots[rep], self.busy[rep] - 1)
         self._changed()
 
-    def _abandon(self, req: _Request) -> None:
+    def _abandon(self, timeout: simpy.Event) -> None:
+        req = typing.cast(_Request, timeout.value)
         if req.waiting:
             # Withdraw the request: it stays in the heap but is skipped when popped.
             req.waiting = False
@@ -114,7 +130,7 @@ class SlotPool:
 
     def _best_rep(self) -> int:
         # The rep with the most free slots takes the next lead (ties: lowest id).
-        free = [s - b for s, b in zip(self.slots, self.busy, strict=True)]
+        free = self.free_slots
         return free.index(max(free))
 
     def _record(self) -> None:

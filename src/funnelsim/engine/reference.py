@@ -27,9 +27,7 @@ class ReferenceWorld(World):
         for index, (name, source) in enumerate(scenario.sources.items()):
             self.env.process(self._arrivals(index, name, source, streams, persona_names))
 
-    def _arrivals(
-        self, index: int, name: str, source: Source, streams: Streams, persona_names: list[str]
-    ) -> Process:
+    def _arrivals(self, index: int, name: str, source: Source, streams: Streams, persona_names: list[str]) -> Process:
         sc = self.sc
         rng = streams.rng("reference_arrivals", name)
         traits = streams.rng("reference_traits", name)
@@ -75,8 +73,8 @@ class ReferenceWorld(World):
                 return
             yield self.env.timeout(gap)
             elapsed += gap
-            self.engagement[lead] = float(
-                touch(decay(self.engagement[lead], gap, n.engagement_half_life_days), n.touch_lift, self.response[lead])
+            self.engagement[lead] = touch(
+                decay(self.engagement[lead], gap, n.engagement_half_life_days), n.touch_lift, self.response[lead]
             )
             if score(rule, self.fit[lead], self.engagement[lead]) >= rule.threshold:
                 self.mql(lead)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from ..mechanisms import contact_probability, productivity, score, slots, win_probability
+from ..mechanisms import ContactCurve, productivity, score, slots, win_probability
 from ..randomness import Buffered, Streams
 from ..records import EVENT_CODE, Recorder
 from ..scenario import DAYS_PER_MONTH, Scenario
@@ -55,6 +55,7 @@ class World:
         self.sdr_work = Buffered(h.sdr.work_days, streams.rng("sdr_work"))
         self.sdr_patience = Buffered(h.sdr.patience_days, streams.rng("sdr_patience")) if h.sdr.patience_days else None
         self.contact = Buffered(None, streams.rng("contact"))
+        self.contact_curve = ContactCurve(h.speed_to_lead)
         self.recycle_draw = Buffered(None, streams.rng("recycle"))
         self.renurture_gap = Buffered(sc.nurture.touch_interval_days, streams.rng("renurture"))
         self.accept = Buffered(None, streams.rng("opportunity"))
@@ -117,16 +118,18 @@ class World:
     def _handoff(self, lead: int, mql_time: float) -> Process:
         env, rec, sc = self.env, self.rec, self.sc
         yield env.timeout(self.response_delay())
-        patience = self.sdr_patience() if self.sdr_patience else None
-        rep = yield self.sdr.request(lead, 0.0, patience)
-        if rep is None:
-            rec.event(env.now, lead, E["sdr_abandoned"])
-            return
+        rep = self.sdr.acquire()
+        if rep < 0:
+            patience = self.sdr_patience() if self.sdr_patience else None
+            rep = yield self.sdr.request(lead, 0.0, patience)
+            if rep is None:
+                rec.event(env.now, lead, E["sdr_abandoned"])
+                return
         delay = env.now - mql_time
         rec.event(env.now, lead, E["sdr_start"], rep, delay)
         yield env.timeout(self.sdr_work())
         self.sdr.release(rep)
-        if self.contact() >= contact_probability(sc.handoff.speed_to_lead, delay):
+        if self.contact() >= self.contact_curve(delay):
             rec.event(env.now, lead, E["unreached"], rep)
             self._recycle_or_drop(lead)
             return
@@ -136,7 +139,7 @@ class World:
             self._recycle_or_drop(lead)
             return
         rec.event(env.now, lead, E["sql"], rep)
-        self.env.process(self._sell(lead))
+        yield from self._sell(lead)
 
     def _recycle_or_drop(self, lead: int) -> None:
         r = self.sc.recycling
@@ -169,11 +172,13 @@ class World:
         priority = 0.0
         if s.queue == "score":
             priority = -score(self.sc.qualification.sql, self.fit[lead], self.engagement[lead])
-        patience = self.ae_patience() if self.ae_patience else None
-        rep = yield self.ae.request(lead, priority, patience)
-        if rep is None:
-            self.rec.event(env.now, lead, E["ae_abandoned"])
-            return
+        rep = self.ae.acquire()
+        if rep < 0:
+            patience = self.ae_patience() if self.ae_patience else None
+            rep = yield self.ae.request(lead, priority, patience)
+            if rep is None:
+                self.rec.event(env.now, lead, E["ae_abandoned"])
+                return
         if self.accept() >= s.opportunity_rate:
             self.rec.event(env.now, lead, E["disqualified"], rep)
             self.ae.release(rep)
@@ -261,7 +266,7 @@ class World:
                 continue
             rep = active[min(int(self.prospect_draw() * len(active)), len(active) - 1)]
             total = self.ae.slots[rep]
-            keep = self.ae_productivity[rep] * self.ae.free(rep) / total if total else 0.0
+            keep = self.ae_productivity[rep] * self.ae.free_slots[rep] / total if total else 0.0
             if self.prospect_draw() < keep:
                 lead = self.new_lead(source, persona, self.prospect_fit(), 0.0, 1.0, True)
                 self.rec.event(self.env.now, lead, E["created"])
