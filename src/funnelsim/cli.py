@@ -14,11 +14,14 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
 from .engine import simulate
-from .metrics import summary as summarize
+from .metrics import summarize_run
+from .output import OutputError, check_target, write_run
+from .results import resolve_seed
 from .scenario import Scenario, ScenarioError, load_scenario
 
 app = typer.Typer(
@@ -27,8 +30,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Simulate the sales and marketing funnel to plan one shared revenue target.",
 )
-err = Console(stderr=True)
-out = Console()
+# soft_wrap: messages stay on one line in logs and CI, where grep must find them.
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+out = Console(soft_wrap=True)
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -45,14 +49,14 @@ def _guard(action: Callable[[], T]) -> T:
     """Run ``action``; turn bad input and failures into messages and exit codes."""
     try:
         return action()
-    except ScenarioError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+    except (ScenarioError, OutputError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(130) from None
     except Exception as exc:  # a bug or an environment problem: say it, no traceback
-        err.print(f"[bold red]run failed:[/] {type(exc).__name__}: {exc}", highlight=False)
+        err.print(f"[bold red]run failed:[/] {type(exc).__name__}: {escape(str(exc))}")
         raise typer.Exit(EXIT_FAILURE) from None
 
 
@@ -65,19 +69,32 @@ def run(
     scenario: ScenarioArg,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: the scenario's).", min=0)] = None,
     overrides: SetOpt = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write tables, figures and manifest to this folder.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out folder.")] = False,
+    figure_format: Annotated[str, typer.Option("--format", help="Figure format: png or svg.")] = "png",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON document.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No narration.")] = False,
 ) -> None:
     """Simulate one run of SCENARIO and print what happened."""
     sc = _load(scenario, overrides)
-    result = _guard(lambda: simulate(sc, seed=seed))
-    stats = summarize(result.events)
+    if out_dir is not None:
+        _guard(lambda: check_target(out_dir, force, figure_format))  # refuse before simulating
+    narrate = not (quiet or as_json)
+    run_seed = resolve_seed(sc, seed)
+    if narrate:
+        err.print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {run_seed}")
+    result = _guard(lambda: simulate(sc, seed=run_seed))
+    stats = _guard(lambda: summarize_run(result))
+    if out_dir is not None:
+        written = _guard(lambda: write_run(result, out_dir, figure_format=figure_format, force=force))
+        if narrate:
+            err.print(f"wrote {written}")
     if as_json:
         doc = {"scenario": sc.name, "seed": result.seed, "currency": sc.currency, "summary": stats}
         sys.stdout.write(json.dumps(doc, indent=2, default=_json_number) + "\n")
         return
-    if not quiet:
-        err.print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {result.seed}")
     _print_summary(stats, sc.currency)
 
 
@@ -105,6 +122,14 @@ def _print_summary(stats: dict[str, float], currency: str) -> None:
     out.print(f"average deal:     {stats['average_deal_size']:,.0f} {currency}")
     out.print(f"median cycle:     {stats['median_cycle_days']:.0f} days (opportunity to win)")
     out.print(f"median lead->win: {stats['median_lead_to_win_days']:.0f} days")
+    out.print(
+        f"cost:             {stats['total_cost']:,.0f} {currency} "
+        f"(marketing {stats['marketing_cost']:,.0f}, sales {stats['sales_cost']:,.0f}); "
+        f"CAC {stats['cac']:,.0f}"
+    )
+    out.print(
+        f"utilisation:      SDRs {_pct(stats['sdr_utilisation'])}, AEs {_pct(stats['ae_utilisation'])} (time-weighted)"
+    )
 
 
 def _pct(x: float) -> str:

@@ -40,15 +40,15 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 __all__ = [
     "Beta",
     "Dist",
-    "NonNegativeDist",
-    "UnitDist",
     "Empirical",
     "Exponential",
     "Fixed",
     "Gamma",
     "LogNormal",
+    "NonNegativeDist",
     "Triangular",
     "Uniform",
+    "UnitDist",
     "Weibull",
 ]
 
@@ -230,8 +230,7 @@ class Triangular(_Spec):
     def _ordered(self) -> Triangular:
         if not self.low <= self.mode <= self.high or self.low == self.high:
             raise ValueError(
-                "needs low <= mode <= high and low < high, "
-                f"got low={self.low}, mode={self.mode}, high={self.high}"
+                f"needs low <= mode <= high and low < high, got low={self.low}, mode={self.mode}, high={self.high}"
             )
         return self
 

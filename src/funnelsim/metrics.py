@@ -1,20 +1,101 @@
-"""Metrics: pure functions of a run's tables (event log, level log, per-lead table).
+"""Metrics: pure functions of a run's tables (event log, level log, roster, per-lead table).
 
-Stage volumes count *distinct leads* that reached a stage at least once (a
-recycled lead that becomes an MQL twice is one MQL). Conversion from stage A to
-stage B is the share of the leads that reached A which also reached B, so deals
-AEs prospected themselves (which skip MQL and SQL) count in the opportunity and
-win volumes but not in the MQL-to-SQL or SQL-to-opportunity conversions.
+Nothing here simulates or reads files: every function takes DataFrames (see
+:mod:`funnelsim.records` for their columns) and returns a DataFrame or a dict.
+Times are days since the scenario's ``start_date``; a time ``t`` falls on the
+calendar day ``start_date + floor(t)``, and months ("2027-01") and quarters
+("2027Q1") are those of that day.
+
+Definitions
+-----------
+Volumes (tallies of distinct leads)
+    ``V(m)`` = number of distinct leads with at least one event ``m`` for each
+    milestone ``m`` in :data:`FUNNEL` (created, mql, sql, opportunity, won). A
+    recycled lead that becomes an MQL twice is one MQL.
+Conversion (cohort)
+    ``C(a -> b) = |{leads that reached a and b}| / V(a)``. Deals AEs prospected
+    themselves (source "prospecting") skip MQL and SQL: they count in the
+    opportunity and win volumes but not in the MQL-to-SQL or SQL-to-opportunity
+    conversions.
+Monthly volumes and flow ratios (:func:`stages_by_month`)
+    A lead counts in the month it *first* reached a milestone, so the monthly
+    volumes sum to ``V(m)``. The monthly ratio ``V_month(b) / V_month(a)`` is a
+    *flow* ratio of two volumes of the same month, not a cohort conversion: the
+    SQLs of March mostly come from MQLs of February or earlier, and prospected deals
+    add opportunities without SQLs, so a monthly ratio can exceed 1.
+Time in stage, days (:func:`time_in_stage`)
+    For each lead that reached both milestones, ``T(a -> b) = t_first(b) - t_first(a)``
+    (first time at each), summarised by n, mean, median and P90. Close is the first
+    ``won`` or ``lost``.
+Revenue (:func:`revenue_by_period`)
+    Booked at the close date: ``R(p) = sum of won values closed in period p``;
+    average deal size ``R(p) / wins(p)``; win rate ``wins / (wins + losses)``.
+Leakage (:func:`leakage`)
+    A lead's *final state* is ``STATE_AFTER[last event]``
+    (:data:`funnelsim.records.STATE_AFTER`). Every lead is in exactly one final
+    state, so ``sum(leak rows) + wins + still_open = V(created)``. Share of leads =
+    rows / ``V(created)``.
+Levels (time-weighted, :func:`time_weighted_mean`, :func:`utilisation`)
+    The level log is a step function per team: a row's value holds until the next
+    row of that team (of several rows at one time the last holds; before the first
+    row the value is 0). Over a window ``[s, e)``:
+    ``mean(x) = (1 / (e - s)) * integral_s^e x(t) dt`` and
+    ``utilisation = integral busy(t) dt / integral capacity(t) dt``, the ratio of
+    the time-weighted means (not the mean of the ratio), in [0, 1]. Per month
+    (:func:`capacity_by_month`) the window is the part of the month inside the run;
+    the SDR wait is the response delay since MQL (``value`` of ``sdr_start``), the AE
+    wait the days from a lead's latest SQL to its opportunity.
+Pipeline (:func:`pipeline_over_time`)
+    ``open(t)`` = opportunities opened minus closed by ``t``; open value likewise
+    with deal amounts.
+Cost (:func:`costs`)
+    ``marketing = sum over leads of cost_per_lead(source)`` (prospected deals cost
+    nothing); ``sales = sum over reps of employed_days * cost_per_year / 365.25``,
+    a rep employed (and paid in full while ramping) from its ``joined`` roster row
+    until its ``left`` row or the horizon. ``cost per MQL = marketing / V(mql)``,
+    ``cost per SQL = marketing / V(sql)``,
+    ``CAC = cost per win = (marketing + sales) / V(won)``;
+    ``revenue per AE = revenue / mean AE headcount`` with
+    ``mean headcount = employed rep-days / horizon``.
+
+A ratio whose denominator is 0 is NaN.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+import math
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["FUNNEL", "conversions", "stage_volumes", "summary"]
+from .records import OPEN_STATES, STATE_AFTER
+
+if TYPE_CHECKING:
+    from .results import RunResult
+    from .scenario import Scenario
+
+__all__ = [
+    "FUNNEL",
+    "LEAKAGE_REASONS",
+    "SPANS",
+    "by_segment",
+    "capacity_by_month",
+    "conversions",
+    "costs",
+    "leakage",
+    "pipeline_over_time",
+    "revenue_by_period",
+    "stage_volumes",
+    "stages_by_month",
+    "summarize_run",
+    "summary",
+    "time_in_stage",
+    "time_weighted_mean",
+    "utilisation",
+]
 
 FUNNEL = ("created", "mql", "sql", "opportunity", "won")
 """Funnel milestones, as event names, top to bottom."""
@@ -22,31 +103,165 @@ FUNNEL = ("created", "mql", "sql", "opportunity", "won")
 _SINGULAR = {"created": "lead", "mql": "mql", "sql": "sql", "opportunity": "opportunity", "won": "win"}
 STAGE_LABELS = {"created": "leads", "mql": "mqls", "sql": "sqls", "opportunity": "opportunities", "won": "wins"}
 
+SPANS: tuple[tuple[str, str, str], ...] = (
+    ("lead_to_mql", "created", "mql"),
+    ("mql_to_sql", "mql", "sql"),
+    ("sql_to_opportunity", "sql", "opportunity"),
+    ("opportunity_to_close", "opportunity", "closed"),
+    ("lead_to_win", "created", "won"),
+)
+"""Stages of :func:`time_in_stage`: ``(name, from milestone, to milestone)``."""
 
-def stage_volumes(events: pd.DataFrame) -> pd.Series:
-    """Distinct leads reaching each funnel milestone, indexed by label (leads, mqls, ...)."""
-    hits = events[events["event"].isin(FUNNEL)]
-    counts = hits.drop_duplicates(["lead", "event"])["event"].value_counts()
-    return pd.Series({STAGE_LABELS[m]: int(counts.get(m, 0)) for m in FUNNEL})
+LEAKAGE_REASONS: tuple[tuple[str, str, str], ...] = (
+    ("never_mql_dormant", "dormant", "lead"),
+    ("not_followed_up", "not_followed_up", "mql"),
+    ("sdr_abandoned", "sdr_abandoned", "mql"),
+    ("lost_to_slow_response", "unreached", "mql"),
+    ("rejected_by_sales", "rejected", "mql"),
+    ("disqualified_by_ae", "disqualified", "sql"),
+    ("ae_abandoned", "ae_abandoned", "sql"),
+    ("lost_deal", "lost", "opportunity"),
+)
+"""Why leads left the funnel: ``(reason, final state, stage it left from)``."""
+
+TEAMS = ("sdr", "ae")
+DAYS_PER_YEAR = 365.25
+
+Freq = Literal["month", "quarter"]
+
+
+# ---------------------------------------------------------------------------
+# Small helpers
 
 
 def _ratio(a: float, b: float) -> float:
     return float(a / b) if b else float("nan")
 
 
+def _ratios(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def _time_sorted(events: pd.DataFrame) -> pd.DataFrame:
+    """The events in time order; ties keep their order (the order they happened in)."""
+    if events["time"].is_monotonic_increasing:
+        return events
+    return events.sort_values("time", kind="stable")
+
+
+def _first_times(events: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+    """First time of each event in ``names`` per lead: index lead, one column per name (NaN: never)."""
+    hits = events.loc[events["event"].isin(names), ["lead", "event", "time"]]
+    if hits.empty:
+        return pd.DataFrame({name: np.array([], dtype=float) for name in names})
+    hits = hits.assign(event=hits["event"].astype(str))
+    wide = hits.groupby(["lead", "event"], sort=False)["time"].min().unstack("event")
+    return wide.reindex(columns=list(names))
+
+
+def _month_codes(times: np.ndarray, start_date: dt.date) -> np.ndarray:
+    """Months since 1970-01 of the calendar day ``start_date + floor(time)``."""
+    days = np.floor(np.asarray(times, dtype=float)).astype(np.int64).astype("timedelta64[D]")
+    return (np.datetime64(start_date, "D") + days).astype("datetime64[M]").astype(np.int64)
+
+
+def _period_codes(times: np.ndarray, start_date: dt.date, freq: Freq) -> np.ndarray:
+    months = _month_codes(times, start_date)
+    return months // 3 if freq == "quarter" else months  # 1970-01 starts a quarter
+
+
+def _period_label(code: int, freq: Freq) -> str:
+    if freq == "quarter":
+        return f"{1970 + code // 4}Q{code % 4 + 1}"
+    return f"{1970 + code // 12:04d}-{code % 12 + 1:02d}"
+
+
+def _check_freq(freq: str) -> None:
+    if freq not in ("month", "quarter"):
+        raise ValueError(f"freq must be 'month' or 'quarter', got {freq!r}")
+
+
+def _check_horizon(horizon_days: float | None) -> None:
+    if horizon_days is not None and not horizon_days > 0:
+        raise ValueError(f"horizon_days must be > 0, got {horizon_days}")
+
+
+def _period_range(times: np.ndarray, start_date: dt.date, freq: Freq, horizon_days: float | None) -> tuple[int, int]:
+    """First and last period code covering day 0, every event and the horizon's last day."""
+    ends = [0.0, *([float(np.min(times)), float(np.max(times))] if len(times) else [])]
+    if horizon_days is not None:
+        ends.append(math.ceil(horizon_days) - 1.0)  # the last calendar day of the horizon
+    codes = _period_codes(np.array(ends), start_date, freq)
+    return int(codes.min()), int(codes.max())
+
+
+def _per_period(codes: np.ndarray, lo: int, n: int, weights: np.ndarray | None = None) -> np.ndarray:
+    return np.bincount(codes - lo, weights=weights, minlength=n)[:n]
+
+
+# ---------------------------------------------------------------------------
+# Volumes and conversions
+
+
+def stage_volumes(events: pd.DataFrame) -> pd.Series:
+    """Distinct leads reaching each funnel milestone.
+
+    Parameters
+    ----------
+    events
+        The event log.
+
+    Returns
+    -------
+    pandas.Series
+        Counts indexed by ``leads, mqls, sqls, opportunities, wins``.
+    """
+    hits = events[events["event"].isin(FUNNEL)]
+    counts = hits.drop_duplicates(["lead", "event"])["event"].value_counts()
+    return pd.Series({STAGE_LABELS[m]: int(counts.get(m, 0)) for m in FUNNEL})
+
+
 def conversions(events: pd.DataFrame) -> dict[str, float]:
-    """Share of leads reaching each milestone that reach the next one."""
-    hits = events[events["event"].isin(FUNNEL)].drop_duplicates(["lead", "event"])
-    reached = {m: set(hits.loc[hits["event"] == m, "lead"].to_numpy().tolist()) for m in FUNNEL}
+    """Share of leads reaching each milestone that reach the next one (cohort conversion).
+
+    Parameters
+    ----------
+    events
+        The event log.
+
+    Returns
+    -------
+    dict
+        ``lead_to_mql, mql_to_sql, sql_to_opportunity, opportunity_to_win``; NaN when
+        nobody reached the earlier milestone.
+    """
+    reached = _first_times(events, FUNNEL).notna()
     out = {}
     for a, b in itertools.pairwise(FUNNEL):
         key = f"{_SINGULAR[a]}_to_{_SINGULAR[b]}"
-        out[key] = _ratio(len(reached[a] & reached[b]), len(reached[a]))
+        out[key] = _ratio(int((reached[a] & reached[b]).sum()), int(reached[a].sum()))
     return out
 
 
 def summary(events: pd.DataFrame) -> dict[str, float]:
-    """Headline numbers of one run: volumes, conversions, revenue, cycle times (days)."""
+    """Headline numbers of one run: volumes, conversions, revenue, cycle times (days).
+
+    Parameters
+    ----------
+    events
+        The event log.
+
+    Returns
+    -------
+    dict
+        ``leads, mqls, sqls, opportunities, wins`` (distinct leads), ``losses``,
+        ``revenue``, the four conversions, ``win_rate`` (wins / closed deals),
+        ``average_deal_size``, ``median_cycle_days`` (opportunity to won) and
+        ``median_lead_to_win_days``.
+    """
     vol = stage_volumes(events)
     won = events[events["event"] == "won"]
     lost = events[events["event"] == "lost"]
@@ -63,4 +278,559 @@ def summary(events: pd.DataFrame) -> dict[str, float]:
     out["average_deal_size"] = float(won["value"].mean()) if len(won) else float("nan")
     out["median_cycle_days"] = float(np.median(cycle)) if len(cycle) else float("nan")
     out["median_lead_to_win_days"] = float(np.median(lead_to_win)) if len(lead_to_win) else float("nan")
+    return out
+
+
+def stages_by_month(events: pd.DataFrame, start_date: dt.date, horizon_days: float | None = None) -> pd.DataFrame:
+    """Funnel volumes, revenue and flow ratios per calendar month.
+
+    Parameters
+    ----------
+    events
+        The event log.
+    start_date
+        The calendar day of time 0 (the scenario's ``start_date``).
+    horizon_days
+        If given, every month up to the horizon's last day is listed even when
+        nothing happened in it; otherwise months run to the last event.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per month from the month of day 0 on, every month present:
+        ``month`` ("YYYY-MM"), ``leads, mqls, sqls, opportunities, wins`` (distinct
+        leads that *first* reached the milestone that month), ``revenue`` (booked at
+        close), and the flow ratios ``lead_to_mql, mql_to_sql, sql_to_opportunity,
+        opportunity_to_win`` (that month's volume over the previous milestone's
+        volume of the same month: a flow ratio, not a cohort conversion; NaN when
+        the denominator is 0).
+    """
+    _check_horizon(horizon_days)
+    first = _first_times(events, FUNNEL)
+    lo, hi = _period_range(events["time"].to_numpy(float), start_date, "month", horizon_days)
+    n = hi - lo + 1 if len(events) or horizon_days is not None else 0
+    out: dict[str, Any] = {"month": [_period_label(c, "month") for c in range(lo, lo + n)]}
+    for m in FUNNEL:
+        times = first[m].dropna().to_numpy()
+        out[STAGE_LABELS[m]] = _per_period(_month_codes(times, start_date), lo, n).astype(np.int64)
+    won = events[events["event"] == "won"]
+    won_codes = _month_codes(won["time"].to_numpy(float), start_date)
+    out["revenue"] = _per_period(won_codes, lo, n, won["value"].to_numpy(float)).astype(float)
+    for a, b in itertools.pairwise(FUNNEL):
+        out[f"{_SINGULAR[a]}_to_{_SINGULAR[b]}"] = _ratios(out[STAGE_LABELS[b]], out[STAGE_LABELS[a]])
+    return pd.DataFrame(out)
+
+
+def time_in_stage(events: pd.DataFrame) -> pd.DataFrame:
+    """Stage-to-stage velocity: days from the first time at one milestone to the first at the next.
+
+    Parameters
+    ----------
+    events
+        The event log.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stage of :data:`SPANS`, in order ``lead_to_mql, mql_to_sql,
+        sql_to_opportunity, opportunity_to_close, lead_to_win``, with ``n`` (leads
+        that reached both milestones), ``mean_days``, ``median_days``, ``p90_days``
+        (NaN when n is 0). Recycled leads count the loop back through nurture;
+        prospected deals appear only in ``opportunity_to_close`` and ``lead_to_win``.
+    """
+    first = _first_times(events, ("created", "mql", "sql", "opportunity", "won", "lost"))
+    first["closed"] = np.fmin(first["won"].to_numpy(), first["lost"].to_numpy())
+    rows = []
+    for name, a, b in SPANS:
+        days = (first[b] - first[a]).dropna().to_numpy()
+        stats = (days.mean(), np.median(days), np.percentile(days, 90)) if len(days) else (np.nan,) * 3
+        rows.append((name, len(days), *(float(s) for s in stats)))
+    return pd.DataFrame(rows, columns=["stage", "n", "mean_days", "median_days", "p90_days"])
+
+
+def revenue_by_period(
+    events: pd.DataFrame, start_date: dt.date, freq: Freq = "month", horizon_days: float | None = None
+) -> pd.DataFrame:
+    """Revenue booked per month or quarter, at the close date.
+
+    Parameters
+    ----------
+    events
+        The event log.
+    start_date
+        The calendar day of time 0.
+    freq
+        ``"month"`` (periods "2027-01") or ``"quarter"`` (periods "2027Q1").
+    horizon_days
+        If given, every period up to the horizon's last day is listed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``period``, ``wins``, ``revenue``, ``average_deal_size`` (revenue / wins, NaN
+        without wins); every period from day 0 to the last event (or horizon) present.
+    """
+    _check_freq(freq)
+    _check_horizon(horizon_days)
+    lo, hi = _period_range(events["time"].to_numpy(float), start_date, freq, horizon_days)
+    n = hi - lo + 1 if len(events) or horizon_days is not None else 0
+    won = events[events["event"] == "won"]
+    codes = _period_codes(won["time"].to_numpy(float), start_date, freq)
+    wins = _per_period(codes, lo, n).astype(np.int64)
+    revenue = _per_period(codes, lo, n, won["value"].to_numpy(float)).astype(float)
+    return pd.DataFrame(
+        {
+            "period": [_period_label(c, freq) for c in range(lo, lo + n)],
+            "wins": wins,
+            "revenue": revenue,
+            "average_deal_size": _ratios(revenue, wins),
+        }
+    )
+
+
+# ---------------------------------------------------------------------------
+# Leakage
+
+
+def _final_states(events: pd.DataFrame) -> pd.Series:
+    """Final state of each lead (index lead), from its last event.
+
+    ``created`` can only be a lead's first event, so it is skipped when the lead has
+    others: a tie in time (or a rounding difference of one ulp) that logs it after
+    the lead's MQL must not turn a finished lead back into an open one.
+    """
+    ev = _time_sorted(events)
+    later = ev[(ev["event"] != "created").to_numpy()]
+    last = later.drop_duplicates("lead", keep="last")
+    cat = pd.Categorical(last["event"])
+    unknown = [str(c) for c in cat.categories if str(c) not in STATE_AFTER]
+    if unknown:
+        raise ValueError(f"unknown event(s) {unknown} in the event log; known: {list(STATE_AFTER)}")
+    lookup = np.array([STATE_AFTER[str(c)] for c in cat.categories], dtype=object)
+    final = pd.Series(lookup[cat.codes], index=last["lead"].to_numpy(), name="state")
+    return final.reindex(ev["lead"].unique(), fill_value=STATE_AFTER["created"])
+
+
+def leakage(events: pd.DataFrame) -> pd.DataFrame:
+    """Where leads left the funnel and why, by final state.
+
+    Parameters
+    ----------
+    events
+        The event log.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``reason, leads, share_of_leads`` (of all leads), ``kind`` and
+        ``stage``. The ``kind == "leak"`` rows, one per reason of
+        :data:`LEAKAGE_REASONS` in funnel order, count leads by final state:
+        ``never_mql_dormant`` (dormant: never reached the MQL bar, or a recycled
+        lead that never reached it again), ``not_followed_up``, ``sdr_abandoned``
+        (went cold waiting for an SDR), ``lost_to_slow_response`` (unreached),
+        ``rejected_by_sales`` (rejected and not recycled), ``disqualified_by_ae``,
+        ``ae_abandoned``, ``lost_deal``; ``stage`` is the stage they left from.
+        Then ``kind == "info"`` rows that overlap the others: ``recycled`` (leads
+        recycled at least once) and ``recycled_then_won``; and ``still_open``
+        (``kind == "open"``: final state lead, mql, sql or opportunity). The leak
+        rows, the wins and ``still_open`` add up to all leads.
+    """
+    final = _final_states(events)
+    counts = final.value_counts()
+    total = len(final)
+    rows: list[tuple[str, int, str, str]] = []
+    for reason, state, stage in LEAKAGE_REASONS:
+        rows.append((reason, int(counts.get(state, 0)), "leak", stage))
+    recycled = events.loc[events["event"] == "recycled", "lead"].unique()
+    recycled_won = int((final.reindex(recycled) == "won").sum())
+    rows.append(("recycled", len(recycled), "info", ""))
+    rows.append(("recycled_then_won", recycled_won, "info", ""))
+    rows.append(("still_open", int(sum(counts.get(s, 0) for s in OPEN_STATES)), "open", ""))
+    out = pd.DataFrame(rows, columns=["reason", "leads", "kind", "stage"])
+    out.insert(2, "share_of_leads", _ratios(out["leads"].to_numpy(), np.full(len(out), total)))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Levels: time-weighted queue, busy and capacity
+
+
+def _steps(levels: pd.DataFrame, team: str, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """The step function of ``column`` for ``team``: change times and the value from each on."""
+    if column not in levels.columns:
+        raise ValueError(f"no column {column!r} in the level log; it has {list(levels.columns)}")
+    rows = levels[levels["team"] == team]
+    if rows.empty and team not in TEAMS:
+        raise ValueError(f"unknown team {team!r}; expected one of {list(TEAMS)}")
+    t = rows["time"].to_numpy(float)
+    v = rows[column].to_numpy(float)
+    if len(t) > 1 and np.any(np.diff(t) < 0):
+        order = np.argsort(t, kind="stable")
+        t, v = t[order], v[order]
+    if len(t) == 0:
+        return t, v
+    last_at_time = np.append(t[1:] != t[:-1], True)  # of several rows at one time the last holds
+    return t[last_at_time], v[last_at_time]
+
+
+def _integral(t: np.ndarray, v: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Integral of the step function ``(t, v)`` from -inf to each ``x`` (0 before ``t[0]``)."""
+    x = np.asarray(x, dtype=float)
+    if len(t) == 0:
+        return np.zeros_like(x)
+    at_rows = np.concatenate([[0.0], np.cumsum(v[:-1] * np.diff(t))])
+    i = np.searchsorted(t, x, side="right") - 1
+    j = np.clip(i, 0, None)
+    return np.where(i < 0, 0.0, at_rows[j] + v[j] * (x - t[j]))
+
+
+def _window(t: np.ndarray, start: float, end: float | None) -> tuple[float, float]:
+    stop = float(end) if end is not None else (float(t[-1]) if len(t) else float(start))
+    if stop < start:
+        raise ValueError(f"end {stop} is before start {start}")
+    return float(start), stop
+
+
+def time_weighted_mean(
+    levels: pd.DataFrame, team: str, column: str, start: float = 0.0, end: float | None = None
+) -> float:
+    """Time-weighted mean of one level (queue, busy, capacity) of a team over ``[start, end)``.
+
+    Parameters
+    ----------
+    levels
+        The level log ``(time, team, queue, busy, capacity)``.
+    team
+        ``"sdr"`` or ``"ae"``.
+    column
+        ``"queue"``, ``"busy"`` or ``"capacity"``.
+    start, end
+        The window, days. ``end`` defaults to the team's last row; pass the horizon
+        to count the last value until the run ended.
+
+    Returns
+    -------
+    float
+        ``integral_start^end x(t) dt / (end - start)``; NaN for an empty window.
+    """
+    t, v = _steps(levels, team, column)
+    a, b = _window(t, start, end)
+    if b == a:
+        return float("nan")
+    area = _integral(t, v, np.array([a, b]))
+    return float((area[1] - area[0]) / (b - a))
+
+
+def utilisation(levels: pd.DataFrame, team: str, start: float = 0.0, end: float | None = None) -> float:
+    """Time-weighted utilisation of a team: busy slot-days over available slot-days.
+
+    Parameters
+    ----------
+    levels
+        The level log ``(time, team, queue, busy, capacity)``.
+    team
+        ``"sdr"`` or ``"ae"``.
+    start, end
+        The window, days; ``end`` defaults to the team's last row (pass the horizon
+        to include the time after the last change).
+
+    Returns
+    -------
+    float
+        ``integral busy dt / integral capacity dt`` over ``[start, end)``, in [0, 1];
+        NaN when there was no capacity.
+
+    Examples
+    --------
+    Capacity 2 for 10 days, busy 1 for the first 4 and 2 for the next 6:
+    ``(1 * 4 + 2 * 6) / (2 * 10) = 0.8``.
+    """
+    tb, busy = _steps(levels, team, "busy")
+    tc, cap = _steps(levels, team, "capacity")
+    a, b = _window(tb, start, end)
+    window = np.array([a, b])
+    used = np.diff(_integral(tb, busy, window))[0]
+    available = np.diff(_integral(tc, cap, window))[0]
+    return _ratio(float(used), float(available))
+
+
+def _month_edges(start_date: dt.date, horizon_days: float) -> tuple[np.ndarray, np.ndarray]:
+    """Month codes covering ``[0, horizon_days)`` and their edges in days (first 0, last the horizon)."""
+    lo, hi = _period_range(np.array([]), start_date, "month", horizon_days)
+    codes = np.arange(lo, hi + 1)
+    firsts = codes[1:].astype("datetime64[M]").astype("datetime64[D]")
+    inner = (firsts - np.datetime64(start_date, "D")).astype(np.int64).astype(float)
+    return codes, np.concatenate([[0.0], inner, [float(horizon_days)]])
+
+
+def _ae_waits(events: pd.DataFrame) -> pd.DataFrame:
+    """Each opportunity from an SQL: its time and the days since the lead's latest SQL."""
+    ev = _time_sorted(events)
+    opened = ev.loc[ev["event"] == "opportunity", ["time", "lead"]]
+    sqls = ev.loc[ev["event"] == "sql", ["time", "lead"]].rename(columns={"time": "sql_time"})
+    if opened.empty or sqls.empty:
+        return pd.DataFrame({"time": np.array([], dtype=float), "wait": np.array([], dtype=float)})
+    both = pd.merge_asof(opened, sqls, left_on="time", right_on="sql_time", by="lead", direction="backward")
+    both = both.dropna(subset=["sql_time"])  # prospected deals had no SQL
+    return pd.DataFrame({"time": both["time"].to_numpy(float), "wait": (both["time"] - both["sql_time"]).to_numpy()})
+
+
+def capacity_by_month(
+    levels: pd.DataFrame, events: pd.DataFrame, start_date: dt.date, horizon_days: float
+) -> pd.DataFrame:
+    """Load of the SDR and AE teams per calendar month: capacity, utilisation, queues, waits.
+
+    Parameters
+    ----------
+    levels
+        The level log ``(time, team, queue, busy, capacity)``.
+    events
+        The event log (for waits).
+    start_date
+        The calendar day of time 0.
+    horizon_days
+        Length of the run; the last month ends there.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per month and team (``sdr`` then ``ae`` within a month): ``month``,
+        ``team``, ``capacity`` and ``busy`` (time-weighted mean slots over the part
+        of the month inside the run), ``utilisation`` (busy / capacity of those
+        means), ``mean_queue`` (time-weighted), ``max_queue``, ``mean_wait_days``
+        (SDR: mean response delay since MQL of the leads an SDR started that month,
+        the ``value`` of ``sdr_start``; AE: mean days from a lead's latest SQL to its
+        opportunity, for opportunities opened that month; NaN when none).
+    """
+    _check_horizon(horizon_days)
+    codes, edges = _month_edges(start_date, horizon_days)
+    n, lo = len(codes), int(codes[0])
+    span = np.diff(edges)
+
+    starts = events[events["event"] == "sdr_start"]
+    ae = _ae_waits(events)
+    waits = {
+        "sdr": (starts["time"].to_numpy(float), starts["value"].to_numpy(float)),
+        "ae": (ae["time"].to_numpy(float), ae["wait"].to_numpy(float)),
+    }
+
+    frames = []
+    for team in TEAMS:
+        means = {}
+        for column in ("capacity", "busy", "queue"):
+            t, v = _steps(levels, team, column)
+            means[column] = _ratios(np.diff(_integral(t, v, edges)), span)
+        tq, vq = _steps(levels, team, "queue")
+        holding = np.searchsorted(tq, edges[:-1], side="right") - 1
+        after = np.searchsorted(tq, edges[1:], side="left")
+        # The row in force as the month starts, and every row inside it (0 before the first row).
+        max_queue = np.array([vq[max(i, 0) : k].max(initial=0.0) for i, k in zip(holding, after, strict=True)])
+        wait_times, wait_days = waits[team]
+        inside = (wait_times >= 0) & (wait_times < horizon_days)
+        wait_codes = _month_codes(wait_times[inside], start_date)
+        mean_wait = _ratios(
+            _per_period(wait_codes, lo, n, wait_days[inside]),
+            _per_period(wait_codes, lo, n),
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "order": np.arange(n),
+                    "month": [_period_label(int(c), "month") for c in codes],
+                    "team": team,
+                    "capacity": means["capacity"],
+                    "busy": means["busy"],
+                    "utilisation": _ratios(means["busy"], means["capacity"]),
+                    "mean_queue": means["queue"],
+                    "max_queue": max_queue.astype(np.int64),
+                    "mean_wait_days": mean_wait,
+                }
+            )
+        )
+    out = pd.concat(frames, ignore_index=True).sort_values("order", kind="stable")
+    return out.drop(columns="order").reset_index(drop=True)
+
+
+def pipeline_over_time(events: pd.DataFrame) -> pd.DataFrame:
+    """Open pipeline as a step function: one row per time it changes.
+
+    Parameters
+    ----------
+    events
+        The event log.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``time``, ``open_opportunities`` and ``open_value`` (sum of their deal
+        amounts) from that time on. An ``opportunity`` event adds its value, a
+        ``won`` or ``lost`` removes the amount it carries. Several changes at one
+        time give one row.
+    """
+    ev = _time_sorted(events)
+    opened = (ev["event"] == "opportunity").to_numpy()
+    closed = ev["event"].isin(("won", "lost")).to_numpy()
+    sel = opened | closed
+    step = np.where(opened[sel], 1, -1)
+    value = ev["value"].to_numpy(float)[sel]
+    count = np.cumsum(step)
+    amount = np.cumsum(np.where(opened[sel], value, -value))
+    amount[count == 0] = 0.0  # no rounding residue in an empty pipeline
+    out = pd.DataFrame(
+        {"time": ev["time"].to_numpy(float)[sel], "open_opportunities": count.astype(np.int64), "open_value": amount}
+    )
+    return out.drop_duplicates("time", keep="last").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------
+# Money
+
+
+def _employed_days(roster: pd.DataFrame, team: str, horizon_days: float) -> float:
+    """Rep-days on payroll within ``[0, horizon_days)``.
+
+    A rep is employed from its ``joined`` row (paid in full while ramping) until its
+    ``left`` row or the horizon.
+    """
+    rows = roster[roster["team"] == team]
+    if rows.empty:
+        return 0.0
+    by_rep = rows.groupby("rep", sort=False)
+    first = by_rep["time"].min()
+    left_at = rows[rows["change"] == "left"].groupby("rep")["time"].min().reindex(first.index)
+    end = np.minimum(left_at.fillna(horizon_days).to_numpy(float), horizon_days)
+    return float(np.clip(end - np.clip(first.to_numpy(float), 0.0, None), 0.0, None).sum())
+
+
+def costs(
+    attributes: pd.DataFrame,
+    roster: pd.DataFrame,
+    scenario: Scenario,
+    events: pd.DataFrame,
+    horizon_days: float | None = None,
+) -> dict[str, Any]:
+    """Marketing and sales cost of a run, and cost per stage.
+
+    Parameters
+    ----------
+    attributes
+        Per-lead traits (one row per lead created; column ``source``).
+    roster
+        ``(time, team, rep, change, productivity)``; ``change`` is joined, ramp or left.
+    scenario
+        Gives ``cost_per_lead`` per source and ``cost_per_year`` of SDRs and AEs.
+    events
+        The event log (for volumes and revenue).
+    horizon_days
+        Length of the run; defaults to ``scenario.horizon_days``.
+
+    Returns
+    -------
+    dict
+        ``marketing_cost``, ``marketing_cost_by_source`` (dict source -> cost, one
+        entry per scenario source), ``sdr_cost``, ``ae_cost``, ``sales_cost``,
+        ``total_cost``, ``cost_per_mql`` and ``cost_per_sql`` (marketing cost per
+        distinct MQL / SQL), ``cost_per_win`` and ``cac`` (total cost per win),
+        ``revenue_per_ae`` (revenue / average AE headcount), ``average_ae_headcount``
+        and ``average_sdr_headcount`` (employed rep-days / horizon). Money in the
+        scenario's currency.
+    """
+    horizon = float(scenario.horizon_days if horizon_days is None else horizon_days)
+    _check_horizon(horizon)
+    per_source = attributes["source"].astype(str).value_counts()
+    by_source = {
+        name: float(int(per_source.get(name, 0)) * source.cost_per_lead) for name, source in scenario.sources.items()
+    }
+    marketing = float(sum(by_source.values()))
+    sdr_days = _employed_days(roster, "sdr", horizon)
+    ae_days = _employed_days(roster, "ae", horizon)
+    sdr_cost = sdr_days * scenario.handoff.sdr.cost_per_year / DAYS_PER_YEAR
+    ae_cost = ae_days * scenario.sales.ae.cost_per_year / DAYS_PER_YEAR
+    total = marketing + sdr_cost + ae_cost
+    vol = stage_volumes(events)
+    revenue = float(events.loc[events["event"] == "won", "value"].sum())
+    ae_headcount = ae_days / horizon
+    return {
+        "marketing_cost": marketing,
+        "marketing_cost_by_source": by_source,
+        "sdr_cost": float(sdr_cost),
+        "ae_cost": float(ae_cost),
+        "sales_cost": float(sdr_cost + ae_cost),
+        "total_cost": float(total),
+        "cost_per_mql": _ratio(marketing, vol["mqls"]),
+        "cost_per_sql": _ratio(marketing, vol["sqls"]),
+        "cost_per_win": _ratio(total, vol["wins"]),
+        "cac": _ratio(total, vol["wins"]),
+        "revenue_per_ae": _ratio(revenue, ae_headcount),
+        "average_ae_headcount": float(ae_headcount),
+        "average_sdr_headcount": float(sdr_days / horizon),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Segments and the one-line summary
+
+
+def by_segment(leads: pd.DataFrame, by: Literal["source", "persona"]) -> pd.DataFrame:
+    """Funnel volumes and revenue per source (channel) or persona.
+
+    Parameters
+    ----------
+    leads
+        The per-lead table (:attr:`funnelsim.results.RunResult.leads`).
+    by
+        ``"source"`` or ``"persona"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``<by>``, ``leads``, ``mqls``, ``sqls``, ``opportunities``, ``wins``,
+        ``revenue`` (amounts of won deals), ``lead_to_win`` (wins / leads, NaN for a
+        category without leads); one row per category, including categories with no
+        leads, in category order. Prospected deals are the source "prospecting".
+    """
+    if by not in ("source", "persona"):
+        raise ValueError(f"by must be 'source' or 'persona', got {by!r}")
+    won = (leads["state"] == "won").to_numpy()
+    frame = pd.DataFrame(
+        {
+            by: leads[by],
+            "leads": np.ones(len(leads), dtype=np.int64),
+            "mqls": leads["mql"].notna().to_numpy(np.int64),
+            "sqls": leads["sql"].notna().to_numpy(np.int64),
+            "opportunities": leads["opportunity"].notna().to_numpy(np.int64),
+            "wins": won.astype(np.int64),
+            "revenue": np.where(won, leads["amount"].to_numpy(float), 0.0),
+        }
+    )
+    out = frame.groupby(by, observed=False, sort=True).sum().reset_index()
+    out[by] = out[by].astype(str)
+    out["lead_to_win"] = _ratios(out["wins"].to_numpy(), out["leads"].to_numpy())
+    return out
+
+
+def summarize_run(result: RunResult) -> dict[str, float]:
+    """Everything a planner reads first, as one flat dict (``summary.csv``, ``--json``).
+
+    Parameters
+    ----------
+    result
+        One run (event log, level log, roster, attributes, scenario).
+
+    Returns
+    -------
+    dict
+        The keys of :func:`summary`, the scalar entries of :func:`costs` plus
+        ``marketing_cost_<source>`` per source, and ``sdr_utilisation`` and
+        ``ae_utilisation`` over the whole horizon. Plain ``int`` and ``float``
+        values (NaN where undefined).
+    """
+    horizon = float(result.scenario.horizon_days)
+    out: dict[str, float] = dict(summary(result.events))
+    money = costs(result.attributes, result.roster, result.scenario, result.events, horizon)
+    by_source = money.pop("marketing_cost_by_source")
+    out.update({key: float(value) for key, value in money.items()})
+    out.update({f"marketing_cost_{name}": float(cost) for name, cost in by_source.items()})
+    for team in TEAMS:
+        out[f"{team}_utilisation"] = utilisation(result.levels, team, 0.0, horizon)
     return out

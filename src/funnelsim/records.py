@@ -15,7 +15,8 @@ The state of a lead at any time is given by its last event so far
 The level log has one row per change of a team's queue or capacity:
 ``(time, team, queue, busy, capacity)``, with ``team`` in ``{"sdr", "ae"}``.
 The roster has one row per change of a rep's productivity:
-``(time, team, rep, productivity)``; productivity 0 means the rep has left.
+``(time, team, rep, change, productivity)`` with ``change`` in
+``{"joined", "ramp", "left"}`` (a new hire may join at productivity 0 while ramping).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class Recorder:
         self.value: list[float] = []
         self._bulk: list[tuple[np.ndarray, np.ndarray, int]] = []
         self.levels: list[tuple[float, str, int, int, int]] = []
-        self.roster: list[tuple[float, str, int, float]] = []
+        self.roster: list[tuple[float, str, int, str, float]] = []
 
     def event(self, time: float, lead: int, event: int, rep: int = -1, value: float = np.nan) -> None:
         self.time.append(time)
@@ -117,5 +118,5 @@ class Recorder:
         return frame.astype({"time": float, "queue": np.int64, "busy": np.int64, "capacity": np.int64})
 
     def roster_frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame(self.roster, columns=["time", "team", "rep", "productivity"])
+        frame = pd.DataFrame(self.roster, columns=["time", "team", "rep", "change", "productivity"])
         return frame.astype({"time": float, "rep": np.int64, "productivity": float})

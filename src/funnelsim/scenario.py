@@ -19,8 +19,8 @@ import copy
 import datetime as dt
 import difflib
 import hashlib
+import itertools
 import json
-import math
 import tomllib
 import types
 import typing
@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .distributions import Dist, Fixed, NonNegativeDist, UnitDist
+from .distributions import Fixed, NonNegativeDist, UnitDist
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -96,9 +96,10 @@ class Source(_Model):
 
     @model_validator(mode="after")
     def _one_volume(self) -> Source:
-        given = [v for v in (self.leads_per_month, self.leads_per_week, self.leads_per_day) if v is not None]
+        names = ("leads_per_month", "leads_per_week", "leads_per_day")
+        given = [name for name in names if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of leads_per_month, leads_per_week, leads_per_day")
+            raise ValueError(f"give exactly one of {', '.join(names)}; got {' and '.join(given) or 'none'}")
         return self
 
     @field_validator("persona_mix")
@@ -133,6 +134,14 @@ class Nurture(_Model):
     engagement_half_life_days: Positive = Field(description="Half-life of engagement without touches, days.")
     max_nurture_days: Positive = Field(description="A lead not MQL after this long goes dormant, days.")
 
+    @field_validator("touch_interval_days")
+    @classmethod
+    def _time_moves(cls, spec: Any) -> Any:
+        # Touches that take no time would never bring a lead to dormancy.
+        if spec.mean <= 0:
+            raise ValueError(f"the mean interval between touches must be > 0, got {spec.mean:g}")
+        return spec
+
 
 class ScoringRule(_Model):
     """score = fit_weight * fit + engagement_weight * engagement; qualified when score >= threshold."""
@@ -164,7 +173,9 @@ class SpeedToLead(_Model):
     for an immediate response and ``m`` interpolated log-linearly between knots.
     """
 
-    contact_rate_immediate: Probability = Field(description="Chance to reach and qualify a lead answered at once.")
+    contact_rate_immediate: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = Field(
+        description="Chance to reach and qualify a lead answered at once (strictly between 0 and 1)."
+    )
     knots_hours: Annotated[list[NonNegative], Field(min_length=1)] = Field(
         description="Response delays (hours, increasing) where the odds multiplier is given."
     )
@@ -172,14 +183,20 @@ class SpeedToLead(_Model):
         description="Odds relative to an immediate answer at each knot; flat after the last knot."
     )
 
+    @field_validator("knots_hours")
+    @classmethod
+    def _increasing(cls, knots: list[float]) -> list[float]:
+        if any(b <= a for a, b in itertools.pairwise(knots)):
+            raise ValueError(f"must be strictly increasing, got {[float(k) for k in knots]}")
+        return knots
+
     @model_validator(mode="after")
-    def _knots(self) -> SpeedToLead:
+    def _same_length(self) -> SpeedToLead:
         if len(self.knots_hours) != len(self.odds_multiplier):
-            raise ValueError("knots_hours and odds_multiplier must have the same length")
-        if any(b <= a for a, b in zip(self.knots_hours, self.knots_hours[1:], strict=False)):
-            raise ValueError("knots_hours must be strictly increasing")
-        if not 0 < self.contact_rate_immediate < 1:
-            raise ValueError("contact_rate_immediate must be strictly between 0 and 1")
+            raise ValueError(
+                "knots_hours and odds_multiplier must have the same length, "
+                f"got {len(self.knots_hours)} and {len(self.odds_multiplier)}"
+            )
         return self
 
 
@@ -249,7 +266,6 @@ class Sales(_Model):
         None, description="How long an SQL waits for a free AE before going cold; none = forever."
     )
     ae: AETeam
-
 
 
 class Prospecting(_Model):
@@ -322,6 +338,8 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError([("", f"cannot read file: {exc.strerror}")], str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError([("", f"not UTF-8 text (byte {exc.start}); TOML files must be UTF-8")], str(path)) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -330,12 +348,16 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...], source: str = "--set") -> dict:
-    """Return a copy of ``raw`` with each ``dotted.path=value`` applied."""
+    """Return a copy of ``raw`` with each ``dotted.path=value`` applied.
+
+    A path may create tables that are missing (``--set sources.web.leads_per_day=5``)
+    but never silently replaces a value by a table: ``--set horizon_days.x=1`` is an error.
+    """
     raw = copy.deepcopy(raw)
     problems = []
     for item in overrides:
         key, sep, value_text = item.partition("=")
-        parts = key.strip().split(".")
+        parts = [part.strip() for part in key.strip().split(".")]
         if not sep or not all(parts):
             problems.append(("--set", f"expected dotted.path=value, got {item!r}"))
             continue
@@ -344,12 +366,17 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...],
         except tomllib.TOMLDecodeError:
             value = value_text.strip()
         node = raw
-        for part in parts[:-1]:
-            child = node.get(part)
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                child = node[part] = {}
+                where = ".".join(parts[: depth + 1])
+                problems.append(
+                    (key.strip(), f"cannot set a key inside {where}, which is a value ({child!r}), not a table")
+                )
+                break
             node = child
-        node[parts[-1]] = value
+        else:
+            node[parts[-1]] = value
     if problems:
         raise ScenarioError(problems, source)
     return raw
@@ -374,22 +401,22 @@ def _dedupe(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return list(dict.fromkeys(items))
 
 
-def _path(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+_DIST_EXAMPLE = '{dist = "lognormal", mean = 20, sd = 8}'
 
 
 def _describe(err: Any) -> tuple[str, str]:
     loc = tuple(err["loc"])
     kind, ctx, value = err["type"], err.get("ctx", {}), err.get("input")
+    path, node = _walk(loc)
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
+        allowed = _field_names(_walk(loc[:-1])[1])
         hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         message = f"unknown key '{loc[-1]}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
         if allowed and not hint:
             message += f"; allowed: {', '.join(sorted(allowed))}"
-        return _path(loc), message
+        return path, message
     if kind == "missing":
-        return _path(loc), "required, but missing"
+        return path, "required, but missing"
     bounds = {
         "less_than_equal": ("<=", "le"),
         "less_than": ("<", "lt"),
@@ -399,46 +426,78 @@ def _describe(err: Any) -> tuple[str, str]:
     if kind in bounds:
         op, key = bounds[kind]
         bound = ctx[key]
-        return _path(loc), f"must be {op} {bound:g}, got {value!r}" if isinstance(bound, int | float) else err["msg"]
+        return path, f"must be {op} {bound:g}, got {value!r}" if isinstance(bound, int | float) else err["msg"]
     if kind == "finite_number":
-        return _path(loc), f"must be a finite number, got {value!r}"
+        return path, f"must be a finite number, got {value!r}"
     if kind == "union_tag_invalid":
-        return _path(loc), f"unknown dist {ctx.get('tag')!r}; choose one of {ctx.get('expected_tags')}"
+        return path, f"unknown dist {ctx.get('tag')!r}; choose one of {ctx.get('expected_tags')}"
     if kind == "union_tag_not_found":
-        return _path(loc), "a distribution needs a 'dist' key, e.g. {dist = \"lognormal\", mean = 20, sd = 8}"
+        return path, f"a distribution needs a 'dist' key, e.g. {_DIST_EXAMPLE}"
+    if _is_dist_union(node) and kind in ("model_attributes_type", "model_type", "dict_type"):
+        return path, f"expected a number or a distribution table such as {_DIST_EXAMPLE}, got {value!r}"
     if kind == "value_error":
-        return _path(loc), str(ctx.get("error", err["msg"]))
+        return path, str(ctx.get("error", err["msg"]))
+    if kind == "int_from_float":
+        return path, f"must be a whole number, got {value!r}"
+    if kind in ("too_short", "too_long") and "actual_length" in ctx:
+        side, limit = ("least", ctx["min_length"]) if kind == "too_short" else ("most", ctx["max_length"])
+        return path, f"needs at {side} {limit} item{'s' if limit != 1 else ''}, got {ctx['actual_length']}"
     message = err["msg"][0].lower() + err["msg"][1:]
-    return _path(loc), f"{message}, got {value!r}" if not isinstance(value, dict) else message
+    if isinstance(value, dict) or "got" in message.split():
+        return path, message
+    return path, f"{message}, got {value!r}"
 
 
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the model found at ``loc`` (for "did you mean" hints)."""
+def _walk(loc: tuple[Any, ...]) -> tuple[str, Any]:
+    """Follow a pydantic error location through the Scenario model.
+
+    Returns the dotted path a user wrote (without the internal tag pydantic adds
+    for the chosen distribution family, so ``sales.cycle_days.sd`` rather than
+    ``sales.cycle_days.lognormal.sd``) and the annotation found there (``None``
+    once the location leaves the model).
+    """
     node: Any = Scenario
+    shown: list[str] = []
     for part in loc:
         node = _unwrap(node)
-        if isinstance(node, type) and issubclass(node, BaseModel):
-            field = node.model_fields.get(str(part))
-            if field is None:
-                return []
-            node = field.annotation
+        if node is None:
+            shown.append(str(part))
+        elif isinstance(node, type) and issubclass(node, BaseModel):
+            field = node.model_fields.get(str(part)) or next(
+                (f for f in node.model_fields.values() if f.alias == part), None
+            )
+            node = field.annotation if field is not None else None
+            shown.append(str(part))
         elif typing.get_origin(node) is dict:
             node = typing.get_args(node)[1]
+            shown.append(str(part))
         elif typing.get_origin(node) is list:
             node = typing.get_args(node)[0]
-        elif _union_members(node):
-            members = {
-                m.model_fields["dist"].default: m for m in _union_members(node) if isinstance(m, type)
-            }
-            if part not in members:
-                return []
-            node = members[part]
+            shown.append(str(part))
+        elif _is_dist_union(node):
+            members = {m.model_fields["dist"].default: m for m in _union_members(node)}
+            node = members.get(part)
+            if node is None:
+                shown.append(str(part))
+            # else: the family tag pydantic inserts; the user never wrote it
         else:
-            return []
-    node = _unwrap(node)
+            node = None
+            shown.append(str(part))
+    return ".".join(shown), _unwrap(node)
+
+
+def _field_names(node: Any) -> list[str]:
+    """Keys a table at this place may hold (for "did you mean" hints)."""
     if isinstance(node, type) and issubclass(node, BaseModel):
         return [f.alias or name for name, f in node.model_fields.items()]
     return []
+
+
+def _is_dist_union(node: Any) -> bool:
+    members = _union_members(node)
+    return bool(members) and all(
+        isinstance(m, type) and issubclass(m, BaseModel) and "dist" in m.model_fields for m in members
+    )
 
 
 def _unwrap(node: Any) -> Any:
@@ -456,6 +515,20 @@ def _union_members(node: Any) -> tuple[Any, ...]:
     return ()
 
 
+def _as_date(value: Any) -> dt.date | None:
+    """A TOML date, datetime or ISO string as a date; None if it is none of these."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
 def _reference_problems(raw: Any) -> list[tuple[str, str]]:
     """Cross-references pydantic cannot check field by field: undefined personas, dates."""
     if not isinstance(raw, dict):
@@ -468,7 +541,11 @@ def _reference_problems(raw: Any) -> list[tuple[str, str]]:
         if names and name not in names:
             hint = difflib.get_close_matches(str(name), names, n=1)
             problems.append(
-                (path, f"unknown persona {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else f"; defined: {names}"))
+                (
+                    path,
+                    f"unknown persona {name!r}"
+                    + (f" (did you mean {hint[0]!r}?)" if hint else f"; defined: {', '.join(names)}"),
+                )
             )
 
     sources = raw.get("sources")
@@ -491,12 +568,12 @@ def _reference_problems(raw: Any) -> list[tuple[str, str]]:
         check("prospecting.persona", "buyer")
     if isinstance(personas, dict) and not personas:
         problems.append(("personas", "define at least one persona"))
-    start, horizon = raw.get("start_date"), raw.get("horizon_days")
+    start = _as_date(raw.get("start_date"))
     ae = sales.get("ae") if isinstance(sales, dict) else None
-    if isinstance(start, dt.date) and isinstance(horizon, int | float) and math.isfinite(horizon):
-        hires = ae.get("hires") if isinstance(ae, dict) else None
-        for i, hire in enumerate(hires if isinstance(hires, list) else []):
-            when = hire.get("date") if isinstance(hire, dict) else None
-            if isinstance(when, dt.date) and when < start:
+    hires = ae.get("hires") if isinstance(ae, dict) else None
+    if start is not None and isinstance(hires, list):
+        for i, hire in enumerate(hires):
+            when = _as_date(hire.get("date")) if isinstance(hire, dict) else None
+            if when is not None and when < start:
                 problems.append((f"sales.ae.hires.{i}.date", f"{when} is before start_date {start}"))
     return problems

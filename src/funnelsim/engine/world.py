@@ -74,10 +74,11 @@ class World:
         self.sdr = SlotPool(self.env, "sdr", recorder)
         self.ae = SlotPool(self.env, "ae", recorder)
         self.ae_productivity: list[float] = []
+        self.ae_left: list[bool] = []
         self._staff_changed = self.env.event()
         for _ in range(h.sdr.count):
             rep = self.sdr.add_rep(1)
-            recorder.roster.append((0.0, "sdr", rep, 1.0))
+            recorder.roster.append((0.0, "sdr", rep, "joined", 1.0))
         self._start_sales_team()
         if sc.prospecting.opportunities_per_ae_per_month > 0:
             self.env.process(self._prospect())
@@ -214,7 +215,8 @@ class World:
         share = 1.0 if ramped else productivity(ae, 0)
         rep = self.ae.add_rep(slots(ae, share))
         self.ae_productivity.append(share)
-        self.rec.roster.append((self.env.now, "ae", rep, share))
+        self.ae_left.append(False)
+        self.rec.roster.append((self.env.now, "ae", rep, "joined", share))
         if not ramped and len(ae.ramp) > 1:
             self.env.process(self._ramp(rep))
         if ae.attrition_per_year > 0:
@@ -226,22 +228,23 @@ class World:
         ae = self.sc.sales.ae
         for month in range(1, len(ae.ramp)):
             yield self.env.timeout(DAYS_PER_MONTH)
-            if self.ae_productivity[rep] == 0:
+            if self.ae_left[rep]:
                 return  # left before ramping up
-            self._set_productivity(rep, productivity(ae, month))
+            self._set_productivity(rep, productivity(ae, month), "ramp")
 
     def _tenure(self, rep: int) -> Process:
         ae = self.sc.sales.ae
         yield self.env.timeout(self.staffing.exponential(365.25 / ae.attrition_per_year))
         # A leaver takes no new deals; open ones are handed over and run to close.
-        self._set_productivity(rep, 0.0)
+        self.ae_left[rep] = True
+        self._set_productivity(rep, 0.0, "left")
         if ae.backfill_days is not None:
             yield self.env.timeout(ae.backfill_days)
             self._join(ramped=False)
 
-    def _set_productivity(self, rep: int, share: float) -> None:
+    def _set_productivity(self, rep: int, share: float, change: str) -> None:
         self.ae_productivity[rep] = share
-        self.rec.roster.append((self.env.now, "ae", rep, share))
+        self.rec.roster.append((self.env.now, "ae", rep, change, share))
         self.ae.set_slots(rep, slots(self.sc.sales.ae, share))
 
     def _prospect(self) -> Process:

@@ -1,0 +1,280 @@
+"""Write one run to an output folder: tidy tables, the event log, figures and a manifest.
+
+Think of the folder as a sealed envelope: it appears complete or not at all.
+:func:`write_run` fills a hidden temporary folder next to the destination (same
+filesystem, so the final move is a rename) and only then moves it into place; a
+run that fails midway leaves nothing half-written, and an existing folder is
+never touched unless ``force=True``, in which case it is swapped out only once the
+new one is complete.
+
+Files written (times are days since the scenario's ``start_date``, money is in
+its ``currency``; every CSV has a header row, no index column, and floats
+written to full precision so they read back bit for bit):
+
+``summary.csv``
+    One row: ``scenario``, ``seed``, ``replication``, then the headline numbers of
+    :func:`funnelsim.metrics.summarize_run` (volumes, conversions, revenue, win rate,
+    cycle times, costs, CAC, utilisation).
+``stages_by_month.csv``
+    Per calendar month: leads, MQLs, SQLs, opportunities, wins, revenue and flow
+    ratios (:func:`~funnelsim.metrics.stages_by_month`).
+``time_in_stage.csv``
+    Velocity per stage: n, mean, median and P90 days (:func:`~funnelsim.metrics.time_in_stage`).
+``revenue_by_month.csv``, ``revenue_by_quarter.csv``
+    Wins, revenue and average deal size per period, at close date
+    (:func:`~funnelsim.metrics.revenue_by_period`).
+``leakage.csv``
+    Where and why leads left the funnel, with share of all leads (:func:`~funnelsim.metrics.leakage`).
+``capacity_by_month.csv``
+    Per month and team (sdr, ae): capacity, busy, time-weighted utilisation, mean and
+    max queue, mean wait in days (:func:`~funnelsim.metrics.capacity_by_month`).
+``pipeline.csv``
+    Open opportunities and their value after each change (:func:`~funnelsim.metrics.pipeline_over_time`).
+``by_source.csv``, ``by_persona.csv``
+    Funnel volumes, revenue and lead-to-win rate per source and per persona
+    (:func:`~funnelsim.metrics.by_segment`).
+``leads.csv``
+    One row per lead: traits, first time at each milestone, final state, deal
+    amount, AE (:attr:`funnelsim.RunResult.leads`).
+``levels.csv``
+    The level log: ``time, team, queue, busy, capacity`` at each change.
+``roster.csv``
+    The roster: ``time, team, rep, change, productivity`` at each change.
+``events.parquet`` (or ``events.csv.gz`` when pyarrow is not installed)
+    The event log ``time, lead, event, rep, value`` (see :mod:`funnelsim.records`).
+``manifest.json``
+    What produced the folder: funnelsim version, creation time (UTC), scenario name,
+    SHA-256 and the fully resolved scenario, seed, replication, library versions,
+    currency and units, start date, horizon, and the list of files.
+``figures/funnel.<fmt>``, ``figures/revenue_by_month.<fmt>``, ``figures/capacity.<fmt>``, ``figures/leakage.<fmt>``
+    The charts of :mod:`funnelsim.plots`, as PNG (default) or SVG.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from . import metrics
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .results import RunResult
+
+__all__ = ["FIGURES", "FIGURE_FORMATS", "OutputError", "OutputExistsError", "check_target", "write_run"]
+
+FIGURE_FORMATS = ("png", "svg")
+FIGURES = ("funnel", "revenue_by_month", "capacity", "leakage")
+LIBRARIES = ("numpy", "pandas", "scipy", "simpy", "pydantic", "matplotlib")
+
+
+class OutputError(Exception):
+    """funnelsim could not write an output folder for a reason the user can fix."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """The output folder already exists and ``force`` was not given."""
+
+    def __init__(self, path: Path, reason: str = "already exists") -> None:
+        self.path = path
+        super().__init__(f"output folder {str(path)!r} {reason}; choose another --out or pass --force to replace it")
+
+
+def write_run(
+    result: RunResult, out_dir: str | os.PathLike[str], *, figure_format: str = "png", force: bool = False
+) -> Path:
+    """Write the tables, event log, figures and manifest of one run to ``out_dir``.
+
+    Parameters
+    ----------
+    result
+        The run, from :func:`funnelsim.simulate`.
+    out_dir
+        Folder to create. Its parent is created if missing.
+    figure_format
+        ``"png"`` or ``"svg"``.
+    force
+        Replace ``out_dir`` if it exists. The old folder is removed only after the
+        new one is complete and in place.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``.
+
+    Raises
+    ------
+    OutputExistsError
+        ``out_dir`` exists and ``force`` is false (checked before any work), or it
+        is not a folder, or it contains the current working directory.
+    OutputError
+        Unknown ``figure_format``.
+    """
+    out_dir = Path(out_dir)
+    target = check_target(out_dir, force, figure_format)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Staging folder beside the target: same filesystem, so moving into place is an atomic rename.
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
+    try:
+        # mkdtemp makes a private (0700) folder; a plain mkdir inside it gets the user's usual permissions.
+        new = staging / target.name
+        new.mkdir()
+        _write_contents(result, new, figure_format)
+        _move_into_place(new, target, staging / "previous", force)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
+
+
+def check_target(out_dir: str | os.PathLike[str], force: bool, figure_format: str = "png") -> Path:
+    """Refuse, before any work, an output folder :func:`write_run` would not write; return its absolute path."""
+    if figure_format not in FIGURE_FORMATS:
+        raise OutputError(f"figure format must be one of {', '.join(FIGURE_FORMATS)}, got {figure_format!r}")
+    target = Path(os.path.abspath(out_dir))
+    if not (target.exists() or target.is_symlink()):
+        return target
+    if not target.is_dir():
+        raise OutputExistsError(target, "exists and is not a folder")
+    if not force:
+        raise OutputExistsError(target)
+    cwd = Path.cwd().resolve()
+    resolved = target.resolve()
+    if cwd == resolved or resolved in cwd.parents:
+        raise OutputExistsError(target, "contains the current directory; refusing to replace it even with --force")
+    return target
+
+
+def _move_into_place(new: Path, target: Path, aside: Path, force: bool) -> None:
+    if not (target.exists() or target.is_symlink()):
+        os.rename(new, target)
+        return
+    if not force:  # appeared while we were writing
+        raise OutputExistsError(target)
+    os.rename(target, aside)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(aside, target)
+        raise
+    # ``aside`` lives in the staging folder, which the caller deletes.
+
+
+def _write_contents(result: RunResult, folder: Path, figure_format: str) -> None:
+    tables = _tables(result)
+    for name, frame in tables.items():
+        _write_csv(frame, folder / name)
+    events_file = _write_events(result.events, folder)
+    _write_figures(result, tables, folder / "figures", figure_format)
+    _write_manifest(result, folder, figure_format, events_file)
+
+
+def _tables(result: RunResult) -> dict[str, pd.DataFrame]:
+    """Every CSV table of the folder, by file name."""
+    sc = result.scenario
+    ev = result.events
+    start = sc.start_date
+    horizon = float(sc.horizon_days)
+    summary = {"scenario": sc.name, "seed": result.seed, "replication": result.replication}
+    summary.update(metrics.summarize_run(result))
+    return {
+        "summary.csv": pd.DataFrame([summary]),
+        "stages_by_month.csv": metrics.stages_by_month(ev, start, horizon),
+        "time_in_stage.csv": metrics.time_in_stage(ev),
+        "revenue_by_month.csv": metrics.revenue_by_period(ev, start, "month", horizon),
+        "revenue_by_quarter.csv": metrics.revenue_by_period(ev, start, "quarter", horizon),
+        "leakage.csv": metrics.leakage(ev),
+        "capacity_by_month.csv": metrics.capacity_by_month(result.levels, ev, start, horizon),
+        "pipeline.csv": metrics.pipeline_over_time(ev),
+        "by_source.csv": metrics.by_segment(result.leads, by="source"),
+        "by_persona.csv": metrics.by_segment(result.leads, by="persona"),
+        "leads.csv": result.leads,
+        "levels.csv": result.levels,
+        "roster.csv": result.roster,
+    }
+
+
+def _write_csv(frame: pd.DataFrame, path: Path, **options: Any) -> None:
+    # pandas writes floats as their shortest round-trip repr, so values read back bit for bit.
+    frame.to_csv(path, index=False, lineterminator="\n", **options)
+
+
+def _parquet_available() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _write_events(events: pd.DataFrame, folder: Path) -> str:
+    """The event log as Parquet if pyarrow is installed, else gzipped CSV; returns the file name."""
+    if _parquet_available():
+        events.to_parquet(folder / "events.parquet", index=False)
+        return "events.parquet"
+    # mtime 0: the same run gives the same bytes.
+    _write_csv(events, folder / "events.csv.gz", compression={"method": "gzip", "mtime": 0})
+    return "events.csv.gz"
+
+
+def _write_figures(result: RunResult, tables: dict[str, pd.DataFrame], folder: Path, figure_format: str) -> None:
+    from . import plots  # matplotlib is slow to import; only pay for it when drawing
+
+    ev = result.events
+    sc = result.scenario
+    charts: dict[str, Figure] = {
+        "funnel": plots.funnel_chart(metrics.stage_volumes(ev), conversions=metrics.conversions(ev))[0],
+        "revenue_by_month": plots.revenue_chart(tables["revenue_by_month.csv"], sc.currency)[0],
+        "capacity": plots.capacity_chart(tables["capacity_by_month.csv"])[0],
+        "leakage": plots.leakage_chart(tables["leakage.csv"])[0],
+    }
+    folder.mkdir()
+    # SVG embeds the date by default; leave it out so the same run draws the same file.
+    metadata = {"Date": None} if figure_format == "svg" else None
+    for name, fig in charts.items():
+        fig.suptitle(f"{sc.name}, seed {result.seed}", x=0.99, ha="right", fontsize="small", color="0.4")
+        fig.savefig(folder / f"{name}.{figure_format}", format=figure_format, dpi=150, metadata=metadata)
+
+
+def _write_manifest(result: RunResult, folder: Path, figure_format: str, events_file: str) -> None:
+    sc = result.scenario
+    libraries = {"python": platform.python_version()}
+    libraries.update({name: _version(name) for name in LIBRARIES})
+    if events_file.endswith(".parquet"):
+        libraries["pyarrow"] = _version("pyarrow")
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    manifest = {
+        "funnelsim_version": _version("funnelsim"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "scenario_name": sc.name,
+        "scenario_sha256": sc.sha256(),
+        "seed": result.seed,
+        "replication": result.replication,
+        "start_date": sc.start_date.isoformat(),
+        "horizon_days": float(sc.horizon_days),
+        "currency": sc.currency,
+        "units": {"time": "days since start_date", "money": sc.currency},
+        "libraries": libraries,
+        "events_file": events_file,
+        "figure_format": figure_format,
+        "files": sorted([*files, "manifest.json"]),
+        "scenario": sc.to_dict(),
+    }
+    text = json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False)
+    (folder / "manifest.json").write_text(text + "\n", encoding="utf-8")
+
+
+def _version(distribution: str) -> str:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "not installed"

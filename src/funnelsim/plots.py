@@ -1,0 +1,296 @@
+"""Figures of one run: the funnel, revenue per month, rep capacity, and where leads leak.
+
+Every function takes tables from :mod:`funnelsim.metrics` and an optional
+matplotlib ``ax`` to draw into, and returns ``(fig, ax)``. None of them calls
+``plt.show()`` or touches pyplot's state: a new figure is a bare
+:class:`matplotlib.figure.Figure`, so a batch of runs accumulates no open figures
+and any backend (including a headless one) works. Save with ``fig.savefig(path)``.
+
+>>> import pandas as pd
+>>> volumes = pd.Series({"leads": 1000, "mqls": 200, "sqls": 90, "opportunities": 60, "wins": 15})
+>>> fig, ax = funnel_chart(volumes)
+>>> fig.savefig("funnel.png")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure, SubFigure
+from matplotlib.ticker import PercentFormatter, StrMethodFormatter
+
+__all__ = ["INFO_REASONS", "capacity_chart", "funnel_chart", "leakage_chart", "revenue_chart"]
+
+STAGE_NAMES = {"leads": "Leads", "mqls": "MQLs", "sqls": "SQLs", "opportunities": "Opportunities", "wins": "Wins"}
+_STAGE_IN_TEXT = {"leads": "leads", "mqls": "MQLs", "sqls": "SQLs", "opportunities": "opportunities", "wins": "wins"}
+_SINGULAR = {"leads": "lead", "mqls": "mql", "sqls": "sql", "opportunities": "opportunity", "wins": "win"}
+
+LEAKAGE_NAMES = {
+    "never_mql_dormant": "never an MQL, went dormant",
+    "not_followed_up": "MQL never followed up",
+    "sdr_abandoned": "went cold waiting for an SDR",
+    "lost_to_slow_response": "lost to slow response",
+    "rejected_by_sales": "rejected by sales, dropped",
+    "disqualified_by_ae": "disqualified by the AE",
+    "ae_abandoned": "went cold waiting for an AE",
+    "lost_deal": "deal lost",
+}
+INFO_REASONS = ("recycled", "recycled_then_won", "still_open")
+"""Leakage rows that are not a loss (a recycled lead may still win; an open lead is still in play)."""
+
+TEAM_NAMES = {"sdr": "SDR", "ae": "AE"}
+
+_THOUSANDS = "{x:,.0f}"
+_BAR = "#4C72B0"
+_LINE = "#DD8452"
+_TEAM_COLORS = {"sdr": "#4C72B0", "ae": "#C44E52"}
+
+
+def funnel_chart(
+    volumes: pd.Series, ax: Axes | None = None, *, conversions: Mapping[str, float] | None = None
+) -> tuple[Figure, Axes]:
+    """Horizontal bars of the leads reaching each stage, top of the funnel first.
+
+    Parameters
+    ----------
+    volumes
+        Leads reaching each stage, in funnel order (``metrics.stage_volumes``:
+        index ``leads, mqls, sqls, opportunities, wins``).
+    ax
+        Axes to draw into; a new figure when omitted.
+    conversions
+        Stage-to-stage conversions as returned by ``metrics.conversions``
+        (keys such as ``"mql_to_sql"``). Each bar after the first is annotated with
+        its conversion from the stage above; without this mapping (or for a key it
+        lacks) the annotation is the ratio of the two volumes, which can exceed 100%
+        when AEs source opportunities themselves.
+
+    Returns
+    -------
+    (fig, ax)
+    """
+    stages = [str(s) for s in volumes.index]
+    counts = volumes.to_numpy(dtype=float)
+    fig, ax = _figure_and_axes(ax, (7.5, 1.2 + 0.6 * max(len(stages), 1)))
+    y = np.arange(len(stages))
+    ax.barh(y, counts, height=0.6, color=_BAR)
+    ax.set_yticks(y, labels=[STAGE_NAMES.get(s, s) for s in stages])
+    ax.invert_yaxis()
+    for i, count in enumerate(counts):
+        text = f"{count:,.0f}"
+        if i > 0:
+            above = stages[i - 1]
+            key = f"{_SINGULAR.get(above, above)}_to_{_SINGULAR.get(stages[i], stages[i])}"
+            if conversions is not None and key in conversions:
+                rate = float(conversions[key])
+            else:
+                rate = count / counts[i - 1] if counts[i - 1] else math.nan
+            text += f"  ({_pct(rate)} of {_STAGE_IN_TEXT.get(above, above)})"
+        ax.annotate(text, xy=(count, y[i]), xytext=(4, 0), textcoords="offset points", va="center", ha="left")
+    if np.any(counts[1:] > counts[:-1]):
+        ax.annotate(
+            "A stage can outnumber the one above it: AEs also source opportunities themselves.",
+            xy=(1.0, 0.0),
+            xycoords="axes fraction",
+            xytext=(-4, 4),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            fontsize="small",
+            color="0.4",
+        )
+    top = float(np.nanmax(counts)) if len(counts) else 0.0
+    ax.set_xlim(0, 1.45 * top if top > 0 else 1.0)  # room for the annotations
+    ax.xaxis.set_major_formatter(StrMethodFormatter(_THOUSANDS))
+    ax.set_xlabel("leads reaching the stage (count)")
+    ax.set_title("Funnel: leads reaching each stage, and conversion from the stage above")
+    return fig, ax
+
+
+def revenue_chart(revenue_by_month: pd.DataFrame, currency: str, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Revenue booked per month (bars) and cumulative revenue (line, right-hand axis).
+
+    Parameters
+    ----------
+    revenue_by_month
+        One row per month with a ``revenue`` column and the month in ``period``
+        (``metrics.revenue_by_period(..., freq="month")``) or ``month``
+        (``metrics.stages_by_month``).
+    currency
+        Currency of the amounts, shown in the axis labels.
+    ax
+        Axes for the bars; the cumulative line goes on a twin axis
+        (``ax.twinx()``, found in ``fig.axes``).
+
+    Returns
+    -------
+    (fig, ax)
+        ``ax`` holds the monthly bars.
+    """
+    labels = _period_labels(revenue_by_month)
+    revenue = revenue_by_month["revenue"].to_numpy(dtype=float)
+    fig, ax = _figure_and_axes(ax, (9.0, 4.5))
+    x = np.arange(len(labels))
+    bars = ax.bar(x, revenue, width=0.7, color=_BAR, label="booked in the month")
+    cumulative = ax.twinx()
+    (line,) = cumulative.plot(x, np.nancumsum(revenue), color=_LINE, marker="o", label="cumulative")
+    _month_ticks(ax, x, labels)
+    ax.set_xlabel("month (by close date)")
+    ax.set_ylabel(f"revenue booked ({currency})")
+    cumulative.set_ylabel(f"cumulative revenue ({currency})")
+    for axis, values in ((ax, revenue), (cumulative, np.nancumsum(revenue))):
+        axis.yaxis.set_major_formatter(StrMethodFormatter(_THOUSANDS))
+        top = float(np.nanmax(values, initial=0.0))
+        axis.set_ylim(0, 1.2 * top if top > 0 else 1.0)  # headroom for the legend
+    ax.legend(handles=[bars, line], loc="upper left")
+    ax.set_title("Revenue booked per month")
+    return fig, ax
+
+
+def capacity_chart(capacity_by_month: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Rep utilisation per month (one line per team) and mean queue (bars, right-hand axis).
+
+    Parameters
+    ----------
+    capacity_by_month
+        ``metrics.capacity_by_month``: one row per month and team, with columns
+        ``month``, ``team`` (``"sdr"``, ``"ae"``), ``utilisation`` (time-weighted share
+        of capacity busy, 0 to 1) and ``mean_queue`` (time-weighted leads waiting).
+    ax
+        Axes for the utilisation lines; the queue bars go on a twin axis
+        (``ax.twinx()``, found in ``fig.axes``), drawn behind the lines.
+
+    Returns
+    -------
+    (fig, ax)
+        ``ax`` holds the utilisation lines.
+    """
+    months = sorted({str(m) for m in capacity_by_month["month"]})
+    present = [str(t) for t in dict.fromkeys(capacity_by_month["team"])]
+    teams = [t for t in TEAM_NAMES if t in present] + [t for t in present if t not in TEAM_NAMES]
+    table = capacity_by_month.assign(
+        month=capacity_by_month["month"].astype(str), team=capacity_by_month["team"].astype(str)
+    )
+    fig, ax = _figure_and_axes(ax, (9.0, 4.5))
+    queue_ax = ax.twinx()
+    # The lines are the message: draw the primary axes above its twin, with a clear background.
+    ax.set_zorder(queue_ax.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    x = np.arange(len(months))
+    width = 0.8 / max(len(teams), 1)
+    handles = []
+    for i, team in enumerate(teams):
+        rows = table[table["team"] == team].set_index("month").reindex(months)
+        name = TEAM_NAMES.get(team, team)
+        color = _TEAM_COLORS.get(team)
+        (line,) = ax.plot(
+            x, rows["utilisation"].to_numpy(dtype=float), marker="o", color=color, label=f"{name} utilisation"
+        )
+        offset = (i - (len(teams) - 1) / 2) * width
+        bars = queue_ax.bar(
+            x + offset,
+            rows["mean_queue"].to_numpy(dtype=float),
+            width=width,
+            color=color,
+            alpha=0.3,
+            label=f"{name} mean queue",
+        )
+        handles += [line, bars]
+    _month_ticks(ax, x, months)
+    # Headroom above 100% (and above the tallest bar) keeps the legend clear of the data.
+    ax.set_ylim(0, 1.3)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.set_xlabel("month")
+    ax.set_ylabel("utilisation (time-weighted, % of capacity)")
+    queue_ax.set_ylabel("mean queue (leads waiting)")
+    # A queue that never forms still gets a readable 0-1 scale.
+    queue_ax.set_ylim(0, max(1.0, 1.3 * float(np.nan_to_num(table["mean_queue"].to_numpy(dtype=float)).max(initial=0))))
+    queue_ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,g}"))
+    if handles:
+        ax.legend(handles=handles, loc="upper left", ncols=2, fontsize="small")
+    ax.set_title("Rep utilisation and queue per month")
+    return fig, ax
+
+
+def leakage_chart(leakage: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Horizontal bars of why leads left the funnel, largest loss first.
+
+    Parameters
+    ----------
+    leakage
+        ``metrics.leakage``: columns ``reason``, ``leads`` and ``share_of_leads``,
+        optionally ``kind``. Only losses are drawn: rows whose ``kind`` is ``"leak"``,
+        or, without a ``kind`` column, every row but the informational ones
+        (:data:`INFO_REASONS`: recycled, recycled then won, still open).
+    ax
+        Axes to draw into; a new figure when omitted.
+
+    Returns
+    -------
+    (fig, ax)
+    """
+    if "kind" in leakage:
+        losses = leakage[leakage["kind"].astype(str) == "leak"]
+    else:
+        losses = leakage[~leakage["reason"].astype(str).isin(INFO_REASONS)]
+    losses = losses.sort_values("leads", ascending=False, kind="stable")
+    reasons = [str(r) for r in losses["reason"]]
+    counts = losses["leads"].to_numpy(dtype=float)
+    shares = (
+        losses["share_of_leads"].to_numpy(dtype=float) if "share_of_leads" in losses else np.full(len(counts), np.nan)
+    )
+    fig, ax = _figure_and_axes(ax, (8.0, 1.2 + 0.5 * max(len(reasons), 1)))
+    y = np.arange(len(reasons))
+    ax.barh(y, counts, height=0.6, color="#C44E52")
+    ax.set_yticks(y, labels=[LEAKAGE_NAMES.get(r, r.replace("_", " ")) for r in reasons])
+    ax.invert_yaxis()
+    for i, (count, share) in enumerate(zip(counts, shares, strict=True)):
+        text = f"{count:,.0f}" if math.isnan(share) else f"{count:,.0f}  ({_pct(share)} of leads)"
+        ax.annotate(text, xy=(count, y[i]), xytext=(4, 0), textcoords="offset points", va="center", ha="left")
+    top = float(np.nanmax(counts)) if len(counts) else 0.0
+    ax.set_xlim(0, 1.45 * top if top > 0 else 1.0)
+    ax.xaxis.set_major_formatter(StrMethodFormatter(_THOUSANDS))
+    ax.set_xlabel("leads lost (count)")
+    ax.set_title("Where leads leave the funnel")
+    return fig, ax
+
+
+def _figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return _root_figure(ax), ax
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _root_figure(ax: Axes) -> Figure:
+    parent: Figure | SubFigure | None = ax.get_figure()
+    while isinstance(parent, SubFigure):
+        parent = parent.get_figure()
+    if not isinstance(parent, Figure):
+        raise ValueError("ax is not attached to a figure")
+    return parent
+
+
+def _period_labels(table: pd.DataFrame) -> list[str]:
+    for column in ("period", "month"):
+        if column in table:
+            return [str(p) for p in table[column]]
+    raise ValueError(f"expected a 'period' or 'month' column, got {list(table.columns)}")
+
+
+def _month_ticks(ax: Axes, x: np.ndarray, labels: list[str]) -> None:
+    ax.set_xticks(x, labels=labels)
+    if len(labels) > 6:
+        ax.tick_params(axis="x", labelrotation=45)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+            label.set_rotation_mode("anchor")
+
+
+def _pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"

@@ -1,0 +1,93 @@
+"""The model's equations behave as the published figures and the docs say."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from funnelsim import load_scenario
+from funnelsim.mechanisms import (
+    ContactCurve,
+    calendar_months,
+    contact_probability,
+    decay,
+    odds_multiplier,
+    slots,
+    touch,
+    win_probability,
+)
+
+BASELINE = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.toml"
+
+
+@pytest.fixture(scope="module")
+def speed():
+    return load_scenario(BASELINE).handoff.speed_to_lead
+
+
+def _hour_average(speed, first_hour: float) -> float:
+    """Mean odds multiplier for responses spread evenly over one hour."""
+    hours = np.linspace(first_hour, first_hour + 1, 20001)
+    return float(odds_multiplier(speed, hours / 24).mean())
+
+
+def test_speed_to_lead_defaults_reproduce_published_odds_ratios(speed):
+    """The default curve gives 21x (5 vs 30 min), ~7x (hour 1 vs 2) and ~60x (hour 1 vs 24 h) odds."""
+    five, thirty = odds_multiplier(speed, np.array([5 / 60, 0.5]) / 24)
+    assert five / thirty == pytest.approx(21, rel=0.01)  # MIT / InsideSales 2007
+    first_hour = _hour_average(speed, 0)
+    assert first_hour / _hour_average(speed, 1) == pytest.approx(7, rel=0.05)  # HBR 2011
+    assert first_hour / float(odds_multiplier(speed, 1.0)) == pytest.approx(60, rel=0.05)  # HBR 2011
+
+
+def test_contact_probability_falls_with_delay_and_is_not_a_single_exponential(speed):
+    """Answering later never helps, and the hazard falls with time (steep first, flat later)."""
+    delays = np.geomspace(1e-3, 30, 400)
+    p = contact_probability(speed, delays)
+    assert np.all(np.diff(p) <= 1e-15)
+    assert contact_probability(speed, 0.0) == pytest.approx(speed.contact_rate_immediate)
+    # Log-odds lost per hour in the first half hour vs. between 2 h and 24 h.
+    log_m = np.log(odds_multiplier(speed, np.array([5 / 60, 0.5, 2, 24]) / 24))
+    assert (log_m[0] - log_m[1]) / (0.5 - 5 / 60) > 20 * (log_m[2] - log_m[3]) / 22
+
+
+def test_scalar_contact_curve_matches_vectorised_formula(speed):
+    """The per-event curve used by the engine equals the documented formula."""
+    curve = ContactCurve(speed)
+    for delay in [0.0, 1e-4, 0.003, 0.02, 0.04, 0.5, 1.0, 3.0, 100.0]:
+        assert curve(delay) == pytest.approx(float(contact_probability(speed, delay)), abs=1e-12)
+
+
+def test_engagement_decays_by_half_life_and_touch_closes_gap():
+    """Half-life halves engagement; a touch closes lift x response of the gap to 1, never above 1."""
+    assert decay(0.8, 30.0, 30.0) == pytest.approx(0.4)
+    assert touch(0.5, 0.2, 1.0) == pytest.approx(0.6)
+    assert touch(0.5, 0.8, 2.0) == 1.0
+    arr = touch(np.array([0.0, 0.5]), 0.2, np.array([1.0, 1.5]))
+    np.testing.assert_allclose(arr, [0.2, 0.65])
+
+
+def test_win_probability_is_win_rate_at_average_fit_and_rises_with_fit():
+    """win_rate is the chance at fit 0.5; fit_effect adds log-odds per unit of fit."""
+    assert float(win_probability(0.25, 2.0, 0.5)) == pytest.approx(0.25)
+    odds = float(win_probability(0.25, 2.0, 1.0))
+    assert odds / (1 - odds) == pytest.approx((0.25 / 0.75) * np.exp(1.0))
+    assert float(win_probability(0.25, 0.0, 0.9)) == pytest.approx(0.25)
+
+
+def test_ramp_slots_round_to_nearest_slot():
+    """A rep at 25% productivity with 15 slots works 4 deals; a leaver none."""
+    ae = load_scenario(BASELINE).sales.ae
+    assert slots(ae, 1.0) == 15
+    assert slots(ae, 0.25) == 4
+    assert slots(ae, 0.0) == 0
+
+
+def test_calendar_months_cover_horizon_exactly():
+    """Month segments tile the horizon at calendar boundaries (Jan 31 days, Feb 28 in 2027)."""
+    import datetime as dt
+
+    segments = calendar_months(dt.date(2027, 1, 15), 60)
+    assert segments[0] == (0.0, 17.0, 0)
+    assert segments[1] == (17.0, 45.0, 1)
+    assert segments[2] == (45.0, 60, 2)
