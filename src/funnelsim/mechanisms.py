@@ -30,6 +30,7 @@ import math
 from typing import TypeVar
 
 import numpy as np
+from scipy.special import expit
 
 from .scenario import AETeam, ScoringRule, SpeedToLead
 
@@ -96,7 +97,7 @@ def win_probability(win_rate: float, fit_effect: float, fit: np.ndarray | float)
     if win_rate <= 0 or win_rate >= 1:
         return np.full(np.shape(fit), win_rate, dtype=float)
     logit = math.log(win_rate / (1 - win_rate)) + fit_effect * (np.asarray(fit, dtype=float) - 0.5)
-    return 1 / (1 + np.exp(-logit))
+    return np.asarray(expit(logit))
 
 
 def productivity(ae: AETeam, months_since_hire: float) -> float:
