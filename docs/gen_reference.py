@@ -216,6 +216,11 @@ def describe(tp: Any, meta: list[Any]) -> TypeInfo:
         inner = describe(rest[0] if len(rest) == 1 else typing.Union[tuple(rest)], meta)  # noqa: UP007
         inner.optional = True
         return inner
+    if len(members) == 2 and not _is_dist(tp):  # an uncertain rate: a number or a distribution
+        number, dist = (describe(m, []) for m in members)
+        if number.text == "number" and dist.text == "distribution":
+            allowed = [*number.allowed, f"or a distribution ({', '.join(dist.allowed)}) drawn once per replication"]
+            return TypeInfo("number or distribution", allowed, share=number.share)
     if _is_dist(tp):
         support = {"_check_nonnegative": "values ≥ 0", "_check_unit": "values within [0, 1]"}.get(c.get("check"), "")
         return TypeInfo("distribution", [support] if support else [])

@@ -64,7 +64,7 @@ from .distributions import (
     Weibull,
 )
 from .mechanisms import calendar_months, contact_probability, score, win_probability
-from .scenario import Scenario, SpeedToLead
+from .scenario import Scenario, SpeedToLead, rate
 
 __all__ = [
     "MQLYield",
@@ -339,7 +339,7 @@ def mql_yield(scenario: Scenario, source: str, points: int = 512) -> MQLYield:
     passes = np.asarray(score(sql_rule, fit[:, None], eng[None, :])) >= sql_rule.threshold
     pass_given_fit = passes.astype(float) @ eng_w
     p_pass = float(fit_w @ pass_given_fit)
-    pass_and_win = float(fit_w @ (pass_given_fit * win_probability(s.win_rate, s.fit_effect, fit)))
+    pass_and_win = float(fit_w @ (pass_given_fit * win_probability(rate(s.win_rate), s.fit_effect, fit)))
 
     deal = (
         sum(weight * s.deal_size_by_persona.get(p, s.deal_size).mean for p, weight in mix.items()) / need
@@ -347,10 +347,10 @@ def mql_yield(scenario: Scenario, source: str, points: int = 512) -> MQLYield:
         else math.nan
     )
     return MQLYield(
-        follow_up=h.follow_up_rate,
+        follow_up=rate(h.follow_up_rate),
         contact=expected_contact_rate(h.speed_to_lead, h.response_delay_days, 0.0, points),
         qualify=need * p_pass,
-        opportunity=s.opportunity_rate,
+        opportunity=rate(s.opportunity_rate),
         win=pass_and_win / p_pass if p_pass > 0 else math.nan,
         deal_size=deal,
         mean_days_to_win=h.response_delay_days.mean + h.sdr.work_days.mean + s.cycle_days.mean,

@@ -1,6 +1,7 @@
 """Command line: argument parsing and output only; every command calls into the library.
 
-Exit codes: 0 ok, 1 the run failed, 2 bad input (scenario, override or option).
+Exit codes: 0 ok, 1 the run failed, 2 bad input (scenario, override or option),
+130 interrupted (Ctrl-C; finished replications are still written).
 """
 
 from __future__ import annotations
@@ -15,12 +16,22 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from . import __version__
 from .engine import simulate
 from .metrics import summarize_run
-from .output import OutputError, check_target, write_run
+from .montecarlo import MonteCarloError, Replications, executor
+from .montecarlo import run as mc_run
+from .output import OutputError, check_target, write_replications, write_run
 from .results import resolve_seed
 from .scenario import Scenario, ScenarioError, load_scenario
 
@@ -34,7 +45,7 @@ app = typer.Typer(
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 out = Console(soft_wrap=True)
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 T = TypeVar("T")
 
@@ -49,12 +60,12 @@ def _guard(action: Callable[[], T]) -> T:
     """Run ``action``; turn bad input and failures into messages and exit codes."""
     try:
         return action()
-    except (ScenarioError, OutputError) as exc:
+    except (ScenarioError, OutputError, MonteCarloError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except KeyboardInterrupt:
         err.print("interrupted")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:  # a bug or an environment problem: say it, no traceback
         err.print(f"[bold red]run failed:[/] {type(exc).__name__}: {escape(str(exc))}")
         raise typer.Exit(EXIT_FAILURE) from None
@@ -76,16 +87,47 @@ def run(
     figure_format: Annotated[str, typer.Option("--format", help="Figure format: png or svg.")] = "png",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON document.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No narration.")] = False,
+    runs: Annotated[int, typer.Option(help="Monte Carlo: number of replications.", min=1)] = 1,
+    jobs: Annotated[int, typer.Option(help="Worker processes for the replications.", min=1)] = 1,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler address (tcp://host:port), or 'local' for a local cluster."),
+    ] = None,
+    replication: Annotated[
+        int | None, typer.Option(help="Re-run replication I of --seed alone (same numbers as in a batch).", min=0)
+    ] = None,
+    goal: Annotated[
+        str | None, typer.Option(help="Revenue goal for P(goal), e.g. 12M, 750k, 12000000.", show_default=False)
+    ] = None,
+    precision: Annotated[
+        float | None,
+        typer.Option(help="Add replications until the 95% CI of mean revenue is within this share of the mean."),
+    ] = None,
+    max_runs: Annotated[int | None, typer.Option(help="Upper bound of replications for --precision.", min=1)] = None,
 ) -> None:
-    """Simulate one run of SCENARIO and print what happened."""
+    """Simulate SCENARIO once, or --runs N times (Monte Carlo), and print what happened."""
     sc = _load(scenario, overrides)
+    goal_amount = _guard(lambda: parse_amount(goal, "--goal")) if goal is not None else None
     if out_dir is not None:
         _guard(lambda: check_target(out_dir, force, figure_format))  # refuse before simulating
     narrate = not (quiet or as_json)
     run_seed = resolve_seed(sc, seed)
+    if runs > 1 or precision is not None or max_runs is not None:
+        if replication is not None:
+            _guard(lambda: _bad("--replication re-runs one replication; it cannot be combined with --runs"))
+        reps = _monte_carlo(sc, run_seed, runs, jobs, scheduler, goal_amount, precision, max_runs, narrate, as_json)
+        if out_dir is not None and reps.completed:
+            written = _guard(lambda: write_replications(reps, out_dir, figure_format=figure_format, force=force))
+            if narrate:
+                err.print(f"wrote {written}")
+        if reps.stopped == "interrupted":
+            raise typer.Exit(EXIT_INTERRUPTED)
+        return
+    which = replication or 0
     if narrate:
-        err.print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {run_seed}")
-    result = _guard(lambda: simulate(sc, seed=run_seed))
+        rep_note = f", replication {which}" if which else ""
+        err.print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {run_seed}{rep_note}")
+    result = _guard(lambda: simulate(sc, seed=run_seed, replication=which))
     stats = _guard(lambda: summarize_run(result))
     if out_dir is not None:
         written = _guard(lambda: write_run(result, out_dir, figure_format=figure_format, force=force))
@@ -93,9 +135,130 @@ def run(
             err.print(f"wrote {written}")
     if as_json:
         doc = {"scenario": sc.name, "seed": result.seed, "currency": sc.currency, "summary": stats}
+        if which:
+            doc["replication"] = which
         sys.stdout.write(json.dumps(doc, indent=2, default=_json_number) + "\n")
         return
     _print_summary(stats, sc.currency)
+
+
+def _bad(message: str) -> None:
+    raise MonteCarloError(message)
+
+
+def _monte_carlo(
+    sc: Scenario,
+    seed: int,
+    runs: int,
+    jobs: int,
+    scheduler: str | None,
+    goal: float | None,
+    precision: float | None,
+    max_runs: int | None,
+    narrate: bool,
+    as_json: bool,
+) -> Replications:
+    if narrate:
+        where = f"Dask {scheduler}" if scheduler else f"{jobs} process{'es' if jobs > 1 else ''}"
+        err.print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {seed}, replications on {where}")
+    columns = (
+        TextColumn("replications"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("elapsed"),
+        TimeElapsedColumn(),
+        TextColumn("remaining"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True, disable=not (narrate and err.is_terminal)) as bar:
+        task = bar.add_task("runs", total=max_runs if precision is not None else runs)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        def go() -> Replications:
+            with executor(jobs, scheduler) as pool:
+                return mc_run(
+                    sc, runs, seed, pool, goal=goal, precision=precision, max_runs=max_runs, progress=progress
+                )
+
+        reps = _guard(go)
+    if as_json:
+        sys.stdout.write(json.dumps(reps.to_json(), indent=2, default=_json_number) + "\n")
+    else:
+        _print_replications(reps)
+    if reps.stopped == "interrupted":
+        err.print(f"interrupted: {reps.completed} of {reps.requested} replications completed")
+    return reps
+
+
+def _print_replications(reps: Replications) -> None:
+    cur = reps.scenario.currency
+    table = Table(
+        title=f"{reps.completed} replications (95% CI of the mean; percentiles across runs)", title_justify="left"
+    )
+    for name in ("metric", "mean", "95% CI", "P10", "P50", "P90"):
+        table.add_column(name, justify="left" if name == "metric" else "right")
+    summary = reps.summary().set_index("metric")
+    shown = [
+        ("leads", "leads", "{:,.0f}"),
+        ("MQLs", "mqls", "{:,.0f}"),
+        ("SQLs", "sqls", "{:,.0f}"),
+        ("opportunities", "opportunities", "{:,.0f}"),
+        ("wins", "wins", "{:,.0f}"),
+        (f"revenue ({cur})", "revenue", "money"),
+        ("win rate", "win_rate", "{:.1%}"),
+        ("median cycle, days", "median_cycle_days", "{:.0f}"),
+        (f"CAC ({cur})", "cac", "money"),
+    ]
+    for label, key, fmt in shown:
+        row = summary.loc[key]
+        cells = [row["mean"], row["ci_low"], row["ci_high"], row["p10"], row["p50"], row["p90"]]
+        f = [_short(x, fmt) for x in cells]
+        table.add_row(label, f[0], f"{f[1]}–{f[2]}", f[3], f[4], f[5])
+    out.print(table)
+    stop = reps.stopped
+    if reps.precision is not None:
+        width = reps.to_json()["revenue_ci_half_width_relative"]
+        shown_width = "n/a" if width is None else f"{width:.2%}"
+        stop += f" (CI half-width {shown_width} of mean revenue; asked {reps.precision:.2%})"
+    out.print(f"runs:             {reps.completed} of {reps.requested} ({stop})")
+    p = reps.p_goal()
+    if p is not None and reps.goal is not None:
+        out.print(
+            f"P(revenue >= {reps.goal:,.0f} {cur}): {_pct(p['estimate'])} "
+            f"(95% CI {_pct(p['ci_low'])} – {_pct(p['ci_high'])}, {p['hits']} of {p['n']} runs)"
+        )
+
+
+def _short(x: float, fmt: str) -> str:
+    """Compact cells for the terminal (full precision is in --json and the CSV files)."""
+    if not math.isfinite(x):
+        return "n/a"
+    if fmt != "money":
+        return fmt.format(x)
+    for size, suffix in ((1e9, "bn"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= size:
+            return f"{x / size:.3g}{suffix}"
+    return f"{x:.0f}"
+
+
+def parse_amount(text: str, option: str = "amount") -> float:
+    """``12M``, ``750k``, ``1.5bn``, ``12,000,000`` or ``12000000`` as a number."""
+    cleaned = text.strip().replace(",", "").replace("_", "")
+    multipliers = {"k": 1e3, "m": 1e6, "mm": 1e6, "b": 1e9, "bn": 1e9}
+    number, suffix = cleaned, ""
+    for end in sorted(multipliers, key=len, reverse=True):
+        if cleaned.lower().endswith(end):
+            number, suffix = cleaned[: -len(end)], end
+            break
+    try:
+        value = float(number) * multipliers.get(suffix, 1.0)
+    except ValueError:
+        raise MonteCarloError(f"{option}: expected an amount such as 12M, 750k or 12000000, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise MonteCarloError(f"{option}: must be a non-negative amount, got {text!r}")
+    return value
 
 
 def _json_number(value: Any) -> Any:

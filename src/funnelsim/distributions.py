@@ -46,6 +46,7 @@ __all__ = [
     "Gamma",
     "LogNormal",
     "NonNegativeDist",
+    "Spec",
     "Triangular",
     "Uniform",
     "UnitDist",
@@ -309,6 +310,9 @@ def _number_is_fixed(value: Any) -> Any:
         return {"dist": "fixed", "value": value}
     return value
 
+
+# The common base of every family: isinstance(x, Spec) tells a distribution from a number.
+Spec = _Spec
 
 Dist = Annotated[
     Fixed | Exponential | LogNormal | Gamma | Weibull | Uniform | Triangular | Beta | Empirical,

@@ -58,6 +58,7 @@ import os
 import platform
 import shutil
 import tempfile
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,9 +70,19 @@ from . import metrics
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from .montecarlo import Replications
     from .results import RunResult
+    from .scenario import Scenario
 
-__all__ = ["FIGURES", "FIGURE_FORMATS", "OutputError", "OutputExistsError", "check_target", "write_run"]
+__all__ = [
+    "FIGURES",
+    "FIGURE_FORMATS",
+    "OutputError",
+    "OutputExistsError",
+    "check_target",
+    "write_replications",
+    "write_run",
+]
 
 FIGURE_FORMATS = ("png", "svg")
 FIGURES = ("funnel", "revenue_by_month", "capacity", "leakage")
@@ -120,6 +131,28 @@ def write_run(
     OutputError
         Unknown ``figure_format``.
     """
+    return _write_atomically(
+        out_dir, force, figure_format, lambda folder: _write_contents(result, folder, figure_format)
+    )
+
+
+def write_replications(
+    reps: Replications, out_dir: str | os.PathLike[str], *, figure_format: str = "png", force: bool = False
+) -> Path:
+    """Write a Monte Carlo run to ``out_dir``, as :func:`write_run` does for one run.
+
+    Files: ``replications.csv`` (one row per replication), ``monthly.csv`` (one row per
+    replication and month), ``summary.csv`` (one row per metric), ``manifest.json``, and
+    figures ``fan_chart``, ``revenue_distribution`` and ``funnel_range``.
+    """
+    return _write_atomically(
+        out_dir, force, figure_format, lambda folder: _write_replication_contents(reps, folder, figure_format)
+    )
+
+
+def _write_atomically(
+    out_dir: str | os.PathLike[str], force: bool, figure_format: str, fill: Callable[[Path], None]
+) -> Path:
     out_dir = Path(out_dir)
     target = check_target(out_dir, force, figure_format)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +162,7 @@ def write_run(
         # mkdtemp makes a private (0700) folder; a plain mkdir inside it gets the user's usual permissions.
         new = staging / target.name
         new.mkdir()
-        _write_contents(result, new, figure_format)
+        fill(new)
         _move_into_place(new, target, staging / "previous", force)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -237,40 +270,76 @@ def _write_figures(result: RunResult, tables: dict[str, pd.DataFrame], folder: P
         "capacity": plots.capacity_chart(tables["capacity_by_month.csv"])[0],
         "leakage": plots.leakage_chart(tables["leakage.csv"])[0],
     }
+    _save_figures(charts, folder, figure_format, f"{sc.name}, seed {result.seed}")
+
+
+def _save_figures(charts: dict[str, Figure], folder: Path, figure_format: str, label: str) -> None:
     folder.mkdir()
     # SVG embeds the date by default; leave it out so the same run draws the same file.
     metadata = {"Date": None} if figure_format == "svg" else None
     for name, fig in charts.items():
-        fig.suptitle(f"{sc.name}, seed {result.seed}", x=0.99, ha="right", fontsize="small", color="0.4")
+        fig.suptitle(label, x=0.99, ha="right", fontsize="small", color="0.4")
         fig.savefig(folder / f"{name}.{figure_format}", format=figure_format, dpi=150, metadata=metadata)
 
 
 def _write_manifest(result: RunResult, folder: Path, figure_format: str, events_file: str) -> None:
-    sc = result.scenario
+    run = {
+        "seed": result.seed,
+        "replication": result.replication,
+        "drawn_parameters": result.metadata.get("parameters", {}),
+        "events_file": events_file,
+    }
+    extra = ("pyarrow",) if events_file.endswith(".parquet") else ()
+    _manifest(result.scenario, folder, figure_format, run, extra)
+
+
+def _manifest(
+    sc: Scenario, folder: Path, figure_format: str, run: dict[str, Any], extra_libraries: tuple[str, ...] = ()
+) -> None:
     libraries = {"python": platform.python_version()}
-    libraries.update({name: _version(name) for name in LIBRARIES})
-    if events_file.endswith(".parquet"):
-        libraries["pyarrow"] = _version("pyarrow")
+    libraries.update({name: _version(name) for name in (*LIBRARIES, *extra_libraries)})
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     manifest = {
         "funnelsim_version": _version("funnelsim"),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "scenario_name": sc.name,
         "scenario_sha256": sc.sha256(),
-        "seed": result.seed,
-        "replication": result.replication,
+        **run,
         "start_date": sc.start_date.isoformat(),
         "horizon_days": float(sc.horizon_days),
         "currency": sc.currency,
         "units": {"time": "days since start_date", "money": sc.currency},
         "libraries": libraries,
-        "events_file": events_file,
         "figure_format": figure_format,
         "files": sorted([*files, "manifest.json"]),
         "scenario": sc.to_dict(),
     }
     text = json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False)
     (folder / "manifest.json").write_text(text + "\n", encoding="utf-8")
+
+
+def _write_replication_contents(reps: Replications, folder: Path, figure_format: str) -> None:
+    from . import plots
+
+    _write_csv(reps.table, folder / "replications.csv")
+    _write_csv(reps.monthly, folder / "monthly.csv")
+    _write_csv(reps.summary(), folder / "summary.csv")
+    sc = reps.scenario
+    p_goal = reps.p_goal()
+    charts: dict[str, Figure] = {}
+    if reps.completed:
+        charts = {
+            "fan_chart": plots.fan_chart(reps.monthly, sc.currency, goal=reps.goal)[0],
+            "revenue_distribution": plots.revenue_distribution(
+                reps.table, sc.currency, goal=reps.goal, p_goal=None if p_goal is None else p_goal["estimate"]
+            )[0],
+            "funnel_range": plots.funnel_range_chart(reps.table)[0],
+        }
+    _save_figures(charts, folder / "figures", figure_format, f"{sc.name}, seed {reps.seed}, {reps.completed} runs")
+    doc = reps.to_json()
+    run: dict[str, Any] = {key: doc[key] for key in ("seed", "requested", "completed", "stopped")}
+    run |= {"goal": reps.goal, "precision": reps.precision, "confidence": reps.confidence}
+    _manifest(sc, folder, figure_format, run)
 
 
 def _version(distribution: str) -> str:

@@ -1,10 +1,19 @@
-"""Figures of one run: the funnel, revenue per month, rep capacity, and where leads leak.
+"""Figures of one run (the funnel, revenue per month, rep capacity, where leads leak) and of
+many (Monte Carlo ranges: a fan chart of cumulative revenue, the distribution of revenue,
+the funnel with its P10–P90 range).
 
-Every function takes tables from :mod:`funnelsim.metrics` and an optional
-matplotlib ``ax`` to draw into, and returns ``(fig, ax)``. None of them calls
-``plt.show()`` or touches pyplot's state: a new figure is a bare
-:class:`matplotlib.figure.Figure`, so a batch of runs accumulates no open figures
-and any backend (including a headless one) works. Save with ``fig.savefig(path)``.
+Every function takes tidy tables (from :mod:`funnelsim.metrics`, or the per-replication
+tables of the Monte Carlo runs) and an optional matplotlib ``ax`` to draw into, and
+returns ``(fig, ax)``. The one exception is :func:`revenue_distribution`, which always
+draws its own figure of two panels side by side (histogram and ECDF) and returns
+``(fig, (hist_ax, ecdf_ax))``. None of them calls ``plt.show()`` or touches pyplot's
+state: a new figure is a bare :class:`matplotlib.figure.Figure`, so a batch of runs
+accumulates no open figures and any backend (including a headless one) works. Save with
+``fig.savefig(path)``.
+
+Ranges across replications are percentiles of the replications' values (numpy's
+``"linear"`` method): P10–P90 holds the middle 80% of outcomes, P25–P75 the middle half.
+A single replication is allowed; its ranges collapse to a line.
 
 >>> import pandas as pd
 >>> volumes = pd.Series({"leads": 1000, "mqls": 200, "sqls": 90, "opportunities": 60, "wins": 15})
@@ -15,15 +24,24 @@ and any backend (including a headless one) works. Save with ``fig.savefig(path)`
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
-from matplotlib.ticker import PercentFormatter, StrMethodFormatter
+from matplotlib.ticker import MaxNLocator, PercentFormatter, StrMethodFormatter
 
-__all__ = ["INFO_REASONS", "capacity_chart", "funnel_chart", "leakage_chart", "revenue_chart"]
+__all__ = [
+    "INFO_REASONS",
+    "capacity_chart",
+    "fan_chart",
+    "funnel_chart",
+    "funnel_range_chart",
+    "leakage_chart",
+    "revenue_chart",
+    "revenue_distribution",
+]
 
 STAGE_NAMES = {"leads": "Leads", "mqls": "MQLs", "sqls": "SQLs", "opportunities": "Opportunities", "wins": "Wins"}
 _STAGE_IN_TEXT = {"leads": "leads", "mqls": "MQLs", "sqls": "SQLs", "opportunities": "opportunities", "wins": "wins"}
@@ -48,6 +66,8 @@ _THOUSANDS = "{x:,.0f}"
 _BAR = "#4C72B0"
 _LINE = "#DD8452"
 _TEAM_COLORS = {"sdr": "#4C72B0", "ae": "#C44E52"}
+_GOAL = "#C44E52"
+_BANDS = [10, 25, 50, 75, 90]
 
 
 def funnel_chart(
@@ -260,6 +280,184 @@ def leakage_chart(leakage: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure
     return fig, ax
 
 
+def fan_chart(
+    monthly: pd.DataFrame, currency: str, goal: float | None = None, ax: Axes | None = None
+) -> tuple[Figure, Axes]:
+    """Cumulative revenue over the horizon across replications: P10–P90 and P25–P75 bands
+    around the median, month by month.
+
+    Parameters
+    ----------
+    monthly
+        One row per replication and month, with columns ``replication``, ``month``
+        (e.g. ``"2027-01"``) and ``cumulative_revenue`` (running total within the
+        replication). Every replication must cover the same months.
+    currency
+        Currency of the amounts, shown in the axis label and the goal's label.
+    goal
+        Revenue goal for the horizon, drawn as a dashed horizontal line; none when omitted.
+    ax
+        Axes to draw into; a new figure when omitted.
+
+    Returns
+    -------
+    (fig, ax)
+    """
+    _check_table(monthly, "monthly", ("replication", "month", "cumulative_revenue"))
+    table = monthly.assign(month=monthly["month"].astype(str))
+    if table.duplicated(["replication", "month"]).any():
+        raise ValueError("monthly has more than one row for the same replication and month")
+    by_month = table.pivot(index="replication", columns="month", values="cumulative_revenue")
+    months = sorted(str(m) for m in by_month.columns)
+    values = by_month[months].to_numpy(dtype=float)
+    if np.isnan(values).any():
+        raise ValueError("monthly: every replication must have a cumulative_revenue for every month")
+    runs = len(by_month)
+    p10, p25, p50, p75, p90 = np.percentile(values, _BANDS, axis=0, method="linear")
+    fig, ax = _figure_and_axes(ax, (9.0, 4.5))
+    x = np.arange(len(months))
+    ax.fill_between(x, p10, p90, color=_BAR, alpha=0.2, linewidth=0, label="P10–P90")
+    ax.fill_between(x, p25, p75, color=_BAR, alpha=0.45, linewidth=0, label="P25–P75")
+    ax.plot(x, p50, color=_BAR, marker="o", label="median (P50)")
+    if goal is not None:
+        ax.axhline(goal, color=_GOAL, linestyle="--", label=f"goal: {goal:,.0f} {currency}")
+    _month_ticks(ax, x, months)
+    top = max(float(p90.max(initial=0.0)), 0.0 if goal is None else goal)
+    ax.set_ylim(0, 1.15 * top if top > 0 else 1.0)  # headroom for the legend
+    ax.yaxis.set_major_formatter(StrMethodFormatter(_THOUSANDS))
+    ax.set_xlabel("month (by close date)")
+    ax.set_ylabel(f"cumulative revenue ({currency})")
+    ax.legend(loc="upper left")
+    ax.set_title(f"Cumulative revenue across {_replications(runs)}")
+    return fig, ax
+
+
+def revenue_distribution(
+    replications: pd.DataFrame, currency: str, goal: float | None = None, p_goal: float | None = None
+) -> tuple[Figure, tuple[Axes, Axes]]:
+    """Revenue over the horizon across replications: a histogram and its empirical CDF.
+
+    Parameters
+    ----------
+    replications
+        One row per replication with a ``revenue`` column (revenue over the horizon).
+    currency
+        Currency of the amounts, shown in the axis labels.
+    goal
+        Revenue goal, drawn as a dashed vertical line on both panels; none when omitted.
+    p_goal
+        Probability of reaching the goal (0 to 1), e.g. from the Monte Carlo summary;
+        written on the ECDF panel as ``"P(revenue ≥ goal) = 72.5%"`` when given.
+
+    Returns
+    -------
+    (fig, (hist_ax, ecdf_ax))
+        A new figure of two panels: the histogram on the left, the ECDF on the right.
+        The ECDF is a step line through the sorted revenues at heights ``i / n``.
+        The median is marked on both panels.
+    """
+    _check_table(replications, "replications", ("revenue",))
+    revenue = np.sort(replications["revenue"].to_numpy(dtype=float))
+    if np.isnan(revenue).any():
+        raise ValueError("replications: revenue has missing values")
+    if p_goal is not None and not 0.0 <= p_goal <= 1.0:
+        raise ValueError(f"p_goal must be a probability between 0 and 1, got {p_goal}")
+    runs = len(revenue)
+    median = float(np.percentile(revenue, 50, method="linear"))
+    fig = Figure(figsize=(11.0, 4.5), layout="constrained")
+    hist_ax = fig.add_subplot(1, 2, 1)
+    ecdf_ax = fig.add_subplot(1, 2, 2)
+    # "auto" bins suit a few replications and many alike; cap them so thousands stay readable.
+    bins = min(len(np.histogram_bin_edges(revenue, bins="auto")) - 1, 50)
+    # Replications that all agree would get a bin one unit wide, invisible on a scale of millions.
+    half_width = max(0.05 * abs(revenue[0]), 0.5)
+    spread = None if revenue[-1] > revenue[0] else (revenue[0] - half_width, revenue[0] + half_width)
+    hist_ax.hist(revenue, bins=bins, range=spread, color=_BAR, alpha=0.8, label="replications")
+    hist_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    hist_ax.set_ylabel("replications (count)")
+    hist_ax.set_title(f"Revenue across {_replications(runs)}")
+    ecdf_ax.step(
+        revenue,
+        np.arange(1, runs + 1) / runs,
+        where="post",
+        color=_BAR,
+        marker="o" if runs == 1 else None,
+        label="ECDF",
+    )
+    ecdf_ax.set_ylim(0, 1.05)
+    ecdf_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ecdf_ax.set_ylabel("share of replications with revenue ≤ x")
+    ecdf_ax.set_title("Cumulative share of replications")
+    for panel in (hist_ax, ecdf_ax):
+        panel.axvline(median, color=_LINE, label=f"median: {median:,.0f} {currency}")
+        if goal is not None:
+            panel.axvline(goal, color=_GOAL, linestyle="--", label=f"goal: {goal:,.0f} {currency}")
+        # Money in full (12,000,000) is wide: few ticks, slanted, so neighbours never overlap.
+        panel.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        panel.xaxis.set_major_formatter(StrMethodFormatter(_THOUSANDS))
+        panel.tick_params(axis="x", labelrotation=30)
+        for label in panel.get_xticklabels():
+            label.set_horizontalalignment("right")
+            label.set_rotation_mode("anchor")
+        panel.set_xlabel(f"revenue over the horizon ({currency})")
+    # The ECDF rises from bottom left, leaving its top left free; a histogram's free corner varies.
+    hist_ax.legend(loc="best", fontsize="small")
+    ecdf_ax.legend(loc="upper left", fontsize="small")
+    if p_goal is not None:
+        ecdf_ax.annotate(
+            f"P(revenue ≥ goal) = {_pct(p_goal)}",
+            xy=(0.98, 0.04),
+            xycoords="axes fraction",
+            ha="right",
+            va="bottom",
+            bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.7"},
+        )
+    return fig, (hist_ax, ecdf_ax)
+
+
+def funnel_range_chart(replications: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Horizontal bars of the mean volume per stage across replications, with P10–P90 error bars.
+
+    Parameters
+    ----------
+    replications
+        One row per replication with the stage volumes ``leads``, ``mqls``, ``sqls``,
+        ``opportunities`` and ``wins``.
+    ax
+        Axes to draw into; a new figure when omitted.
+
+    Returns
+    -------
+    (fig, ax)
+        Each bar is labelled ``"4,724 (P10 4,610 – P90 4,850)"``.
+    """
+    stages = list(STAGE_NAMES)
+    _check_table(replications, "replications", stages)
+    volumes = replications[stages].to_numpy(dtype=float)
+    if np.isnan(volumes).any():
+        raise ValueError("replications: stage volumes have missing values")
+    means = volumes.mean(axis=0)
+    p10, p90 = np.percentile(volumes, [10, 90], axis=0, method="linear")
+    fig, ax = _figure_and_axes(ax, (8.5, 1.2 + 0.6 * len(stages)))
+    y = np.arange(len(stages))
+    # A skewed stage (a rare large outcome) can put the mean outside P10–P90; the whisker then
+    # stops at the bar on that side, and the label still gives the true percentiles.
+    xerr = np.vstack([np.maximum(means - p10, 0.0), np.maximum(p90 - means, 0.0)])
+    ax.barh(y, means, height=0.6, color=_BAR, xerr=xerr, capsize=4, error_kw={"ecolor": "0.2"})
+    ax.set_yticks(y, labels=[STAGE_NAMES[s] for s in stages])
+    ax.invert_yaxis()
+    for i in range(len(stages)):
+        text = f"{means[i]:,.0f} (P10 {p10[i]:,.0f} – P90 {p90[i]:,.0f})"
+        right = max(means[i], p90[i])
+        ax.annotate(text, xy=(right, y[i]), xytext=(6, 0), textcoords="offset points", va="center", ha="left")
+    top = float(np.maximum(means, p90).max())
+    ax.set_xlim(0, 1.7 * top if top > 0 else 1.0)  # room for the labels
+    ax.xaxis.set_major_formatter(StrMethodFormatter(_THOUSANDS))
+    ax.set_xlabel("leads reaching the stage (count; mean, whiskers P10–P90)")
+    ax.set_title(f"Funnel across {_replications(len(volumes))}: mean and P10–P90")
+    return fig, ax
+
+
 def _figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     if ax is not None:
         return _root_figure(ax), ax
@@ -294,3 +492,15 @@ def _month_ticks(ax: Axes, x: np.ndarray, labels: list[str]) -> None:
 
 def _pct(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
+
+
+def _check_table(table: pd.DataFrame, name: str, columns: Sequence[str]) -> None:
+    if len(table) == 0:
+        raise ValueError(f"{name} is empty: need at least one replication")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{name} is missing column(s) {missing}; got {list(table.columns)}")
+
+
+def _replications(runs: int) -> str:
+    return f"{runs:,} replication" + ("" if runs == 1 else "s")

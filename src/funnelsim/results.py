@@ -60,6 +60,7 @@ class RunResult:
         recorder: Recorder,
         attributes: dict[str, np.ndarray],
         source_names: list[str],
+        parameters: dict[str, float] | None = None,
     ) -> RunResult:
         persona_names = list(scenario.personas)
         frame = pd.DataFrame(
@@ -80,7 +81,12 @@ class RunResult:
             levels=recorder.levels_frame(),
             roster=recorder.roster_frame(),
             attributes=frame,
-            metadata={"horizon_days": scenario.horizon_days, "start_date": scenario.start_date.isoformat()},
+            metadata={
+                "horizon_days": scenario.horizon_days,
+                "start_date": scenario.start_date.isoformat(),
+                # Rates drawn for this replication when the scenario gives them as distributions.
+                "parameters": dict(parameters or {}),
+            },
         )
 
     @cached_property

@@ -27,17 +27,21 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from .distributions import Fixed, NonNegativeDist, UnitDist
+from .distributions import Fixed, NonNegativeDist, Spec, UnitDist
 
 __all__ = [
     "DAYS_PER_MONTH",
+    "UNCERTAIN_PARAMETERS",
     "Scenario",
     "ScenarioError",
     "apply_overrides",
+    "draw_parameters",
     "load_scenario",
     "parse_scenario",
+    "rate",
 ]
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -48,6 +52,20 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _rate_kind(value: Any) -> str:
+    return "distribution" if isinstance(value, dict | Spec) else "number"
+
+
+# A rate known exactly (a number) or uncertain: a distribution on [0, 1] drawn once per
+# replication, e.g. {dist = "beta", a = wins + 1, b = losses + 1} from observed counts.
+_RATE_TAGS = ("number", "distribution")
+UncertainProbability = Annotated[
+    Annotated[Probability, Tag("number")] | Annotated[UnitDist, Tag("distribution")],
+    Discriminator(_rate_kind),
+]
+_UNCERTAIN_NOTE = " A number, or a distribution on [0, 1] drawn once per replication (parameter uncertainty)."
 
 
 class ScenarioError(ValueError):
@@ -214,7 +232,7 @@ class SDRTeam(_Model):
 class Handoff(_Model):
     """From marketing to sales: follow-up, response delay, SDR qualification."""
 
-    follow_up_rate: Probability = Field(description="Share of MQLs sales works at all.")
+    follow_up_rate: UncertainProbability = Field(description="Share of MQLs sales works at all." + _UNCERTAIN_NOTE)
     response_delay_days: NonNegativeDist = Field(description="Time before an SDR picks up a new MQL, days.")
     speed_to_lead: SpeedToLead
     sdr: SDRTeam
@@ -223,7 +241,9 @@ class Handoff(_Model):
 class Recycling(_Model):
     """Leads sales rejects or never reaches go back to nurture, or are dropped."""
 
-    probability: Probability = Field(0.0, description="Chance a rejected lead is recycled to nurture.")
+    probability: UncertainProbability = Field(
+        0.0, description="Chance a rejected lead is recycled to nurture." + _UNCERTAIN_NOTE
+    )
     max_times: Count = Field(0, description="A lead is recycled at most this many times.")
     engagement_kept: Probability = Field(0.5, description="Share of engagement a recycled lead keeps.")
 
@@ -253,8 +273,12 @@ class AETeam(_Model):
 class Sales(_Model):
     """Account executives turn SQLs into opportunities and opportunities into revenue."""
 
-    opportunity_rate: Probability = Field(description="Share of SQLs an AE accepts as an opportunity.")
-    win_rate: Probability = Field(description="Win probability of an opportunity with fit 0.5.")
+    opportunity_rate: UncertainProbability = Field(
+        description="Share of SQLs an AE accepts as an opportunity." + _UNCERTAIN_NOTE
+    )
+    win_rate: UncertainProbability = Field(
+        description="Win probability of an opportunity with fit 0.5." + _UNCERTAIN_NOTE
+    )
     fit_effect: FiniteFloat = Field(0.0, description="Change in log-odds of winning per unit of fit above 0.5.")
     cycle_days: NonNegativeDist = Field(description="Time from opportunity to close, days.")
     deal_size: NonNegativeDist = Field(description="Revenue of a won deal, in currency.")
@@ -310,6 +334,43 @@ class Scenario(_Model):
 
     def sha256(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    def uncertain_parameters(self) -> dict[str, Spec]:
+        """The rates given as distributions, by dotted path (drawn once per replication)."""
+        found = {}
+        for path in UNCERTAIN_PARAMETERS:
+            section, key = path.split(".")
+            value = getattr(getattr(self, section), key)
+            if isinstance(value, Spec):
+                found[path] = value
+        return found
+
+    def with_parameters(self, values: dict[str, float]) -> Scenario:
+        """A copy with the given dotted paths set to fixed numbers."""
+        updates: dict[str, dict[str, float]] = {}
+        for path, value in values.items():
+            section, key = path.split(".")
+            updates.setdefault(section, {})[key] = value
+        return self.model_copy(
+            update={section: getattr(self, section).model_copy(update=keys) for section, keys in updates.items()}
+        )
+
+
+# Rates that may be given as a distribution (see UncertainProbability).
+UNCERTAIN_PARAMETERS = ("handoff.follow_up_rate", "recycling.probability", "sales.opportunity_rate", "sales.win_rate")
+
+
+def rate(value: float | Spec) -> float:
+    """A rate's value: the number itself, or its distribution's mean."""
+    return value.mean if isinstance(value, Spec) else float(value)
+
+
+def draw_parameters(
+    scenario: Scenario, rng_for: typing.Callable[[str], np.random.Generator]
+) -> tuple[Scenario, dict[str, float]]:
+    """Draw every uncertain rate once (one stream per path); return the fixed scenario and the draws."""
+    drawn = {path: float(spec.sample(rng_for(path), 1)[0]) for path, spec in scenario.uncertain_parameters().items()}
+    return (scenario.with_parameters(drawn) if drawn else scenario), drawn
 
 
 # ---------------------------------------------------------------------------
@@ -474,6 +535,8 @@ def _walk(loc: tuple[Any, ...]) -> tuple[str, Any]:
         elif typing.get_origin(node) is list:
             node = typing.get_args(node)[0]
             shown.append(str(part))
+        elif part in _RATE_TAGS and len(_union_members(node)) == 2:
+            node = _union_members(node)[_RATE_TAGS.index(part)]  # the tag of an uncertain rate
         elif _is_dist_union(node):
             members = {m.model_fields["dist"].default: m for m in _union_members(node)}
             node = members.get(part)

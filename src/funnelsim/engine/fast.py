@@ -88,7 +88,9 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
     mql = mql[np.argsort(when[mql], kind="stable")]
     world.env.process(_feed(world, when[mql].tolist(), mql.tolist()))
     world.run()
-    return RunResult.build(scenario, seed, replication, recorder, world.attributes(), world.source_names)
+    return RunResult.build(
+        scenario, seed, replication, recorder, world.attributes(), world.source_names, world.parameters
+    )
 
 
 def _feed(world: World, times: list[float], leads: list[int]) -> Generator[simpy.Event, Any, None]:

@@ -87,4 +87,6 @@ def simulate_reference(scenario: Scenario, seed: int | None = None, replication:
     recorder = Recorder()
     world = ReferenceWorld(scenario, Streams(seed, replication), recorder)
     world.run()
-    return RunResult.build(scenario, seed, replication, recorder, world.attributes(), world.source_names)
+    return RunResult.build(
+        scenario, seed, replication, recorder, world.attributes(), world.source_names, world.parameters
+    )

@@ -18,7 +18,7 @@ import simpy
 from ..mechanisms import ContactCurve, productivity, score, slots, win_probability
 from ..randomness import Buffered, Streams
 from ..records import EVENT_CODE, Recorder
-from ..scenario import DAYS_PER_MONTH, Scenario
+from ..scenario import DAYS_PER_MONTH, Scenario, draw_parameters, rate
 from .nurture import MQL, nurture_one
 from .pools import SlotPool
 
@@ -33,7 +33,9 @@ class World:
     """Shared state of one run; see the module docstring."""
 
     def __init__(self, scenario: Scenario, streams: Streams, recorder: Recorder) -> None:
-        self.sc = sc = scenario
+        # Rates given as distributions are drawn once, here: one value per replication.
+        sc, self.parameters = draw_parameters(scenario, lambda path: streams.rng("parameters", path))
+        self.sc = sc
         self.env = simpy.Environment()
         self.rec = recorder
         self.horizon = sc.horizon_days
@@ -50,6 +52,10 @@ class World:
         self.recycles: list[int] = []
 
         h, s = sc.handoff, sc.sales
+        self.follow_up_rate = rate(h.follow_up_rate)
+        self.recycle_probability = rate(sc.recycling.probability)
+        self.opportunity_rate = rate(s.opportunity_rate)
+        self.win_rate = rate(s.win_rate)
         self.follow_up = Buffered(None, streams.rng("follow_up"))
         self.response_delay = Buffered(h.response_delay_days, streams.rng("response_delay"))
         self.sdr_work = Buffered(h.sdr.work_days, streams.rng("sdr_work"))
@@ -111,7 +117,7 @@ class World:
         """A lead reaches marketing's bar now: sales follows it up, or never does."""
         now = self.env.now
         self.rec.event(now, lead, E["mql"])
-        if self.follow_up() >= self.sc.handoff.follow_up_rate:
+        if self.follow_up() >= self.follow_up_rate:
             self.rec.event(now, lead, E["not_followed_up"])
             return
         self.env.process(self._handoff(lead, now))
@@ -144,7 +150,7 @@ class World:
 
     def _recycle_or_drop(self, lead: int) -> None:
         r = self.sc.recycling
-        if self.recycles[lead] < r.max_times and self.recycle_draw() < r.probability:
+        if self.recycles[lead] < r.max_times and self.recycle_draw() < self.recycle_probability:
             self.recycles[lead] += 1
             self.engagement[lead] *= r.engagement_kept
             self.rec.event(self.env.now, lead, E["recycled"])
@@ -180,7 +186,7 @@ class World:
             if rep is None:
                 self.rec.event(env.now, lead, E["ae_abandoned"])
                 return
-        if self.accept() >= s.opportunity_rate:
+        if self.accept() >= self.opportunity_rate:
             self.rec.event(env.now, lead, E["disqualified"], rep)
             self.ae.release(rep)
             self._recycle_or_drop(lead)
@@ -193,7 +199,7 @@ class World:
         self.rec.event(env.now, lead, E["opportunity"], rep, amount)
         yield env.timeout(self.cycle())
         self.ae.release(rep)
-        won = self.win() < win_probability(s.win_rate, s.fit_effect, self.fit[lead])
+        won = self.win() < win_probability(self.win_rate, s.fit_effect, self.fit[lead])
         self.rec.event(env.now, lead, E["won"] if won else E["lost"], rep, amount)
 
     # -- the sales team over time ---------------------------------------------
