@@ -255,3 +255,15 @@ def test_cli_bad_monte_carlo_options_are_bad_input() -> None:
     assert code == 2 and "--replication" in stderr
     code, _, stderr = _cli("--runs", "3", "--precision", "1.5")
     assert code == 2 and "--precision" in stderr
+
+
+def test_every_monte_carlo_column_and_json_key_is_documented(serial_12: mc.Replications) -> None:
+    text = (ROOT / "docs" / "outputs.md").read_text(encoding="utf-8")
+    summary_keys = set(serial_12.table.columns) - {"run_id", "replication", "seed"}
+    columns = {"run_id", "replication", "seed", *serial_12.monthly.columns, *serial_12.summary().columns}
+    # Per-replication metrics are the single-run summary keys, documented there.
+    # Per-source cost columns are documented by their pattern.
+    named = {c for c in columns | summary_keys if not c.startswith("marketing_cost_")} | {"marketing_cost_<source>"}
+    missing = [c for c in sorted(named) if f"`{c}`" not in text]
+    missing += [k for k in serial_12.to_json() if f"`{k}`" not in text]
+    assert not missing, f"not in docs/outputs.md: {missing}"

@@ -19,7 +19,7 @@ import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -156,7 +156,6 @@ class Replications:
     goal: float | None = None
     precision: float | None = None
     confidence: float = 0.95
-    history: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def completed(self) -> int:
@@ -291,41 +290,34 @@ def run(
         raise MonteCarloError(f"--runs must be >= 1, got {runs}")
     if precision is not None and not (0 < precision < 1):
         raise MonteCarloError(f"--precision must be between 0 and 1 (a share of the mean), got {precision}")
+    if precision is not None and replications is not None:
+        raise MonteCarloError("--precision adds replications in order; it cannot be combined with --replication")
     if max_runs is not None and max_runs < 1:
         raise MonteCarloError(f"--max-runs must be >= 1, got {max_runs}")
     pool = pool or SerialExecutor()
     results: dict[int, Replication] = {}
-    history: list[tuple[int, float]] = []
-
-    if replications is not None:
-        plan = [list(replications)]
-    elif precision is None:
-        plan = [list(range(runs))]
-    else:
-        plan = []
-    requested = len(plan[0]) if plan else (max_runs or MAX_RUNS)
     stopped = "completed"
     try:
-        if plan:
-            _collect(pool, scenario, seed, plan[0], results, progress, requested)
+        if precision is None:
+            indices = list(range(runs)) if replications is None else list(replications)
+            requested = len(indices)
+            _collect(pool, scenario, seed, indices, results, progress, requested)
         else:
-            limit = requested
-            todo = list(range(min(runs, limit)))
+            requested = max_runs or MAX_RUNS
+            todo = list(range(min(runs, requested)))
             while True:
-                _collect(pool, scenario, seed, todo, results, progress, limit)
-                revenue = [results[i].summary["revenue"] for i in sorted(results)]
-                width = relative_half_width(revenue, confidence)
-                history.append((len(revenue), width))
-                if width <= float(precision or 0):
+                _collect(pool, scenario, seed, todo, results, progress, requested)
+                width = relative_half_width([results[i].summary["revenue"] for i in sorted(results)], confidence)
+                if width <= precision:
                     stopped = "precision reached"
                     break
-                if len(results) >= limit:
+                if len(results) >= requested:
                     stopped = "max runs reached"
                     break
-                todo = list(range(len(results), min(len(results) + batch, limit)))
+                todo = list(range(len(results), min(len(results) + batch, requested)))
     except KeyboardInterrupt:
         stopped = "interrupted"
-    return _assemble(scenario, seed, results, requested, stopped, goal, precision, confidence, history)
+    return _assemble(scenario, seed, results, requested, stopped, goal, precision, confidence)
 
 
 def _collect(
@@ -384,7 +376,6 @@ def _assemble(
     goal: float | None,
     precision: float | None,
     confidence: float,
-    history: list[tuple[int, float]],
 ) -> Replications:
     order = sorted(results)
     rows = []
@@ -401,4 +392,4 @@ def _assemble(
         monthly = monthly[["replication", *[c for c in monthly.columns if c != "replication"]]]
     else:
         monthly = pd.DataFrame(columns=["replication", "month", *MONTHLY_COLUMNS, "cumulative_revenue"])
-    return Replications(scenario, seed, table, monthly, requested, stopped, goal, precision, confidence, history)
+    return Replications(scenario, seed, table, monthly, requested, stopped, goal, precision, confidence)
