@@ -8,19 +8,12 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from funnelsim.cli import app
+from scaled import TENTH_VOLUME
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = str(ROOT / "scenarios" / "baseline.toml")
 # The baseline company at a tenth of its size and a quarter of a year: a run takes well under a second.
-SMALL = [
-    f"--set={override}"
-    for override in (
-        "horizon_days=90",
-        "sources.inbound.leads_per_month=250",
-        "sources.events.leads_per_month=40",
-        "sources.partner.leads_per_month=8",
-    )
-]
+SMALL = [f"--set={override}" for override in ("horizon_days=90", *TENTH_VOLUME)]
 
 
 def _run(*args: str) -> tuple[int, str, str]:

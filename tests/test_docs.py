@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from funnelsim import load_scenario, metrics, records, simulate
+from funnelsim import load_scenario, metrics, output, records, simulate
 from funnelsim.mechanisms import odds_multiplier
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,16 +181,12 @@ def test_every_summary_key_is_documented(outputs: str, small_run: Any) -> None:
 
 def test_every_output_file_and_column_is_documented(outputs: str, small_run: Any) -> None:
     """Every table `funnelsim run --out` writes, every column and every leakage reason and stage, is in outputs.md."""
-    output = pytest.importorskip("funnelsim.output")
-    tables = getattr(output, "_tables", None)
-    if tables is None:
-        pytest.skip("funnelsim.output no longer has _tables(); point this test at its replacement")
     missing = []
-    for name, frame in tables(small_run).items():
+    for name, frame in output._tables(small_run).items():
         missing += [name] if f"`{name}`" not in outputs else []
         missing += [f"{name}:{col}" for col in frame.columns if not _documented(str(col), outputs)]
-    missing += [f"figures/{f}" for f in getattr(output, "FIGURES", ()) if f"`{f}.png`" not in outputs]
-    labels = [r[0] for r in getattr(metrics, "LEAKAGE_REASONS", ())] + [r[0] for r in getattr(metrics, "SPANS", ())]
+    missing += [f"figures/{f}" for f in output.FIGURES if f"`{f}.png`" not in outputs]
+    labels = [r[0] for r in metrics.LEAKAGE_REASONS] + [r[0] for r in metrics.SPANS]
     missing += [label for label in labels if f"`{label}`" not in outputs]
     assert not missing, f"not in docs/outputs.md: {missing}"
 

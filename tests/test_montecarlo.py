@@ -17,6 +17,7 @@ from funnelsim import analytic, load_scenario
 from funnelsim import montecarlo as mc
 from funnelsim.cli import app, parse_amount
 from funnelsim.scenario import Scenario, ScenarioError, apply_overrides, parse_scenario
+from scaled import TENTH_VOLUME
 from test_validation import open_funnel  # the capacity-free funnel with closed-form yields
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,9 +25,7 @@ BASELINE = ROOT / "scenarios" / "baseline.toml"
 # The baseline company at a tenth of its size over four months: every mechanism on, ~0.05 s a run.
 SMALL = (
     "horizon_days=120",
-    "sources.inbound.leads_per_month=250",
-    "sources.events.leads_per_month=40",
-    "sources.partner.leads_per_month=8",
+    *TENTH_VOLUME,
     "handoff.sdr.count=1",
     "sales.ae.count=2",
     "sales.ae.hires=[]",

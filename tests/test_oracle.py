@@ -27,6 +27,7 @@ from scipy import stats
 
 from funnelsim import RunResult, Scenario, parse_scenario, simulate, simulate_reference, summary
 from funnelsim.scenario import apply_overrides
+from scaled import TENTH
 
 BASELINE = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.toml"
 ALPHA = 0.01
@@ -34,14 +35,7 @@ ENGINE_SEED, REFERENCE_SEED = 101, 202  # different seeds: the two samples must 
 
 # The baseline company at a tenth of its volume and team, every mechanism still on
 # (seasonality, nurture, recycling, patience, hires, attrition, prospecting).
-SCALED_DOWN = [
-    "sources.inbound.leads_per_month=250",
-    "sources.events.leads_per_month=40",
-    "sources.partner.leads_per_month=8",
-    "handoff.sdr.count=1",
-    "sales.ae.count=1",
-    "sales.ae.hires=[{date=2027-04-01, count=1}]",
-]
+SCALED_DOWN = list(TENTH)
 PER_RUN = ("mqls", "sqls", "opportunities", "wins", "revenue", "dormant")
 PER_LEAD = ("days_to_mql", "mql_fit")
 

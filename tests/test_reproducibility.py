@@ -18,18 +18,12 @@ import pytest
 
 from funnelsim import RunResult, Scenario, parse_scenario, simulate, simulate_reference
 from funnelsim.scenario import apply_overrides
+from scaled import TENTH
 
 BASELINE = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.toml"
 
 # The baseline company at a tenth of its volume and team, every mechanism still on.
-SMALL = [
-    "sources.inbound.leads_per_month=250",
-    "sources.events.leads_per_month=40",
-    "sources.partner.leads_per_month=8",
-    "handoff.sdr.count=1",
-    "sales.ae.count=1",
-    "sales.ae.hires=[{date=2027-04-01, count=1}]",
-]
+SMALL = list(TENTH)
 TABLES = ("events", "levels", "roster", "attributes", "leads")
 
 
