@@ -71,7 +71,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from .records import OPEN_STATES, STATE_AFTER
+from .records import EVENTS, OPEN_STATES, STATE_AFTER
 
 if TYPE_CHECKING:
     from .results import RunResult
@@ -160,6 +160,43 @@ def _first_times(events: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
     hits = hits.assign(event=hits["event"].astype(str))
     wide = hits.groupby(["lead", "event"], sort=False)["time"].min().unstack("event")
     return wide.reindex(columns=list(names))
+
+
+class _Log:
+    """The event log as numpy columns, for the per-replication summaries (no pandas work per metric).
+
+    ``code`` is the index of each event in :data:`funnelsim.records.EVENTS` (-1 if unknown).
+    """
+
+    def __init__(self, events: pd.DataFrame) -> None:
+        event = events["event"]
+        if isinstance(event.dtype, pd.CategoricalDtype) and list(event.cat.categories) == list(EVENTS):
+            codes = event.cat.codes.to_numpy()
+        else:
+            codes = pd.Categorical(event.astype(str), categories=list(EVENTS)).codes
+        self.code = codes.astype(np.int64)
+        self.time = events["time"].to_numpy(float)
+        self.lead = events["lead"].to_numpy(np.int64)
+        self.value = events["value"].to_numpy(float)
+        self.n_leads = int(self.lead.max()) + 1 if len(self.lead) else 0
+
+    def rows(self, name: str) -> np.ndarray:
+        """Positions of the events ``name``, in log order."""
+        return np.flatnonzero(self.code == EVENTS.index(name))
+
+    def first_times(self, name: str) -> np.ndarray:
+        """Per lead, the first time of event ``name`` (NaN: never)."""
+        rows = self.rows(name)
+        first = np.full(self.n_leads, np.inf)
+        np.minimum.at(first, self.lead[rows], self.time[rows])
+        first[np.isinf(first)] = np.nan
+        return first
+
+    def reached(self, name: str) -> np.ndarray:
+        """Per lead, whether it had at least one event ``name``."""
+        hit = np.zeros(self.n_leads, dtype=bool)
+        hit[self.lead[self.rows(name)]] = True
+        return hit
 
 
 def _month_codes(times: np.ndarray, start_date: dt.date) -> np.ndarray:
@@ -306,16 +343,17 @@ def stages_by_month(events: pd.DataFrame, start_date: dt.date, horizon_days: flo
         the denominator is 0).
     """
     _check_horizon(horizon_days)
-    first = _first_times(events, FUNNEL)
-    lo, hi = _period_range(events["time"].to_numpy(float), start_date, "month", horizon_days)
-    n = hi - lo + 1 if len(events) or horizon_days is not None else 0
+    log = _Log(events)
+    lo, hi = _period_range(log.time, start_date, "month", horizon_days)
+    n = hi - lo + 1 if len(log.time) or horizon_days is not None else 0
     out: dict[str, Any] = {"month": [_period_label(c, "month") for c in range(lo, lo + n)]}
     for m in FUNNEL:
-        times = first[m].dropna().to_numpy()
+        times = log.first_times(m)
+        times = times[~np.isnan(times)]
         out[STAGE_LABELS[m]] = _per_period(_month_codes(times, start_date), lo, n).astype(np.int64)
-    won = events[events["event"] == "won"]
-    won_codes = _month_codes(won["time"].to_numpy(float), start_date)
-    out["revenue"] = _per_period(won_codes, lo, n, won["value"].to_numpy(float)).astype(float)
+    won = log.rows("won")
+    won_codes = _month_codes(log.time[won], start_date)
+    out["revenue"] = _per_period(won_codes, lo, n, log.value[won]).astype(float)
     for a, b in itertools.pairwise(FUNNEL):
         out[f"{_SINGULAR[a]}_to_{_SINGULAR[b]}"] = _ratios(out[STAGE_LABELS[b]], out[STAGE_LABELS[a]])
     return pd.DataFrame(out)
@@ -462,8 +500,11 @@ def _steps(levels: pd.DataFrame, team: str, column: str) -> tuple[np.ndarray, np
     rows = levels[levels["team"] == team]
     if rows.empty and team not in TEAMS:
         raise ValueError(f"unknown team {team!r}; expected one of {list(TEAMS)}")
-    t = rows["time"].to_numpy(float)
-    v = rows[column].to_numpy(float)
+    return _as_steps(rows["time"].to_numpy(float), rows[column].to_numpy(float))
+
+
+def _as_steps(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``(t, v)`` of one team as a step function: sorted by time, the last row at each time."""
     if len(t) > 1 and np.any(np.diff(t) < 0):
         order = np.argsort(t, kind="stable")
         t, v = t[order], v[order]
@@ -545,8 +586,12 @@ def utilisation(levels: pd.DataFrame, team: str, start: float = 0.0, end: float 
     Capacity 2 for 10 days, busy 1 for the first 4 and 2 for the next 6:
     ``(1 * 4 + 2 * 6) / (2 * 10) = 0.8``.
     """
-    tb, busy = _steps(levels, team, "busy")
-    tc, cap = _steps(levels, team, "capacity")
+    return _utilisation(*_steps(levels, team, "busy"), *_steps(levels, team, "capacity"), start, end)
+
+
+def _utilisation(
+    tb: np.ndarray, busy: np.ndarray, tc: np.ndarray, cap: np.ndarray, start: float, end: float | None
+) -> float:
     a, b = _window(tb, start, end)
     window = np.array([a, b])
     used = np.diff(_integral(tb, busy, window))[0]
@@ -692,14 +737,7 @@ def _employed_days(roster: pd.DataFrame, team: str, horizon_days: float) -> floa
     A rep is employed from its ``joined`` row (paid in full while ramping) until its
     ``left`` row or the horizon.
     """
-    rows = roster[roster["team"] == team]
-    if rows.empty:
-        return 0.0
-    by_rep = rows.groupby("rep", sort=False)
-    first = by_rep["time"].min()
-    left_at = rows[rows["change"] == "left"].groupby("rep")["time"].min().reindex(first.index)
-    end = np.minimum(left_at.fillna(horizon_days).to_numpy(float), horizon_days)
-    return float(np.clip(end - np.clip(first.to_numpy(float), 0.0, None), 0.0, None).sum())
+    return _Roster(roster).employed_days(team, horizon_days)
 
 
 def costs(
@@ -825,12 +863,106 @@ def summarize_run(result: RunResult) -> dict[str, float]:
         ``ae_utilisation`` over the whole horizon. Plain ``int`` and ``float``
         values (NaN where undefined).
     """
-    horizon = float(result.scenario.horizon_days)
-    out: dict[str, float] = dict(summary(result.events))
-    money = costs(result.attributes, result.roster, result.scenario, result.events, horizon)
-    by_source = money.pop("marketing_cost_by_source")
+    scenario = result.scenario
+    horizon = float(scenario.horizon_days)
+    _check_horizon(horizon)
+    log = _Log(result.events)
+    reached = {m: log.reached(m) for m in FUNNEL}
+    volumes = {STAGE_LABELS[m]: int(hit.sum()) for m, hit in reached.items()}
+    won, lost = log.rows("won"), log.rows("lost")
+    won_value = log.value[won]
+    revenue = float(won_value.sum())
+
+    # The keys and values of summary(events), computed on the columns once.
+    out: dict[str, float] = dict(volumes)
+    out["losses"] = len(lost)
+    out["revenue"] = revenue
+    for a, b in itertools.pairwise(FUNNEL):
+        both = int((reached[a] & reached[b]).sum())
+        out[f"{_SINGULAR[a]}_to_{_SINGULAR[b]}"] = _ratio(both, int(reached[a].sum()))
+    out["win_rate"] = _ratio(len(won), len(won) + len(lost))
+    out["average_deal_size"] = float(won_value.mean()) if len(won) else float("nan")
+    won_at, won_lead = log.time[won], log.lead[won]
+    opened = np.full(log.n_leads, np.nan)
+    rows = log.rows("opportunity")
+    opened[log.lead[rows]] = log.time[rows]  # the latest opportunity of each lead
+    created = np.full(log.n_leads, np.nan)
+    rows = log.rows("created")
+    created[log.lead[rows]] = log.time[rows]
+    cycle, lead_to_win = won_at - opened[won_lead], won_at - created[won_lead]
+    out["median_cycle_days"] = float(np.median(cycle)) if len(cycle) else float("nan")
+    out["median_lead_to_win_days"] = float(np.median(lead_to_win)) if len(lead_to_win) else float("nan")
+
+    # The scalar entries of costs(...), likewise.
+    source = result.attributes["source"]
+    per_source = np.bincount(source.cat.codes.to_numpy(np.int64), minlength=len(source.cat.categories))
+    count = dict(zip(source.cat.categories.astype(str), per_source.tolist(), strict=True))
+    by_source = {name: float(count.get(name, 0) * src.cost_per_lead) for name, src in scenario.sources.items()}
+    marketing = float(sum(by_source.values()))
+    roster = _Roster(result.roster)
+    sdr_days = roster.employed_days("sdr", horizon)
+    ae_days = roster.employed_days("ae", horizon)
+    sdr_cost = sdr_days * scenario.handoff.sdr.cost_per_year / DAYS_PER_YEAR
+    ae_cost = ae_days * scenario.sales.ae.cost_per_year / DAYS_PER_YEAR
+    total = marketing + sdr_cost + ae_cost
+    ae_headcount = ae_days / horizon
+    money = {
+        "marketing_cost": marketing,
+        "sdr_cost": sdr_cost,
+        "ae_cost": ae_cost,
+        "sales_cost": sdr_cost + ae_cost,
+        "total_cost": total,
+        "cost_per_mql": _ratio(marketing, volumes["mqls"]),
+        "cost_per_sql": _ratio(marketing, volumes["sqls"]),
+        "cost_per_win": _ratio(total, volumes["wins"]),
+        "cac": _ratio(total, volumes["wins"]),
+        "revenue_per_ae": _ratio(revenue, ae_headcount),
+        "average_ae_headcount": ae_headcount,
+        "average_sdr_headcount": sdr_days / horizon,
+    }
     out.update({key: float(value) for key, value in money.items()})
     out.update({f"marketing_cost_{name}": float(cost) for name, cost in by_source.items()})
+    levels = _Levels(result.levels)
     for team in TEAMS:
-        out[f"{team}_utilisation"] = utilisation(result.levels, team, 0.0, horizon)
+        out[f"{team}_utilisation"] = levels.utilisation(team, 0.0, horizon)
     return out
+
+
+class _Roster:
+    """The roster as numpy columns, for :func:`_employed_days`."""
+
+    def __init__(self, roster: pd.DataFrame) -> None:
+        self.team = roster["team"].to_numpy(object)
+        self.rep = roster["rep"].to_numpy(np.int64)
+        self.time = roster["time"].to_numpy(float)
+        self.left = (roster["change"] == "left").to_numpy(bool)
+
+    def employed_days(self, team: str, horizon_days: float) -> float:
+        rows = np.flatnonzero(self.team == team)
+        if not len(rows):
+            return 0.0
+        reps, where = np.unique(self.rep[rows], return_inverse=True)
+        order = np.argsort(np.unique(where, return_index=True)[1], kind="stable")  # first appearance
+        first = np.full(len(reps), np.inf)
+        np.minimum.at(first, where, self.time[rows])
+        left_at = np.full(len(reps), np.inf)
+        gone = self.left[rows]
+        np.minimum.at(left_at, where[gone], self.time[rows][gone])
+        end = np.minimum(np.where(np.isinf(left_at), horizon_days, left_at), horizon_days)[order]
+        return float(np.clip(end - np.clip(first[order], 0.0, None), 0.0, None).sum())
+
+
+class _Levels:
+    """The level log as numpy columns split by team once, for :func:`utilisation` of both teams."""
+
+    def __init__(self, levels: pd.DataFrame) -> None:
+        team = levels["team"].to_numpy(object)
+        self.rows = {name: np.flatnonzero(team == name) for name in TEAMS}
+        self.time = levels["time"].to_numpy(float)
+        self.busy = levels["busy"].to_numpy(float)
+        self.capacity = levels["capacity"].to_numpy(float)
+
+    def utilisation(self, team: str, start: float, end: float) -> float:
+        rows = self.rows[team]
+        t = self.time[rows]
+        return _utilisation(*_as_steps(t, self.busy[rows]), *_as_steps(t, self.capacity[rows]), start, end)

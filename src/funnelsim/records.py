@@ -70,7 +70,13 @@ STATES = OPEN_STATES + TERMINAL_STATES
 
 
 class Recorder:
-    """Collects events in plain lists (cheap per event) and bulk arrays (array work)."""
+    """Collects events in plain lists (cheap per event) and bulk arrays (array work).
+
+    Nothing is stored as one object per row: the event log is five column lists and
+    the level log one flat list, five values a row. A tuple per row would be a
+    container the garbage collector tracks, and hundreds of thousands of them alive
+    at once make it run often and scan far.
+    """
 
     def __init__(self) -> None:
         self.time: list[float] = []
@@ -79,7 +85,7 @@ class Recorder:
         self.rep: list[int] = []
         self.value: list[float] = []
         self._bulk: list[tuple[np.ndarray, np.ndarray, int]] = []
-        self.levels: list[tuple[float, str, int, int, int]] = []
+        self.levels: list[float | str | int] = []  # flat: time, team, queue, busy, capacity, time, ...
         self.roster: list[tuple[float, str, int, str, float]] = []
 
     def event(self, time: float, lead: int, event: int, rep: int = -1, value: float = np.nan) -> None:
@@ -113,9 +119,21 @@ class Recorder:
             }
         )
 
+    def level(self, time: float, team: str, queue: int, busy: int, capacity: int) -> None:
+        """A team's queue or capacity changed."""
+        self.levels.extend((time, team, queue, busy, capacity))
+
     def levels_frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame(self.levels, columns=["time", "team", "queue", "busy", "capacity"])
-        return frame.astype({"time": float, "queue": np.int64, "busy": np.int64, "capacity": np.int64})
+        flat = self.levels
+        return pd.DataFrame(
+            {
+                "time": np.array(flat[0::5], dtype=float),
+                "team": flat[1::5] if flat else np.array([], dtype=object),
+                "queue": np.array(flat[2::5], dtype=np.int64),
+                "busy": np.array(flat[3::5], dtype=np.int64),
+                "capacity": np.array(flat[4::5], dtype=np.int64),
+            }
+        )
 
     def roster_frame(self) -> pd.DataFrame:
         frame = pd.DataFrame(self.roster, columns=["time", "team", "rep", "change", "productivity"])

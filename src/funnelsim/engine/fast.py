@@ -2,19 +2,18 @@
 
 Arrivals (a Poisson process per source, its rate constant within each calendar
 month), lead traits and the whole nurture phase are drawn in numpy batches: a lead
-that never becomes an MQL costs a few array operations and no SimPy process. From
-the MQL on, leads compete for SDRs and AEs, so :class:`~.world.World` runs them
-event by event. :func:`funnelsim.engine.reference.simulate_reference` is the
-straightforward one-process-per-lead model of the same funnel, kept as test oracle.
+that never becomes an MQL costs a few array operations and nothing in the event
+loop, not even its attributes as Python objects. From the MQL on, leads compete for
+SDRs and AEs, so :class:`~.world.World` runs them event by event: one feed step per
+MQL time, then a chain of timed steps per lead (response delay, SDR work, sales
+cycle) and the rep pools' queues, with no SimPy process per lead.
+:func:`funnelsim.engine.reference.simulate_reference` is the straightforward
+one-process-per-lead model of the same funnel, kept as test oracle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any
-
 import numpy as np
-import simpy
 
 from ..mechanisms import calendar_months
 from ..randomness import Streams
@@ -22,7 +21,7 @@ from ..records import Recorder
 from ..results import RunResult, resolve_seed
 from ..scenario import Scenario
 from .nurture import DORMANT, MQL, nurture_batch
-from .world import World
+from .world import Step, World
 
 # Times decided by array work are put on a grid of 2**-20 days (0.08 s): the feeder's
 # `now + (t - now)` is then exact, so an MQL on arrival is logged at its creation time.
@@ -54,12 +53,6 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
 
     leads = draw_arrivals(scenario, streams, world)
     ids = np.arange(len(leads["time"]))
-    world.source.extend(leads["source"].tolist())
-    world.persona.extend(leads["persona"].tolist())
-    world.fit.extend(leads["fit"].tolist())
-    world.response.extend(leads["response"].tolist())
-    world.need.extend(leads["need"].tolist())
-    world.recycles.extend([0] * len(ids))
     recorder.bulk(leads["time"], ids, "created")
 
     outcome = np.full(len(ids), MQL, dtype=np.int8)
@@ -79,27 +72,46 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
                 leads["time"][sel],
                 horizon,
             )
-    world.engagement.extend(engagement.tolist())
     when = _on_grid(when)
     dormant = outcome == DORMANT
     recorder.bulk(when[dormant], ids[dormant], "dormant")
 
     mql = np.flatnonzero(outcome == MQL)
     mql = mql[np.argsort(when[mql], kind="stable")]
-    world.env.process(_feed(world, when[mql].tolist(), mql.tolist()))
+    world.add_leads(leads, engagement, mql)
+    world.soon(_Feed(world, when[mql].tolist(), mql.tolist()))
     world.run()
     return RunResult.build(
         scenario, seed, replication, recorder, world.attributes(), world.source_names, world.parameters
     )
 
 
-def _feed(world: World, times: list[float], leads: list[int]) -> Generator[simpy.Event, Any, None]:
-    """Hand each lead to sales at the moment it becomes an MQL (one process for all)."""
-    env = world.env
-    for time, lead in zip(times, leads, strict=True):
-        if time > env.now:
-            yield env.timeout(time - env.now)
-        world.mql(lead)
+class _Feed:
+    """Hands each lead to sales at the moment it becomes an MQL: one timed step per MQL time.
+
+    The leads that became MQLs at one time are all handed over in one step; sales
+    starts responding to them once the step for the next MQL time is scheduled, as
+    it would if the feed were a SimPy process (see :class:`~.world.Step`).
+    """
+
+    def __init__(self, world: World, times: list[float], leads: list[int]) -> None:
+        self.world, self.times, self.leads, self.next = world, times, leads, 0
+
+    def __call__(self, _: object = None) -> None:
+        world, times = self.world, self.times
+        now = world.env.now
+        i, n = self.next, len(times)
+        followed = []
+        while i < n and times[i] <= now:
+            if world.mql(self.leads[i]):
+                followed.append(self.leads[i])
+            i += 1
+        self.next = i
+        if i < n:
+            # now + (t - now) is exactly t: times are on the grid.
+            Step(world.env, times[i] - now, self, None)
+        for lead in followed:
+            world.respond(lead, now)
 
 
 def draw_arrivals(scenario: Scenario, streams: Streams, world: World) -> dict[str, np.ndarray]:

@@ -134,4 +134,4 @@ class SlotPool:
         return free.index(max(free))
 
     def _record(self) -> None:
-        self.recorder.levels.append((self.env.now, self.team, self._waiting, self.in_use, self.capacity))
+        self.recorder.level(self.env.now, self.team, self._waiting, self.in_use, self.capacity)

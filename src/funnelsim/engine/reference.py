@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..mechanisms import decay, score, touch
-from ..randomness import Buffered, Streams
+from ..randomness import Streams, buffered
 from ..records import EVENT_CODE, Recorder
 from ..results import RunResult, resolve_seed
 from ..scenario import Scenario, Source
@@ -22,7 +22,7 @@ from .world import Process, World
 class ReferenceWorld(World):
     def __init__(self, scenario: Scenario, streams: Streams, recorder: Recorder) -> None:
         super().__init__(scenario, streams, recorder)
-        self.touch_gap = Buffered(scenario.nurture.touch_interval_days, streams.rng("reference_nurture"))
+        self.touch_gap = buffered(scenario.nurture.touch_interval_days, streams.rng("reference_nurture"))
         persona_names = self.persona_names
         for index, (name, source) in enumerate(scenario.sources.items()):
             self.env.process(self._arrivals(index, name, source, streams, persona_names))
@@ -54,15 +54,23 @@ class ReferenceWorld(World):
             )
             self.rec.event(self.env.now, lead, EVENT_CODE["created"])
             if source.entry_stage == "mql":
-                self.mql(lead)
+                self._hand_off(lead)
             else:
-                self.env.process(self.renurture(lead))
+                self.renurture(lead)
 
-    def renurture(self, lead: int) -> Process:
-        """Nurture touch by touch, each a SimPy timeout, until MQL or dormant."""
+    def _hand_off(self, lead: int) -> None:
+        # One process per lead: sales' response starts as a process of its own would.
+        if self.mql(lead):
+            self.soon(self.respond, lead, self.env.now)
+
+    def renurture(self, lead: int) -> None:
+        """Nurture touch by touch in a process of its own, each touch a SimPy timeout."""
+        self.env.process(self._nurture(lead))
+
+    def _nurture(self, lead: int) -> Process:
         n, rule = self.sc.nurture, self.sc.qualification.mql
         if score(rule, self.fit[lead], self.engagement[lead]) >= rule.threshold:
-            self.mql(lead)
+            self._hand_off(lead)
             return
         elapsed = 0.0
         while True:
@@ -77,7 +85,7 @@ class ReferenceWorld(World):
                 decay(self.engagement[lead], gap, n.engagement_half_life_days), n.touch_lift, self.response[lead]
             )
             if score(rule, self.fit[lead], self.engagement[lead]) >= rule.threshold:
-                self.mql(lead)
+                self._hand_off(lead)
                 return
 
 

@@ -5,18 +5,27 @@ it needs the event loop. :class:`World` holds the SimPy environment, the two rep
 pools, the lead attributes and the random streams, and runs every mechanism after
 nurture. The fast engine and the reference model differ only in how leads reach the
 hand-off (array work vs. one process per lead, see :meth:`World.renurture`).
+
+A lead's way through the hand-off and sales is a chain of :class:`Step` events,
+each calling the next stage when it fires (response delay, SDR work, sales cycle),
+rather than a SimPy process per lead: a lead waits for nothing but its own timer
+or a rep, so a generator per lead would only add events (its start and its end)
+and the cost of resuming it. Steps are scheduled at the same moments, times and
+priorities as the process's timeouts would be, so every tie in time is broken as
+it would be with one process per lead and the event log is the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL, URGENT, EventPriority
 
 from ..mechanisms import ContactCurve, productivity, score, slots, win_probability
-from ..randomness import Buffered, Streams
+from ..randomness import Streams, buffered
 from ..records import EVENT_CODE, Recorder
 from ..scenario import DAYS_PER_MONTH, Scenario, draw_parameters, rate
 from .nurture import MQL, nurture_one
@@ -27,6 +36,33 @@ PROSPECTING = "prospecting"
 Process = Generator[simpy.Event, Any, None]
 
 E = EVENT_CODE  # short alias for the per-event code below
+
+
+class Step(simpy.Event):
+    """A timeout that calls ``callback(self)`` when it fires: one step of a lead, without a process.
+
+    ``value`` carries what the callback needs (the lead, its rep, ...).
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        delay: float,
+        callback: Callable[[simpy.Event], None],
+        value: Any,
+        priority: EventPriority = NORMAL,
+    ) -> None:
+        # Inlined Event.__init__ and succeed(), as simpy.Timeout does, for speed.
+        self.env = env
+        self.callbacks = [callback]
+        self._value = value
+        self._ok = True
+        env.schedule(self, priority, delay)
+
+
+def _carried(step: simpy.Event) -> Any:
+    # What a Step carries, as Any: Event.value is typed Optional, which cannot be unpacked.
+    return step.value
 
 
 class World:
@@ -42,40 +78,43 @@ class World:
         self.persona_names = list(sc.personas)
         self.source_names = [*sc.sources, PROSPECTING]
 
-        # Lead attributes, indexed by lead id (lists: cheap scalar access per event).
-        self.source: list[int] = []
-        self.persona: list[int] = []
-        self.fit: list[float] = []
-        self.engagement: list[float] = []
-        self.response: list[float] = []
-        self.need: list[bool] = []
-        self.recycles: list[int] = []
+        # Attributes of the leads in the event loop, by lead id (dicts: cheap scalar access
+        # per event; a fast run loads only its MQLs, see add_leads).
+        self.n_leads = 0
+        self._drawn: dict[str, np.ndarray] = {}  # traits of the first leads, drawn as arrays
+        self.source: dict[int, int] = {}
+        self.persona: dict[int, int] = {}
+        self.fit: dict[int, float] = {}
+        self.engagement: dict[int, float] = {}
+        self.response: dict[int, float] = {}
+        self.need: dict[int, bool] = {}
+        self.recycles: dict[int, int] = {}  # only leads recycled at least once
 
         h, s = sc.handoff, sc.sales
         self.follow_up_rate = rate(h.follow_up_rate)
         self.recycle_probability = rate(sc.recycling.probability)
         self.opportunity_rate = rate(s.opportunity_rate)
         self.win_rate = rate(s.win_rate)
-        self.follow_up = Buffered(None, streams.rng("follow_up"))
-        self.response_delay = Buffered(h.response_delay_days, streams.rng("response_delay"))
-        self.sdr_work = Buffered(h.sdr.work_days, streams.rng("sdr_work"))
-        self.sdr_patience = Buffered(h.sdr.patience_days, streams.rng("sdr_patience")) if h.sdr.patience_days else None
-        self.contact = Buffered(None, streams.rng("contact"))
+        self.follow_up = buffered(None, streams.rng("follow_up"))
+        self.response_delay = buffered(h.response_delay_days, streams.rng("response_delay"))
+        self.sdr_work = buffered(h.sdr.work_days, streams.rng("sdr_work"))
+        self.sdr_patience = buffered(h.sdr.patience_days, streams.rng("sdr_patience")) if h.sdr.patience_days else None
+        self.contact = buffered(None, streams.rng("contact"))
         self.contact_curve = ContactCurve(h.speed_to_lead)
-        self.recycle_draw = Buffered(None, streams.rng("recycle"))
-        self.renurture_gap = Buffered(sc.nurture.touch_interval_days, streams.rng("renurture"))
-        self.accept = Buffered(None, streams.rng("opportunity"))
-        self.ae_patience = Buffered(s.patience_days, streams.rng("ae_patience")) if s.patience_days else None
-        self.cycle = Buffered(s.cycle_days, streams.rng("cycle"))
-        self.win = Buffered(None, streams.rng("win"))
+        self.recycle_draw = buffered(None, streams.rng("recycle"))
+        self.renurture_gap = buffered(sc.nurture.touch_interval_days, streams.rng("renurture"))
+        self.accept = buffered(None, streams.rng("opportunity"))
+        self.ae_patience = buffered(s.patience_days, streams.rng("ae_patience")) if s.patience_days else None
+        self.cycle = buffered(s.cycle_days, streams.rng("cycle"))
+        self.win = buffered(None, streams.rng("win"))
         self.deal_size = [
-            Buffered(s.deal_size_by_persona.get(p, s.deal_size), streams.rng("deal_size", p))
+            buffered(s.deal_size_by_persona.get(p, s.deal_size), streams.rng("deal_size", p))
             for p in self.persona_names
         ]
         self.staffing = streams.rng("staffing")
         self.prospect_gap = streams.rng("prospecting_gap")
-        self.prospect_draw = Buffered(None, streams.rng("prospecting"))
-        self.prospect_fit = Buffered(sc.prospecting.fit, streams.rng("prospecting_fit"))
+        self.prospect_draw = buffered(None, streams.rng("prospecting"))
+        self.prospect_fit = buffered(sc.prospecting.fit, streams.rng("prospecting_fit"))
 
         self.sdr = SlotPool(self.env, "sdr", recorder)
         self.ae = SlotPool(self.env, "ae", recorder)
@@ -90,74 +129,124 @@ class World:
             self.env.process(self._prospect())
 
     # -- leads ----------------------------------------------------------------
+    def add_leads(self, traits: dict[str, np.ndarray], engagement: np.ndarray, active: np.ndarray) -> None:
+        """Leads drawn as arrays (before any other): all count, the ``active`` ones enter the event loop.
+
+        ``traits`` holds ``source, persona, fit, response, need`` per lead; ``engagement``
+        is each lead's engagement when it leaves nurture.
+        """
+        self._drawn = {key: traits[key] for key in ("source", "persona", "fit", "need")}
+        self.n_leads = len(traits["fit"])
+        ids = active.tolist()
+        for name, values in (
+            ("source", traits["source"]),
+            ("persona", traits["persona"]),
+            ("fit", traits["fit"]),
+            ("engagement", engagement),
+            ("response", traits["response"]),
+            ("need", traits["need"]),
+        ):
+            getattr(self, name).update(zip(ids, values[active].tolist(), strict=True))
+
     def new_lead(self, source: int, persona: int, fit: float, engagement: float, response: float, need: bool) -> int:
-        self.source.append(source)
-        self.persona.append(persona)
-        self.fit.append(fit)
-        self.engagement.append(engagement)
-        self.response.append(response)
-        self.need.append(need)
-        self.recycles.append(0)
-        return len(self.fit) - 1
+        lead = self.n_leads
+        self.n_leads += 1
+        self.source[lead] = source
+        self.persona[lead] = persona
+        self.fit[lead] = fit
+        self.engagement[lead] = engagement
+        self.response[lead] = response
+        self.need[lead] = need
+        return lead
 
     def attributes(self) -> dict[str, np.ndarray]:
+        first = len(self._drawn.get("fit", ()))
+        later = range(first, self.n_leads)
+
+        def column(name: str, values: dict[int, Any], dtype: type) -> np.ndarray:
+            drawn = self._drawn.get(name, np.array([], dtype=dtype))
+            return np.concatenate([drawn.astype(dtype), np.array([values[i] for i in later], dtype=dtype)])
+
+        recycles = np.zeros(self.n_leads, dtype=np.int16)
+        recycles[list(self.recycles)] = list(self.recycles.values())
         return {
-            "source": np.asarray(self.source, dtype=np.int16),
-            "persona": np.asarray(self.persona, dtype=np.int16),
-            "fit": np.asarray(self.fit, dtype=float),
-            "has_need": np.asarray(self.need, dtype=bool),
-            "recycles": np.asarray(self.recycles, dtype=np.int16),
+            "source": column("source", self.source, np.int16),
+            "persona": column("persona", self.persona, np.int16),
+            "fit": column("fit", self.fit, float),
+            "has_need": column("need", self.need, bool),
+            "recycles": recycles,
         }
 
     def run(self) -> None:
         self.env.run(until=self.horizon)
 
     # -- hand-off -------------------------------------------------------------
-    def mql(self, lead: int) -> None:
-        """A lead reaches marketing's bar now: sales follows it up, or never does."""
+    def mql(self, lead: int) -> bool:
+        """A lead reaches marketing's bar now: True if sales will follow it up (:meth:`respond`)."""
         now = self.env.now
         self.rec.event(now, lead, E["mql"])
         if self.follow_up() >= self.follow_up_rate:
             self.rec.event(now, lead, E["not_followed_up"])
-            return
-        self.env.process(self._handoff(lead, now))
+            return False
+        return True
 
-    def _handoff(self, lead: int, mql_time: float) -> Process:
-        env, rec, sc = self.env, self.rec, self.sc
-        yield env.timeout(self.response_delay())
+    def respond(self, lead: int, mql_time: float) -> None:
+        """Sales picks the MQL up after its response delay, drawn now."""
+        Step(self.env, self.response_delay(), self._pick_up, (lead, mql_time))
+
+    def soon(self, fn: Callable[..., None], *args: Any) -> None:
+        """Call ``fn(*args)`` in an urgent step at this time: where a new SimPy process would start.
+
+        A process starts in an urgent event scheduled when it is created; doing the
+        same keeps the order of events that tie in time as it would be with a process.
+        """
+        Step(self.env, 0, lambda _: fn(*args), None, URGENT)
+
+    def _pick_up(self, step: simpy.Event) -> None:
+        lead, mql_time = _carried(step)
         rep = self.sdr.acquire()
-        if rep < 0:
-            patience = self.sdr_patience() if self.sdr_patience else None
-            rep = yield self.sdr.request(lead, 0.0, patience)
-            if rep is None:
-                rec.event(env.now, lead, E["sdr_abandoned"])
-                return
-        delay = env.now - mql_time
-        rec.event(env.now, lead, E["sdr_start"], rep, delay)
-        yield env.timeout(self.sdr_work())
+        if rep >= 0:
+            self._sdr_start(lead, mql_time, rep)
+            return
+        patience = self.sdr_patience() if self.sdr_patience else None
+        self.sdr.request(lead, 0.0, patience).callbacks.append(lambda ev: self._sdr_start(lead, mql_time, ev.value))
+
+    def _sdr_start(self, lead: int, mql_time: float, rep: int | None) -> None:
+        now = self.env.now
+        if rep is None:
+            self.rec.event(now, lead, E["sdr_abandoned"])
+            return
+        delay = now - mql_time
+        self.rec.event(now, lead, E["sdr_start"], rep, delay)
+        Step(self.env, self.sdr_work(), self._sdr_done, (lead, rep, delay))
+
+    def _sdr_done(self, step: simpy.Event) -> None:
+        lead, rep, delay = _carried(step)
+        now = self.env.now
         self.sdr.release(rep)
         if self.contact() >= self.contact_curve(delay):
-            rec.event(env.now, lead, E["unreached"], rep)
+            self.rec.event(now, lead, E["unreached"], rep)
             self._recycle_or_drop(lead)
             return
-        rule = sc.qualification.sql
+        rule = self.sc.qualification.sql
         if not self.need[lead] or score(rule, self.fit[lead], self.engagement[lead]) < rule.threshold:
-            rec.event(env.now, lead, E["rejected"], rep)
+            self.rec.event(now, lead, E["rejected"], rep)
             self._recycle_or_drop(lead)
             return
-        rec.event(env.now, lead, E["sql"], rep)
-        yield from self._sell(lead)
+        self.rec.event(now, lead, E["sql"], rep)
+        self._sell(lead)
 
     def _recycle_or_drop(self, lead: int) -> None:
         r = self.sc.recycling
-        if self.recycles[lead] < r.max_times and self.recycle_draw() < self.recycle_probability:
-            self.recycles[lead] += 1
+        recycled = self.recycles.get(lead, 0)
+        if recycled < r.max_times and self.recycle_draw() < self.recycle_probability:
+            self.recycles[lead] = recycled + 1
             self.engagement[lead] *= r.engagement_kept
             self.rec.event(self.env.now, lead, E["recycled"])
-            self.env.process(self.renurture(lead))
+            self.renurture(lead)
 
-    def renurture(self, lead: int) -> Process:
-        """A recycled lead back in nurture: one draw of its path, one timeout."""
+    def renurture(self, lead: int) -> None:
+        """A recycled lead back in nurture: one draw of its path, one timed step."""
         outcome, delay, engagement = nurture_one(
             self.renurture_gap,
             self.sc.nurture,
@@ -166,41 +255,51 @@ class World:
             self.engagement[lead],
             self.response[lead],
         )
-        yield self.env.timeout(delay)
+        Step(self.env, delay, self._renurtured, (lead, outcome, engagement))
+
+    def _renurtured(self, step: simpy.Event) -> None:
+        lead, outcome, engagement = _carried(step)
         self.engagement[lead] = engagement
-        if outcome == MQL:
-            self.mql(lead)
-        else:
+        if outcome != MQL:
             self.rec.event(self.env.now, lead, E["dormant"])
+        elif self.mql(lead):
+            self.respond(lead, self.env.now)
 
     # -- sales ----------------------------------------------------------------
-    def _sell(self, lead: int) -> Process:
-        env, s = self.env, self.sc.sales
+    def _sell(self, lead: int) -> None:
+        s = self.sc.sales
+        rep = self.ae.acquire()
+        if rep >= 0:
+            self._ae_start(lead, rep)
+            return
         priority = 0.0
         if s.queue == "score":
             priority = -score(self.sc.qualification.sql, self.fit[lead], self.engagement[lead])
-        rep = self.ae.acquire()
-        if rep < 0:
-            patience = self.ae_patience() if self.ae_patience else None
-            rep = yield self.ae.request(lead, priority, patience)
-            if rep is None:
-                self.rec.event(env.now, lead, E["ae_abandoned"])
-                return
+        patience = self.ae_patience() if self.ae_patience else None
+        self.ae.request(lead, priority, patience).callbacks.append(lambda ev: self._ae_start(lead, ev.value))
+
+    def _ae_start(self, lead: int, rep: int | None) -> None:
+        if rep is None:
+            self.rec.event(self.env.now, lead, E["ae_abandoned"])
+            return
         if self.accept() >= self.opportunity_rate:
-            self.rec.event(env.now, lead, E["disqualified"], rep)
+            self.rec.event(self.env.now, lead, E["disqualified"], rep)
             self.ae.release(rep)
             self._recycle_or_drop(lead)
             return
-        yield from self._deal(lead, rep)
+        self._deal(lead, rep)
 
-    def _deal(self, lead: int, rep: int) -> Process:
-        env, s = self.env, self.sc.sales
+    def _deal(self, lead: int, rep: int) -> None:
         amount = self.deal_size[self.persona[lead]]()
-        self.rec.event(env.now, lead, E["opportunity"], rep, amount)
-        yield env.timeout(self.cycle())
+        self.rec.event(self.env.now, lead, E["opportunity"], rep, amount)
+        Step(self.env, self.cycle(), self._close, (lead, rep, amount))
+
+    def _close(self, step: simpy.Event) -> None:
+        lead, rep, amount = _carried(step)
         self.ae.release(rep)
+        s = self.sc.sales
         won = self.win() < win_probability(self.win_rate, s.fit_effect, self.fit[lead])
-        self.rec.event(env.now, lead, E["won"] if won else E["lost"], rep, amount)
+        self.rec.event(self.env.now, lead, E["won"] if won else E["lost"], rep, amount)
 
     # -- the sales team over time ---------------------------------------------
     def _start_sales_team(self) -> None:
@@ -280,4 +379,4 @@ class World:
                 lead = self.new_lead(source, persona, self.prospect_fit(), 0.0, 1.0, True)
                 self.rec.event(self.env.now, lead, E["created"])
                 self.ae.take(rep)
-                self.env.process(self._deal(lead, rep))
+                self.soon(self._deal, lead, rep)
