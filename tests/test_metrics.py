@@ -608,3 +608,17 @@ def test_metrics_of_a_baseline_run_add_up(run: RunResult) -> None:
     assert sum(flat[key] for key in sources) == pytest.approx(flat["marketing_cost"])
     assert 0 < flat["sdr_utilisation"] <= 1 and 0 < flat["ae_utilisation"] <= 1
     assert flat["cac"] == pytest.approx(flat["total_cost"] / flat["wins"])
+
+
+def test_summarize_run_agrees_with_summary_costs_and_utilisation():
+    sc = load_scenario(Path(__file__).resolve().parent.parent / "scenarios" / "baseline.toml", ["sales.ae.count=3"])
+    result = simulate(sc, seed=3)
+    flat = m.summarize_run(result)
+    expected = dict(m.summary(result.events))
+    money = m.costs(result.attributes, result.roster, sc, result.events)
+    by_source = money.pop("marketing_cost_by_source")
+    expected |= money | {f"marketing_cost_{k}": v for k, v in by_source.items()}
+    expected |= {f"{t}_utilisation": m.utilisation(result.levels, t, 0.0, sc.horizon_days) for t in m.TEAMS}
+    assert flat.keys() == expected.keys()
+    for key, value in expected.items():
+        assert flat[key] == pytest.approx(value, rel=1e-12, nan_ok=True), key

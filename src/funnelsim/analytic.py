@@ -68,6 +68,7 @@ from .scenario import Scenario, SpeedToLead, rate
 
 __all__ = [
     "MQLYield",
+    "delay_pmf",
     "erlang_b",
     "erlang_c",
     "expectation",
@@ -76,6 +77,7 @@ __all__ = [
     "littles_law",
     "mmc_mean_wait",
     "mql_yield",
+    "renewal_function",
 ]
 
 QUADRATURE_POINTS = 2048
@@ -239,6 +241,39 @@ def expectation(spec: Dist, f: Callable[[np.ndarray], np.ndarray], points: int =
     """
     x, w = _nodes(spec, points)
     return float(np.sum(w * np.asarray(f(x), dtype=float)))
+
+
+def delay_pmf(spec: Dist, days: int) -> np.ndarray:
+    """A delay on a grid of whole days: ``p[d] = P(d - 1/2 <= X < d + 1/2)`` for ``d = 0 .. days-1``.
+
+    Mass beyond the last day is dropped (the grid covers the planning window), so the
+    sum is ``P(X < days - 1/2)``. Convolving two such grids adds the delays.
+    """
+    if days < 1:
+        raise ValueError(f"need days >= 1, got {days}")
+    if isinstance(spec, Fixed | Empirical) or spec.variance == 0:
+        values, weights = _nodes(spec, 1)
+        index = np.floor(values + 0.5).astype(int)
+        keep = index < days
+        return np.bincount(index[keep], weights=weights[keep], minlength=days).astype(float)
+    cdf = np.asarray(_frozen(spec).cdf(np.arange(days) + 0.5), dtype=float)
+    return np.diff(cdf, prepend=0.0)
+
+
+def renewal_function(pmf: np.ndarray) -> np.ndarray:
+    """Expected number of completions by day ``t`` of back-to-back jobs with duration ``pmf``.
+
+    The discrete renewal equation :math:`m(t) = F(t) + \\sum_{u=0}^{t} f(u)\\, m(t-u)`,
+    solved day by day; it bounds what one AE slot can close in a window.
+    """
+    f = np.asarray(pmf, dtype=float)
+    if f[0] >= 1:
+        raise ValueError("jobs of zero duration complete without bound")
+    cdf = np.cumsum(f)
+    m = np.zeros(len(f))
+    for t in range(len(f)):
+        m[t] = (cdf[t] + float(f[1 : t + 1] @ m[t - 1 :: -1][:t])) / (1 - f[0]) if t else cdf[0] / (1 - f[0])
+    return m
 
 
 def expected_contact_rate(

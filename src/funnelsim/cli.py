@@ -1,6 +1,7 @@
 """Command line: argument parsing and output only; every command calls into the library.
 
 Exit codes: 0 ok, 1 the run failed, 2 bad input (scenario, override or option),
+3 no plan reaches the goal (``plan``; the binding constraint is named),
 130 interrupted (Ctrl-C; finished replications are still written).
 """
 
@@ -9,7 +10,9 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -31,7 +34,9 @@ from .engine import simulate
 from .metrics import summarize_run
 from .montecarlo import MonteCarloError, Replications, executor
 from .montecarlo import run as mc_run
-from .output import OutputError, check_target, write_replications, write_run
+from .output import OutputError, check_target, write_plan, write_replications, write_run
+from .planner import LEVERS, Lever, Period, Plan, PlanDiagnostics, PlanError, PlanInfeasible
+from .planner import plan as make_plan
 from .results import resolve_seed
 from .scenario import Scenario, ScenarioError, load_scenario
 
@@ -45,7 +50,7 @@ app = typer.Typer(
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 out = Console(soft_wrap=True)
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 T = TypeVar("T")
 
@@ -60,7 +65,10 @@ def _guard(action: Callable[[], T]) -> T:
     """Run ``action``; turn bad input and failures into messages and exit codes."""
     try:
         return action()
-    except (ScenarioError, OutputError, MonteCarloError) as exc:
+    except PlanInfeasible as exc:
+        err.print(f"[bold red]infeasible:[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_INFEASIBLE) from None
+    except (ScenarioError, OutputError, MonteCarloError, PlanError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except KeyboardInterrupt:
@@ -297,6 +305,150 @@ def _print_summary(stats: dict[str, float], currency: str) -> None:
 
 def _pct(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
+
+
+@app.command()
+def plan(
+    scenario: ScenarioArg,
+    goal: Annotated[str, typer.Option(help="Revenue to close in the period, e.g. 12M, 750k, 12000000.")],
+    confidence: Annotated[float, typer.Option(help="Required probability of reaching the goal.")] = 0.8,
+    period: Annotated[
+        str | None, typer.Option(help="Whole months START:END, e.g. 2027-01-01:2027-12-31 (default: the horizon).")
+    ] = None,
+    lever: Annotated[str, typer.Option(help=f"What the plan may change: {', '.join(LEVERS)}.")] = "leads",
+    runs: Annotated[int, typer.Option(help="Replications per candidate (same seeds for all).", min=1)] = 100,
+    lead_in: Annotated[
+        int | None, typer.Option("--lead-in", help="Months simulated before the period (default: 90% of leads close).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: the scenario's).", min=0)] = None,
+    overrides: SetOpt = None,
+    jobs: Annotated[int, typer.Option(help="Worker processes for the replications.", min=1)] = 1,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:port), or 'local'.")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write the sheet, planned.toml, figures and manifest here.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out folder.")] = False,
+    figure_format: Annotated[str, typer.Option("--format", help="Figure format: png or svg.")] = "png",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as one JSON document.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No narration.")] = False,
+) -> None:
+    """Work back from a revenue GOAL to monthly targets for marketing and sales (exit 3 if infeasible)."""
+    sc = _load(scenario, overrides)
+    amount = _guard(lambda: parse_amount(goal, "--goal"))
+    window = _guard(lambda: Period.parse(period)) if period is not None else None
+    if lever not in LEVERS:
+        _guard(lambda: _bad(f"--lever must be one of {', '.join(LEVERS)}, got {lever!r}"))
+    if out_dir is not None:
+        _guard(lambda: check_target(out_dir, force, figure_format))
+    narrate = not (quiet or as_json)
+    if narrate:
+        err.print(f"{sc.name}: planning {amount:,.0f} {sc.currency} at {confidence:.0%} confidence, lever {lever}")
+    with err.status("planning", spinner="dots") if narrate and err.is_terminal else _nothing() as status:
+
+        def progress(text: str) -> None:
+            if status is not None:
+                status.update(text)
+
+        def go() -> tuple[Plan, PlanDiagnostics]:
+            with executor(jobs, scheduler) as pool:
+                return make_plan(
+                    sc,
+                    amount,
+                    confidence,
+                    period=window,
+                    lever=typing.cast(Lever, lever),
+                    runs=runs,
+                    seed=seed,
+                    pool=pool,
+                    lead_in_months=lead_in,
+                    progress=progress,
+                )
+
+        result, diagnostics = _guard(go)
+    if out_dir is not None:
+        text = scenario.read_text(encoding="utf-8")
+        written = _guard(
+            lambda: write_plan(
+                result,
+                diagnostics,
+                out_dir,
+                source_text=text,
+                overrides=tuple(overrides or ()),
+                figure_format=figure_format,
+                force=force,
+            )
+        )
+        if narrate:
+            err.print(f"wrote {written}")
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+    else:
+        _print_plan(result, diagnostics)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
+
+
+def _print_plan(p: Plan, d: PlanDiagnostics) -> None:
+    cur = p.scenario.currency
+    out.print(f"Plan: {p.goal:,.0f} {cur} closed in {p.period} with {p.confidence:.0%} confidence (lever: {p.lever})")
+    sheet = p.sheet
+    table = Table(
+        title="Joint targets per month: marketing (MKT), hand-off (SHARED), sales",
+        title_justify="left",
+        caption="* lead-in month: builds the pipeline for the period",
+        caption_justify="left",
+    )
+    columns = [
+        ("month", None),
+        ("leads\nMKT", "leads"),
+        ("MQLs\nMKT", "mqls"),
+        ("SQLs\nSHARED", "sqls"),
+        ("opps\nSALES", "opportunities"),
+        ("wins\nSALES", "wins"),
+        (f"revenue\n{cur}", "revenue"),
+        ("AEs\nramped", None),
+        ("SDRs", None),
+    ]
+    for name, _ in columns:
+        table.add_column(name, justify="left" if name == "month" else "right", no_wrap=True)
+    # Marketing's leads: every source but the deals AEs prospect themselves.
+    wide = sheet[sheet["source"] != "prospecting"].groupby(["month", "stage"])["target"].sum().unstack()
+    heads = p.headcount.set_index("month")
+    for month in wide.index:
+        lead_in = heads.loc[month, "phase"] != "period"
+        cells = [f"{month}{'*' if lead_in else ''}"]
+        cells += [f"{wide.loc[month, key]:,.0f}" for _, key in columns[1:6] if key is not None]
+        cells += [_short(wide.loc[month, "revenue"], "money")]
+        cells += [f"{heads.loc[month, 'aes']:.1f}", f"{heads.loc[month, 'sdrs']:.0f}"]
+        table.add_row(*cells, style="dim" if lead_in else None)
+    out.print(table)
+    per_month = sheet[(sheet["stage"] == "leads") & (sheet["phase"] == "period")]
+    out.print(
+        f"marketing:        leads x{p.lead_multiplier:.3f} of today's volume, "
+        f"{per_month['target'].sum():,.0f} leads in the period (+ {p.lead_in_months} months lead-in)"
+    )
+    out.print(f"sales:            +{p.extra_aes} AEs hired at {p.scenario.start_date}, {p.sdrs} SDRs")
+    terms = p.handoff_terms
+    out.print(
+        f"hand-off terms:   follow up {terms['follow_up_rate']:.0%} of MQLs, mean response "
+        f"{terms['response_time_hours_mean']:.1f} h, SQL bar {terms['sql_threshold']:g}"
+    )
+    pg = p.p_goal
+    out.print(
+        f"confidence:       goal reached in {_pct(pg['estimate'])} of {pg['n']} runs "
+        f"(95% CI {_pct(pg['ci_low'])} – {_pct(pg['ci_high'])}); revenue P10 {_short(p.revenue['p10'], 'money')}, "
+        f"P50 {_short(p.revenue['p50'], 'money')}, P90 {_short(p.revenue['p90'], 'money')}"
+    )
+    out.print(
+        f"cost in period:   {p.cost['period_total']:,.0f} {cur} (marketing {p.cost['marketing']:,.0f}); "
+        f"CAC {p.cost['cac']:,.0f}"
+    )
+    out.print(
+        f"analytic plan:    leads x{d.analytic_multiplier:.3f} (no queues); simulation needed x{p.lead_multiplier:.3f}"
+    )
 
 
 @app.command()

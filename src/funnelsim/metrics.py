@@ -192,6 +192,13 @@ class _Log:
         first[np.isinf(first)] = np.nan
         return first
 
+    def last_times(self, name: str) -> np.ndarray:
+        """Per lead, the time of its last event ``name`` in log order (NaN: never)."""
+        rows = self.rows(name)
+        last = np.full(self.n_leads, np.nan)
+        last[self.lead[rows]] = self.time[rows]
+        return last
+
     def reached(self, name: str) -> np.ndarray:
         """Per lead, whether it had at least one event ``name``."""
         hit = np.zeros(self.n_leads, dtype=bool)
@@ -299,20 +306,23 @@ def summary(events: pd.DataFrame) -> dict[str, float]:
         ``average_deal_size``, ``median_cycle_days`` (opportunity to won) and
         ``median_lead_to_win_days``.
     """
-    vol = stage_volumes(events)
-    won = events[events["event"] == "won"]
-    lost = events[events["event"] == "lost"]
-    opened = events[events["event"] == "opportunity"].drop_duplicates("lead", keep="last").set_index("lead")["time"]
-    created = events[events["event"] == "created"].set_index("lead")["time"]
-    won_at = won.set_index("lead")["time"]
-    cycle = (won_at - opened.reindex(won_at.index)).to_numpy()
-    lead_to_win = (won_at - created.reindex(won_at.index)).to_numpy()
-    out: dict[str, float] = {str(k): int(v) for k, v in vol.items()}
+    return _summary(_Log(events))
+
+
+def _summary(log: _Log) -> dict[str, float]:
+    reached = {m: log.reached(m) for m in FUNNEL}
+    out: dict[str, float] = {STAGE_LABELS[m]: int(hit.sum()) for m, hit in reached.items()}
+    won, lost = log.rows("won"), log.rows("lost")
+    won_value = log.value[won]
     out["losses"] = len(lost)
-    out["revenue"] = float(won["value"].sum())
-    out.update(conversions(events))
+    out["revenue"] = float(won_value.sum())
+    for a, b in itertools.pairwise(FUNNEL):
+        out[f"{_SINGULAR[a]}_to_{_SINGULAR[b]}"] = _ratio(int((reached[a] & reached[b]).sum()), int(reached[a].sum()))
     out["win_rate"] = _ratio(len(won), len(won) + len(lost))
-    out["average_deal_size"] = float(won["value"].mean()) if len(won) else float("nan")
+    out["average_deal_size"] = float(won_value.mean()) if len(won) else float("nan")
+    won_at, won_lead = log.time[won], log.lead[won]
+    cycle = won_at - log.last_times("opportunity")[won_lead]
+    lead_to_win = won_at - log.last_times("created")[won_lead]
     out["median_cycle_days"] = float(np.median(cycle)) if len(cycle) else float("nan")
     out["median_lead_to_win_days"] = float(np.median(lead_to_win)) if len(lead_to_win) else float("nan")
     return out
@@ -731,15 +741,6 @@ def pipeline_over_time(events: pd.DataFrame) -> pd.DataFrame:
 # Money
 
 
-def _employed_days(roster: pd.DataFrame, team: str, horizon_days: float) -> float:
-    """Rep-days on payroll within ``[0, horizon_days)``.
-
-    A rep is employed from its ``joined`` row (paid in full while ramping) until its
-    ``left`` row or the horizon.
-    """
-    return _Roster(roster).employed_days(team, horizon_days)
-
-
 def costs(
     attributes: pd.DataFrame,
     roster: pd.DataFrame,
@@ -776,17 +777,29 @@ def costs(
     horizon = float(scenario.horizon_days if horizon_days is None else horizon_days)
     _check_horizon(horizon)
     per_source = attributes["source"].astype(str).value_counts()
+    vol = stage_volumes(events)
+    revenue = float(events.loc[events["event"] == "won", "value"].sum())
+    return _costs(scenario, per_source.to_dict(), _Roster(roster), vol.to_dict(), revenue, horizon)
+
+
+def _costs(
+    scenario: Scenario,
+    leads_by_source: dict[str, int],
+    roster: _Roster,
+    volumes: dict[str, float],
+    revenue: float,
+    horizon: float,
+) -> dict[str, Any]:
     by_source = {
-        name: float(int(per_source.get(name, 0)) * source.cost_per_lead) for name, source in scenario.sources.items()
+        name: float(int(leads_by_source.get(name, 0)) * source.cost_per_lead)
+        for name, source in scenario.sources.items()
     }
     marketing = float(sum(by_source.values()))
-    sdr_days = _employed_days(roster, "sdr", horizon)
-    ae_days = _employed_days(roster, "ae", horizon)
+    sdr_days = roster.employed_days("sdr", horizon)
+    ae_days = roster.employed_days("ae", horizon)
     sdr_cost = sdr_days * scenario.handoff.sdr.cost_per_year / DAYS_PER_YEAR
     ae_cost = ae_days * scenario.sales.ae.cost_per_year / DAYS_PER_YEAR
     total = marketing + sdr_cost + ae_cost
-    vol = stage_volumes(events)
-    revenue = float(events.loc[events["event"] == "won", "value"].sum())
     ae_headcount = ae_days / horizon
     return {
         "marketing_cost": marketing,
@@ -795,10 +808,10 @@ def costs(
         "ae_cost": float(ae_cost),
         "sales_cost": float(sdr_cost + ae_cost),
         "total_cost": float(total),
-        "cost_per_mql": _ratio(marketing, vol["mqls"]),
-        "cost_per_sql": _ratio(marketing, vol["sqls"]),
-        "cost_per_win": _ratio(total, vol["wins"]),
-        "cac": _ratio(total, vol["wins"]),
+        "cost_per_mql": _ratio(marketing, volumes["mqls"]),
+        "cost_per_sql": _ratio(marketing, volumes["sqls"]),
+        "cost_per_win": _ratio(total, volumes["wins"]),
+        "cac": _ratio(total, volumes["wins"]),
         "revenue_per_ae": _ratio(revenue, ae_headcount),
         "average_ae_headcount": float(ae_headcount),
         "average_sdr_headcount": float(sdr_days / horizon),
@@ -866,60 +879,12 @@ def summarize_run(result: RunResult) -> dict[str, float]:
     scenario = result.scenario
     horizon = float(scenario.horizon_days)
     _check_horizon(horizon)
-    log = _Log(result.events)
-    reached = {m: log.reached(m) for m in FUNNEL}
-    volumes = {STAGE_LABELS[m]: int(hit.sum()) for m, hit in reached.items()}
-    won, lost = log.rows("won"), log.rows("lost")
-    won_value = log.value[won]
-    revenue = float(won_value.sum())
-
-    # The keys and values of summary(events), computed on the columns once.
-    out: dict[str, float] = dict(volumes)
-    out["losses"] = len(lost)
-    out["revenue"] = revenue
-    for a, b in itertools.pairwise(FUNNEL):
-        both = int((reached[a] & reached[b]).sum())
-        out[f"{_SINGULAR[a]}_to_{_SINGULAR[b]}"] = _ratio(both, int(reached[a].sum()))
-    out["win_rate"] = _ratio(len(won), len(won) + len(lost))
-    out["average_deal_size"] = float(won_value.mean()) if len(won) else float("nan")
-    won_at, won_lead = log.time[won], log.lead[won]
-    opened = np.full(log.n_leads, np.nan)
-    rows = log.rows("opportunity")
-    opened[log.lead[rows]] = log.time[rows]  # the latest opportunity of each lead
-    created = np.full(log.n_leads, np.nan)
-    rows = log.rows("created")
-    created[log.lead[rows]] = log.time[rows]
-    cycle, lead_to_win = won_at - opened[won_lead], won_at - created[won_lead]
-    out["median_cycle_days"] = float(np.median(cycle)) if len(cycle) else float("nan")
-    out["median_lead_to_win_days"] = float(np.median(lead_to_win)) if len(lead_to_win) else float("nan")
-
-    # The scalar entries of costs(...), likewise.
+    out = _summary(_Log(result.events))
     source = result.attributes["source"]
     per_source = np.bincount(source.cat.codes.to_numpy(np.int64), minlength=len(source.cat.categories))
     count = dict(zip(source.cat.categories.astype(str), per_source.tolist(), strict=True))
-    by_source = {name: float(count.get(name, 0) * src.cost_per_lead) for name, src in scenario.sources.items()}
-    marketing = float(sum(by_source.values()))
-    roster = _Roster(result.roster)
-    sdr_days = roster.employed_days("sdr", horizon)
-    ae_days = roster.employed_days("ae", horizon)
-    sdr_cost = sdr_days * scenario.handoff.sdr.cost_per_year / DAYS_PER_YEAR
-    ae_cost = ae_days * scenario.sales.ae.cost_per_year / DAYS_PER_YEAR
-    total = marketing + sdr_cost + ae_cost
-    ae_headcount = ae_days / horizon
-    money = {
-        "marketing_cost": marketing,
-        "sdr_cost": sdr_cost,
-        "ae_cost": ae_cost,
-        "sales_cost": sdr_cost + ae_cost,
-        "total_cost": total,
-        "cost_per_mql": _ratio(marketing, volumes["mqls"]),
-        "cost_per_sql": _ratio(marketing, volumes["sqls"]),
-        "cost_per_win": _ratio(total, volumes["wins"]),
-        "cac": _ratio(total, volumes["wins"]),
-        "revenue_per_ae": _ratio(revenue, ae_headcount),
-        "average_ae_headcount": ae_headcount,
-        "average_sdr_headcount": sdr_days / horizon,
-    }
+    money = _costs(scenario, count, _Roster(result.roster), out, out["revenue"], horizon)
+    by_source = money.pop("marketing_cost_by_source")
     out.update({key: float(value) for key, value in money.items()})
     out.update({f"marketing_cost_{name}": float(cost) for name, cost in by_source.items()})
     levels = _Levels(result.levels)
@@ -929,7 +894,7 @@ def summarize_run(result: RunResult) -> dict[str, float]:
 
 
 class _Roster:
-    """The roster as numpy columns, for :func:`_employed_days`."""
+    """The roster as numpy columns, for the cost of reps."""
 
     def __init__(self, roster: pd.DataFrame) -> None:
         self.team = roster["team"].to_numpy(object)
@@ -938,6 +903,8 @@ class _Roster:
         self.left = (roster["change"] == "left").to_numpy(bool)
 
     def employed_days(self, team: str, horizon_days: float) -> float:
+        """Rep-days on payroll within ``[0, horizon_days)``: from a rep's ``joined`` row (paid in
+        full while ramping) until its ``left`` row or the horizon."""
         rows = np.flatnonzero(self.team == team)
         if not len(rows):
             return 0.0

@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from .montecarlo import Replications
+    from .planner import Plan, PlanDiagnostics
     from .results import RunResult
     from .scenario import Scenario
 
@@ -80,6 +81,8 @@ __all__ = [
     "OutputError",
     "OutputExistsError",
     "check_target",
+    "planned_toml",
+    "write_plan",
     "write_replications",
     "write_run",
 ]
@@ -340,6 +343,142 @@ def _write_replication_contents(reps: Replications, folder: Path, figure_format:
     run: dict[str, Any] = {key: doc[key] for key in ("seed", "requested", "completed", "stopped")}
     run |= {"goal": reps.goal, "precision": reps.precision, "confidence": reps.confidence}
     _manifest(sc, folder, figure_format, run)
+
+
+def write_plan(
+    plan: Plan,
+    diagnostics: PlanDiagnostics,
+    out_dir: str | os.PathLike[str],
+    *,
+    source_text: str | None = None,
+    overrides: tuple[str, ...] = (),
+    figure_format: str = "png",
+    force: bool = False,
+) -> Path:
+    """Write a plan to ``out_dir`` (atomically, as :func:`write_run`).
+
+    Files: ``plan.json`` (the ``--json`` document), ``targets.csv`` (the joint-target
+    sheet), ``headcount.csv``, ``stages.csv`` (period totals, analytic vs. simulated),
+    ``candidates.csv`` (every candidate simulated), ``tradeoff.csv`` (lever "both"),
+    ``replications.csv`` and ``monthly.csv`` (the plan's replications),
+    ``planned.toml``, ``manifest.json`` and figures ``waterfall``, ``quotas``,
+    ``fan_chart`` (and ``tradeoff``). See docs/outputs.md.
+    """
+
+    def fill(folder: Path) -> None:
+        from . import plots
+
+        reps = diagnostics.replications
+        stages = diagnostics.stages()
+        doc = plan.to_json()
+        (folder / "plan.json").write_text(json.dumps(doc, indent=2, default=_plain) + "\n", encoding="utf-8")
+        tables = {
+            "targets.csv": plan.sheet,
+            "headcount.csv": plan.headcount,
+            "stages.csv": stages,
+            "candidates.csv": diagnostics.candidates,
+            "replications.csv": reps.table,
+            "monthly.csv": reps.monthly,
+        }
+        if diagnostics.tradeoff is not None:
+            tables["tradeoff.csv"] = diagnostics.tradeoff
+        for name, frame in tables.items():
+            _write_csv(frame, folder / name)
+        (folder / "planned.toml").write_text(planned_toml(plan, source_text, overrides), encoding="utf-8")
+        inside = reps.monthly[reps.monthly["month"].isin(plan.period.months)].copy()
+        inside["cumulative_revenue"] = inside.groupby("replication")["revenue"].cumsum()
+        cur = plan.scenario.currency
+        charts: dict[str, Figure] = {
+            "waterfall": plots.plan_waterfall_chart(stages)[0],
+            "quotas": plots.quota_chart(plan.sheet)[0],
+            "fan_chart": plots.fan_chart(inside, cur, goal=plan.goal)[0],
+        }
+        if diagnostics.tradeoff is not None:
+            charts["tradeoff"] = plots.tradeoff_chart(diagnostics.tradeoff, cur)[0]
+        label = f"{plan.scenario.name}, seed {diagnostics.seed}, {diagnostics.runs} runs per candidate"
+        _save_figures(charts, folder / "figures", figure_format, label)
+        run = {"seed": diagnostics.seed, "runs": diagnostics.runs, "goal": plan.goal, "confidence": plan.confidence}
+        _manifest(plan.scenario, folder, figure_format, run)
+
+    return _write_atomically(out_dir, force, figure_format, fill)
+
+
+def planned_toml(plan: Plan, source_text: str | None = None, overrides: tuple[str, ...] = ()) -> str:
+    """The planned scenario as a commented TOML file that ``funnelsim run`` accepts.
+
+    With the original file's text, its comments and layout are kept: the ``--set``
+    overrides and the plan's changes are applied to it and each changed key says what
+    it was. Without it, the resolved scenario is written out in full.
+    """
+    import tomlkit
+
+    from .scenario import apply_overrides
+
+    header = [
+        f"Planned by funnelsim plan: {plan.goal:,.0f} {plan.scenario.currency} closed in {plan.period}",
+        f"with {plan.confidence:.0%} confidence (simulated: {plan.p_goal['estimate']:.0%} of "
+        f"{plan.p_goal['n']} runs, 95% CI {plan.p_goal['ci_low']:.0%}-{plan.p_goal['ci_high']:.0%}).",
+        f"The first {plan.lead_in_months} months build the pipeline (lead-in); revenue in the period is",
+        f"what closes from {plan.period.start} on: sum monthly.csv of `funnelsim run --runs N` over those months.",
+        "Keys changed by the plan say what they were.",
+    ]
+    if source_text is None:
+        data = _drop_none(plan.scenario.to_dict())
+        fresh = tomlkit.document()
+        for line in header:
+            fresh.add(tomlkit.comment(line))
+        for key, value in data.items():
+            fresh[key] = value
+        return tomlkit.dumps(fresh)
+    doc = apply_overrides(tomlkit.parse(source_text), list(overrides))
+    before = tomlkit.parse(tomlkit.dumps(doc)).unwrap()
+    for path, value in plan.changes.items():
+        *parents, key = path.split(".")
+        node: Any = doc
+        old: Any = before
+        for part in parents:
+            node = node.setdefault(part, tomlkit.table())
+            old = old.get(part, {}) if isinstance(old, dict) else {}
+        was = old.get(key) if isinstance(old, dict) else None
+        if path == "start_date":
+            value = dt.date.fromisoformat(value)
+        elif path == "sales.ae.hires":
+            value = _inline_array([{**h, "date": dt.date.fromisoformat(h["date"])} for h in value])
+        node[key] = value
+        if was is not None and not isinstance(node[key], tomlkit.items.Array):
+            node[key].comment(f"planned (was {was})")
+    top = tomlkit.document()
+    for line in header:
+        top.add(tomlkit.comment(line))
+    top.add(tomlkit.nl())
+    return tomlkit.dumps(top) + tomlkit.dumps(doc)
+
+
+def _inline_array(rows: list[dict[str, Any]]) -> Any:
+    import tomlkit
+
+    array = tomlkit.array()
+    for row in rows:
+        table = tomlkit.inline_table()
+        table.update(row)
+        array.append(table)
+    return array
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:
+        return None
+    return str(value)
 
 
 def _version(distribution: str) -> str:
