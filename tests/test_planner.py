@@ -186,6 +186,14 @@ def test_cli_writes_sheet_and_planned_toml_that_reproduces_the_plan(tmp_path):
         (("--goal", "20M"), "AE capacity"),
         (("--goal", "60k", "--lead-in", "0", "--period", "2027-01-01:2027-01-31"), "sales cycle"),
         (("--goal", "400k", "--lever", "reps", "--set", "sales.ae.ramp=[0.0]"), "hiring lead time"),
+        (
+            # One slow SDR, plenty of AEs who do not prospect: more leads only queue for the SDR.
+            (
+                *("--goal", "1.5M", "--runs", "20", "--lead-in", "4", "--set", "handoff.sdr.work_days=0.5"),
+                *("--set", "sales.ae.count=20", "--set", "prospecting.opportunities_per_ae_per_month=0"),
+            ),
+            "SDR capacity",
+        ),
     ],
 )
 def test_infeasible_goals_exit_3_naming_the_binding_constraint(args, constraint):

@@ -280,7 +280,14 @@ def source_yields(scenario: Scenario) -> dict[str, SourceYield]:
             mql, when = np.ones(n, dtype=bool), np.zeros(n)
         else:
             outcome, when, engagement = nurture_batch(
-                rng, scenario.nurture, mql_rule, fit, engagement, response[persona], np.zeros(n), math.inf
+                _touch_streams(index),
+                scenario.nurture,
+                mql_rule,
+                fit,
+                engagement,
+                response[persona],
+                np.zeros(n),
+                math.inf,
             )
             mql = outcome == MQL
         if not mql.any():
@@ -297,6 +304,10 @@ def source_yields(scenario: Scenario) -> dict[str, SourceYield]:
             deal_size=float((won * deal[persona[mql]]).sum() / won.sum()) if won.sum() > 0 else 0.0,
         )
     return out
+
+
+def _touch_streams(source: int) -> Callable[[int], np.random.Generator]:
+    return lambda touch: np.random.default_rng([_ANALYTIC_SEED, source, touch + 1])
 
 
 def _conv(x: np.ndarray, pmf: np.ndarray) -> np.ndarray:
@@ -538,6 +549,10 @@ class _Evaluator:
             self.seen[key] = (candidate, reps)
         return self.seen[key][0]
 
+    def replications(self, k: float, extra_aes: int, sdrs: int, runs: int | None = None) -> mc.Replications:
+        self(k, extra_aes, sdrs, runs)
+        return self.seen[(k, extra_aes, sdrs, runs or self.runs)][1]
+
     def ok(self, candidate: Candidate) -> bool:
         return candidate.p_goal >= self.confidence
 
@@ -548,38 +563,32 @@ def period_revenue(monthly: pd.DataFrame, period: Period) -> np.ndarray:
     return inside.groupby("replication", sort=True)["revenue"].sum().to_numpy(float)
 
 
-def _smallest(ok: Callable[[int], bool], start: int, low: int | None = None, high: int | None = None) -> int | None:
+def _smallest(ok: Callable[[int], bool], start: int, low: int, high: int) -> int | None:
     """Smallest integer ``j`` in ``[low, high]`` with ``ok(j)``, assuming ``ok`` is monotone.
 
-    Brackets from ``start`` with doubling steps, then bisects. ``None`` if ``ok(high)`` fails.
+    Brackets from ``start`` with doubling steps, then bisects; ``None`` if ``ok(high)`` fails.
     """
+    start = min(max(start, low), high)
     if ok(start):
         good, step = start, 1
-        bad = None
-        while bad is None:
-            j = good - step
-            if low is not None and j < low:
-                if good == low or ok(low):
-                    return low
-                bad = low
-            elif ok(j):
-                good, step = j, 2 * step
-            else:
+        while True:
+            j = max(good - step, low)
+            if j == good:
+                return good
+            if not ok(j):
                 bad = j
+                break
+            good, step = j, 2 * step
     else:
         bad, step = start, 1
-        good_or_none: int | None = None
-        while good_or_none is None:
-            j = bad + step
-            if high is not None and j >= high:
-                if not ok(high):
-                    return None
-                good_or_none = high
-            elif ok(j):
-                good_or_none = j
-            else:
-                bad, step = j, 2 * step
-        good = good_or_none
+        while True:
+            j = min(bad + step, high)
+            if j == bad:
+                return None
+            if ok(j):
+                good = j
+                break
+            bad, step = j, 2 * step
     while good - bad > 1:
         mid = (good + bad) // 2
         if ok(mid):
@@ -777,16 +786,18 @@ def plan(
         _check_hiring_in_time(framed, period)
     k_analytic = analytic_multiplier(framed, period, goal) if lever != "reps" else 1.0
     analytic = waterfall(apply_changes(framed, planned_changes(framed, k_analytic)), period, target_utilisation)
+    without_leads = waterfall(apply_changes(framed, planned_changes(framed, 0.0)), period, target_utilisation)
+    slope = (analytic.revenue - without_leads.revenue) / k_analytic  # revenue per unit of lead multiplier
 
     evaluate = _Evaluator(framed, period, goal, confidence, runs, seed, pool or mc.SerialExecutor(), progress)
     tradeoff = None
     if lever == "leads":
-        chosen = _search_leads(evaluate, k_analytic, 0, framed.handoff.sdr.count)
+        chosen = _search_leads(evaluate, k_analytic, 0, framed.handoff.sdr.count, slope)
     elif lever == "reps":
-        chosen = _search_reps(evaluate, analytic, target_utilisation)
+        chosen = _search_reps(evaluate, analytic)
     else:
-        chosen, tradeoff = _search_both(evaluate, analytic, k_analytic, target_utilisation)
-    candidate, reps = evaluate.seen[(chosen.lead_multiplier, chosen.extra_aes, chosen.sdrs, runs)]
+        chosen, tradeoff = _search_both(evaluate, analytic, k_analytic, slope, target_utilisation)
+    reps = evaluate.replications(chosen.lead_multiplier, chosen.extra_aes, chosen.sdrs)
     changes = {
         "name": f"{scenario.name}-plan",
         "start_date": framed.start_date.isoformat(),
@@ -811,11 +822,11 @@ def plan(
         extra_aes=chosen.extra_aes,
         sdrs=chosen.sdrs,
         p_goal={
-            "estimate": candidate.p_goal,
-            "ci_low": candidate.ci_low,
-            "ci_high": candidate.ci_high,
-            "hits": candidate.hits,
-            "n": candidate.runs,
+            "estimate": chosen.p_goal,
+            "ci_low": chosen.ci_low,
+            "ci_high": chosen.ci_high,
+            "hits": chosen.hits,
+            "n": chosen.runs,
         },
         sheet=_sheet(planned, reps, period),
         headcount=planned.months[["month", "phase", "ae_headcount", "aes", "aes_needed", "sdrs", "sdrs_needed"]],
@@ -876,37 +887,44 @@ def _grid_index(k: float) -> int:
     return math.ceil(math.log(k) / math.log(STEP) - 1e-9) if k > 0 else -200
 
 
-def _search_leads(evaluate: _Evaluator, k0: float, extra_aes: int, sdrs: int) -> Candidate:
+def _search_leads(evaluate: _Evaluator, k0: float, extra_aes: int, sdrs: int, slope: float) -> Candidate:
     """Smallest grid multiplier reaching the confidence, at fixed headcount.
 
     A pilot on a quarter of the runs rescales the analytic guess so that the normal
     approximation of the revenue quantile meets the goal (revenue grows about in
-    proportion to leads); the full runs then bracket and bisect from there.
+    proportion to leads); the full runs then bracket and bisect from there. A step of 8%
+    or more leads that brings less than a quarter of the revenue the analytic waterfall
+    expects from it (``slope`` per unit of multiplier), still short of the goal, means
+    the funnel is saturated: the search stops with the binding constraint.
     """
     top = _grid_index(MAX_LEAD_MULTIPLIER)
     k = max(k0, 1e-3)
     pilot = max(10, evaluate.runs // 4)
     z = float(stats.norm.ppf(1 - evaluate.confidence))
     for _ in range(2):
-        _, reps = evaluate.seen[_key(evaluate, k, extra_aes, sdrs, pilot)]
-        revenue = period_revenue(reps.monthly, evaluate.period)
+        revenue = period_revenue(evaluate.replications(k, extra_aes, sdrs, pilot).monthly, evaluate.period)
         quantile = float(revenue.mean() + z * revenue.std(ddof=1))
         if quantile <= 0 or abs(quantile / evaluate.goal - 1) < 0.02:
             break
-        k = min(k * evaluate.goal / quantile, MAX_LEAD_MULTIPLIER)
+        k = min(k * min(evaluate.goal / quantile, 2.0), MAX_LEAD_MULTIPLIER)
+    largest: list[tuple[int, Candidate]] = []
 
     def ok(j: int) -> bool:
-        return evaluate.ok(evaluate(STEP**j, extra_aes, sdrs))
+        candidate = evaluate(STEP**j, extra_aes, sdrs)
+        reached = evaluate.ok(candidate)
+        if largest and j >= largest[-1][0] + 4:
+            before, previous = largest[-1]
+            gained = candidate.mean_revenue - previous.mean_revenue
+            if not reached and gained < 0.25 * slope * (STEP**j - STEP**before):
+                raise _diagnose(evaluate, candidate, "leads")
+        if not largest or j > largest[-1][0]:
+            largest.append((j, candidate))
+        return reached
 
-    j = _smallest(ok, min(_grid_index(k), top), low=_grid_index(1e-3), high=top)
+    j = _smallest(ok, _grid_index(k), low=_grid_index(1e-3), high=top)
     if j is None:
         raise _diagnose(evaluate, evaluate(STEP**top, extra_aes, sdrs), "leads")
     return evaluate(STEP**j, extra_aes, sdrs)
-
-
-def _key(evaluate: _Evaluator, k: float, extra_aes: int, sdrs: int, runs: int) -> tuple[float, int, int, int]:
-    evaluate(k, extra_aes, sdrs, runs)
-    return (k, extra_aes, sdrs, runs)
 
 
 def _sdrs_for(analytic: Waterfall, framed: Scenario) -> int:
@@ -915,7 +933,7 @@ def _sdrs_for(analytic: Waterfall, framed: Scenario) -> int:
     return max(framed.handoff.sdr.count, math.ceil(need - 1e-9))
 
 
-def _search_reps(evaluate: _Evaluator, analytic: Waterfall, target_utilisation: float) -> Candidate:
+def _search_reps(evaluate: _Evaluator, analytic: Waterfall) -> Candidate:
     sdrs = _sdrs_for(analytic, evaluate.framed)
 
     def ok(a: int) -> bool:
@@ -928,7 +946,7 @@ def _search_reps(evaluate: _Evaluator, analytic: Waterfall, target_utilisation: 
 
 
 def _search_both(
-    evaluate: _Evaluator, analytic: Waterfall, k0: float, target_utilisation: float
+    evaluate: _Evaluator, analytic: Waterfall, k0: float, slope: float, target_utilisation: float
 ) -> tuple[Candidate, pd.DataFrame]:
     """For a ladder of extra AEs, the smallest lead volume; the cheapest wins."""
     framed = evaluate.framed
@@ -940,7 +958,7 @@ def _search_both(
         flow = waterfall(apply_changes(framed, planned_changes(framed, k0, extra)), evaluate.period, target_utilisation)
         sdrs = _sdrs_for(flow, framed)
         try:
-            c = _search_leads(evaluate, k0, extra, sdrs)
+            c = _search_leads(evaluate, k0, extra, sdrs, slope)
         except PlanInfeasible:
             rows.append({"extra_aes": extra, "sdrs": sdrs, "lead_multiplier": math.nan, "cost": math.nan})
             continue
@@ -999,37 +1017,40 @@ def _diagnose(evaluate: _Evaluator, best: Candidate, lever: str) -> PlanInfeasib
         f"reaches the goal in {best.p_goal:.0%} of runs (mean {best.mean_revenue:,.0f} {cur}), "
         f"not {evaluate.confidence:.0%}."
     )
-    if best.sdr_utilisation > 0.9 and lever == "leads":
+    busy = f"SDRs are busy {best.sdr_utilisation:.0%} and AEs {best.ae_utilisation:.0%} of the time; "
+    if best.sdr_utilisation > 0.85:
         return PlanInfeasible(
             "SDR capacity",
-            f"{best.sdrs} SDRs are busy {best.sdr_utilisation:.0%} of the time; MQLs queue and go cold; " + reached,
-            "add SDRs (--lever reps or both, or handoff.sdr.count), or lower the goal.",
+            busy + "MQLs queue for an SDR and go cold; " + reached,
+            "add SDRs (--lever reps or both, or --set handoff.sdr.count=N), or lower the goal.",
         )
     if best.ae_utilisation > 0.85 and lever == "leads":
         return PlanInfeasible(
             "AE capacity",
-            f"AEs are busy {best.ae_utilisation:.0%} of the time; more leads only lengthen the queue; " + reached,
+            busy + "more leads only lengthen the queue for an AE; " + reached,
             "add AEs (--lever reps or --lever both), or lower the goal.",
         )
-    ramp = sc.sales.ae.ramp
-    if lever != "leads" and best.ae_utilisation > 0.85:
+    if best.ae_utilisation > 0.85:
+        ramp = sc.sales.ae.ramp
         months = next((i for i, x in enumerate(ramp) if x >= 1), len(ramp))
         return PlanInfeasible(
             "hiring lead time",
-            f"new AEs need {months} months to ramp up, and hires start only at {sc.start_date}; " + reached,
+            busy
+            + f"new AEs need {months} months to ramp up and are hired at {sc.start_date} at the earliest; "
+            + reached,
             "start earlier (a longer --lead-in), lengthen the period, or lower the goal.",
         )
     if lever == "reps":
         return PlanInfeasible(
             "lead volume",
-            f"today's leads do not carry {evaluate.goal:,.0f} {cur} even with +{best.extra_aes} AEs; " + reached,
+            busy + f"today's leads do not carry {evaluate.goal:,.0f} {cur} whatever the headcount; " + reached,
             "add leads (--lever leads or --lever both), or lower the goal.",
         )
     return PlanInfeasible(
-        "sales cycle",
-        f"deals take {sc.sales.cycle_days.mean:.0f} days on average to close and the funnel starts at "
-        f"{sc.start_date}; too few of them close within {evaluate.period}; " + reached,
-        "start generating leads earlier (--lead-in), lengthen the period, or lower the goal.",
+        "funnel throughput",
+        busy + "more leads add little revenue in the period (leads wait, go cold or close too late); " + reached,
+        "improve conversion or speed (qualification, hand-off SLA, cycle), start earlier (--lead-in), "
+        "or lower the goal.",
     )
 
 

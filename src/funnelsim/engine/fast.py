@@ -1,7 +1,8 @@
 """The fast engine: array work up to the hand-off, SimPy only where leads interact.
 
 Arrivals (a Poisson process per source, its rate constant within each calendar
-month), lead traits and the whole nurture phase are drawn in numpy batches: a lead
+month), lead traits, each lead's own random draws and the whole nurture phase are
+drawn in numpy batches, coupled across volumes (:func:`arrival_times`): a lead
 that never becomes an MQL costs a few array operations and nothing in the event
 loop, not even its attributes as Python objects. From the MQL on, leads compete for
 SDRs and AEs, so :class:`~.world.World` runs them event by event: one feed step per
@@ -12,6 +13,8 @@ one-process-per-lead model of the same funnel, kept as test oracle.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 
@@ -63,7 +66,7 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
         sel = np.flatnonzero((leads["source"] == index) & (source.entry_stage == "lead"))
         if sel.size:
             outcome[sel], when[sel], engagement[sel] = nurture_batch(
-                streams.rng("nurture", name),
+                partial(_touch_stream, streams, name),
                 scenario.nurture,
                 qual,
                 leads["fit"][sel],
@@ -114,6 +117,71 @@ class _Feed:
             world.respond(lead, now)
 
 
+ARRIVAL_BLOCK = 1024
+
+
+def arrival_times(
+    rng: np.random.Generator, rate: float, seasonality: list[float], segments: list[tuple[float, float, int]]
+) -> np.ndarray:
+    """Arrival times of a Poisson process whose rate is constant within each calendar month.
+
+    By a change of time: with unit exponential gaps ``E_j`` and the cumulative intensity
+    ``Λ(t) = ∫ rate · seasonality(month(s)) ds``, lead ``j`` arrives at
+    ``Λ^{-1}(E_1 + … + E_j)`` while that is within the horizon. The gaps are drawn in fixed
+    blocks, so lead ``j``'s draw never depends on the volume: multiplying the volume by
+    ``k`` brings the same leads at ``Λ^{-1}(S_j / k)`` and adds new ones after them. This
+    coupling keeps common random numbers strong across scenarios that differ in volume.
+    """
+    edges = np.array([t0 for t0, _, _ in segments] + [segments[-1][1]]) if segments else np.zeros(1)
+    mass = np.array([rate * seasonality[m] * (t1 - t0) for t0, t1, m in segments])
+    cumulative = np.concatenate([[0.0], np.cumsum(mass)])
+    total = float(cumulative[-1])
+    blocks, reached = [], 0.0
+    while reached < total:
+        block = reached + np.cumsum(rng.standard_exponential(ARRIVAL_BLOCK))
+        blocks.append(block)
+        reached = float(block[-1])
+    if not blocks:
+        return np.zeros(0)
+    arrivals = np.concatenate(blocks)
+    return np.interp(arrivals[arrivals < total], cumulative, edges)
+
+
+def _touch_stream(streams: Streams, source: str, touch: int) -> np.random.Generator:
+    """The stream of the ``touch``-th nurture gap of every lead of ``source``."""
+    return streams.rng("nurture", source, str(touch))
+
+
+def _lead_draws(scenario: Scenario, streams: Streams, source: str, persona: np.ndarray) -> dict[str, np.ndarray]:
+    """Each lead's own draws for its first way through hand-off and sales (see ``World.lead_draws``).
+
+    One stream per quantity and source, element ``j`` for the source's ``j``-th lead: a
+    lead keeps its draws whatever the volume of its source or of the others.
+    """
+    h, s = scenario.handoff, scenario.sales
+    n = len(persona)
+    uniforms = ("follow_up", "contact", "recycle", "accept", "win")
+    durations = {
+        "response_delay": h.response_delay_days,
+        "sdr_patience": h.sdr.patience_days,
+        "sdr_work": h.sdr.work_days,
+        "ae_patience": s.patience_days,
+        "cycle": s.cycle_days,
+    }
+    out = {name: streams.rng("lead", name, source).random(n) for name in uniforms}
+    for name, spec in durations.items():
+        if spec is not None:  # no patience: never drawn
+            out[name] = spec.sample(streams.rng("lead", name, source), n)
+    deal = np.zeros(n)
+    for index, name in enumerate(scenario.personas):
+        mine = persona == index
+        deal[mine] = s.deal_size_by_persona.get(name, s.deal_size).sample(streams.rng("lead", "deal_size", source), n)[
+            mine
+        ]
+    out["deal_size"] = deal
+    return out
+
+
 def draw_arrivals(scenario: Scenario, streams: Streams, world: World) -> dict[str, np.ndarray]:
     """All leads of the run, sorted by arrival time, with their traits.
 
@@ -125,12 +193,7 @@ def draw_arrivals(scenario: Scenario, streams: Streams, world: World) -> dict[st
     response = np.array([p.engagement_response for p in scenario.personas.values()])
     parts = []
     for index, (name, source) in enumerate(scenario.sources.items()):
-        rng = streams.rng("arrivals", name)
-        rate = source.leads_per_day_mean
-        counts = rng.poisson([rate * source.seasonality[m] * (t1 - t0) for t0, t1, m in segments])
-        time = np.concatenate(
-            [np.sort(rng.uniform(t0, t1, k)) for (t0, t1, _), k in zip(segments, counts, strict=True)]
-        )
+        time = arrival_times(streams.rng("arrivals", name), source.leads_per_day_mean, source.seasonality, segments)
         n = len(time)
         mix_names = list(source.persona_mix)
         mix_index = np.array([world.persona_names.index(p) for p in mix_names], dtype=np.int16)
@@ -139,6 +202,7 @@ def draw_arrivals(scenario: Scenario, streams: Streams, world: World) -> dict[st
         persona = mix_index[np.minimum(pick, len(mix_names) - 1)]
         parts.append(
             {
+                **_lead_draws(scenario, streams, name, persona),
                 "time": time,
                 "source": np.full(n, index, dtype=np.int16),
                 "persona": persona,
@@ -148,7 +212,7 @@ def draw_arrivals(scenario: Scenario, streams: Streams, world: World) -> dict[st
                 "need": streams.rng("need", name).random(n) < intent[persona],
             }
         )
-    merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}  # by source, then arrival
     merged["time"] = _on_grid(merged["time"])
     order = np.argsort(merged["time"], kind="stable")
     return {key: value[order] for key, value in merged.items()}

@@ -19,7 +19,7 @@ OPEN, MQL, DORMANT = 0, 1, 2
 
 
 def nurture_batch(
-    rng: np.random.Generator,
+    rng_for_touch: Callable[[int], np.random.Generator],
     nurture: Nurture,
     rule: ScoringRule,
     fit: np.ndarray,
@@ -28,7 +28,12 @@ def nurture_batch(
     start: np.ndarray,
     horizon: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Outcome (OPEN, MQL or DORMANT), its time and the engagement then, for each lead."""
+    """Outcome (OPEN, MQL or DORMANT), its time and the engagement then, for each lead.
+
+    The gap before touch ``r`` of lead ``i`` is element ``i`` of a draw for all leads from
+    ``rng_for_touch(r)``, so a lead's path does not depend on how many other leads there
+    are (common random numbers across volumes).
+    """
     n = len(fit)
     outcome = np.full(n, OPEN, dtype=np.int8)
     when = np.full(n, np.inf)
@@ -38,8 +43,10 @@ def nurture_batch(
     hit = score(rule, fit, e) >= rule.threshold
     outcome[hit], when[hit] = MQL, t[hit]
     idx = np.flatnonzero(~hit)
+    touch_number = 0
     while idx.size:
-        gap = nurture.touch_interval_days.sample(rng, idx.size)
+        gap = nurture.touch_interval_days.sample(rng_for_touch(touch_number), n)[idx]
+        touch_number += 1
         t_next = t[idx] + gap
         deadline = start[idx] + nurture.max_nurture_days
         dormant = t_next > deadline

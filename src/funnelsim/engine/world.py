@@ -37,6 +37,21 @@ Process = Generator[simpy.Event, Any, None]
 
 E = EVENT_CODE  # short alias for the per-event code below
 
+# What each lead draws for itself, once, in the fast engine (see World.lead_draws).
+LEAD_DRAWS = (
+    "follow_up",
+    "response_delay",
+    "sdr_patience",
+    "sdr_work",
+    "contact",
+    "recycle",
+    "ae_patience",
+    "accept",
+    "deal_size",
+    "cycle",
+    "win",
+)
+
 
 class Step(simpy.Event):
     """A timeout that calls ``callback(self)`` when it fires: one step of a lead, without a process.
@@ -89,6 +104,11 @@ class World:
         self.response: dict[int, float] = {}
         self.need: dict[int, bool] = {}
         self.recycles: dict[int, int] = {}  # only leads recycled at least once
+        # Draws made per lead before the run (fast engine): a lead's first way through the
+        # hand-off and sales uses its own, so adding leads elsewhere does not change its fate
+        # (common random numbers across volumes). Recycled passes and prospected deals draw
+        # from the shared streams below.
+        self.lead_draws: dict[str, dict[int, float]] = {name: {} for name in LEAD_DRAWS}
 
         h, s = sc.handoff, sc.sales
         self.follow_up_rate = rate(h.follow_up_rate)
@@ -132,8 +152,8 @@ class World:
     def add_leads(self, traits: dict[str, np.ndarray], engagement: np.ndarray, active: np.ndarray) -> None:
         """Leads drawn as arrays (before any other): all count, the ``active`` ones enter the event loop.
 
-        ``traits`` holds ``source, persona, fit, response, need`` per lead; ``engagement``
-        is each lead's engagement when it leaves nurture.
+        ``traits`` holds ``source, persona, fit, response, need`` per lead and any of the
+        :data:`LEAD_DRAWS`; ``engagement`` is each lead's engagement when it leaves nurture.
         """
         self._drawn = {key: traits[key] for key in ("source", "persona", "fit", "need")}
         self.n_leads = len(traits["fit"])
@@ -147,6 +167,16 @@ class World:
             ("need", traits["need"]),
         ):
             getattr(self, name).update(zip(ids, values[active].tolist(), strict=True))
+        for name in LEAD_DRAWS:
+            if name in traits:
+                self.lead_draws[name].update(zip(ids, traits[name][active].tolist(), strict=True))
+
+    def draw(self, name: str, lead: int, shared: Callable[[], float]) -> float:
+        """The lead's own draw ``name`` on its first pass, else the next draw of ``shared``."""
+        own = self.lead_draws[name]
+        if lead in own and lead not in self.recycles:
+            return own[lead]
+        return shared()
 
     def new_lead(self, source: int, persona: int, fit: float, engagement: float, response: float, need: bool) -> int:
         lead = self.n_leads
@@ -185,14 +215,14 @@ class World:
         """A lead reaches marketing's bar now: True if sales will follow it up (:meth:`respond`)."""
         now = self.env.now
         self.rec.event(now, lead, E["mql"])
-        if self.follow_up() >= self.follow_up_rate:
+        if self.draw("follow_up", lead, self.follow_up) >= self.follow_up_rate:
             self.rec.event(now, lead, E["not_followed_up"])
             return False
         return True
 
     def respond(self, lead: int, mql_time: float) -> None:
         """Sales picks the MQL up after its response delay, drawn now."""
-        Step(self.env, self.response_delay(), self._pick_up, (lead, mql_time))
+        Step(self.env, self.draw("response_delay", lead, self.response_delay), self._pick_up, (lead, mql_time))
 
     def soon(self, fn: Callable[..., None], *args: Any) -> None:
         """Call ``fn(*args)`` in an urgent step at this time: where a new SimPy process would start.
@@ -208,7 +238,7 @@ class World:
         if rep >= 0:
             self._sdr_start(lead, mql_time, rep)
             return
-        patience = self.sdr_patience() if self.sdr_patience else None
+        patience = self.draw("sdr_patience", lead, self.sdr_patience) if self.sdr_patience else None
         self.sdr.request(lead, 0.0, patience).callbacks.append(lambda ev: self._sdr_start(lead, mql_time, ev.value))
 
     def _sdr_start(self, lead: int, mql_time: float, rep: int | None) -> None:
@@ -218,13 +248,13 @@ class World:
             return
         delay = now - mql_time
         self.rec.event(now, lead, E["sdr_start"], rep, delay)
-        Step(self.env, self.sdr_work(), self._sdr_done, (lead, rep, delay))
+        Step(self.env, self.draw("sdr_work", lead, self.sdr_work), self._sdr_done, (lead, rep, delay))
 
     def _sdr_done(self, step: simpy.Event) -> None:
         lead, rep, delay = _carried(step)
         now = self.env.now
         self.sdr.release(rep)
-        if self.contact() >= self.contact_curve(delay):
+        if self.draw("contact", lead, self.contact) >= self.contact_curve(delay):
             self.rec.event(now, lead, E["unreached"], rep)
             self._recycle_or_drop(lead)
             return
@@ -239,7 +269,7 @@ class World:
     def _recycle_or_drop(self, lead: int) -> None:
         r = self.sc.recycling
         recycled = self.recycles.get(lead, 0)
-        if recycled < r.max_times and self.recycle_draw() < self.recycle_probability:
+        if recycled < r.max_times and self.draw("recycle", lead, self.recycle_draw) < self.recycle_probability:
             self.recycles[lead] = recycled + 1
             self.engagement[lead] *= r.engagement_kept
             self.rec.event(self.env.now, lead, E["recycled"])
@@ -275,14 +305,14 @@ class World:
         priority = 0.0
         if s.queue == "score":
             priority = -score(self.sc.qualification.sql, self.fit[lead], self.engagement[lead])
-        patience = self.ae_patience() if self.ae_patience else None
+        patience = self.draw("ae_patience", lead, self.ae_patience) if self.ae_patience else None
         self.ae.request(lead, priority, patience).callbacks.append(lambda ev: self._ae_start(lead, ev.value))
 
     def _ae_start(self, lead: int, rep: int | None) -> None:
         if rep is None:
             self.rec.event(self.env.now, lead, E["ae_abandoned"])
             return
-        if self.accept() >= self.opportunity_rate:
+        if self.draw("accept", lead, self.accept) >= self.opportunity_rate:
             self.rec.event(self.env.now, lead, E["disqualified"], rep)
             self.ae.release(rep)
             self._recycle_or_drop(lead)
@@ -290,15 +320,15 @@ class World:
         self._deal(lead, rep)
 
     def _deal(self, lead: int, rep: int) -> None:
-        amount = self.deal_size[self.persona[lead]]()
+        amount = self.draw("deal_size", lead, self.deal_size[self.persona[lead]])
         self.rec.event(self.env.now, lead, E["opportunity"], rep, amount)
-        Step(self.env, self.cycle(), self._close, (lead, rep, amount))
+        Step(self.env, self.draw("cycle", lead, self.cycle), self._close, (lead, rep, amount))
 
     def _close(self, step: simpy.Event) -> None:
         lead, rep, amount = _carried(step)
         self.ae.release(rep)
         s = self.sc.sales
-        won = self.win() < win_probability(self.win_rate, s.fit_effect, self.fit[lead])
+        won = self.draw("win", lead, self.win) < win_probability(self.win_rate, s.fit_effect, self.fit[lead])
         self.rec.event(self.env.now, lead, E["won"] if won else E["lost"], rep, amount)
 
     # -- the sales team over time ---------------------------------------------
