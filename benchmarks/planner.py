@@ -59,7 +59,7 @@ def main() -> None:
         start = time.perf_counter()
         result, diagnostics = planner.plan(sc, goal, args.confidence, runs=args.runs, seed=1, pool=pool)
         took = time.perf_counter() - start
-        simulated = int(diagnostics.candidates["runs"].sum())
+        simulated = diagnostics.simulated
         print(
             f"funnelsim plan baseline --goal {args.goal} --confidence {args.confidence} --runs {args.runs} "
             f"--jobs {args.jobs}: {took:.1f} s; {len(diagnostics.candidates)} candidates, {simulated} replications "

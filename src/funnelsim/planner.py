@@ -35,7 +35,7 @@ import datetime as dt
 import math
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -503,7 +503,11 @@ class Candidate:
 
 @dataclass
 class _Evaluator:
-    """Simulates candidates on the same seeds (common random numbers) and caches them."""
+    """Simulates candidates on the same seeds (common random numbers) and caches them.
+
+    Replication ``i`` of a candidate is the same whatever the number of runs asked, so a
+    candidate first simulated with a few runs (the pilot) is only extended later.
+    """
 
     framed: Scenario
     period: Period
@@ -513,25 +517,45 @@ class _Evaluator:
     seed: int
     pool: Executor
     progress: Progress | None
-    seen: dict[tuple[float, int, int, int], tuple[Candidate, mc.Replications]] = field(default_factory=dict)
+    seen: dict[tuple[float, int, int, int], Candidate] = field(default_factory=dict)
+    simulated: dict[tuple[float, int, int], mc.Replications] = field(default_factory=dict)
 
     def scenario(self, k: float, extra_aes: int, sdrs: int) -> Scenario:
         return apply_changes(self.framed, planned_changes(self.framed, k, extra_aes, sdrs))
+
+    def replications(self, k: float, extra_aes: int, sdrs: int, runs: int | None = None) -> mc.Replications:
+        """Replications ``0 .. runs-1`` of the candidate, simulating only those not yet run."""
+        runs = runs or self.runs
+        have = self.simulated.get((k, extra_aes, sdrs))
+        done = 0 if have is None else have.completed
+        if done < runs:
+            if self.progress is not None:
+                self.progress(f"simulating {runs - done} runs: leads x{k:.3f}, +{extra_aes} AEs, {sdrs} SDRs")
+            more = mc.run(self.scenario(k, extra_aes, sdrs), 0, self.seed, self.pool, replications=range(done, runs))
+            if more.stopped == "interrupted":
+                raise KeyboardInterrupt
+            if have is not None:
+                table = pd.concat([have.table, more.table], ignore_index=True)
+                more = replace(more, table=table, monthly=pd.concat([have.monthly, more.monthly], ignore_index=True))
+            self.simulated[(k, extra_aes, sdrs)] = replace(more, requested=runs)
+        reps = self.simulated[(k, extra_aes, sdrs)]
+        if reps.completed == runs:
+            return reps
+        return replace(
+            reps,
+            table=reps.table[reps.table["replication"] < runs],
+            monthly=reps.monthly[reps.monthly["replication"] < runs],
+            requested=runs,
+        )
 
     def __call__(self, k: float, extra_aes: int, sdrs: int, runs: int | None = None) -> Candidate:
         runs = runs or self.runs
         key = (k, extra_aes, sdrs, runs)
         if key not in self.seen:
-            if self.progress is not None:
-                self.progress(f"simulating {runs} runs: leads x{k:.3f}, +{extra_aes} AEs, {sdrs} SDRs")
-            sc = self.scenario(k, extra_aes, sdrs)
-            reps = mc.run(sc, runs, self.seed, self.pool)
-            if reps.stopped == "interrupted":
-                raise KeyboardInterrupt
+            reps = self.replications(k, extra_aes, sdrs, runs)
             revenue = period_revenue(reps.monthly, self.period)
             p = mc.probability_at_least(revenue, self.goal, 0.95)
-            cost = float(waterfall(sc, self.period).in_period["cost"].sum())
-            candidate = Candidate(
+            self.seen[key] = Candidate(
                 k,
                 extra_aes,
                 sdrs,
@@ -544,14 +568,9 @@ class _Evaluator:
                 float(np.percentile(revenue, 10)),
                 float(reps.table["sdr_utilisation"].mean()),
                 float(reps.table["ae_utilisation"].mean()),
-                cost,
+                float(waterfall(reps.scenario, self.period).in_period["cost"].sum()),
             )
-            self.seen[key] = (candidate, reps)
-        return self.seen[key][0]
-
-    def replications(self, k: float, extra_aes: int, sdrs: int, runs: int | None = None) -> mc.Replications:
-        self(k, extra_aes, sdrs, runs)
-        return self.seen[(k, extra_aes, sdrs, runs or self.runs)][1]
+        return self.seen[key]
 
     def ok(self, candidate: Candidate) -> bool:
         return candidate.p_goal >= self.confidence
@@ -676,7 +695,8 @@ class PlanDiagnostics:
     (same headcount as the input); ``planned`` the waterfall of the chosen plan;
     ``candidates`` every simulated candidate in the order tried; ``tradeoff`` (lever
     "both") the smallest lead volume per number of extra AEs with its cost;
-    ``replications`` the chosen plan's replications (for the fan chart).
+    ``replications`` the chosen plan's replications (for the fan chart); ``simulated``
+    the replications run in all (a candidate's pilot runs are reused by its full runs).
     """
 
     analytic_multiplier: float
@@ -687,6 +707,7 @@ class PlanDiagnostics:
     replications: mc.Replications
     runs: int
     seed: int
+    simulated: int
 
     def stages(self) -> pd.DataFrame:
         """Period totals per stage: ``analytic`` (today's headcount, analytic volume),
@@ -858,11 +879,12 @@ def plan(
         analytic_multiplier=k_analytic,
         analytic=analytic,
         planned=planned,
-        candidates=pd.DataFrame([vars(c) for c, _ in evaluate.seen.values()]),
+        candidates=pd.DataFrame([vars(c) for c in evaluate.seen.values()]),
         tradeoff=tradeoff,
         replications=reps,
         runs=runs,
         seed=seed,
+        simulated=sum(reps.completed for reps in evaluate.simulated.values()),
     )
     return result, diagnostics
 
@@ -898,15 +920,17 @@ def _search_leads(evaluate: _Evaluator, k0: float, extra_aes: int, sdrs: int, sl
     the funnel is saturated: the search stops with the binding constraint.
     """
     top = _grid_index(MAX_LEAD_MULTIPLIER)
-    k = max(k0, 1e-3)
+    k = STEP ** round(math.log(max(k0, 1e-3)) / math.log(STEP))
     pilot = max(10, evaluate.runs // 4)
     z = float(stats.norm.ppf(1 - evaluate.confidence))
     for _ in range(2):
+        evaluate(k, extra_aes, sdrs, pilot)  # listed among the candidates
         revenue = period_revenue(evaluate.replications(k, extra_aes, sdrs, pilot).monthly, evaluate.period)
         quantile = float(revenue.mean() + z * revenue.std(ddof=1))
-        if quantile <= 0 or abs(quantile / evaluate.goal - 1) < 0.02:
+        if quantile <= 0 or abs(quantile / evaluate.goal - 1) < 0.05:
             break
         k = min(k * min(evaluate.goal / quantile, 2.0), MAX_LEAD_MULTIPLIER)
+        k = STEP ** round(math.log(k) / math.log(STEP))  # on the grid: the full runs extend the pilot's
     largest: list[tuple[int, Candidate]] = []
 
     def ok(j: int) -> bool:
@@ -921,7 +945,7 @@ def _search_leads(evaluate: _Evaluator, k0: float, extra_aes: int, sdrs: int, sl
             largest.append((j, candidate))
         return reached
 
-    j = _smallest(ok, _grid_index(k), low=_grid_index(1e-3), high=top)
+    j = _smallest(ok, round(math.log(k) / math.log(STEP)), low=_grid_index(1e-3), high=top)
     if j is None:
         raise _diagnose(evaluate, evaluate(STEP**top, extra_aes, sdrs), "leads")
     return evaluate(STEP**j, extra_aes, sdrs)
