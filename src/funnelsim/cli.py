@@ -430,7 +430,15 @@ def _print_plan(p: Plan, d: PlanDiagnostics) -> None:
         f"marketing:        leads x{p.lead_multiplier:.3f} of today's volume, "
         f"{per_month['target'].sum():,.0f} leads in the period (+ {p.lead_in_months} months lead-in)"
     )
-    out.print(f"sales:            +{p.extra_aes} AEs hired at {p.scenario.start_date}, {p.sdrs} SDRs")
+    hires = f"+{p.extra_aes} AEs hired on {p.scenario.start_date}" if p.extra_aes else "no extra AEs"
+    out.print(f"sales:            {hires}, {p.sdrs} SDRs")
+    inside = heads[heads["phase"] == "period"]
+    short = inside[(inside["aes_needed"] > inside["aes"]) | (inside["sdrs_needed"] > inside["sdrs"])]
+    out.print(
+        f"capacity check:   busiest month needs {inside['aes_needed'].max():.1f} AEs and "
+        f"{inside['sdrs_needed'].max():.1f} SDRs at 80% utilisation (Little's law); "
+        + (f"short in {len(short)} month(s): see headcount.csv" if len(short) else "the plan's headcount covers it")
+    )
     terms = p.handoff_terms
     out.print(
         f"hand-off terms:   follow up {terms['follow_up_rate']:.0%} of MQLs, mean response "

@@ -641,8 +641,9 @@ class Plan:
     sheet
         The joint-target sheet, one row per month and stage (see :func:`_sheet`).
     headcount
-        One row per month: AE headcount and ramped-up equivalents, SDRs, and the reps
-        the expected flow keeps busy at the target utilisation (Little's law).
+        One row per month: AE headcount and ramped-up equivalents, SDRs, the reps the
+        expected flow keeps busy at the target utilisation (Little's law), and the
+        month's cost (leads bought and salaries).
     """
 
     goal: float
@@ -850,7 +851,9 @@ def plan(
             "n": chosen.runs,
         },
         sheet=_sheet(planned, reps, period),
-        headcount=planned.months[["month", "phase", "ae_headcount", "aes", "aes_needed", "sdrs", "sdrs_needed"]],
+        headcount=planned.months[
+            ["month", "phase", "ae_headcount", "aes", "aes_needed", "sdrs", "sdrs_needed", "cost"]
+        ],
         revenue={
             "mean": float(revenue.mean()),
             "p10": float(np.percentile(revenue, 10)),
