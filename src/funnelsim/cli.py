@@ -30,11 +30,13 @@ from rich.progress import (
 from rich.table import Table
 
 from . import __version__
+from .compare import CompareError, Comparison
+from .compare import compare as make_comparison
 from .engine import simulate
 from .metrics import summarize_run
 from .montecarlo import MonteCarloError, Replications, executor
 from .montecarlo import run as mc_run
-from .output import OutputError, check_target, write_plan, write_replications, write_run
+from .output import OutputError, check_target, write_comparison, write_plan, write_replications, write_run
 from .planner import LEVERS, Lever, Period, Plan, PlanDiagnostics, PlanError, PlanInfeasible
 from .planner import plan as make_plan
 from .results import resolve_seed
@@ -68,7 +70,7 @@ def _guard(action: Callable[[], T]) -> T:
     except PlanInfeasible as exc:
         err.print(f"[bold red]infeasible:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_INFEASIBLE) from None
-    except (ScenarioError, OutputError, MonteCarloError, PlanError) as exc:
+    except (ScenarioError, OutputError, MonteCarloError, PlanError, CompareError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except KeyboardInterrupt:
@@ -457,6 +459,65 @@ def _print_plan(p: Plan, d: PlanDiagnostics) -> None:
     out.print(
         f"analytic plan:    leads x{d.analytic_multiplier:.3f} (no queues); simulation needed x{p.lead_multiplier:.3f}"
     )
+
+
+@app.command()
+def compare(
+    scenarios: Annotated[list[Path], typer.Argument(help="Two or more scenario files; the first is the reference.")],
+    runs: Annotated[int, typer.Option(help="Replications per scenario (the same seeds for all).", min=2)] = 100,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: the first scenario's).", min=0)] = None,
+    jobs: Annotated[int, typer.Option(help="Worker processes for the replications.", min=1)] = 1,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:port), or 'local'.")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write comparison.csv, replications, figures and manifest here.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out folder.")] = False,
+    figure_format: Annotated[str, typer.Option("--format", help="Figure format: png or svg.")] = "png",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as one JSON document.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No narration.")] = False,
+) -> None:
+    """Run SCENARIOS on the same seeds and show each metric's paired difference against the first."""
+    loaded = [_load(path, None) for path in scenarios]
+    if out_dir is not None:
+        _guard(lambda: check_target(out_dir, force, figure_format))
+    run_seed = resolve_seed(loaded[0], seed)
+    narrate = not (quiet or as_json)
+    if narrate:
+        err.print(f"comparing {len(loaded)} scenarios on {runs} common replications of seed {run_seed}")
+
+    def go() -> Comparison:
+        with executor(jobs, scheduler) as pool:
+            return make_comparison(loaded, runs, run_seed, pool)
+
+    result = _guard(go)
+    if out_dir is not None:
+        written = _guard(lambda: write_comparison(result, out_dir, figure_format=figure_format, force=force))
+        if narrate:
+            err.print(f"wrote {written}")
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+        return
+    cur = loaded[0].currency
+    table = Table(
+        title=f"{runs} common replications; difference = scenario - {result.labels[0]} (paired, 95% CI)",
+        title_justify="left",
+    )
+    for name in ("metric", "scenario", "mean", "difference", "95% CI", "CI vs unpaired"):
+        table.add_column(name, justify="left" if name in ("metric", "scenario") else "right")
+    shown = {"revenue": f"revenue ({cur})", "wins": "wins", "sqls": "SQLs", "mqls": "MQLs", "cac": f"CAC ({cur})"}
+    rows = result.table(list(shown))
+    for row in rows.to_dict("records"):
+        first = row["scenario"] == result.labels[0]
+        fmt = "money" if row["metric"] in ("revenue", "cac") else "{:,.0f}"
+        table.add_row(
+            shown[row["metric"]],
+            row["scenario"],
+            _short(row["mean"], fmt),
+            "" if first else _short(row["difference"], fmt),
+            "" if first else f"{_short(row['diff_ci_low'], fmt)} – {_short(row['diff_ci_high'], fmt)}",
+            "" if first else f"{row['narrower']:.1f}x narrower",
+        )
+    out.print(table)
 
 
 @app.command()

@@ -70,6 +70,7 @@ from . import metrics
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from .compare import Comparison
     from .montecarlo import Replications
     from .planner import Plan, PlanDiagnostics
     from .results import RunResult
@@ -82,6 +83,7 @@ __all__ = [
     "OutputExistsError",
     "check_target",
     "planned_toml",
+    "write_comparison",
     "write_plan",
     "write_replications",
     "write_run",
@@ -399,6 +401,38 @@ def write_plan(
         _save_figures(charts, folder / "figures", figure_format, label)
         run = {"seed": diagnostics.seed, "runs": diagnostics.runs, "goal": plan.goal, "confidence": plan.confidence}
         _manifest(plan.scenario, folder, figure_format, run)
+
+    return _write_atomically(out_dir, force, figure_format, fill)
+
+
+def write_comparison(
+    comparison: Comparison, out_dir: str | os.PathLike[str], *, figure_format: str = "png", force: bool = False
+) -> Path:
+    """Write a comparison to ``out_dir`` (atomically): ``comparison.csv`` (per metric and
+    scenario, with the paired difference against the first), ``replications.csv`` (every
+    scenario's replications, stacked), ``manifest.json`` (the first scenario's, with every
+    scenario's name and SHA-256) and figures ``revenue`` and ``funnel``."""
+
+    def fill(folder: Path) -> None:
+        from . import plots
+
+        table = comparison.table()
+        stacked = comparison.replications()
+        _write_csv(table, folder / "comparison.csv")
+        _write_csv(stacked, folder / "replications.csv")
+        first = comparison.runs[comparison.labels[0]].scenario
+        charts: dict[str, Figure] = {
+            "revenue": plots.compare_revenue_chart(stacked, first.currency)[0],
+            "funnel": plots.compare_funnel_chart(table)[0],
+        }
+        label = f"{' vs '.join(comparison.labels)}, seed {comparison.seed}"
+        _save_figures(charts, folder / "figures", figure_format, label)
+        run = {
+            "seed": comparison.seed,
+            "runs": comparison.runs[comparison.labels[0]].completed,
+            "scenarios": {k: reps.scenario.sha256() for k, reps in comparison.runs.items()},
+        }
+        _manifest(first, folder, figure_format, run)
 
     return _write_atomically(out_dir, force, figure_format, fill)
 

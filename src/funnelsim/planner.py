@@ -809,7 +809,8 @@ def plan(
     k_analytic = analytic_multiplier(framed, period, goal) if lever != "reps" else 1.0
     analytic = waterfall(apply_changes(framed, planned_changes(framed, k_analytic)), period, target_utilisation)
     without_leads = waterfall(apply_changes(framed, planned_changes(framed, 0.0)), period, target_utilisation)
-    slope = (analytic.revenue - without_leads.revenue) / k_analytic  # revenue per unit of lead multiplier
+    # Revenue per unit of lead multiplier, for the saturation test of the search.
+    slope = (analytic.revenue - without_leads.revenue) / k_analytic if k_analytic > 0 else 0.0
 
     evaluate = _Evaluator(framed, period, goal, confidence, runs, seed, pool or mc.SerialExecutor(), progress)
     tradeoff = None
@@ -905,7 +906,7 @@ def _finite(value: Any) -> Any:
 
 
 def _list_months(start: dt.date, before: dt.date) -> list[dt.date]:
-    return [d for d in _month_starts(start, before - dt.timedelta(days=1))] if start < before else []
+    return list(_month_starts(start, before - dt.timedelta(days=1))) if start < before else []
 
 
 def _grid_index(k: float) -> int:

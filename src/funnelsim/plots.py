@@ -35,6 +35,8 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter, StrMethodFormatter
 __all__ = [
     "INFO_REASONS",
     "capacity_chart",
+    "compare_funnel_chart",
+    "compare_revenue_chart",
     "fan_chart",
     "funnel_chart",
     "funnel_range_chart",
@@ -586,6 +588,60 @@ def tradeoff_chart(tradeoff: pd.DataFrame, currency: str, ax: Axes | None = None
     ax.set_ylabel("lead volume (x today's)")
     ax.legend(loc="upper right")
     ax.set_title(f"Leads vs. reps at equal confidence (labels: cost in the period, {currency})")
+    return fig, ax
+
+
+def compare_revenue_chart(replications: pd.DataFrame, currency: str, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Revenue across replications per scenario, overlaid as empirical CDFs with the means marked.
+
+    Parameters
+    ----------
+    replications
+        One row per scenario and replication: ``scenario`` and ``revenue``.
+    """
+    _check_table(replications, "replications", ("scenario", "revenue"))
+    fig, ax = _figure_and_axes(ax, (8.0, 4.5))
+    for i, (label, group) in enumerate(replications.groupby("scenario", sort=False)):
+        values = np.sort(group["revenue"].to_numpy(float))
+        color = _SERIES[i % len(_SERIES)]
+        ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post", color=color, label=str(label))
+        ax.axvline(values.mean(), color=color, linestyle=":", linewidth=1)
+    ax.xaxis.set_major_formatter(StrMethodFormatter(_THOUSANDS))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel(f"revenue over the horizon ({currency}); dotted: mean")
+    ax.set_ylabel("share of replications at or below")
+    ax.legend(loc="lower right")
+    ax.set_title("Revenue across replications (same seeds for every scenario)")
+    return fig, ax
+
+
+def compare_funnel_chart(table: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Mean volume per stage, scenarios side by side, with the 95% confidence interval of each mean.
+
+    Parameters
+    ----------
+    table
+        :meth:`funnelsim.compare.Comparison.table` rows: ``metric`` (the stages ``leads``,
+        ``mqls``, ``sqls``, ``opportunities``, ``wins``), ``scenario``, ``mean``,
+        ``ci_low`` and ``ci_high``.
+    """
+    _check_table(table, "table", ("metric", "scenario", "mean", "ci_low", "ci_high"))
+    stages = [s for s in STAGE_NAMES if s in set(table["metric"])]
+    labels = list(dict.fromkeys(table["scenario"]))
+    fig, ax = _figure_and_axes(ax, (9.0, 4.5))
+    width = 0.8 / len(labels)
+    x = np.arange(len(stages))
+    for i, label in enumerate(labels):
+        rows = table[table["scenario"] == label].set_index("metric").loc[stages]
+        mean = rows["mean"].to_numpy(float)
+        err = np.vstack([mean - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - mean])
+        ax.bar(x + (i - (len(labels) - 1) / 2) * width, mean, width, yerr=np.nan_to_num(err), capsize=3,
+               color=_SERIES[i % len(_SERIES)], label=label)  # fmt: skip
+    ax.set_xticks(x, labels=[STAGE_NAMES[s] for s in stages])
+    ax.set_yscale("log")
+    ax.set_ylabel("mean count per run (log scale)")
+    ax.legend(loc="upper right")
+    ax.set_title("Funnel per scenario (whiskers: 95% CI of the mean)")
     return fig, ax
 
 
