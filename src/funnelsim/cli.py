@@ -57,6 +57,13 @@ EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_INTERRUPTED = 0, 1,
 T = TypeVar("T")
 
 ScenarioArg = Annotated[Path, typer.Argument(help="Scenario file (TOML).", show_default=False)]
+JobsOpt = Annotated[int, typer.Option(help="Worker processes for the replications.", min=1)]
+SchedulerOpt = Annotated[
+    str | None, typer.Option(help="Dask scheduler address (tcp://host:port), or 'local' for a local cluster.")
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing --out folder.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="Figure format: png or svg.")]
+QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="No narration.")]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a value: dotted.path=value (repeatable).", show_default=False),
@@ -93,16 +100,13 @@ def run(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Write tables, figures and manifest to this folder.")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out folder.")] = False,
-    figure_format: Annotated[str, typer.Option("--format", help="Figure format: png or svg.")] = "png",
+    force: ForceOpt = False,
+    figure_format: FormatOpt = "png",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON document.")] = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No narration.")] = False,
+    quiet: QuietOpt = False,
     runs: Annotated[int, typer.Option(help="Monte Carlo: number of replications.", min=1)] = 1,
-    jobs: Annotated[int, typer.Option(help="Worker processes for the replications.", min=1)] = 1,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(help="Dask scheduler address (tcp://host:port), or 'local' for a local cluster."),
-    ] = None,
+    jobs: JobsOpt = 1,
+    scheduler: SchedulerOpt = None,
     replication: Annotated[
         int | None, typer.Option(help="Re-run replication I of --seed alone (same numbers as in a batch).", min=0)
     ] = None,
@@ -324,15 +328,15 @@ def plan(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: the scenario's).", min=0)] = None,
     overrides: SetOpt = None,
-    jobs: Annotated[int, typer.Option(help="Worker processes for the replications.", min=1)] = 1,
-    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:port), or 'local'.")] = None,
+    jobs: JobsOpt = 1,
+    scheduler: SchedulerOpt = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Write the sheet, planned.toml, figures and manifest here.")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out folder.")] = False,
-    figure_format: Annotated[str, typer.Option("--format", help="Figure format: png or svg.")] = "png",
+    force: ForceOpt = False,
+    figure_format: FormatOpt = "png",
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as one JSON document.")] = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No narration.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Work back from a revenue GOAL to monthly targets for marketing and sales (exit 3 if infeasible)."""
     sc = _load(scenario, overrides)
@@ -466,15 +470,15 @@ def compare(
     scenarios: Annotated[list[Path], typer.Argument(help="Two or more scenario files; the first is the reference.")],
     runs: Annotated[int, typer.Option(help="Replications per scenario (the same seeds for all).", min=2)] = 100,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: the first scenario's).", min=0)] = None,
-    jobs: Annotated[int, typer.Option(help="Worker processes for the replications.", min=1)] = 1,
-    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:port), or 'local'.")] = None,
+    jobs: JobsOpt = 1,
+    scheduler: SchedulerOpt = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Write comparison.csv, replications, figures and manifest here.")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out folder.")] = False,
-    figure_format: Annotated[str, typer.Option("--format", help="Figure format: png or svg.")] = "png",
+    force: ForceOpt = False,
+    figure_format: FormatOpt = "png",
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as one JSON document.")] = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No narration.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run SCENARIOS on the same seeds and show each metric's paired difference against the first."""
     loaded = [_load(path, None) for path in scenarios]

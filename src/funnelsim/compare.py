@@ -112,16 +112,12 @@ class Comparison:
         doc: dict[str, Any] = {"seed": self.seed, "runs": self.runs[self.labels[0]].completed, "scenarios": self.labels}
         doc["metrics"] = {
             metric: {
-                row["scenario"]: {k: _finite(v) for k, v in row.items() if k not in ("metric", "scenario")}
+                row["scenario"]: mc.json_ready({k: v for k, v in row.items() if k not in ("metric", "scenario")})
                 for row in group.to_dict("records")
             }
             for metric, group in table.groupby("metric", sort=False)
         }
         return doc
-
-
-def _finite(x: Any) -> Any:
-    return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
 def compare(

@@ -282,12 +282,16 @@ def conversions(events: pd.DataFrame) -> dict[str, float]:
         ``lead_to_mql, mql_to_sql, sql_to_opportunity, opportunity_to_win``; NaN when
         nobody reached the earlier milestone.
     """
-    reached = _first_times(events, FUNNEL).notna()
-    out = {}
-    for a, b in itertools.pairwise(FUNNEL):
-        key = f"{_SINGULAR[a]}_to_{_SINGULAR[b]}"
-        out[key] = _ratio(int((reached[a] & reached[b]).sum()), int(reached[a].sum()))
-    return out
+    log = _Log(events)
+    return _conversions({m: log.reached(m) for m in FUNNEL})
+
+
+def _conversions(reached: dict[str, np.ndarray]) -> dict[str, float]:
+    """Cohort conversions from, per milestone, which leads reached it."""
+    return {
+        f"{_SINGULAR[a]}_to_{_SINGULAR[b]}": _ratio(int((reached[a] & reached[b]).sum()), int(reached[a].sum()))
+        for a, b in itertools.pairwise(FUNNEL)
+    }
 
 
 def summary(events: pd.DataFrame) -> dict[str, float]:
@@ -316,8 +320,7 @@ def _summary(log: _Log) -> dict[str, float]:
     won_value = log.value[won]
     out["losses"] = len(lost)
     out["revenue"] = float(won_value.sum())
-    for a, b in itertools.pairwise(FUNNEL):
-        out[f"{_SINGULAR[a]}_to_{_SINGULAR[b]}"] = _ratio(int((reached[a] & reached[b]).sum()), int(reached[a].sum()))
+    out.update(_conversions(reached))
     out["win_rate"] = _ratio(len(won), len(won) + len(lost))
     out["average_deal_size"] = float(won_value.mean()) if len(won) else float("nan")
     won_at, won_lead = log.time[won], log.lead[won]

@@ -37,6 +37,7 @@ __all__ = [
     "Replications",
     "SerialExecutor",
     "executor",
+    "json_ready",
     "replicate",
     "run",
 ]
@@ -180,10 +181,8 @@ class Replications:
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document (keys documented in docs/outputs.md)."""
-        summary = {
-            row["metric"]: {k: _finite(row[k]) for k in ("mean", "ci_low", "ci_high", "p10", "p50", "p90", "sd", "n")}
-            for row in self.summary().to_dict("records")
-        }
+        keys = ("mean", "ci_low", "ci_high", "p10", "p50", "p90", "sd", "n")
+        summary = {row["metric"]: {k: row[k] for k in keys} for row in self.summary().to_dict("records")}
         doc: dict[str, Any] = {
             "scenario": self.scenario.name,
             "seed": self.seed,
@@ -196,19 +195,24 @@ class Replications:
         }
         if self.precision is not None:
             doc["precision"] = self.precision
-            doc["revenue_ci_half_width_relative"] = _finite(relative_half_width(self.table["revenue"], self.confidence))
+            doc["revenue_ci_half_width_relative"] = relative_half_width(self.table["revenue"], self.confidence)
         if self.goal is not None:
             doc["goal"] = self.goal
-            doc["p_goal"] = {k: _finite(v) for k, v in (self.p_goal() or {}).items()}
-        return doc
+            doc["p_goal"] = self.p_goal()
+        return json_ready(doc)
 
 
-def _finite(x: Any) -> Any:
-    if isinstance(x, (float, np.floating)):
-        return None if not math.isfinite(x) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
+def json_ready(value: Any) -> Any:
+    """``value`` with numpy scalars made plain and NaN/inf made ``None``, through dicts and lists."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_ready(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def describe(values: np.ndarray, confidence: float = 0.95) -> dict[str, float]:

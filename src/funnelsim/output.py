@@ -373,7 +373,7 @@ def write_plan(
         reps = diagnostics.replications
         stages = diagnostics.stages()
         doc = plan.to_json()
-        (folder / "plan.json").write_text(json.dumps(doc, indent=2, default=_plain) + "\n", encoding="utf-8")
+        (folder / "plan.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         tables = {
             "targets.csv": plan.sheet,
             "headcount.csv": plan.headcount,
@@ -505,14 +505,6 @@ def _drop_none(value: Any) -> Any:
     if isinstance(value, list):
         return [_drop_none(v) for v in value]
     return value
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, float) and value != value:
-        return None
-    return str(value)
 
 
 def _version(distribution: str) -> str:

@@ -77,7 +77,7 @@ MAX_LEAD_MULTIPLIER = 50.0
 MAX_EXTRA_AES = 200
 NURTURE_SAMPLE = 40_000
 _ANALYTIC_SEED = 20_270_101  # fixed: the analytic waterfall is a pure function of the scenario
-STAGES = ("leads", "mqls", "sqls", "opportunities", "wins", "revenue")
+STAGES = mc.MONTHLY_COLUMNS  # leads, mqls, sqls, opportunities, wins, revenue
 TEAMS = {"leads": "marketing", "mqls": "marketing", "sqls": "shared", "opportunities": "sales", "wins": "sales"}
 TEAMS |= {"revenue": "sales", "prospected": "sales"}
 
@@ -225,10 +225,6 @@ class SourceYield:
     win: float
     deal_size: float
 
-    @property
-    def revenue_per_sql(self) -> float:
-        return self.opportunity * self.win * self.deal_size
-
 
 @dataclass(frozen=True)
 class Waterfall:
@@ -337,15 +333,22 @@ def _days_to_months(scenario: Scenario, days: int) -> np.ndarray:
     return np.array([f"{d.year:04d}-{d.month:02d}" for d in dates])
 
 
-def waterfall(scenario: Scenario, period: Period, target_utilisation: float = TARGET_UTILISATION) -> Waterfall:
+def waterfall(
+    scenario: Scenario,
+    period: Period,
+    target_utilisation: float = TARGET_UTILISATION,
+    yields: dict[str, SourceYield] | None = None,
+) -> Waterfall:
     """The expected monthly flow of ``scenario`` (framed to end with ``period``), analytically.
 
     Every stage is the one before it, convolved with that stage's delay (whole days)
     and multiplied by its conversion; see the module docstring for what is ignored.
+    ``yields`` (from :func:`source_yields`) may be passed when the scenario differs from
+    the one they were computed for only in volumes, dates or headcount.
     """
     days = round(scenario.horizon_days)
     h, s = scenario.handoff, scenario.sales
-    yields = source_yields(scenario)
+    yields = yields or source_yields(scenario)
     day_month = _days_to_months(scenario, days)
     calendar = np.array([int(m[5:]) - 1 for m in day_month])
     handoff = np.convolve(delay_pmf(h.response_delay_days, days), delay_pmf(h.sdr.work_days, days))[:days]
@@ -430,7 +433,9 @@ def waterfall(scenario: Scenario, period: Period, target_utilisation: float = TA
 _LEVELS = {"sdrs_needed": "mean", "aes_needed": "mean", "sdrs": "mean", "aes": "mean", "ae_headcount": "mean"}
 
 
-def analytic_multiplier(scenario: Scenario, period: Period, goal: float) -> float:
+def analytic_multiplier(
+    scenario: Scenario, period: Period, goal: float, yields: dict[str, SourceYield] | None = None
+) -> float:
     """The lead volume multiplier whose analytic expected revenue in ``period`` is ``goal``.
 
     Revenue from leads is linear in the multiplier; prospecting is not (more deals from
@@ -442,8 +447,11 @@ def analytic_multiplier(scenario: Scenario, period: Period, goal: float) -> floa
         If even ``MAX_LEAD_MULTIPLIER`` times the volume falls short.
     """
 
+    yields = yields or source_yields(scenario)
+
     def gap(k: float) -> float:
-        return waterfall(apply_changes(scenario, planned_changes(scenario, k)), period).revenue - goal
+        flow = waterfall(apply_changes(scenario, planned_changes(scenario, k)), period, yields=yields)
+        return flow.revenue - goal
 
     if gap(0.0) >= 0:
         return 0.0
@@ -517,6 +525,7 @@ class _Evaluator:
     seed: int
     pool: Executor
     progress: Progress | None
+    yields: dict[str, SourceYield]
     seen: dict[tuple[float, int, int, int], Candidate] = field(default_factory=dict)
     simulated: dict[tuple[float, int, int], mc.Replications] = field(default_factory=dict)
 
@@ -568,7 +577,7 @@ class _Evaluator:
                 float(np.percentile(revenue, 10)),
                 float(reps.table["sdr_utilisation"].mean()),
                 float(reps.table["ae_utilisation"].mean()),
-                float(waterfall(reps.scenario, self.period).in_period["cost"].sum()),
+                float(waterfall(reps.scenario, self.period, yields=self.yields).in_period["cost"].sum()),
             )
         return self.seen[key]
 
@@ -685,7 +694,7 @@ class Plan:
             "handoff_terms": self.handoff_terms,
             "changes": self.changes,
         }
-        return _finite(doc)
+        return mc.json_ready(doc)
 
 
 @dataclass(frozen=True)
@@ -792,13 +801,13 @@ def plan(
         raise PlanError(f"--lead-in must be between 0 and 24 months, got {lead_in_months}")
     period = period or Period.of(scenario)
     seed = resolve_seed(scenario, seed)
+    yields = source_yields(scenario)  # volumes, dates and headcount do not change them
     if lead_in_months is None:
-        probe = waterfall(frame(scenario, period, 12), period, target_utilisation)
+        probe = waterfall(frame(scenario, period, 12), period, target_utilisation, yields)
         lead_in_months = min(12, math.ceil(probe.lag_p90_days / DAYS_PER_MONTH))
     framed = frame(scenario, period, lead_in_months)
     lead_in_months = len(_list_months(framed.start_date, period.start))
 
-    yields = source_yields(framed)
     if lever == "leads":
         ceiling = ae_revenue_ceiling(framed, period, yields)
         if goal > ceiling:
@@ -806,20 +815,25 @@ def plan(
             raise _ae_bound(framed, period, goal, ceiling, ae_revenue_ceiling(earliest, period, yields))
     else:
         _check_hiring_in_time(framed, period)
-    k_analytic = analytic_multiplier(framed, period, goal) if lever != "reps" else 1.0
-    analytic = waterfall(apply_changes(framed, planned_changes(framed, k_analytic)), period, target_utilisation)
-    without_leads = waterfall(apply_changes(framed, planned_changes(framed, 0.0)), period, target_utilisation)
+    k_analytic = analytic_multiplier(framed, period, goal, yields) if lever != "reps" else 1.0
+
+    def flow(k: float, extra_aes: int = 0) -> Waterfall:
+        return waterfall(
+            apply_changes(framed, planned_changes(framed, k, extra_aes)), period, target_utilisation, yields
+        )
+
+    analytic, without_leads = flow(k_analytic), flow(0.0)
     # Revenue per unit of lead multiplier, for the saturation test of the search.
     slope = (analytic.revenue - without_leads.revenue) / k_analytic if k_analytic > 0 else 0.0
 
-    evaluate = _Evaluator(framed, period, goal, confidence, runs, seed, pool or mc.SerialExecutor(), progress)
+    evaluate = _Evaluator(framed, period, goal, confidence, runs, seed, pool or mc.SerialExecutor(), progress, yields)
     tradeoff = None
     if lever == "leads":
         chosen = _search_leads(evaluate, k_analytic, 0, framed.handoff.sdr.count, slope)
     elif lever == "reps":
         chosen = _search_reps(evaluate, analytic)
     else:
-        chosen, tradeoff = _search_both(evaluate, analytic, k_analytic, slope, target_utilisation)
+        chosen, tradeoff = _search_both(evaluate, analytic, k_analytic, slope, flow)
     reps = evaluate.replications(chosen.lead_multiplier, chosen.extra_aes, chosen.sdrs)
     changes = {
         "name": f"{scenario.name}-plan",
@@ -828,7 +842,7 @@ def plan(
         **planned_changes(framed, chosen.lead_multiplier, chosen.extra_aes, chosen.sdrs),
     }
     planned_scenario = apply_changes(scenario, changes)
-    planned = waterfall(planned_scenario, period, target_utilisation)
+    planned = waterfall(planned_scenario, period, target_utilisation, yields)
     revenue = period_revenue(reps.monthly, period)
     wins = reps.monthly[reps.monthly["month"].isin(period.months)].groupby("replication")["wins"].sum()
     period_cost = float(planned.in_period["cost"].sum())
@@ -891,18 +905,6 @@ def plan(
         simulated=sum(reps.completed for reps in evaluate.simulated.values()),
     )
     return result, diagnostics
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def _list_months(start: dt.date, before: dt.date) -> list[dt.date]:
@@ -974,26 +976,27 @@ def _search_reps(evaluate: _Evaluator, analytic: Waterfall) -> Candidate:
 
 
 def _search_both(
-    evaluate: _Evaluator, analytic: Waterfall, k0: float, slope: float, target_utilisation: float
+    evaluate: _Evaluator, analytic: Waterfall, k0: float, slope: float, flow: Callable[[float, int], Waterfall]
 ) -> tuple[Candidate, pd.DataFrame]:
     """For a ladder of extra AEs, the smallest lead volume; the cheapest wins."""
-    framed = evaluate.framed
     short = float((analytic.in_period["aes_needed"] - analytic.in_period["aes"]).max())
     base = max(1, math.ceil(short))
     ladder = sorted({0, base // 2, base, 2 * base, 3 * base})
     rows, found = [], []
+    infeasible: PlanInfeasible | None = None
     for extra in ladder:
-        flow = waterfall(apply_changes(framed, planned_changes(framed, k0, extra)), evaluate.period, target_utilisation)
-        sdrs = _sdrs_for(flow, framed)
+        sdrs = _sdrs_for(flow(k0, extra), evaluate.framed)
         try:
             c = _search_leads(evaluate, k0, extra, sdrs, slope)
-        except PlanInfeasible:
+        except PlanInfeasible as why:
+            infeasible = why
             rows.append({"extra_aes": extra, "sdrs": sdrs, "lead_multiplier": math.nan, "cost": math.nan})
             continue
         found.append(c)
         rows.append({"extra_aes": extra, "sdrs": sdrs, "lead_multiplier": c.lead_multiplier, "cost": c.cost})
     if not found:
-        raise _diagnose(evaluate, evaluate(STEP ** _grid_index(MAX_LEAD_MULTIPLIER), ladder[-1], sdrs), "both")
+        assert infeasible is not None
+        raise infeasible  # what binds with the most AEs tried
     best = min(found, key=lambda c: c.cost)
     table = pd.DataFrame(rows)
     table["chosen"] = table["extra_aes"] == best.extra_aes
