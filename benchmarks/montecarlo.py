@@ -4,12 +4,12 @@
 
 Runs ``--runs`` replications of the scenario through :func:`funnelsim.montecarlo.run`
 (the code path of ``funnelsim run --runs N --jobs J``) for each ``--jobs`` value, and
-prints wall time, replications per second and parallel efficiency
-(``T1 / (J * TJ)``). As the reference, it also times the straightforward loop a user
-would write by hand, ``[summarize_run(simulate(sc, seed, i)) for i in range(n)]``, on
-a sample of the same replications in the same process, so the overhead of the
-Monte Carlo machinery shows. The replication tables of every ``--jobs`` value are
-checked to be identical.
+prints wall time, replications per second, parallel efficiency (``T1 / (J * TJ)``)
+and the time 1,000 replications would take at that rate. As the reference, it also
+times the straightforward loop a user would write by hand,
+``[summarize_run(simulate(sc, seed, i)) for i in range(n)]``, on a sample of the same
+replications in the same process, so the overhead of the Monte Carlo machinery
+shows. The replication tables of every ``--jobs`` value are checked to be identical.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def main() -> None:
             f"{args.runs / times[jobs]:.2f} replications/s; "
             f"efficiency {times[min(times)] * min(times) / (jobs * times[jobs]):.0%}; "
             f"overhead vs plain loop {times[jobs] * jobs / (args.runs * per_run) - 1:+.0%}; "
-            f"mean revenue {revenue['mean']:,.0f} (95% CI {revenue['ci_low']:,.0f}-{revenue['ci_high']:,.0f})"
+            f"mean revenue {revenue['mean']:,.0f} (95% CI {revenue['ci_low']:,.0f}-{revenue['ci_high']:,.0f}); "
+            f"1,000 replications would take {1000 * times[jobs] / args.runs / 60:.1f} min"
         )
     first = tables[args.jobs[0]]
     for table in tables.values():

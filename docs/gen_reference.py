@@ -96,6 +96,14 @@ RULES = {
         "`persona` must be a defined persona when it is given, or when prospecting is on "
         '(`opportunities_per_ae_per_month > 0`) and the default `"buyer"` is used.',
     ],
+    "InitialPipeline": [
+        "Give `file` or `opportunities`, not both. The file is read when the scenario is loaded (a relative path "
+        "from the scenario file's folder); the loaded scenario holds its rows, so `--set` and the planner work "
+        "on them. Every bad cell is reported with its file, line and column; unknown columns are refused.",
+        "Open deals need AEs on day 0: `sales.ae.count >= 1`. No source may be named `pipeline` (the source "
+        "name of these deals in results).",
+    ],
+    "OpenDeal": ['`persona` (default `"buyer"`) must be a defined persona.'],
 }
 
 # One valid example per distribution family, its support in words, and rules across its keys.

@@ -622,3 +622,18 @@ def test_summarize_run_agrees_with_summary_costs_and_utilisation():
     assert flat.keys() == expected.keys()
     for key, value in expected.items():
         assert flat[key] == pytest.approx(value, rel=1e-12, nan_ok=True), key
+    # With last year's revenue the summary adds the growth over it (a 365-day horizon, as is).
+    grown = simulate(sc.model_copy(update={"prior_year_revenue": 2_000_000.0}), seed=3)
+    assert m.summarize_run(grown)["yoy_growth"] == pytest.approx(flat["revenue"] / 2_000_000.0 - 1)
+
+
+def test_leakage_counts_are_the_leak_rows_of_leakage():
+    """The numpy-only per-replication counts agree with the pandas table, reason by reason."""
+    sc = load_scenario(Path(__file__).resolve().parent.parent / "scenarios" / "misaligned.toml", ["sales.ae.count=3"])
+    result = simulate(sc, seed=4)
+    table = m.leakage(result.events).set_index("reason")
+    counts = m.leakage_counts(result.events)
+    assert list(counts) == [f"leak_{reason}" for reason, _, _ in m.LEAKAGE_REASONS]
+    for reason, _, _ in m.LEAKAGE_REASONS:
+        assert counts[f"leak_{reason}"] == table.loc[reason, "leads"], reason
+    assert counts["leak_ae_abandoned"] > 0  # three AEs: SQLs go cold waiting

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from funnelsim import RunResult, Scenario, parse_scenario, simulate, simulate_reference
 from funnelsim.records import EVENTS, OPEN_STATES, STATE_AFTER
 from funnelsim.scenario import DAYS_PER_MONTH
+from scaled import SPEED_TO_LEAD, tiny_scenario
 
 Engine = Callable[..., RunResult]
 
@@ -54,12 +55,6 @@ PROPERTY_SETTINGS = settings(
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-SPEED_TO_LEAD = {
-    "contact_rate_immediate": 0.97,
-    "knots_hours": [0.0, 0.0833, 0.5, 1.0, 2.0, 24.0],
-    "odds_multiplier": [1.0, 1.0, 0.0476, 0.035, 0.032, 0.0039],
-}
 
 
 # ---------------------------------------------------------------------------
@@ -333,7 +328,7 @@ def test_new_hires_follow_the_ramp(ramp: list[float], hire_day: int, seed: int) 
     shows each hire's productivity step to each ramp value one month (365.25/12 days)
     after the previous one, including ramps that start at 0 (a new hire in training).
     """
-    raw = _tiny_scenario()
+    raw = tiny_scenario()
     raw["horizon_days"] = 240
     raw["sales"]["ae"] = {
         "count": 1,
@@ -356,39 +351,6 @@ def test_new_hires_follow_the_ramp(ramp: list[float], hire_day: int, seed: int) 
         assert roster.loc[roster["time"] <= after + 1, "productivity"].iloc[-1] == ramp[-1]
 
 
-def _tiny_scenario() -> dict[str, Any]:
-    """A minimal valid scenario as plain data."""
-    return {
-        "start_date": dt.date(2027, 1, 1),
-        "horizon_days": 60,
-        "personas": {"buyer": {"buying_intent": 0.8}},
-        "sources": {"inbound": {"leads_per_day": 2.0, "persona_mix": {"buyer": 1.0}, "fit": 0.6}},
-        "nurture": {
-            "touch_interval_days": {"dist": "exponential", "mean": 5},
-            "touch_lift": 0.3,
-            "engagement_half_life_days": 30,
-            "max_nurture_days": 60,
-        },
-        "qualification": {
-            "mql": {"fit_weight": 0.5, "engagement_weight": 0.5, "threshold": 0.5},
-            "sql": {"fit_weight": 0.5, "engagement_weight": 0.5, "threshold": 0.5},
-        },
-        "handoff": {
-            "follow_up_rate": 0.8,
-            "response_delay_days": 0.1,
-            "speed_to_lead": SPEED_TO_LEAD,
-            "sdr": {"count": 1, "work_days": 0.1},
-        },
-        "sales": {
-            "opportunity_rate": 0.7,
-            "win_rate": 0.3,
-            "cycle_days": 20,
-            "deal_size": 10000,
-            "ae": {"count": 1, "max_open_opportunities": 3},
-        },
-    }
-
-
 def test_event_vocabulary_is_covered() -> None:
     """The transition table names every event of the log, so a new event type cannot slip past it."""
     named = set(NEXT) - {None} | {e for targets in NEXT.values() for e in targets}
@@ -403,7 +365,7 @@ def test_mql_is_never_logged_before_its_lead_is_created() -> None:
     rounding error away from the arrival time; 200 short replications make such leads
     common enough to check every one of them.
     """
-    raw = _tiny_scenario()
+    raw = tiny_scenario()
     raw["horizon_days"] = 30
     raw["sources"]["inbound"].update(entry_stage="mql", leads_per_day=0.5)
     scenario = parse_scenario(raw)
@@ -429,7 +391,7 @@ def test_a_run_always_ends_even_with_zero_touch_interval() -> None:
         f"""
         import datetime
         from funnelsim import ScenarioError, parse_scenario, simulate
-        raw = {_tiny_scenario()!r}
+        raw = {tiny_scenario()!r}
         raw["nurture"].update(touch_interval_days=0, touch_lift=0.0)
         try:
             scenario = parse_scenario(raw)

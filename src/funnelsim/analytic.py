@@ -46,22 +46,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from .distributions import (
-    Beta,
     Dist,
     Empirical,
-    Exponential,
     Fixed,
-    Gamma,
-    LogNormal,
-    Triangular,
-    Uniform,
-    Weibull,
 )
 from .mechanisms import calendar_months, contact_probability, score, win_probability
 from .scenario import Scenario, SpeedToLead, rate
@@ -198,28 +189,6 @@ def littles_law(arrival_rate: float, mean_time_in_stage: float) -> float:
 # Expectations over distribution specs
 
 
-def _frozen(spec: Dist) -> Any:
-    """The scipy.stats distribution of a continuous spec (for its quantile function)."""
-    if isinstance(spec, Exponential):
-        return stats.expon(scale=spec.mean)
-    if isinstance(spec, LogNormal):
-        sigma2 = math.log1p((spec.sd / spec.mean) ** 2)
-        return stats.lognorm(s=math.sqrt(sigma2), scale=math.exp(math.log(spec.mean) - sigma2 / 2))
-    if isinstance(spec, Gamma):
-        shape = (spec.mean / spec.sd) ** 2
-        return stats.gamma(a=shape, scale=spec.mean / shape)
-    if isinstance(spec, Weibull):
-        return stats.weibull_min(c=spec.shape, scale=spec.scale)
-    if isinstance(spec, Uniform):
-        return stats.uniform(loc=spec.low, scale=spec.high - spec.low)
-    if isinstance(spec, Triangular):
-        width = spec.high - spec.low
-        return stats.triang(c=(spec.mode - spec.low) / width, loc=spec.low, scale=width)
-    if isinstance(spec, Beta):
-        return stats.beta(spec.a, spec.b)
-    raise TypeError(f"no quantile function for {type(spec).__name__}")  # pragma: no cover
-
-
 def _nodes(spec: Dist, points: int) -> tuple[np.ndarray, np.ndarray]:
     """Points and weights representing ``spec``: exact for fixed and empirical, quantile midpoints otherwise."""
     if isinstance(spec, Fixed) or spec.variance == 0:
@@ -228,7 +197,7 @@ def _nodes(spec: Dist, points: int) -> tuple[np.ndarray, np.ndarray]:
         values = np.asarray(spec.values, dtype=float)
         return values, np.full(len(values), 1 / len(values))
     u = (np.arange(points) + 0.5) / points
-    return np.asarray(_frozen(spec).ppf(u), dtype=float), np.full(points, 1 / points)
+    return np.asarray(spec.scipy().ppf(u), dtype=float), np.full(points, 1 / points)
 
 
 def expectation(spec: Dist, f: Callable[[np.ndarray], np.ndarray], points: int = QUADRATURE_POINTS) -> float:
@@ -256,7 +225,7 @@ def delay_pmf(spec: Dist, days: int) -> np.ndarray:
         index = np.floor(values + 0.5).astype(int)
         keep = index < days
         return np.bincount(index[keep], weights=weights[keep], minlength=days).astype(float)
-    cdf = np.asarray(_frozen(spec).cdf(np.arange(days) + 0.5), dtype=float)
+    cdf = np.asarray(spec.scipy().cdf(np.arange(days) + 0.5), dtype=float)
     return np.diff(cdf, prepend=0.0)
 
 

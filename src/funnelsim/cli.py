@@ -30,17 +30,30 @@ from rich.progress import (
 from rich.table import Table
 
 from . import __version__
-from .compare import CompareError, Comparison
+from .calibrate.readers import CalibrationError
+from .compare import Attribution, CompareError, Comparison
 from .compare import compare as make_comparison
 from .engine import simulate
 from .metrics import summarize_run
 from .montecarlo import MonteCarloError, Replications, executor
 from .montecarlo import run as mc_run
-from .output import OutputError, check_target, write_comparison, write_plan, write_replications, write_run
+from .output import (
+    OutputError,
+    check_target,
+    write_comparison,
+    write_plan,
+    write_replications,
+    write_run,
+    write_sensitivity,
+    write_sweep,
+)
 from .planner import LEVERS, Lever, Period, Plan, PlanDiagnostics, PlanError, PlanInfeasible
 from .planner import plan as make_plan
 from .results import resolve_seed
 from .scenario import Scenario, ScenarioError, load_scenario
+from .sweep import Sensitivity, Sweep, SweepError, parse_param
+from .sweep import sensitivity as make_sensitivity
+from .sweep import sweep as make_sweep
 
 app = typer.Typer(
     add_completion=False,
@@ -61,6 +74,7 @@ JobsOpt = Annotated[int, typer.Option(help="Worker processes for the replication
 SchedulerOpt = Annotated[
     str | None, typer.Option(help="Dask scheduler address (tcp://host:port), or 'local' for a local cluster.")
 ]
+SeedOpt = Annotated[int | None, typer.Option(help="Random seed (default: the scenario's).", min=0)]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing --out folder.")]
 FormatOpt = Annotated[str, typer.Option("--format", help="Figure format: png or svg.")]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="No narration.")]
@@ -77,7 +91,7 @@ def _guard(action: Callable[[], T]) -> T:
     except PlanInfeasible as exc:
         err.print(f"[bold red]infeasible:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_INFEASIBLE) from None
-    except (ScenarioError, OutputError, MonteCarloError, PlanError, CompareError) as exc:
+    except (ScenarioError, OutputError, MonteCarloError, PlanError, CompareError, CalibrationError, SweepError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except KeyboardInterrupt:
@@ -95,7 +109,7 @@ def _load(path: Path, overrides: list[str] | None) -> Scenario:
 @app.command()
 def run(
     scenario: ScenarioArg,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default: the scenario's).", min=0)] = None,
+    seed: SeedOpt = None,
     overrides: SetOpt = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Write tables, figures and manifest to this folder.")
@@ -295,6 +309,12 @@ def _print_summary(stats: dict[str, float], currency: str) -> None:
         table.add_row(label, f"{stats[key]:,.0f}", "" if conv is None else _pct(stats[conv]))
     out.print(table)
     out.print(f"revenue booked:   {stats['revenue']:,.0f} {currency}")
+    if "pipeline_revenue" in stats:  # the scenario starts from an open pipeline
+        out.print(
+            f"  from pipeline:  {stats['pipeline_revenue']:,.0f} {currency} "
+            f"({stats['pipeline_wins']:,.0f} of {stats['pipeline_deals']:,.0f} deals open on day 0 won, "
+            f"{stats['pipeline_losses']:,.0f} lost)"
+        )
     out.print(f"win rate:         {_pct(stats['win_rate'])} of closed opportunities")
     out.print(f"average deal:     {stats['average_deal_size']:,.0f} {currency}")
     out.print(f"median cycle:     {stats['median_cycle_days']:.0f} days (opportunity to win)")
@@ -326,7 +346,7 @@ def plan(
     lead_in: Annotated[
         int | None, typer.Option("--lead-in", help="Months simulated before the period (default: 90% of leads close).")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default: the scenario's).", min=0)] = None,
+    seed: SeedOpt = None,
     overrides: SetOpt = None,
     jobs: JobsOpt = 1,
     scheduler: SchedulerOpt = None,
@@ -479,9 +499,27 @@ def compare(
     figure_format: FormatOpt = "png",
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as one JSON document.")] = False,
     quiet: QuietOpt = False,
+    attribute: Annotated[
+        bool,
+        typer.Option(
+            "--attribute", help="Split the revenue gap between two scenarios into what each lever contributes."
+        ),
+    ] = False,
+    lever: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Name a lever: NAME=PATH[,PATH...] (dotted parameters or sections; implies --attribute; repeatable).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run SCENARIOS on the same seeds and show each metric's paired difference against the first."""
+    """Run SCENARIOS on the same seeds and show each metric's paired difference against the first.
+
+    With --attribute (two scenarios), every combination of the levers that differ is
+    simulated too, and the revenue gap is split by Shapley values (docs/model.md).
+    """
     loaded = [_load(path, None) for path in scenarios]
+    named = _guard(lambda: _levers(lever or []))
     if out_dir is not None:
         _guard(lambda: check_target(out_dir, force, figure_format))
     run_seed = resolve_seed(loaded[0], seed)
@@ -491,7 +529,7 @@ def compare(
 
     def go() -> Comparison:
         with executor(jobs, scheduler) as pool:
-            return make_comparison(loaded, runs, run_seed, pool)
+            return make_comparison(loaded, runs, run_seed, pool, attribute_levers=attribute, levers=named)
 
     result = _guard(go)
     if out_dir is not None:
@@ -522,6 +560,361 @@ def compare(
             "" if first else f"{row['narrower']:.1f}x narrower",
         )
     out.print(table)
+    if result.attribution is not None:
+        _print_attribution(result.attribution, cur)
+
+
+def _levers(specs: list[str]) -> dict[str, list[str]]:
+    """``--lever NAME=PATH[,PATH...]`` options as ``{name: [path, ...]}``."""
+    named: dict[str, list[str]] = {}
+    for spec in specs:
+        name, sep, paths = spec.partition("=")
+        parts = [p.strip() for p in paths.split(",") if p.strip()]
+        if not sep or not name.strip() or not parts:
+            raise CompareError(f"--lever expects NAME=PATH[,PATH...], got {spec!r}")
+        if name.strip() in named:
+            raise CompareError(f"--lever {name.strip()!r} is given twice")
+        named[name.strip()] = parts
+    return named
+
+
+def _print_attribution(attribution: Attribution, currency: str) -> None:
+    a, b = attribution.labels
+    table = Table(
+        title=f"Revenue gap {b} - {a} by lever (Shapley values on common replications, 95% CI)", title_justify="left"
+    )
+    for name in ("lever", "contribution", "95% CI", "share", "alone", "parameters"):
+        table.add_column(name, justify="left" if name in ("lever", "parameters") else "right")
+    for row in attribution.table().to_dict("records"):
+        table.add_row(
+            row["lever"],
+            _short(row["contribution"], "money"),
+            f"{_short(row['ci_low'], 'money')} – {_short(row['ci_high'], 'money')}",
+            _pct(row["share_of_gap"]),
+            "" if row["lever"] == "total" else _short(row["alone"], "money"),
+            row["parameters"],
+        )
+    out.print(table)
+    out.print(f"amounts in {currency}; alone: switching only that lever in {a}")
+
+
+@app.command()
+def calibrate(
+    opportunities: Annotated[Path, typer.Option(help="Opportunities (deals) export, CSV.", show_default=False)],
+    out_path: Annotated[
+        Path,
+        typer.Option("--out", help="Scenario file to write (NAME.toml; also NAME.pipeline.csv, NAME.calibration/)."),
+    ],
+    leads: Annotated[Path | None, typer.Option(help="Leads (contacts) export, CSV.")] = None,
+    history: Annotated[Path | None, typer.Option(help="Stage history export (one row per stage change), CSV.")] = None,
+    crm_format: Annotated[
+        str | None, typer.Option("--format", help="salesforce, hubspot or generic (default: detected from headers).")
+    ] = None,
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="COLUMN=FIELD, or STAGE LABEL=won|lost|open (repeatable).", show_default=False),
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Date of the export, YYYY-MM-DD (default: day after the latest date).")
+    ] = None,
+    base: Annotated[
+        Path | None, typer.Option(help="Scenario for everything not calibrated (default: baseline).")
+    ] = None,
+    dayfirst: Annotated[
+        bool | None, typer.Option("--dayfirst/--no-dayfirst", help="Slash dates are DD/MM (or MM/DD) when ambiguous.")
+    ] = None,
+    date_format: Annotated[
+        str | None, typer.Option("--date-format", help="strptime format for every date column.")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="A messy row is an error (exit 2) instead of rejected.")
+    ] = False,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fit a scenario to CRM exports: cycle, win rate, deal size, volumes, reps and the open pipeline."""
+    from .calibrate import calibrate as fit_scenario
+    from .calibrate.readers import REASONS
+    from .calibrate.report import check_outputs, write_calibration
+
+    _guard(lambda: check_outputs(out_path, force))
+    stem = out_path.with_suffix("").name
+    cal = _guard(
+        lambda: fit_scenario(
+            opportunities,
+            leads,
+            history,
+            fmt=crm_format,
+            mapping=tuple(mapping or ()),
+            as_of=as_of,
+            base=base,
+            strict=strict,
+            dayfirst=dayfirst,
+            date_format=date_format,
+            pipeline_file=f"{stem}.pipeline.csv",
+            name=stem,
+        )
+    )
+    written = _guard(lambda: write_calibration(cal, out_path, force=force))
+    if quiet:
+        return
+    for t in (cal.opportunities, cal.leads, cal.history):
+        if t is None:
+            continue
+        dates = ", ".join(f"{c} {f}" for c, f in t.date_conventions.items())
+        line = f"{t.path.name}: {t.dialect} ({t.dialect_how}); dates {dates}; "
+        line += f"{t.rows_read} rows read, {t.rows_read - len(t.issues)} used, {len(t.issues)} rejected"
+        err.print(escape(line))
+        for reason, count in t.rejected.items():
+            lines = [str(i.line) for i in t.issues if i.reason == reason][:3]
+            more = ", ..." if count > 3 else ""
+            err.print(escape(f"  {count} {REASONS[str(reason)]} (lines {', '.join(lines)}{more})"))
+    b, w = cal.best, cal.win
+    others = ", ".join(f"{f.family} {f.aic:.1f}" for f in cal.fits[1:])
+    out.print(f"as of:            {cal.as_of}")
+    out.print(
+        f"sales cycle:      {b.family} by AIC ({b.aic:.1f}; {others}); mean {b.mean:.1f} d "
+        f"(95% CI {b.mean_ci[0]:.1f}-{b.mean_ci[1]:.1f}); closed deals only would say {cal.naive_closed_only.mean:.1f}"
+    )
+    out.print(
+        f"win rate:         competing risks {_pct(w['competing_risks'])} (95% CI {_pct(w['ci_low'])}-"
+        f"{_pct(w['ci_high'])}) vs naive won/(won+lost) {_pct(w['naive'])}"
+    )
+    out.print(f"pipeline:         {len(cal.pipeline)} deals open on {cal.as_of}")
+    if "stages.csv" in cal.tables:
+        from .calibrate.report import stages_line
+
+        out.print(escape(f"time in stage:    {stages_line(cal.tables['stages.csv'])}"))
+    err.print(f"wrote {written[0]}, {written[1].name}, {written[2].name}/")
+
+
+ParamSpecOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        help="Parameter to vary: dotted.path=lo:hi:n or dotted.path=v1,v2,... (one or two; repeatable).",
+        show_default=False,
+    ),
+]
+
+
+@contextmanager
+def _replication_bar(narrate: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar of replications over a whole grid, on stderr and only in a terminal."""
+    columns = (
+        TextColumn("replications"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("elapsed"),
+        TimeElapsedColumn(),
+        TextColumn("remaining"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True, disable=not (narrate and err.is_terminal)) as bar:
+        task = bar.add_task("runs", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield progress
+
+
+@app.command()
+def sweep(
+    scenario: ScenarioArg,
+    param: ParamSpecOpt = None,
+    runs: Annotated[int, typer.Option(help="Replications per grid point (the same seeds at every point).", min=2)] = 50,
+    seed: SeedOpt = None,
+    metric: Annotated[str, typer.Option(help="Metric to optimise and plot (a summary key: revenue, wins, cac...).")] = (
+        "revenue"
+    ),
+    overrides: SetOpt = None,
+    jobs: JobsOpt = 1,
+    scheduler: SchedulerOpt = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write sweep.csv, differences, replications, figures and manifest.")
+    ] = None,
+    force: ForceOpt = False,
+    figure_format: FormatOpt = "png",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the sweep as one JSON document.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run SCENARIO over a grid of one or two parameters, on the same seeds at every point."""
+    sc = _load(scenario, overrides)
+    specs = _guard(lambda: [parse_param(p) for p in param or []])
+    if out_dir is not None:
+        _guard(lambda: check_target(out_dir, force, figure_format))
+    run_seed = resolve_seed(sc, seed)
+    narrate = not (quiet or as_json)
+    if narrate:
+        points = math.prod(len(values) for _, values in specs)
+        err.print(f"{sc.name}: sweeping {', '.join(p for p, _ in specs)} over {points} points, "
+                  f"{runs} common replications of seed {run_seed} each")  # fmt: skip
+    with _replication_bar(narrate) as progress:
+
+        def go() -> Sweep:
+            with executor(jobs, scheduler) as pool:
+                return make_sweep(sc, specs, runs, run_seed, pool, metric=metric, progress=progress)
+
+        result = _guard(go)
+    if out_dir is not None:
+        written = _guard(lambda: write_sweep(result, out_dir, metric=metric, figure_format=figure_format, force=force))
+        if narrate:
+            err.print(f"wrote {written}")
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(metric), indent=2) + "\n")
+        return
+    _print_sweep(result, metric)
+
+
+def _print_sweep(result: Sweep, metric: str) -> None:
+    fmt = _metric_format(metric)
+    best = result.optimum(metric)
+    diffs = result.differences(metric, against=best.point).set_index("point")
+    rows = result.table(metric)
+    title = f"{result.n_runs} common replications per point; difference = point - best (paired, 95% CI)"
+    table = Table(title=title, title_justify="left")
+    # A long path breaks at its dots, so a narrow terminal keeps every column readable.
+    for path in result.parameters:
+        table.add_column(path.replace(".", ".\n"), justify="right")
+    for name in (f"{metric} mean", "95% CI", "P10–P90", "vs best ± 95% CI"):
+        table.add_column(name, justify="right")
+    for row in rows.to_dict("records"):
+        d = diffs.loc[row["point"]]
+        is_best = row["point"] == best.point
+        table.add_row(
+            *[_value(row[p]) for p in result.parameters],
+            _short(row[f"{metric}_mean"], fmt),
+            f"{_short(row[f'{metric}_ci_low'], fmt)}–{_short(row[f'{metric}_ci_high'], fmt)}",
+            f"{_short(row[f'{metric}_p10'], fmt)}–{_short(row[f'{metric}_p90'], fmt)}",
+            "best" if is_best else _plus_minus(d["difference"], d["paired_half_width"], fmt),
+            style="bold" if is_best else None,
+        )
+    out.print(table)
+    where = ", ".join(f"{p}={_value(v)}" for p, v in best.values.items())
+    shape = "inside the range" if best.interior else "at the edge of the range: widen it to find the optimum"
+    worse = int(best.neighbours["significant"].sum())
+    out.print(
+        f"best {metric}:  {_short(best.mean, fmt)} at {where} "
+        f"(95% CI {_short(best.ci_low, fmt)}–{_short(best.ci_high, fmt)}), {shape}; "
+        f"{worse} of {len(best.neighbours)} neighbouring points significantly "
+        f"{'lower' if best.maximize else 'higher'}"
+    )
+
+
+def _plus_minus(x: float, half: float, fmt: str) -> str:
+    # Paired intervals are symmetric: "-1.5M ± 160k" says as much as two bounds, in half the width.
+    return f"{_short(x, fmt)} ± {_short(half, fmt)}"
+
+
+def _metric_format(metric: str) -> str:
+    if metric in ("revenue", "average_deal_size", "revenue_per_ae") or "cost" in metric or metric == "cac":
+        return "money"
+    if "rate" in metric or "_to_" in metric or "utilisation" in metric:
+        return "{:.1%}"
+    return "{:,.3g}"
+
+
+def _value(x: Any) -> str:
+    if not isinstance(x, float):
+        return str(x)
+    return f"{x:,.0f}" if abs(x) >= 1e4 else f"{x:.4g}"
+
+
+@app.command()
+def sensitivity(
+    scenario: ScenarioArg,
+    by: Annotated[str, typer.Option(help="Relative change of each parameter, e.g. 20% or 0.2.")] = "20%",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="Vary only this dotted path (repeatable; default: every numeric parameter).",
+            show_default=False,
+        ),
+    ] = None,
+    runs: Annotated[int, typer.Option(help="Replications of the base and of each change (same seeds).", min=2)] = 30,
+    seed: SeedOpt = None,
+    metric: Annotated[str, typer.Option(help="Metric whose sensitivity is shown (a summary key).")] = "revenue",
+    overrides: SetOpt = None,
+    jobs: JobsOpt = 1,
+    scheduler: SchedulerOpt = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write sensitivity.csv, skipped.csv, replications, tornado, manifest.")
+    ] = None,
+    force: ForceOpt = False,
+    figure_format: FormatOpt = "png",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the sensitivity as one JSON document.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Move each numeric parameter of SCENARIO by -BY and +BY, one at a time, on the base's seeds."""
+    sc = _load(scenario, overrides)
+    share = _guard(lambda: parse_share(by, "--by"))
+    if out_dir is not None:
+        _guard(lambda: check_target(out_dir, force, figure_format))
+    run_seed = resolve_seed(sc, seed)
+    narrate = not (quiet or as_json)
+    if narrate:
+        err.print(f"{sc.name}: {metric} sensitivity to ±{share:.0%} of each parameter, "
+                  f"{runs} common replications of seed {run_seed}")  # fmt: skip
+    with _replication_bar(narrate) as progress:
+
+        def go() -> Sensitivity:
+            with executor(jobs, scheduler) as pool:
+                return make_sensitivity(
+                    sc, share, runs, run_seed, pool, params=param or None, metric=metric, progress=progress
+                )
+
+        result = _guard(go)
+    if out_dir is not None:
+        written = _guard(lambda: write_sensitivity(result, out_dir, figure_format=figure_format, force=force))
+        if narrate:
+            err.print(f"wrote {written}")
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+        return
+    _print_sensitivity(result)
+
+
+def parse_share(text: str, option: str = "share") -> float:
+    """``20%`` or ``0.2`` as 0.2; a share strictly between 0 and 1."""
+    cleaned = text.strip()
+    try:
+        value = float(cleaned[:-1]) / 100 if cleaned.endswith("%") else float(cleaned)
+    except ValueError:
+        raise SweepError(f"{option}: expected a share such as 20% or 0.2, got {text!r}") from None
+    if not 0 < value < 1:
+        raise SweepError(f"{option} must be between 0 and 100% (exclusive), got {text!r}")
+    return value
+
+
+def _print_sensitivity(result: Sensitivity) -> None:
+    metric = result.metric
+    fmt = _metric_format(metric)
+    rows = result.table()
+    base = rows["base_mean"].iloc[0]
+    title = (
+        f"{metric} at -{result.by:.0%} / +{result.by:.0%} of each parameter; base {_short(base, fmt)}; "
+        f"{result.base.completed} common replications (paired 95% CI)"
+    )
+    table = Table(title=title, title_justify="left")
+    for name in ("parameter", "low / high", "effect of low ± 95% CI", "effect of high ± 95% CI", "swing"):
+        table.add_column(name, justify="left" if name == "parameter" else "right", overflow="fold")
+    for row in rows.to_dict("records"):
+        low_half = (row["low_diff_ci_high"] - row["low_diff_ci_low"]) / 2
+        high_half = (row["high_diff_ci_high"] - row["high_diff_ci_low"]) / 2
+        table.add_row(
+            row["parameter"] + (" (mean)" if row["kind"] == "distribution" else ""),
+            f"{_value(row['low_value'])} / {_value(row['high_value'])}",
+            _plus_minus(row["low_diff"], low_half, fmt),
+            _plus_minus(row["high_diff"], high_half, fmt),
+            _short(row["swing"], fmt),
+        )
+    out.print(table)
+    noted = rows[rows["note"].str.contains("clipped|not run|not allowed", regex=True)]
+    for row in noted.to_dict("records"):
+        out.print(f"note: {row['parameter']}: {row['note']}")
+    out.print(f"not varied: {len(result.skipped)} keys (see skipped.csv or --json: each with its reason)")
 
 
 @app.command()

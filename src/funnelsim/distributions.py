@@ -8,7 +8,13 @@ into a validated, frozen spec that
 * knows its analytic ``mean`` and ``variance`` (tests hold samples against them, the
   planner uses the means for its waterfall),
 * knows the lower end of its support, so a duration can refuse a spec that could
-  go negative.
+  go negative,
+* knows its survival function ``S(t) = P(X > t)`` and samples the time still to go
+  of something that has already lasted ``a``: ``X - a | X > a`` by the inverse of the
+  conditional survival, ``X = S^{-1}(U * S(a))`` with ``U`` uniform on (0, 1] (the
+  deals already open when a run starts, :meth:`~_Spec.remaining_after`). Continuous
+  families use their ``scipy.stats`` counterpart (``sf`` / ``isf``, accurate far in
+  the tail); ``fixed`` and ``empirical`` are exact.
 
 A bare number is shorthand for ``{dist = "fixed", value = number}``.
 
@@ -32,10 +38,13 @@ empirical     values (observed list)      sample mean, population variance
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from scipy.stats._distn_infrastructure import rv_continuous_frozen
 
 __all__ = [
     "Beta",
@@ -84,6 +93,38 @@ class _Spec(BaseModel):
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
+    def scipy(self) -> rv_continuous_frozen:  # pragma: no cover - every continuous family overrides
+        """The same distribution as a frozen ``scipy.stats`` object (same parametrisation as :meth:`sample`)."""
+        raise NotImplementedError(f"{self.dist} has no scipy.stats counterpart")
+
+    def survival(self, t: np.ndarray | float) -> np.ndarray:
+        """``S(t) = P(X > t)``."""
+        return np.asarray(self.scipy().sf(np.asarray(t, dtype=float)), dtype=float)
+
+    def remaining_after(self, age: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Time still to go of things that have lasted ``age`` already: ``X - a`` given ``X > a``.
+
+        .. math:: X = S^{-1}\\big(u \\, S(a)\\big), \\qquad u \\in (0, 1]
+
+        is distributed as ``X | X > a`` when ``u`` is uniform on (0, 1] (inverse
+        transform of the conditional survival ``S(x) / S(a)``); ``u = 1`` gives 0.
+        Where ``S(a) = 0`` (an age the distribution cannot reach) the result is 0.
+
+        Parameters
+        ----------
+        age
+            Ages ``a >= 0``, one per item.
+        u
+            Uniform draws on (0, 1], one per item (``1 - rng.random(n)``).
+        """
+        age = np.asarray(age, dtype=float)
+        dist = self.scipy()
+        left = np.asarray(dist.sf(age), dtype=float)
+        # u * S(a) may underflow to 0 far in the tail, where isf(0) is infinite.
+        target = np.maximum(np.asarray(u, dtype=float) * left, np.finfo(float).tiny)
+        total = np.asarray(dist.isf(target), dtype=float)
+        return np.where(left > 0, np.maximum(total - age, 0.0), 0.0)
+
 
 class Fixed(_Spec):
     dist: Literal["fixed"] = "fixed"
@@ -108,6 +149,12 @@ class Fixed(_Spec):
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return np.full(size, self.value)
 
+    def survival(self, t: np.ndarray | float) -> np.ndarray:
+        return np.where(np.asarray(t, dtype=float) < self.value, 1.0, 0.0)
+
+    def remaining_after(self, age: np.ndarray, u: np.ndarray) -> np.ndarray:
+        return np.maximum(self.value - np.asarray(age, dtype=float), 0.0)
+
 
 class Exponential(_Spec):
     dist: Literal["exponential"] = "exponential"
@@ -125,6 +172,11 @@ class Exponential(_Spec):
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.exponential(self.mean_, size)
+
+    def scipy(self) -> rv_continuous_frozen:
+        from scipy import stats
+
+        return stats.expon(scale=self.mean_)
 
 
 class LogNormal(_Spec):
@@ -151,6 +203,22 @@ class LogNormal(_Spec):
         mu = math.log(self.mean_) - sigma2 / 2
         return rng.lognormal(mu, math.sqrt(sigma2), size)
 
+    def scipy(self) -> rv_continuous_frozen:
+        from scipy import stats
+
+        sigma2 = math.log1p((self.sd / self.mean_) ** 2)
+        return stats.lognorm(s=math.sqrt(sigma2), scale=math.exp(math.log(self.mean_) - sigma2 / 2))
+
+    def survival(self, t: np.ndarray | float) -> np.ndarray:
+        if self.sd == 0:
+            return Fixed(value=self.mean_).survival(t)
+        return super().survival(t)
+
+    def remaining_after(self, age: np.ndarray, u: np.ndarray) -> np.ndarray:
+        if self.sd == 0:  # scipy's lognorm needs s > 0
+            return Fixed(value=self.mean_).remaining_after(age, u)
+        return super().remaining_after(age, u)
+
 
 class Gamma(_Spec):
     dist: Literal["gamma"] = "gamma"
@@ -171,6 +239,12 @@ class Gamma(_Spec):
         shape = (self.mean_ / self.sd) ** 2
         return rng.gamma(shape, self.mean_ / shape, size)
 
+    def scipy(self) -> rv_continuous_frozen:
+        from scipy import stats
+
+        shape = (self.mean_ / self.sd) ** 2
+        return stats.gamma(a=shape, scale=self.mean_ / shape)
+
 
 class Weibull(_Spec):
     dist: Literal["weibull"] = "weibull"
@@ -188,6 +262,11 @@ class Weibull(_Spec):
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return self.scale * rng.weibull(self.shape, size)
+
+    def scipy(self) -> rv_continuous_frozen:
+        from scipy import stats
+
+        return stats.weibull_min(c=self.shape, scale=self.scale)
 
 
 class Uniform(_Spec):
@@ -219,6 +298,21 @@ class Uniform(_Spec):
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.uniform(self.low, self.high, size)
+
+    def scipy(self) -> rv_continuous_frozen:
+        from scipy import stats
+
+        return stats.uniform(loc=self.low, scale=self.high - self.low)
+
+    def survival(self, t: np.ndarray | float) -> np.ndarray:
+        if self.high == self.low:
+            return Fixed(value=self.low).survival(t)
+        return super().survival(t)
+
+    def remaining_after(self, age: np.ndarray, u: np.ndarray) -> np.ndarray:
+        if self.high == self.low:  # a point mass: scipy's uniform needs a width
+            return Fixed(value=self.low).remaining_after(age, u)
+        return super().remaining_after(age, u)
 
 
 class Triangular(_Spec):
@@ -255,6 +349,12 @@ class Triangular(_Spec):
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.triangular(self.low, self.mode, self.high, size)
 
+    def scipy(self) -> rv_continuous_frozen:
+        from scipy import stats
+
+        width = self.high - self.low
+        return stats.triang(c=(self.mode - self.low) / width, loc=self.low, scale=width)
+
 
 class Beta(_Spec):
     dist: Literal["beta"] = "beta"
@@ -276,6 +376,11 @@ class Beta(_Spec):
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.beta(self.a, self.b, size)
+
+    def scipy(self) -> rv_continuous_frozen:
+        from scipy import stats
+
+        return stats.beta(self.a, self.b)
 
 
 class Empirical(_Spec):
@@ -302,6 +407,21 @@ class Empirical(_Spec):
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.choice(np.asarray(self.values, dtype=float), size)
+
+    def survival(self, t: np.ndarray | float) -> np.ndarray:
+        values = np.sort(np.asarray(self.values, dtype=float))
+        return 1.0 - np.searchsorted(values, np.asarray(t, dtype=float), side="right") / len(values)
+
+    def remaining_after(self, age: np.ndarray, u: np.ndarray) -> np.ndarray:
+        # X | X > a is uniform over the observed values above a: value number
+        # ceil(u * k) - 1 of those k values, in increasing order.
+        values = np.sort(np.asarray(self.values, dtype=float))
+        age = np.asarray(age, dtype=float)
+        first = np.searchsorted(values, age, side="right")
+        above = len(values) - first
+        pick = first + np.clip(np.ceil(np.asarray(u, dtype=float) * above).astype(np.int64) - 1, 0, None)
+        total = values[np.minimum(pick, len(values) - 1)]
+        return np.where(above > 0, total - age, 0.0)
 
 
 def _number_is_fixed(value: Any) -> Any:

@@ -45,6 +45,14 @@ Levels (time-weighted, :func:`time_weighted_mean`, :func:`utilisation`)
     (:func:`capacity_by_month`) the window is the part of the month inside the run;
     the SDR wait is the response delay since MQL (``value`` of ``sdr_start``), the AE
     wait the days from a lead's latest SQL to its opportunity.
+Initial pipeline
+    Deals already open on day 0 (a scenario's ``initial_pipeline``) enter the log
+    with an ``opportunity`` at time 0 and no ``created``: they count as
+    opportunities, wins, losses and revenue, never as leads, MQLs or SQLs (source
+    "pipeline" in the per-lead table). Cycle times (``median_cycle_days``,
+    ``opportunity_to_close``) leave them out, as they opened before the run.
+    Leakage counts every entity of the log, so its rows, the wins and the open ones
+    add up to ``V(created)`` plus the pipeline's deals.
 Pipeline (:func:`pipeline_over_time`)
     ``open(t)`` = opportunities opened minus closed by ``t``; open value likewise
     with deal amounts.
@@ -86,6 +94,7 @@ __all__ = [
     "conversions",
     "costs",
     "leakage",
+    "leakage_counts",
     "pipeline_over_time",
     "revenue_by_period",
     "stage_volumes",
@@ -95,6 +104,7 @@ __all__ = [
     "time_in_stage",
     "time_weighted_mean",
     "utilisation",
+    "yoy_growth",
 ]
 
 FUNNEL = ("created", "mql", "sql", "opportunity", "won")
@@ -179,6 +189,10 @@ class _Log:
         self.lead = events["lead"].to_numpy(np.int64)
         self.value = events["value"].to_numpy(float)
         self.n_leads = int(self.lead.max()) + 1 if len(self.lead) else 0
+
+    def time_sorted(self) -> bool:
+        """Whether the log is in time order already."""
+        return bool(np.all(self.time[1:] >= self.time[:-1]))
 
     def rows(self, name: str) -> np.ndarray:
         """Positions of the events ``name``, in log order."""
@@ -324,8 +338,12 @@ def _summary(log: _Log) -> dict[str, float]:
     out["win_rate"] = _ratio(len(won), len(won) + len(lost))
     out["average_deal_size"] = float(won_value.mean()) if len(won) else float("nan")
     won_at, won_lead = log.time[won], log.lead[won]
-    cycle = won_at - log.last_times("opportunity")[won_lead]
-    lead_to_win = won_at - log.last_times("created")[won_lead]
+    created = log.last_times("created")[won_lead]
+    # Deals of the initial pipeline have no `created`: they opened before day 0, so the
+    # part of their cycle inside the run is not a cycle. Both medians are over leads.
+    own = ~np.isnan(created)
+    cycle = (won_at - log.last_times("opportunity")[won_lead])[own]
+    lead_to_win = (won_at - created)[own]
     out["median_cycle_days"] = float(np.median(cycle)) if len(cycle) else float("nan")
     out["median_lead_to_win_days"] = float(np.median(lead_to_win)) if len(lead_to_win) else float("nan")
     return out
@@ -387,10 +405,14 @@ def time_in_stage(events: pd.DataFrame) -> pd.DataFrame:
         sql_to_opportunity, opportunity_to_close, lead_to_win``, with ``n`` (leads
         that reached both milestones), ``mean_days``, ``median_days``, ``p90_days``
         (NaN when n is 0). Recycled leads count the loop back through nurture;
-        prospected deals appear only in ``opportunity_to_close`` and ``lead_to_win``.
+        prospected deals appear only in ``opportunity_to_close`` and ``lead_to_win``;
+        deals of the initial pipeline in none.
     """
     first = _first_times(events, ("created", "mql", "sql", "opportunity", "won", "lost"))
     first["closed"] = np.fmin(first["won"].to_numpy(), first["lost"].to_numpy())
+    # A deal of the initial pipeline (no `created`) opened before day 0: its time to
+    # close within the run is the rest of a cycle, so it is left out of the spans.
+    first.loc[first["created"].isna(), "opportunity"] = np.nan
     rows = []
     for name, a, b in SPANS:
         days = (first[b] - first[a]).dropna().to_numpy()
@@ -484,7 +506,8 @@ def leakage(events: pd.DataFrame) -> pd.DataFrame:
         Then ``kind == "info"`` rows that overlap the others: ``recycled`` (leads
         recycled at least once) and ``recycled_then_won``; and ``still_open``
         (``kind == "open"``: final state lead, mql, sql or opportunity). The leak
-        rows, the wins and ``still_open`` add up to all leads.
+        rows, the wins and ``still_open`` add up to all leads, plus the deals of an
+        initial pipeline when there is one (they can end ``lost_deal``, won or open).
     """
     final = _final_states(events)
     counts = final.value_counts()
@@ -500,6 +523,26 @@ def leakage(events: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=["reason", "leads", "kind", "stage"])
     out.insert(2, "share_of_leads", _ratios(out["leads"].to_numpy(), np.full(len(out), total)))
     return out
+
+
+def leakage_counts(events: pd.DataFrame) -> dict[str, int]:
+    """The ``leak`` rows of :func:`leakage` as ``{"leak_<reason>": leads}``, in numpy only.
+
+    For the per-replication tables of Monte Carlo runs, where :func:`leakage`'s pandas
+    work would be repeated thousands of times. A lead's final state is the state after
+    its last event in time order (ties in log order), ``created`` aside as there.
+    """
+    log = _Log(events)
+    # A run's log comes sorted by time: skip the sort then (a stable sort of sorted times is the identity).
+    order = np.arange(len(log.time)) if log.time_sorted() else np.argsort(log.time, kind="stable")
+    order = order[log.code[order] != EVENTS.index("created")]
+    last = np.full(log.n_leads, EVENTS.index("created"))
+    last[log.lead[order]] = log.code[order]
+    per_event = np.bincount(last, minlength=len(EVENTS))
+    per_state: dict[str, int] = {}
+    for name, count in zip(EVENTS, per_event.tolist(), strict=True):
+        per_state[STATE_AFTER[name]] = per_state.get(STATE_AFTER[name], 0) + count
+    return {f"leak_{reason}": per_state.get(state, 0) for reason, state, _ in LEAKAGE_REASONS}
 
 
 # ---------------------------------------------------------------------------
@@ -841,15 +884,18 @@ def by_segment(leads: pd.DataFrame, by: Literal["source", "persona"]) -> pd.Data
         ``<by>``, ``leads``, ``mqls``, ``sqls``, ``opportunities``, ``wins``,
         ``revenue`` (amounts of won deals), ``lead_to_win`` (wins / leads, NaN for a
         category without leads); one row per category, including categories with no
-        leads, in category order. Prospected deals are the source "prospecting".
+        leads, in category order. Prospected deals are the source "prospecting"; the
+        deals of the initial pipeline the source "pipeline", with 0 leads.
     """
     if by not in ("source", "persona"):
         raise ValueError(f"by must be 'source' or 'persona', got {by!r}")
     won = (leads["state"] == "won").to_numpy()
+    # Deals of the initial pipeline (source "pipeline", no creation time) were never leads.
+    is_lead = leads["created"].notna().to_numpy() if "created" in leads else np.ones(len(leads), dtype=bool)
     frame = pd.DataFrame(
         {
             by: leads[by],
-            "leads": np.ones(len(leads), dtype=np.int64),
+            "leads": is_lead.astype(np.int64),
             "mqls": leads["mql"].notna().to_numpy(np.int64),
             "sqls": leads["sql"].notna().to_numpy(np.int64),
             "opportunities": leads["opportunity"].notna().to_numpy(np.int64),
@@ -876,8 +922,10 @@ def summarize_run(result: RunResult) -> dict[str, float]:
     dict
         The keys of :func:`summary`, the scalar entries of :func:`costs` plus
         ``marketing_cost_<source>`` per source, and ``sdr_utilisation`` and
-        ``ae_utilisation`` over the whole horizon. Plain ``int`` and ``float``
-        values (NaN where undefined).
+        ``ae_utilisation`` over the whole horizon, and ``yoy_growth`` when the scenario
+        has a ``prior_year_revenue``; with an ``initial_pipeline`` also
+        ``pipeline_deals``, ``pipeline_wins``, ``pipeline_losses`` and
+        ``pipeline_revenue``. Plain ``int`` and ``float`` values (NaN where undefined).
     """
     scenario = result.scenario
     horizon = float(scenario.horizon_days)
@@ -893,7 +941,35 @@ def summarize_run(result: RunResult) -> dict[str, float]:
     levels = _Levels(result.levels)
     for team in TEAMS:
         out[f"{team}_utilisation"] = levels.utilisation(team, 0.0, horizon)
+    if scenario.prior_year_revenue is not None:
+        out["yoy_growth"] = yoy_growth(out["revenue"], scenario.prior_year_revenue, horizon)
+    if scenario.initial_pipeline is not None:
+        out.update(_pipeline_outcomes(_Log(result.events)))
     return out
+
+
+def _pipeline_outcomes(log: _Log) -> dict[str, float]:
+    """What the deals open on day 0 (an opportunity without a ``created`` event) became in the run."""
+    pipeline = log.reached("opportunity") & ~log.reached("created")
+    won = log.rows("won")
+    mine = pipeline[log.lead[won]]
+    return {
+        "pipeline_deals": int(pipeline.sum()),
+        "pipeline_wins": int(mine.sum()),
+        "pipeline_losses": int(pipeline[log.lead[log.rows("lost")]].sum()),
+        "pipeline_revenue": float(log.value[won][mine].sum()),
+    }
+
+
+def yoy_growth(revenue: float, prior_year_revenue: float, horizon_days: float) -> float:
+    """Year-over-year growth of won revenue: ``revenue * 365 / horizon_days / prior_year_revenue - 1``.
+
+    The horizon's revenue is put on a yearly basis first, so a 365-day horizon compares
+    as it is. A run that starts with an empty funnel books little in its first months;
+    start from the open pipeline (``initial_pipeline``) for a fair comparison with a
+    real prior year.
+    """
+    return float(revenue) * 365.0 / horizon_days / prior_year_revenue - 1.0
 
 
 class _Roster:
@@ -926,8 +1002,10 @@ class _Levels:
     """The level log as numpy columns split by team once, for :func:`utilisation` of both teams."""
 
     def __init__(self, levels: pd.DataFrame) -> None:
-        team = levels["team"].to_numpy(object)
-        self.rows = {name: np.flatnonzero(team == name) for name in TEAMS}
+        # Compare in pandas (string columns are Arrow-backed: a vectorised compare), not
+        # as a numpy object array, which costs a Python comparison per row.
+        team = levels["team"]
+        self.rows = {name: np.flatnonzero((team == name).to_numpy(bool, na_value=False)) for name in TEAMS}
         self.time = levels["time"].to_numpy(float)
         self.busy = levels["busy"].to_numpy(float)
         self.capacity = levels["capacity"].to_numpy(float)

@@ -27,7 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from .engine import simulate
-from .metrics import stages_by_month, summarize_run
+from .metrics import leakage_counts, stages_by_month, summarize_run
 from .results import resolve_seed
 from .scenario import Scenario
 
@@ -129,7 +129,8 @@ def replicate(scenario: Scenario, seed: int, replication: int) -> Replication:
     monthly = monthly[["month", *MONTHLY_COLUMNS]].copy()
     monthly["cumulative_revenue"] = monthly["revenue"].cumsum()
     parameters = dict(result.metadata.get("parameters", {}))
-    return Replication(replication, summarize_run(result), monthly, parameters)
+    summary = summarize_run(result) | leakage_counts(result.events)
+    return Replication(replication, summary, monthly, parameters)
 
 
 def _replicate_chunk(scenario: Scenario, seed: int, indices: Sequence[int]) -> list[Replication]:
@@ -141,7 +142,8 @@ class Replications:
     """The replications of one scenario, as tidy tables, and their summaries.
 
     ``table`` has one row per replication: ``run_id``, ``replication``, ``seed``, every
-    metric of :func:`funnelsim.metrics.summarize_run`, and ``parameter:<path>`` for
+    metric of :func:`funnelsim.metrics.summarize_run`, the leads lost per reason
+    (``leak_<reason>``, :func:`funnelsim.metrics.leakage_counts`), and ``parameter:<path>`` for
     each parameter drawn per replication. ``monthly`` has one row per replication and
     month. ``requested`` is how many were asked for; ``stopped`` says why the run
     ended: ``"completed"``, ``"precision reached"``, ``"max runs reached"`` or

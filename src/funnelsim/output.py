@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from .planner import Plan, PlanDiagnostics
     from .results import RunResult
     from .scenario import Scenario
+    from .sweep import Sensitivity, Sweep
 
 __all__ = [
     "FIGURES",
@@ -87,6 +88,8 @@ __all__ = [
     "write_plan",
     "write_replications",
     "write_run",
+    "write_sensitivity",
+    "write_sweep",
 ]
 
 FIGURE_FORMATS = ("png", "svg")
@@ -409,22 +412,34 @@ def write_comparison(
     comparison: Comparison, out_dir: str | os.PathLike[str], *, figure_format: str = "png", force: bool = False
 ) -> Path:
     """Write a comparison to ``out_dir`` (atomically): ``comparison.csv`` (per metric and
-    scenario, with the paired difference against the first), ``replications.csv`` (every
-    scenario's replications, stacked), ``manifest.json`` (the first scenario's, with every
-    scenario's name and SHA-256) and figures ``revenue`` and ``funnel``."""
+    scenario, with the paired difference against the first), ``leakage.csv`` (leads lost
+    per reason and scenario), ``replications.csv`` (every scenario's replications,
+    stacked), ``manifest.json`` (the first scenario's, with every scenario's name and
+    SHA-256) and figures ``revenue``, ``funnel`` and ``leakage``. With an attribution:
+    ``attribution.csv`` (one row per lever, then ``total``), ``coalitions.csv`` (every
+    combination of levers simulated) and the figure ``levers``."""
 
     def fill(folder: Path) -> None:
         from . import plots
 
         table = comparison.table()
         stacked = comparison.replications()
+        leakage = comparison.leakage()
         _write_csv(table, folder / "comparison.csv")
+        _write_csv(leakage, folder / "leakage.csv")
         _write_csv(stacked, folder / "replications.csv")
         first = comparison.runs[comparison.labels[0]].scenario
         charts: dict[str, Figure] = {
             "revenue": plots.compare_revenue_chart(stacked, first.currency)[0],
             "funnel": plots.compare_funnel_chart(table)[0],
+            "leakage": plots.compare_leakage_chart(leakage)[0],
         }
+        attribution = comparison.attribution
+        if attribution is not None:
+            levers = attribution.table()
+            _write_csv(levers, folder / "attribution.csv")
+            _write_csv(attribution.coalitions(), folder / "coalitions.csv")
+            charts["levers"] = plots.lever_waterfall_chart(levers, attribution.start(), attribution.labels)[0]
         label = f"{' vs '.join(comparison.labels)}, seed {comparison.seed}"
         _save_figures(charts, folder / "figures", figure_format, label)
         run = {
@@ -433,6 +448,78 @@ def write_comparison(
             "scenarios": {k: reps.scenario.sha256() for k, reps in comparison.runs.items()},
         }
         _manifest(first, folder, figure_format, run)
+
+    return _write_atomically(out_dir, force, figure_format, fill)
+
+
+def write_sweep(
+    sweep: Sweep,
+    out_dir: str | os.PathLike[str],
+    *,
+    metric: str = "revenue",
+    figure_format: str = "png",
+    force: bool = False,
+) -> Path:
+    """Write a sweep to ``out_dir`` (atomically): ``sweep.csv`` (one row per grid point),
+    ``differences.csv`` (every point against the optimum of ``metric``, paired),
+    ``replications.csv`` (every point's replications, stacked), ``manifest.json`` (the base
+    scenario, the grid and the optimum) and the figure ``sweep`` (one parameter) or
+    ``heatmap`` (two)."""
+    from .sweep import SWEEP_METRICS
+
+    def fill(folder: Path) -> None:
+        from . import plots
+
+        metrics = list(dict.fromkeys([*SWEEP_METRICS, metric]))
+        table = sweep.table(metrics)
+        best = sweep.optimum(metric)
+        _write_csv(table, folder / "sweep.csv")
+        _write_csv(sweep.differences(metric, against=best.point), folder / "differences.csv")
+        _write_csv(sweep.replications(), folder / "replications.csv")
+        sc = sweep.scenario
+        unit = sc.currency if metric in ("revenue", "cac") or "cost" in metric else ""
+        if len(sweep.parameters) == 1:
+            path = sweep.parameters[0]
+            chart = plots.sweep_chart(table, path, metric, unit, best=best.values[path])[0]
+            charts: dict[str, Figure] = {"sweep": chart}
+        else:
+            charts = {"heatmap": plots.sweep_heatmap(table, sweep.parameters, metric, unit)[0]}
+        _save_figures(charts, folder / "figures", figure_format, f"{sc.name}, seed {sweep.seed}, {sweep.n_runs} runs")
+        run = {
+            "seed": sweep.seed,
+            "runs": sweep.n_runs,
+            "parameters": sweep.axes,
+            "metric": metric,
+            "optimum": best.to_json(),
+        }
+        _manifest(sc, folder, figure_format, run)
+
+    return _write_atomically(out_dir, force, figure_format, fill)
+
+
+def write_sensitivity(
+    sensitivity: Sensitivity, out_dir: str | os.PathLike[str], *, figure_format: str = "png", force: bool = False
+) -> Path:
+    """Write a sensitivity analysis to ``out_dir`` (atomically): ``sensitivity.csv`` (one row
+    per parameter, by swing), ``skipped.csv`` (what was not varied and why),
+    ``replications.csv`` (base, low and high runs, stacked), ``manifest.json`` and the
+    figure ``tornado``."""
+
+    def fill(folder: Path) -> None:
+        from . import plots
+
+        table = sensitivity.table()
+        _write_csv(table, folder / "sensitivity.csv")
+        _write_csv(sensitivity.skipped, folder / "skipped.csv")
+        _write_csv(sensitivity.replications(), folder / "replications.csv")
+        sc = sensitivity.scenario
+        metric = sensitivity.metric
+        unit = sc.currency if metric in ("revenue", "cac") or "cost" in metric else ""
+        charts: dict[str, Figure] = {"tornado": plots.tornado_chart(table, unit)[0]}
+        label = f"{sc.name}, seed {sensitivity.seed}, {sensitivity.base.completed} runs, ±{sensitivity.by:.0%}"
+        _save_figures(charts, folder / "figures", figure_format, label)
+        run = {"seed": sensitivity.seed, "runs": sensitivity.base.completed, "by": sensitivity.by, "metric": metric}
+        _manifest(sc, folder, figure_format, run)
 
     return _write_atomically(out_dir, force, figure_format, fill)
 
@@ -465,6 +552,7 @@ def planned_toml(plan: Plan, source_text: str | None = None, overrides: tuple[st
             fresh[key] = value
         return tomlkit.dumps(fresh)
     doc = apply_overrides(tomlkit.parse(source_text), list(overrides))
+    _inline_pipeline(doc, plan.scenario)
     before = tomlkit.parse(tomlkit.dumps(doc)).unwrap()
     for path, value in plan.changes.items():
         *parents, key = path.split(".")
@@ -486,6 +574,23 @@ def planned_toml(plan: Plan, source_text: str | None = None, overrides: tuple[st
         top.add(tomlkit.comment(line))
     top.add(tomlkit.nl())
     return tomlkit.dumps(top) + tomlkit.dumps(doc)
+
+
+def _inline_pipeline(doc: Any, scenario: Scenario) -> None:
+    """Write the initial pipeline's rows in place of its ``file``.
+
+    The file's path is relative to the original scenario, not to ``planned.toml``, which
+    lives elsewhere; the rows make the planned scenario stand on its own.
+    """
+    section = doc.get("initial_pipeline")
+    if section is None or "file" not in section:
+        return
+    source = section["file"]
+    del section["file"]
+    rows = _inline_array([_drop_none(deal.model_dump()) for deal in scenario.open_deals])
+    rows.multiline(True)
+    section["opportunities"] = rows
+    section["opportunities"].comment(f"read from {source} when planned")
 
 
 def _inline_array(rows: list[dict[str, Any]]) -> Any:

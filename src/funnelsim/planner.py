@@ -27,6 +27,9 @@ Time frame: the simulated scenario starts ``lead_in_months`` before the period (
 default long enough for 90% of leads to have closed), because revenue in January comes
 from leads of the autumn before. Revenue is counted by close month within the period.
 Extra AEs are hired at the start of the lead-in and ramp as the scenario's ``ramp`` says.
+A scenario with an ``initial_pipeline`` describes the funnel as it is on its
+``start_date``, so it is never moved earlier: its open deals take the lead-in's place,
+and the waterfall counts their expected closes by day (:func:`pipeline_flow`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from scipy import optimize, stats
 
 from . import montecarlo as mc
 from .analytic import delay_pmf, expectation, expected_contact_rate, renewal_function
+from .compare import paired_difference
 from .engine.nurture import MQL, nurture_batch
 from .mechanisms import productivity, score, slots, win_probability
 from .results import resolve_seed
@@ -163,9 +167,18 @@ def frame(scenario: Scenario, period: Period, lead_in_months: int) -> Scenario:
     """The scenario re-timed to run from ``lead_in_months`` before the period to its end.
 
     It starts at the earlier of that date and the scenario's own start (hires keep their
-    dates), and ends on the period's last day.
+    dates), and ends on the period's last day. A scenario with an initial pipeline starts
+    on its own ``start_date``, the date of the pipeline.
     """
     start = min(scenario.start_date, _add_months(period.start, -lead_in_months))
+    if scenario.initial_pipeline is not None:
+        # The open deals are the pipeline on start_date: the run cannot start before it.
+        if period.start < scenario.start_date:
+            raise PlanError(
+                f"--period starts {period.start}, before {scenario.start_date}, the date of the "
+                "scenario's initial_pipeline; plan a period from that date on"
+            )
+        start = scenario.start_date
     horizon = (period.end - start).days + 1
     return apply_changes(scenario, {"start_date": start.isoformat(), "horizon_days": horizon})
 
@@ -327,6 +340,52 @@ def _ae_schedule(scenario: Scenario, days: int) -> tuple[np.ndarray, np.ndarray,
     return heads, fte, slot
 
 
+@dataclass(frozen=True)
+class PipelineFlow:
+    """The expected path of the deals open on day 0, per day of the grid."""
+
+    deals: int
+    wins: np.ndarray
+    revenue: np.ndarray
+    open: np.ndarray
+
+
+def pipeline_flow(scenario: Scenario, days: int) -> PipelineFlow:
+    r"""Expected closes, wins and revenue of the initial pipeline per day, and its open deals.
+
+    Deal ``i``, open for ``a_i`` days on day 0, is still open at time ``t`` with
+    probability ``S(a_i + t) / S(a_i)`` (``S`` the survival of ``cycle_days``), so it
+    closes on day ``d`` of the grid (``d - 1/2 <= t < d + 1/2``, as :func:`delay_pmf`)
+    with the difference of two such terms; a deal the cycle cannot reach
+    (``S(a_i) = 0``) closes on day 0, as in the engine. It is won with
+    ``p_i = win_probability(win_rate, fit_effect, fit_i)`` (averaged over
+    ``prospecting.fit`` when its fit is not given) and worth its ``deal_size`` (or the
+    mean deal size of its persona).
+
+    .. math:: 	ext{wins}(d) = \sum_i p_i \, rac{S(a_i + d - 	frac12) - S(a_i + d + 	frac12)}{S(a_i)}
+    """
+    s = scenario.sales
+    deals = scenario.open_deals
+    if not deals:
+        zero = np.zeros(days)
+        return PipelineFlow(0, zero, zero, zero)
+    age = np.array([d.age_days for d in deals], dtype=float)[:, None]
+    edges = np.arange(days + 1) - 0.5
+    edges[0] = 0.0
+    start = s.cycle_days.survival(age)
+    reached = start > 0
+    still_open = np.where(reached, s.cycle_days.survival(age + edges) / np.where(reached, start, 1.0), 0.0)
+    still_open[:, 0] = 1.0  # open at day 0, even a deal the cycle cannot reach (it closes at once)
+    closes = -np.diff(still_open, axis=1)
+    win_rate = rate(s.win_rate)
+    drawn = expectation(scenario.prospecting.fit, lambda f: win_probability(win_rate, s.fit_effect, f))
+    win = np.array([drawn if d.fit is None else float(win_probability(win_rate, s.fit_effect, d.fit)) for d in deals])
+    amount = np.array(
+        [s.deal_size_by_persona.get(d.persona, s.deal_size).mean if d.deal_size is None else d.deal_size for d in deals]
+    )
+    return PipelineFlow(len(deals), win @ closes, (win * amount) @ closes, still_open[:, 1:].sum(axis=0))
+
+
 def _days_to_months(scenario: Scenario, days: int) -> np.ndarray:
     start = scenario.start_date
     dates = [start + dt.timedelta(days=d) for d in range(days)]
@@ -378,7 +437,10 @@ def waterfall(
 
     # Prospecting by AEs with free slots (mean field): rate * ramped AEs * free share of slots.
     heads, fte, slot = _ae_schedule(scenario, days)
-    open_from_leads = _conv(opps, survival)
+    pipe = pipeline_flow(scenario, days)
+    revenue += pipe.revenue
+    # Deals held by AEs that prospecting did not bring: from leads and from the initial pipeline.
+    open_from_leads = _conv(opps, survival) + pipe.open
     prospected = np.zeros(days)
     p = scenario.prospecting
     per_ae = p.opportunities_per_ae_per_month / DAYS_PER_MONTH
@@ -393,8 +455,9 @@ def waterfall(
         revenue += w * deal
     else:
         w = np.zeros(days)
-    wins = won_from_leads + w
+    wins = won_from_leads + w + pipe.wins
     all_opps = opps + prospected
+    all_opps[0] += pipe.deals  # the open deals count as opportunities of day 0, as in the simulation
     open_deals = open_from_leads + _conv(prospected, survival)
     sdr_load = mqls * rate(h.follow_up_rate) * h.sdr.work_days.mean  # busy SDRs (Little's law)
 
@@ -483,7 +546,11 @@ def ae_revenue_ceiling(scenario: Scenario, period: Period, yields: dict[str, Sou
     closes = sum(added[day] * (m[max(days - day, 0)] - m[max(p0 - day, 0)]) for day in starts)
     pw = win_probability(rate(s.win_rate), s.fit_effect, 1.0)  # a perfect fit wins most often
     best_deal = max([y.deal_size for y in yields.values()] + [spec.mean for spec in s.deal_size_by_persona.values()])
-    return float(closes * pw * max(best_deal, s.deal_size.mean))
+    best_deal = max(best_deal, s.deal_size.mean)
+    # A deal open on day 0 closes sooner than a fresh cycle: at most one more close per
+    # deal than the renewal count of its slot (and over-cap deals hold no slot at all).
+    pipeline = sum(best_deal if d.deal_size is None else max(d.deal_size, best_deal) for d in scenario.open_deals)
+    return float((closes * best_deal + pipeline) * pw)
 
 
 # ---------------------------------------------------------------------------
@@ -800,6 +867,16 @@ def plan(
     if lead_in_months is not None and not 0 <= lead_in_months <= 24:
         raise PlanError(f"--lead-in must be between 0 and 24 months, got {lead_in_months}")
     period = period or Period.of(scenario)
+    if (
+        scenario.initial_pipeline is not None
+        and lead_in_months is not None
+        and _add_months(period.start, -lead_in_months) < scenario.start_date
+    ):
+        raise PlanError(
+            f"--lead-in {lead_in_months}: the scenario starts from its initial pipeline on {scenario.start_date}, "
+            "so nothing can be simulated before that date (the open deals take the lead-in's place); "
+            "leave --lead-in out"
+        )
     seed = resolve_seed(scenario, seed)
     yields = source_yields(scenario)  # volumes, dates and headcount do not change them
     if lead_in_months is None:
@@ -923,7 +1000,8 @@ def _search_leads(evaluate: _Evaluator, k0: float, extra_aes: int, sdrs: int, sl
     proportion to leads); the full runs then bracket and bisect from there. A step of 8%
     or more leads that brings less than a quarter of the revenue the analytic waterfall
     expects from it (``slope`` per unit of multiplier), still short of the goal, means
-    the funnel is saturated: the search stops with the binding constraint.
+    the funnel is saturated: the search stops with the binding constraint. "Less" is
+    judged on the upper end of the gain's paired 95% interval, not its mean.
     """
     top = _grid_index(MAX_LEAD_MULTIPLIER)
     k = STEP ** round(math.log(max(k0, 1e-3)) / math.log(STEP))
@@ -937,18 +1015,23 @@ def _search_leads(evaluate: _Evaluator, k0: float, extra_aes: int, sdrs: int, sl
             break
         k = min(k * min(evaluate.goal / quantile, 2.0), MAX_LEAD_MULTIPLIER)
         k = STEP ** round(math.log(k) / math.log(STEP))  # on the grid: the full runs extend the pilot's
-    largest: list[tuple[int, Candidate]] = []
+    largest: list[int] = []  # grid points tried, increasing
 
     def ok(j: int) -> bool:
         candidate = evaluate(STEP**j, extra_aes, sdrs)
         reached = evaluate.ok(candidate)
-        if largest and j >= largest[-1][0] + 4:
-            before, previous = largest[-1]
-            gained = candidate.mean_revenue - previous.mean_revenue
-            if not reached and gained < 0.25 * slope * (STEP**j - STEP**before):
+        if not reached and largest and j >= largest[-1] + 4:
+            before = largest[-1]
+            # Saturated only if even the upper end of the gain's paired 95% interval is short:
+            # a small step (tiny multipliers) must not stop the search on noise.
+            gained = paired_difference(
+                period_revenue(evaluate.replications(STEP**before, extra_aes, sdrs).monthly, evaluate.period),
+                period_revenue(evaluate.replications(STEP**j, extra_aes, sdrs).monthly, evaluate.period),
+            )
+            if gained["ci_high"] < 0.25 * slope * (STEP**j - STEP**before):
                 raise _diagnose(evaluate, candidate, "leads")
-        if not largest or j > largest[-1][0]:
-            largest.append((j, candidate))
+        if not largest or j > largest[-1]:
+            largest.append(j)
         return reached
 
     j = _smallest(ok, round(math.log(k) / math.log(STEP)), low=_grid_index(1e-3), high=top)

@@ -25,26 +25,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
-from matplotlib.ticker import MaxNLocator, PercentFormatter, StrMethodFormatter
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter, StrMethodFormatter
 
 __all__ = [
     "INFO_REASONS",
+    "calibration_arrivals_chart",
+    "calibration_cycle_chart",
+    "calibration_deal_size_chart",
     "capacity_chart",
     "compare_funnel_chart",
+    "compare_leakage_chart",
     "compare_revenue_chart",
     "fan_chart",
     "funnel_chart",
     "funnel_range_chart",
     "leakage_chart",
+    "lever_waterfall_chart",
     "plan_waterfall_chart",
     "quota_chart",
     "revenue_chart",
     "revenue_distribution",
+    "sweep_chart",
+    "sweep_heatmap",
+    "tornado_chart",
     "tradeoff_chart",
 ]
 
@@ -645,6 +655,85 @@ def compare_funnel_chart(table: pd.DataFrame, ax: Axes | None = None) -> tuple[F
     return fig, ax
 
 
+def compare_leakage_chart(leakage: pd.DataFrame) -> tuple[Figure, tuple[Axes, Axes]]:
+    """Where leads leave the funnel, scenarios side by side: mean leads per run for each reason.
+
+    Leads that never become an MQL outnumber every later loss by far, so they get their
+    own panel (left) and the losses after the hand-off share the right one.
+
+    Parameters
+    ----------
+    leakage
+        :meth:`funnelsim.compare.Comparison.leakage` rows: ``reason``, ``scenario``, ``leads``.
+    """
+    _check_table(leakage, "leakage", ("reason", "scenario", "leads"))
+    labels = list(dict.fromkeys(leakage["scenario"]))
+    reasons = list(dict.fromkeys(leakage["reason"]))
+    top, rest = reasons[:1], reasons[1:]
+    fig = Figure(figsize=(11.0, 4.8), layout="constrained")
+    axes = fig.subplots(1, 2, width_ratios=[1, 3], sharey=False)
+    height = 0.8 / len(labels)
+    for ax, group in zip(axes, (top, rest), strict=True):
+        y = np.arange(len(group))
+        for i, label in enumerate(labels):
+            rows = leakage[leakage["scenario"] == label].set_index("reason").loc[group]
+            ax.barh(y - (i - (len(labels) - 1) / 2) * height, rows["leads"].to_numpy(float), height,
+                    color=_SERIES[i % len(_SERIES)], label=label)  # fmt: skip
+        ax.set_yticks(y, labels=[LEAKAGE_NAMES.get(r, r) for r in group])
+        ax.invert_yaxis()
+        ax.xaxis.set_major_formatter(StrMethodFormatter(_THOUSANDS))
+        ax.set_xlabel("mean leads per run")
+    axes[1].legend(loc="lower right")
+    fig.suptitle("Where leads leave the funnel, per scenario")
+    return fig, (axes[0], axes[1])
+
+
+def lever_waterfall_chart(
+    attribution: pd.DataFrame, start: float, labels: tuple[str, str], metric: str = "revenue", ax: Axes | None = None
+) -> tuple[Figure, Axes]:
+    """From the first scenario to the second, one step per lever (its Shapley contribution).
+
+    Parameters
+    ----------
+    attribution
+        :meth:`funnelsim.compare.Attribution.table` rows: ``lever``, ``contribution``,
+        ``ci_low``, ``ci_high``, the last row being ``total``.
+    start
+        The first scenario's mean (the first bar).
+    labels
+        The two scenarios' names.
+    """
+    _check_table(attribution, "attribution", ("lever", "contribution", "ci_low", "ci_high"))
+    steps = attribution[attribution["lever"] != "total"]
+    fig, ax = _figure_and_axes(ax, (max(7.0, 1.1 * len(steps) + 3.0), 4.8))
+    level = start
+    ax.bar(0, start, color=_BAR)
+    for i, row in enumerate(steps.itertuples(), start=1):
+        delta = float(row.contribution)
+        ax.bar(i, delta, bottom=level, color="#55A868" if delta >= 0 else "#C44E52")
+        err = [[delta - row.ci_low], [row.ci_high - delta]]
+        ax.errorbar(i, level + delta, yerr=np.nan_to_num(np.abs(err)), color="black", capsize=3, linewidth=1)
+        ax.plot([i - 1.4, i + 0.4], [level, level], color="grey", linewidth=0.6)
+        level += delta
+    end = len(steps) + 1
+    ax.bar(end, level, color=_LINE)
+    ax.plot([end - 1.4, end + 0.4], [level, level], color="grey", linewidth=0.6)
+    names = [labels[0], *[str(n) for n in steps["lever"]], labels[1]]
+    ax.set_xticks(np.arange(end + 1), labels=names)
+    ax.tick_params(axis="x", labelrotation=30)
+    for text in ax.get_xticklabels():
+        text.set_horizontalalignment("right")
+        text.set_rotation_mode("anchor")
+    ax.yaxis.set_major_formatter(StrMethodFormatter(_THOUSANDS))
+    ax.set_ylabel(f"mean {metric} per run")
+    # Start the axis one span below the lowest step, so the steps are not lost on top of tall bars.
+    levels = start + np.concatenate([[0.0], np.cumsum(steps["contribution"].to_numpy(float))])
+    span = levels.max() - levels.min()
+    ax.set_ylim(bottom=max(0.0, levels.min() - max(span, 0.05 * abs(levels.min()))))
+    ax.set_title(f"What each lever contributes to the {metric} gap (Shapley values, whiskers: 95% CI)")
+    return fig, ax
+
+
 def _figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     if ax is not None:
         return _root_figure(ax), ax
@@ -691,3 +780,226 @@ def _check_table(table: pd.DataFrame, name: str, columns: Sequence[str]) -> None
 
 def _replications(runs: int) -> str:
     return f"{runs:,} replication" + ("" if runs == 1 else "s")
+
+
+# --- calibration (funnelsim calibrate) ------------------------------------------------------
+
+
+def calibration_cycle_chart(km: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Kaplan–Meier share of deals closed by day ``t`` (with its 95% band) against each fitted CDF.
+
+    ``km`` is the calibration's ``km.csv``: ``days, km_sf, km_ci_low, km_ci_high`` and one
+    ``cdf_<family>`` column per fit (``cdf_closed_only_lognormal`` is drawn dashed: the
+    biased fit that ignores open deals).
+    """
+    _check_table(km, "km", ["days", "km_sf", "km_ci_low", "km_ci_high"])
+    fig, ax = _figure_and_axes(ax, (7, 4.5))
+    days = km["days"].to_numpy(float)
+    ax.step(days, 1 - km["km_sf"], where="post", color="black", label="Kaplan–Meier (open deals censored)")
+    ax.fill_between(days, 1 - km["km_ci_high"], 1 - km["km_ci_low"], step="post", color="0.85", label="95% band")
+    grid = np.linspace(0, days.max(), 200)
+    fits = [c for c in km.columns if c.startswith("cdf_")]
+    for i, column in enumerate(fits):
+        dashed = "closed_only" in column
+        label = column.removeprefix("cdf_").replace("_", " ")
+        ax.plot(
+            days,
+            km[column],
+            color=_SERIES[i % len(_SERIES)],
+            linestyle="--" if dashed else "-",
+            label=f"{label} fit" + (" (open deals dropped: biased)" if dashed else ""),
+        )
+    ax.set_xlim(0, grid.max())
+    ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("days from opportunity created")
+    ax.set_ylabel("share of deals closed")
+    ax.set_title("Sales cycle: Kaplan–Meier vs fitted distributions")
+    ax.legend(loc="lower right", fontsize="small")
+    return fig, ax
+
+
+def calibration_arrivals_chart(arrivals: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Opportunities per month (scaled to full months) and the fitted seasonal level.
+
+    ``arrivals`` is the calibration's ``arrivals.csv``; the rows with ``kind == "opportunities"``
+    are drawn: ``month``, ``per_month`` and ``seasonality_multiplier``.
+    """
+    _check_table(arrivals, "arrivals", ["kind", "month", "per_month", "seasonality_multiplier"])
+    rows = arrivals[arrivals["kind"] == "opportunities"]
+    fig, ax = _figure_and_axes(ax, (8, 4))
+    x = np.arange(len(rows))
+    ax.bar(x, rows["per_month"], color=_BAR, label="observed (per full month)")
+    weights = rows["days_observed"].to_numpy(float) if "days_observed" in rows else np.ones(len(rows))
+    level = np.nansum(rows["per_month"] * weights) / weights.sum() if weights.sum() else math.nan
+    ax.plot(x, level * rows["seasonality_multiplier"], color=_LINE, marker="o", label="mean x seasonality")
+    _month_ticks(ax, x, [str(m) for m in rows["month"]])
+    ax.set_ylabel("opportunities per month")
+    ax.set_title("Opportunity arrivals by month")
+    ax.legend(loc="upper left", fontsize="small")
+    return fig, ax
+
+
+def calibration_deal_size_chart(
+    amounts: pd.Series, mean: float, sd: float, currency: str = "", ax: Axes | None = None
+) -> tuple[Figure, Axes]:
+    """Histogram of deal amounts with the fitted lognormal density (parametrised by mean and sd)."""
+    from scipy import stats
+
+    values = np.asarray(amounts, float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if len(values) == 0:
+        raise ValueError("amounts is empty: need at least one positive amount")
+    fig, ax = _figure_and_axes(ax, (7, 4))
+    ax.hist(values, bins=min(40, max(10, len(values) // 10)), density=True, color=_BAR, alpha=0.7, label="deals")
+    sigma2 = math.log1p((sd / mean) ** 2)
+    grid = np.linspace(0, values.max(), 300)[1:]
+    density = stats.lognorm.pdf(grid, math.sqrt(sigma2), scale=mean * math.exp(-sigma2 / 2))
+    ax.plot(grid, density, color=_LINE, label=f"lognormal fit: mean {mean:,.0f}, sd {sd:,.0f}")
+    ax.xaxis.set_major_formatter(StrMethodFormatter(_THOUSANDS))
+    ax.set_xlabel(f"deal amount ({currency})" if currency else "deal amount")
+    ax.set_ylabel("density")
+    ax.set_title("Deal size")
+    ax.legend(loc="upper right", fontsize="small")
+    return fig, ax
+
+
+# --- sweeps and sensitivity (funnelsim sweep / sensitivity) ---------------------------------
+
+
+def sweep_chart(
+    table: pd.DataFrame,
+    parameter: str,
+    metric: str = "revenue",
+    unit: str = "",
+    best: Any = None,
+    ax: Axes | None = None,
+) -> tuple[Figure, Axes]:
+    """A metric against one swept parameter: the mean, its 95% CI band and the P10–P90 band.
+
+    Parameters
+    ----------
+    table
+        :meth:`funnelsim.sweep.Sweep.table` rows: the ``parameter`` column and
+        ``<metric>_mean``, ``_ci_low``, ``_ci_high``, ``_p10``, ``_p90``.
+    unit
+        Shown in the axis label (e.g. the currency).
+    best
+        The parameter value of the optimum, marked with a dotted line.
+    """
+    columns = [f"{metric}_{s}" for s in ("mean", "ci_low", "ci_high", "p10", "p90")]
+    _check_table(table, "table", [parameter, *columns])
+    fig, ax = _figure_and_axes(ax, (8.0, 4.5))
+    values = table[parameter].tolist()
+    numeric = all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in values)
+    x = np.asarray(values, float) if numeric else np.arange(len(values), dtype=float)
+    mean, lo, hi, p10, p90 = (table[c].to_numpy(float) for c in columns)
+    ax.fill_between(x, p10, p90, color=_BAR, alpha=0.15, linewidth=0, label="P10–P90 across replications")
+    ax.fill_between(x, lo, hi, color=_BAR, alpha=0.4, linewidth=0, label="95% CI of the mean")
+    ax.plot(x, mean, color=_BAR, marker="o", label="mean")
+    if best is not None:
+        where = float(best) if numeric else float(values.index(best))
+        ax.axvline(where, color=_GOAL, linestyle=":", label=f"best: {best:g}" if numeric else f"best: {best}")
+    if not numeric:
+        ax.set_xticks(x, labels=[str(v) for v in values])
+    ax.yaxis.set_major_formatter(StrMethodFormatter(_THOUSANDS if np.nanmax(np.abs(mean)) >= 100 else "{x:,.3g}"))
+    ax.set_xlabel(parameter)
+    ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
+    ax.legend(loc="best", fontsize="small")
+    ax.set_title(f"{metric} against {parameter} (same seeds at every point)")
+    return fig, ax
+
+
+def sweep_heatmap(
+    table: pd.DataFrame, parameters: Sequence[str], metric: str = "revenue", unit: str = "", ax: Axes | None = None
+) -> tuple[Figure, Axes]:
+    """Mean of a metric over a grid of two parameters, each cell labelled; the best cell outlined.
+
+    ``table`` is :meth:`funnelsim.sweep.Sweep.table` of a two-parameter sweep; the first
+    parameter runs down the rows, the second across the columns.
+    """
+    if len(parameters) != 2:
+        raise ValueError(f"a heat map needs two parameters, got {list(parameters)}")
+    rows_p, cols_p = parameters
+    _check_table(table, "table", [rows_p, cols_p, f"{metric}_mean"])
+    grid = table.pivot(index=rows_p, columns=cols_p, values=f"{metric}_mean")
+    fig, ax = _figure_and_axes(ax, (8.0, 6.0))
+    data = grid.to_numpy(float)
+    image = ax.imshow(data, cmap="viridis", aspect="auto", origin="lower")
+    fig.colorbar(image, ax=ax, label=f"mean {metric}" + (f" ({unit})" if unit else ""))
+    ax.set_xticks(np.arange(data.shape[1]), labels=[_tick(v) for v in grid.columns])
+    ax.set_yticks(np.arange(data.shape[0]), labels=[_tick(v) for v in grid.index])
+    finite = np.isfinite(data).any()
+    scale = np.nanmax(np.abs(data)) if finite else 0.0
+    low, high = (np.nanmin(data), np.nanmax(data)) if finite else (0.0, 0.0)
+    shade = (data - low) / (high - low) if high > low else np.zeros_like(data)
+    for (i, j), value in np.ndenumerate(data):
+        text = "n/a" if not math.isfinite(value) else (f"{value:,.0f}" if scale >= 100 else f"{value:.3g}")
+        # Dark text on the bright (yellow) end of viridis, white on the dark end.
+        ax.text(
+            j, i, text, ha="center", va="center", fontsize="x-small", color="black" if shade[i, j] > 0.6 else "white"
+        )
+    if np.isfinite(data).any():
+        i, j = np.unravel_index(np.nanargmax(data), data.shape)
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor=_GOAL, linewidth=2))
+    ax.set_xlabel(cols_p)
+    ax.set_ylabel(rows_p)
+    ax.set_title(f"Mean {metric} (outlined: highest)")
+    return fig, ax
+
+
+def tornado_chart(table: pd.DataFrame, unit: str = "", top: int = 15, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """One-at-a-time sensitivity as a tornado: per parameter, the effect of its low and high value.
+
+    Parameters
+    ----------
+    table
+        :meth:`funnelsim.sweep.Sensitivity.table` rows (sorted by swing): ``parameter``,
+        ``metric``, ``low_value``, ``high_value``, ``low_diff``, ``high_diff`` (paired
+        differences against the base) and their ``_ci_low``/``_ci_high``.
+    top
+        The parameters with the largest swings to show.
+    """
+    needed = ["parameter", "metric", "low_value", "high_value", "low_diff", "high_diff"]
+    _check_table(
+        table, "table", [*needed, "low_diff_ci_low", "low_diff_ci_high", "high_diff_ci_low", "high_diff_ci_high"]
+    )
+    rows = table.head(top).iloc[::-1]  # largest swing at the top
+    fig, ax = _figure_and_axes(ax, (9.0, 0.45 * len(rows) + 1.6))
+    y = np.arange(len(rows))
+    for side, color, offset in (("low", _BAR, -0.2), ("high", _LINE, 0.2)):
+        diff = rows[f"{side}_diff"].to_numpy(float)
+        err = np.vstack(
+            [diff - rows[f"{side}_diff_ci_low"].to_numpy(float), rows[f"{side}_diff_ci_high"].to_numpy(float) - diff]
+        )
+        ax.barh(y + offset, diff, height=0.4, color=color, xerr=np.nan_to_num(err), capsize=2,
+                label=f"parameter {side}")  # fmt: skip
+    ax.axvline(0, color="black", linewidth=0.8)
+    labels = [
+        f"{p}  ({_tick(lo)} / {_tick(hi)})"
+        for p, lo, hi in zip(rows["parameter"], rows["low_value"], rows["high_value"], strict=True)
+    ]
+    ax.set_yticks(y, labels=labels, fontsize="small")
+    metric = str(table["metric"].iloc[0])
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _compact(x)))
+    ax.set_xlabel(
+        f"change in mean {metric} against the base" + (f" ({unit})" if unit else "") + "; whiskers: paired 95% CI"
+    )
+    ax.legend(loc="lower right", fontsize="small")
+    ax.set_title(f"Sensitivity of {metric}, one parameter at a time")
+    return fig, ax
+
+
+def _tick(value: Any) -> str:
+    if not isinstance(value, float | np.floating):
+        return str(value)
+    number = float(value)
+    return f"{number:,.0f}" if abs(number) >= 1e4 else f"{number:.4g}"
+
+
+def _compact(x: float) -> str:
+    """1.5M, 250k, -3M: axis labels that do not run into each other."""
+    for size, suffix in ((1e9, "bn"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= size:
+            return f"{x / size:.3g}{suffix}"
+    return f"{x:.3g}"

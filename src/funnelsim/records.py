@@ -68,32 +68,29 @@ OPEN_STATES = ("lead", "mql", "sql", "opportunity")
 TERMINAL_STATES = tuple(s for s in dict.fromkeys(STATE_AFTER.values()) if s not in OPEN_STATES)
 STATES = OPEN_STATES + TERMINAL_STATES
 
+TEAMS: tuple[str, ...] = ("sdr", "ae")
+"""The teams of the level log, in the order of their index in :class:`Recorder`'s flat list."""
+
 
 class Recorder:
-    """Collects events in plain lists (cheap per event) and bulk arrays (array work).
+    """Collects events in one flat list (cheap per event) and bulk arrays (array work).
 
-    Nothing is stored as one object per row: the event log is five column lists and
-    the level log one flat list, five values a row. A tuple per row would be a
-    container the garbage collector tracks, and hundreds of thousands of them alive
-    at once make it run often and scan far.
+    Nothing is stored as one object per row: the event log and the level log are each
+    one flat list, five values a row. A tuple per row would be a container the garbage
+    collector tracks, and hundreds of thousands of them alive at once make it run often
+    and scan far. The engine's hot path logs with :attr:`add`, the list's own
+    ``extend``: one call per event, not five appends.
     """
 
     def __init__(self) -> None:
-        self.time: list[float] = []
-        self.lead: list[int] = []
-        self.code: list[int] = []
-        self.rep: list[int] = []
-        self.value: list[float] = []
+        self.rows: list[float | int] = []  # flat: time, lead, code, rep, value, time, ...
+        self.add = self.rows.extend  # add((time, lead, code, rep, value))
         self._bulk: list[tuple[np.ndarray, np.ndarray, int]] = []
-        self.levels: list[float | str | int] = []  # flat: time, team, queue, busy, capacity, time, ...
+        self.levels: list[float | int] = []  # flat: time, team index, queue, busy, capacity, time, ...
         self.roster: list[tuple[float, str, int, str, float]] = []
 
     def event(self, time: float, lead: int, event: int, rep: int = -1, value: float = np.nan) -> None:
-        self.time.append(time)
-        self.lead.append(lead)
-        self.code.append(event)
-        self.rep.append(rep)
-        self.value.append(value)
+        self.rows.extend((time, lead, event, rep, value))
 
     def bulk(self, times: np.ndarray, leads: np.ndarray, event: str) -> None:
         """Many events of one kind at once, for leads decided by array work."""
@@ -103,11 +100,13 @@ class Recorder:
         """The event log sorted by time (ties keep the order events happened in)."""
         parts = [(t, ld, np.full(len(t), c, dtype=np.int8)) for t, ld, c in self._bulk]
         n_bulk = sum(len(p[0]) for p in parts)
-        time = np.concatenate([p[0] for p in parts] + [np.asarray(self.time, dtype=float)])
-        lead = np.concatenate([p[1] for p in parts] + [np.asarray(self.lead, dtype=np.int64)])
-        code = np.concatenate([p[2] for p in parts] + [np.asarray(self.code, dtype=np.int8)])
-        rep = np.concatenate([np.full(n_bulk, -1, dtype=np.int32), np.asarray(self.rep, dtype=np.int32)])
-        value = np.concatenate([np.full(n_bulk, np.nan), np.asarray(self.value, dtype=float)])
+        # One pass over the whole flat list: ids, codes and reps are small integers, exact as floats.
+        rows = np.fromiter(self.rows, dtype=float, count=len(self.rows)).reshape(-1, 5)
+        time = np.concatenate([p[0] for p in parts] + [rows[:, 0]])
+        lead = np.concatenate([p[1] for p in parts] + [rows[:, 1].astype(np.int64)])
+        code = np.concatenate([p[2] for p in parts] + [rows[:, 2].astype(np.int8)])
+        rep = np.concatenate([np.full(n_bulk, -1, dtype=np.int32), rows[:, 3].astype(np.int32)])
+        value = np.concatenate([np.full(n_bulk, np.nan), rows[:, 4]])
         order = np.argsort(time, kind="stable")
         return pd.DataFrame(
             {
@@ -119,19 +118,21 @@ class Recorder:
             }
         )
 
-    def level(self, time: float, team: str, queue: int, busy: int, capacity: int) -> None:
-        """A team's queue or capacity changed."""
+    def level(self, time: float, team: int, queue: int, busy: int, capacity: int) -> None:
+        """A team's queue or capacity changed (``team``: its index in :data:`TEAMS`)."""
         self.levels.extend((time, team, queue, busy, capacity))
 
     def levels_frame(self) -> pd.DataFrame:
-        flat = self.levels
+        # The team is stored as its index, so the flat list converts to floats in one go.
+        rows = np.fromiter(self.levels, dtype=float, count=len(self.levels)).reshape(-1, 5)
+        team = rows[:, 1].astype(np.int64)
         return pd.DataFrame(
             {
-                "time": np.array(flat[0::5], dtype=float),
-                "team": flat[1::5] if flat else np.array([], dtype=object),
-                "queue": np.array(flat[2::5], dtype=np.int64),
-                "busy": np.array(flat[3::5], dtype=np.int64),
-                "capacity": np.array(flat[4::5], dtype=np.int64),
+                "time": rows[:, 0],
+                "team": np.array(TEAMS, dtype=object)[team] if len(team) else np.array([], dtype=object),
+                "queue": rows[:, 2].astype(np.int64),
+                "busy": rows[:, 3].astype(np.int64),
+                "capacity": rows[:, 4].astype(np.int64),
             }
         )
 

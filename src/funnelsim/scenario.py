@@ -16,11 +16,14 @@ scenario's ``currency``. Probabilities are shares in [0, 1].
 from __future__ import annotations
 
 import copy
+import csv
 import datetime as dt
 import difflib
 import hashlib
+import io
 import itertools
 import json
+import math
 import tomllib
 import types
 import typing
@@ -34,7 +37,11 @@ from .distributions import Fixed, NonNegativeDist, Spec, UnitDist
 
 __all__ = [
     "DAYS_PER_MONTH",
+    "PIPELINE_COLUMNS",
+    "PIPELINE_SOURCE",
     "UNCERTAIN_PARAMETERS",
+    "InitialPipeline",
+    "OpenDeal",
     "Scenario",
     "ScenarioError",
     "apply_overrides",
@@ -42,9 +49,12 @@ __all__ = [
     "load_scenario",
     "parse_scenario",
     "rate",
+    "read_pipeline_csv",
 ]
 
 DAYS_PER_MONTH = 365.25 / 12
+PIPELINE_SOURCE = "pipeline"
+"""The source name of the deals of ``initial_pipeline`` in results (not a lead source)."""
 STAGES = ("lead", "mql", "sql", "opportunity")
 
 Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
@@ -306,6 +316,46 @@ class Prospecting(_Model):
     persona: str = Field("buyer", description="Persona of prospected contacts (for deal size).")
 
 
+class OpenDeal(_Model):
+    """An opportunity already open on ``start_date``: one row of the initial pipeline."""
+
+    id: str | None = Field(None, description="The deal's id in the CRM (for reference only).")
+    age_days: NonNegative = Field(description="Days the opportunity has been open on start_date.")
+    deal_size: NonNegative | None = Field(
+        None, description="Amount of the deal; none = drawn from sales.deal_size (or deal_size_by_persona)."
+    )
+    fit: Probability | None = Field(None, description="Fit of the account; none = drawn from prospecting.fit.")
+    persona: str = Field("buyer", description="Persona of the buyer (a key of personas).")
+    owner: str | None = Field(None, description="The CRM rep who owns it: deals of one owner are held by one AE.")
+
+
+class InitialPipeline(_Model):
+    """Opportunities already open on ``start_date``, so a run starts from today's pipeline.
+
+    Each one holds a slot of a starting AE from day 0 and closes after the time still
+    to go of a cycle that has lasted ``age_days`` already (``cycle_days`` given
+    ``> age_days``); it is won with the usual win probability of its fit. Give the
+    deals in a CSV ``file`` or inline as ``opportunities``, not both.
+    """
+
+    file: str | None = Field(
+        None,
+        description=(
+            "CSV of open deals (columns age_days, and optionally id, deal_size, fit, persona, owner), "
+            "relative to the scenario file; read when the scenario is loaded."
+        ),
+    )
+    opportunities: list[OpenDeal] = Field(
+        default_factory=list, description="The open deals inline (once loaded, also the rows read from file)."
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> InitialPipeline:
+        if self.file is not None and self.opportunities:
+            raise ValueError("give either file or opportunities, not both")
+        return self
+
+
 class Scenario(_Model):
     """One organisation's funnel: what comes in, how it is nurtured, qualified and sold."""
 
@@ -315,6 +365,10 @@ class Scenario(_Model):
     horizon_days: Positive = Field(description="Length of the simulated period, days.")
     currency: str = Field("USD", description="Currency of all amounts.")
     seed: Count | None = Field(None, description="Default random seed.")
+    prior_year_revenue: Positive | None = Field(
+        None,
+        description="Revenue won in the year before start_date; with it, results report year-over-year growth.",
+    )
     personas: dict[str, Persona] = Field(description="Contact types; referenced by sources and sales.")
     sources: dict[str, Source] = Field(description="Lead channels.")
     nurture: Nurture
@@ -323,6 +377,14 @@ class Scenario(_Model):
     recycling: Recycling = Field(default_factory=Recycling)
     sales: Sales
     prospecting: Prospecting = Field(default_factory=Prospecting)
+    initial_pipeline: InitialPipeline | None = Field(
+        None, description="Opportunities already open on start_date; none = the run starts with an empty pipeline."
+    )
+
+    @property
+    def open_deals(self) -> list[OpenDeal]:
+        """The deals of the initial pipeline (empty without one)."""
+        return [] if self.initial_pipeline is None else self.initial_pipeline.opportunities
 
     @property
     def end_date(self) -> dt.date:
@@ -405,7 +467,7 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError([("", f"TOML syntax error: {exc}")], str(path)) from None
-    return parse_scenario(apply_overrides(raw, overrides, str(path)), str(path))
+    return parse_scenario(apply_overrides(raw, overrides, str(path)), str(path), base_dir=path.parent)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...], source: str = "--set") -> dict:
@@ -443,9 +505,14 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...],
     return raw
 
 
-def parse_scenario(raw: dict[str, Any], source: str = "scenario") -> Scenario:
-    """Validate already-parsed scenario data; see :func:`load_scenario`."""
-    problems: list[tuple[str, str]] = []
+def parse_scenario(raw: dict[str, Any], source: str = "scenario", base_dir: str | Path | None = None) -> Scenario:
+    """Validate already-parsed scenario data; see :func:`load_scenario`.
+
+    ``base_dir`` is where a relative ``initial_pipeline.file`` is looked for (the
+    scenario file's folder for :func:`load_scenario`; the current folder if None).
+    The file is read here: the scenario returned holds its rows, not the path.
+    """
+    raw, problems = _read_pipeline_file(raw, Path.cwd() if base_dir is None else Path(base_dir))
     scenario = None
     try:
         scenario = Scenario.model_validate(raw)
@@ -456,6 +523,161 @@ def parse_scenario(raw: dict[str, Any], source: str = "scenario") -> Scenario:
         raise ScenarioError(_dedupe(problems), source)
     assert scenario is not None
     return scenario
+
+
+# ---------------------------------------------------------------------------
+# The initial pipeline's CSV file
+
+PIPELINE_COLUMNS = ("id", "age_days", "deal_size", "fit", "persona", "owner")
+"""Columns a pipeline CSV may have; ``age_days`` is required, the others may be left out or empty."""
+MAX_ROW_PROBLEMS = 20  # a broken export gets a readable error, not one line per row
+
+
+def read_pipeline_csv(path: str | Path, personas: list[str] | None = None) -> list[dict[str, Any]]:
+    """The open deals of a pipeline CSV file, as :class:`OpenDeal` fields (empty cells left out).
+
+    Parameters
+    ----------
+    path
+        A UTF-8 CSV file (a byte-order mark is allowed) with a header row; columns in
+        :data:`PIPELINE_COLUMNS`, ``age_days`` required.
+    personas
+        The scenario's persona names; if given, ``persona`` (default ``"buyer"``) must be one.
+
+    Raises
+    ------
+    ScenarioError
+        Naming the file, line and column of every bad cell (first 20), unknown or
+        missing columns, and duplicate ids.
+    """
+    rows, problems = _parse_pipeline_csv(Path(path), personas)
+    if problems:
+        raise ScenarioError(problems, str(path))
+    return rows
+
+
+def _read_pipeline_file(raw: Any, base_dir: Path) -> tuple[Any, list[tuple[str, str]]]:
+    """``raw`` with ``initial_pipeline.file`` replaced by the rows read from it, and the problems found.
+
+    Only valid rows are kept, so a problem is reported once, by line and column.
+    """
+    pipeline = raw.get("initial_pipeline") if isinstance(raw, dict) else None
+    if not isinstance(pipeline, dict) or not isinstance(pipeline.get("file"), str) or pipeline.get("opportunities"):
+        return raw, []  # nothing to read, or a mistake the model reports (both forms, not a string)
+    path = Path(pipeline["file"])
+    if not path.is_absolute():
+        path = base_dir / path
+    personas = raw.get("personas")
+    rows, problems = _parse_pipeline_csv(path, list(personas) if isinstance(personas, dict) else None)
+    resolved = {key: value for key, value in pipeline.items() if key != "file"}
+    resolved["opportunities"] = rows
+    return {**raw, "initial_pipeline": resolved}, problems
+
+
+def _parse_pipeline_csv(path: Path, personas: list[str] | None) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        return [], [("initial_pipeline.file", f"cannot read {where}: {exc.strerror}")]
+    except UnicodeDecodeError as exc:
+        return [], [("initial_pipeline.file", f"{where} is not UTF-8 text (byte {exc.start})")]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [name.strip() for name in next(reader)]
+    except StopIteration:
+        return [], [(where, "empty file; expected a header row naming at least the column age_days")]
+    except csv.Error as exc:
+        return [], [(f"{where} line 1", f"not valid CSV: {exc}")]
+    problems: list[tuple[str, str]] = []
+    for name in header:
+        if name not in PIPELINE_COLUMNS:
+            hint = difflib.get_close_matches(name, PIPELINE_COLUMNS, n=1)
+            problems.append(
+                (
+                    f"{where} line 1, column {name!r}",
+                    "unknown column"
+                    + (f" (did you mean {hint[0]!r}?)" if hint else f"; allowed: {', '.join(PIPELINE_COLUMNS)}"),
+                )
+            )
+    for name in dict.fromkeys(n for n in header if header.count(n) > 1):
+        problems.append((f"{where} line 1, column {name!r}", "appears more than once"))
+    if "age_days" not in header:
+        problems.append((f"{where} line 1", "missing the required column 'age_days'"))
+    if problems:
+        return [], problems
+
+    rows: list[dict[str, Any]] = []
+    seen_ids: dict[str, int] = {}
+    row_problems: list[tuple[str, str]] = []
+    try:
+        for fields in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in fields):
+                continue  # a blank line
+            if len(fields) != len(header):
+                row_problems.append((f"{where} line {line}", f"expected {len(header)} fields, got {len(fields)}"))
+                continue
+            row, bad = _pipeline_row(dict(zip(header, (c.strip() for c in fields), strict=True)), personas)
+            row_problems += [(f"{where} line {line}, column {column}", message) for column, message in bad]
+            deal_id = row.get("id")
+            if deal_id is not None:
+                if deal_id in seen_ids:
+                    row_problems.append(
+                        (
+                            f"{where} line {line}, column id",
+                            f"duplicate id {deal_id!r} (first on line {seen_ids[deal_id]})",
+                        )
+                    )
+                    continue
+                seen_ids[deal_id] = line
+            if not bad:
+                rows.append(row)
+    except csv.Error as exc:
+        row_problems.append((f"{where} line {reader.line_num}", f"not valid CSV: {exc}"))
+    if len(row_problems) > MAX_ROW_PROBLEMS:
+        more = len(row_problems) - MAX_ROW_PROBLEMS
+        row_problems = [*row_problems[:MAX_ROW_PROBLEMS], (where, f"... and {more} more problem{'s' * (more > 1)}")]
+    return rows, row_problems
+
+
+def _pipeline_row(cells: dict[str, str], personas: list[str] | None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """One CSV row as OpenDeal fields, and ``(column, message)`` for each bad cell."""
+    row: dict[str, Any] = {}
+    bad: list[tuple[str, str]] = []
+    for column, text in cells.items():
+        if text == "":
+            if column == "age_days":
+                bad.append((column, "required, but empty"))
+            continue
+        if column in ("id", "owner", "persona"):
+            row[column] = text
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            bad.append((column, f"expected a number, got {text!r}"))
+            continue
+        if not math.isfinite(value):
+            bad.append((column, f"must be a finite number, got {text!r}"))
+        elif column == "fit" and not 0 <= value <= 1:
+            bad.append((column, f"must be between 0 and 1, got {text}"))
+        elif value < 0:
+            bad.append((column, f"must be >= 0, got {text}"))
+        else:
+            row[column] = value
+    persona = row.get("persona", "buyer")
+    if personas is not None and persona not in personas:
+        hint = difflib.get_close_matches(persona, personas, n=1)
+        default = "" if "persona" in row else " (the default when the column is empty or missing)"
+        bad.append(
+            (
+                "persona",
+                f"unknown persona {persona!r}{default}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else f"; defined: {', '.join(personas)}"),
+            )
+        )
+    return row, bad
 
 
 def _dedupe(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -629,6 +851,27 @@ def _reference_problems(raw: Any) -> list[tuple[str, str]]:
         check("prospecting.persona", prospecting["persona"])
     elif names and isinstance(prospecting, dict) and prospecting.get("opportunities_per_ae_per_month"):
         check("prospecting.persona", "buyer")
+    pipeline = raw.get("initial_pipeline")
+    if isinstance(pipeline, dict):
+        deals = pipeline.get("opportunities")
+        if isinstance(deals, list):
+            for i, deal in enumerate(deals):
+                if isinstance(deal, dict):
+                    check(f"initial_pipeline.opportunities.{i}.persona", deal.get("persona", "buyer"))
+        ae_count = (
+            sales.get("ae", {}).get("count") if isinstance(sales, dict) and isinstance(sales.get("ae"), dict) else None
+        )
+        if deals and ae_count == 0:
+            problems.append(
+                ("sales.ae.count", "the open deals of initial_pipeline need AEs on day 0 to hold them; got 0")
+            )
+        if isinstance(sources, dict) and PIPELINE_SOURCE in sources:
+            problems.append(
+                (
+                    f"sources.{PIPELINE_SOURCE}",
+                    f"the name {PIPELINE_SOURCE!r} is kept for the deals of initial_pipeline",
+                )
+            )
     if isinstance(personas, dict) and not personas:
         problems.append(("personas", "define at least one persona"))
     start = _as_date(raw.get("start_date"))

@@ -20,11 +20,13 @@ import numpy as np
 
 from ..mechanisms import calendar_months
 from ..randomness import Streams
-from ..records import Recorder
+from ..records import EVENT_CODE, Recorder
 from ..results import RunResult, resolve_seed
 from ..scenario import Scenario
 from .nurture import DORMANT, MQL, nurture_batch
-from .world import Step, World
+from .world import MQL_CODE, NAN, Step, World
+
+NOT_FOLLOWED_UP = EVENT_CODE["not_followed_up"]
 
 # Times decided by array work are put on a grid of 2**-20 days (0.08 s): the feeder's
 # `now + (t - now)` is then exact, so an MQL on arrival is logged at its creation time.
@@ -54,7 +56,7 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
     world = World(scenario, streams, recorder)
     horizon = scenario.horizon_days
 
-    leads = draw_arrivals(scenario, streams, world)
+    leads, draws, order = draw_arrivals(scenario, streams, world)
     ids = np.arange(len(leads["time"]))
     recorder.bulk(leads["time"], ids, "created")
 
@@ -81,7 +83,9 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
 
     mql = np.flatnonzero(outcome == MQL)
     mql = mql[np.argsort(when[mql], kind="stable")]
-    world.add_leads(leads, engagement, mql)
+    # Only the MQLs' own draws are used: gather those, in feed order, rather than sort them all.
+    world.add_leads(leads, engagement, mql, {name: values[order[mql]] for name, values in draws.items()})
+    world.open_pipeline()  # after the drawn leads, whose ids are their array positions
     world.soon(_Feed(world, when[mql].tolist(), mql.tolist()))
     world.run()
     return RunResult.build(
@@ -94,27 +98,36 @@ class _Feed:
 
     The leads that became MQLs at one time are all handed over in one step; sales
     starts responding to them once the step for the next MQL time is scheduled, as
-    it would if the feed were a SimPy process (see :class:`~.world.Step`).
+    it would if the feed were a SimPy process (see :class:`~.world.Step`). This is
+    every fed lead's first pass, so whether sales follows it up and its response
+    delay are its own draws (:class:`~.world.FirstPass`), read by feed position.
     """
 
     def __init__(self, world: World, times: list[float], leads: list[int]) -> None:
         self.world, self.times, self.leads, self.next = world, times, leads, 0
+        self.followed, self.delays = world.own.followed, world.own.response_delay
+        self.log = world.rec.add
+        self.pick_up = world._pick_up
 
     def __call__(self, _: object = None) -> None:
-        world, times = self.world, self.times
-        now = world.env.now
-        i, n = self.next, len(times)
-        followed = []
+        times, leads, followed, log = self.times, self.leads, self.followed, self.log
+        env = self.world.env
+        now = env.now
+        i = start = self.next
+        n = len(times)
         while i < n and times[i] <= now:
-            if world.mql(self.leads[i]):
-                followed.append(self.leads[i])
+            log((now, leads[i], MQL_CODE, -1, NAN))
+            if not followed[i]:
+                log((now, leads[i], NOT_FOLLOWED_UP, -1, NAN))
             i += 1
         self.next = i
         if i < n:
             # now + (t - now) is exactly t: times are on the grid.
-            Step(world.env, times[i] - now, self, None)
-        for lead in followed:
-            world.respond(lead, now)
+            Step(env, times[i] - now, self, None)
+        delays, pick_up = self.delays, self.pick_up
+        for k in range(start, i):
+            if followed[k]:
+                Step(env, delays[k], pick_up, (leads[k], now, k))
 
 
 ARRIVAL_BLOCK = 1024
@@ -153,7 +166,7 @@ def _touch_stream(streams: Streams, source: str, touch: int) -> np.random.Genera
 
 
 def _lead_draws(scenario: Scenario, streams: Streams, source: str, persona: np.ndarray) -> dict[str, np.ndarray]:
-    """Each lead's own draws for its first way through hand-off and sales (see ``World.lead_draws``).
+    """Each lead's own draws for its first way through hand-off and sales (see :class:`~.world.FirstPass`).
 
     One stream per quantity and source, element ``j`` for the source's ``j``-th lead: a
     lead keeps its draws whatever the volume of its source or of the others.
@@ -173,25 +186,31 @@ def _lead_draws(scenario: Scenario, streams: Streams, source: str, persona: np.n
         if spec is not None:  # no patience: never drawn
             out[name] = spec.sample(streams.rng("lead", name, source), n)
     deal = np.zeros(n)
+    by_spec: dict[int, np.ndarray] = {}  # personas sharing a distribution share its draw (one stream)
     for index, name in enumerate(scenario.personas):
         mine = persona == index
-        deal[mine] = s.deal_size_by_persona.get(name, s.deal_size).sample(streams.rng("lead", "deal_size", source), n)[
-            mine
-        ]
+        spec = s.deal_size_by_persona.get(name, s.deal_size)
+        if id(spec) not in by_spec:
+            by_spec[id(spec)] = spec.sample(streams.rng("lead", "deal_size", source), n)
+        deal[mine] = by_spec[id(spec)][mine]
     out["deal_size"] = deal
     return out
 
 
-def draw_arrivals(scenario: Scenario, streams: Streams, world: World) -> dict[str, np.ndarray]:
-    """All leads of the run, sorted by arrival time, with their traits.
+def draw_arrivals(
+    scenario: Scenario, streams: Streams, world: World
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    """All leads of the run, sorted by arrival time, with their traits; and their own draws.
 
     Each source draws from its own streams, so changing one source's volume leaves
-    the leads of the others unchanged (common random numbers across scenarios).
+    the leads of the others unchanged (common random numbers across scenarios). The
+    own draws (:func:`_lead_draws`) stay in source order: lead ``i``'s are at
+    ``order[i]`` (most leads never use theirs, so they are not sorted).
     """
     segments = calendar_months(scenario.start_date, scenario.horizon_days)
     intent = np.array([p.buying_intent for p in scenario.personas.values()])
     response = np.array([p.engagement_response for p in scenario.personas.values()])
-    parts = []
+    parts, draws = [], []
     for index, (name, source) in enumerate(scenario.sources.items()):
         time = arrival_times(streams.rng("arrivals", name), source.leads_per_day_mean, source.seasonality, segments)
         n = len(time)
@@ -200,9 +219,9 @@ def draw_arrivals(scenario: Scenario, streams: Streams, world: World) -> dict[st
         cumulative = np.cumsum([source.persona_mix[p] for p in mix_names])
         pick = np.searchsorted(cumulative, streams.rng("persona", name).random(n) * cumulative[-1], side="right")
         persona = mix_index[np.minimum(pick, len(mix_names) - 1)]
+        draws.append(_lead_draws(scenario, streams, name, persona))
         parts.append(
             {
-                **_lead_draws(scenario, streams, name, persona),
                 "time": time,
                 "source": np.full(n, index, dtype=np.int16),
                 "persona": persona,
@@ -215,4 +234,5 @@ def draw_arrivals(scenario: Scenario, streams: Streams, world: World) -> dict[st
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}  # by source, then arrival
     merged["time"] = _on_grid(merged["time"])
     order = np.argsort(merged["time"], kind="stable")
-    return {key: value[order] for key, value in merged.items()}
+    own = {key: np.concatenate([d[key] for d in draws]) for key in draws[0]}
+    return {key: value[order] for key, value in merged.items()}, own, order

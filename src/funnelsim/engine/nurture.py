@@ -12,10 +12,26 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .. import distributions as dist
 from ..mechanisms import decay, score, touch
 from ..scenario import Nurture, ScoringRule
 
 OPEN, MQL, DORMANT = 0, 1, 2
+
+# Distributions whose sample is one sequential numpy draw: element i of a draw of n is
+# element i of a draw of any m > i from the same generator state, so a touch draws only
+# up to its last open lead. Another (e.g. a future mixture) draws all n, as the contract says.
+_SEQUENTIAL = (
+    dist.Fixed,
+    dist.Exponential,
+    dist.LogNormal,
+    dist.Gamma,
+    dist.Weibull,
+    dist.Uniform,
+    dist.Triangular,
+    dist.Beta,
+    dist.Empirical,
+)
 
 
 def nurture_batch(
@@ -42,22 +58,30 @@ def nurture_batch(
 
     hit = score(rule, fit, e) >= rule.threshold
     outcome[hit], when[hit] = MQL, t[hit]
+    # The leads still in nurture, and their columns, kept compact: each touch works on
+    # them directly and drops the leads it finishes (no gather and scatter of every column).
     idx = np.flatnonzero(~hit)
+    t, e_open = t[idx], e[idx]
+    deadline = np.asarray(start, dtype=float)[idx] + nurture.max_nurture_days
+    fit_open, response_open = np.asarray(fit)[idx], np.asarray(response)[idx]
     touch_number = 0
+    spec = nurture.touch_interval_days
+    prefix = type(spec) in _SEQUENTIAL
     while idx.size:
-        gap = nurture.touch_interval_days.sample(rng_for_touch(touch_number), n)[idx]
+        gap = spec.sample(rng_for_touch(touch_number), int(idx[-1]) + 1 if prefix else n)[idx]
         touch_number += 1
-        t_next = t[idx] + gap
-        deadline = start[idx] + nurture.max_nurture_days
+        t_next = t + gap
         dormant = t_next > deadline
-        e_next = touch(decay(e[idx], gap, nurture.engagement_half_life_days), nurture.touch_lift, response[idx])
-        mql = ~dormant & (score(rule, fit[idx], e_next) >= rule.threshold)
-        e[idx], t[idx] = e_next, t_next
+        e_next = touch(decay(e_open, gap, nurture.engagement_half_life_days), nurture.touch_lift, response_open)
+        mql = ~dormant & (score(rule, fit_open, e_next) >= rule.threshold)
         outcome[idx[dormant]], when[idx[dormant]] = DORMANT, deadline[dormant]
         outcome[idx[mql]], when[idx[mql]] = MQL, t_next[mql]
         # Leads past the horizon are still in nurture when the run ends: stop early.
         done = dormant | mql | (t_next >= horizon)
-        idx = idx[~done]
+        e[idx[done]] = e_next[done]  # a finished lead keeps the engagement of its last touch
+        stay = ~done
+        idx, t, e_open, deadline = idx[stay], t_next[stay], e_next[stay], deadline[stay]
+        fit_open, response_open = fit_open[stay], response_open[stay]
     # A lead that went dormant after the horizon is still nurturing within it.
     late = when >= horizon
     outcome[late], when[late] = OPEN, np.inf
@@ -72,16 +96,23 @@ def nurture_one(
     engagement: float,
     response: float,
 ) -> tuple[int, float, float]:
-    """Outcome, delay until it and engagement then, for one lead entering nurture now."""
-    if score(rule, fit, engagement) >= rule.threshold:
+    """Outcome, delay until it and engagement then, for one lead entering nurture now.
+
+    The equations of :func:`~funnelsim.mechanisms.decay`, :func:`~funnelsim.mechanisms.touch`
+    and :func:`~funnelsim.mechanisms.score` are written out in the loop (this runs touch by
+    touch for every recycled lead): the same operations in the same order, so the same floats.
+    """
+    fit_part, weight, threshold = rule.fit_weight * fit, rule.engagement_weight, rule.threshold
+    if fit_part + weight * engagement >= threshold:
         return MQL, 0.0, engagement
     elapsed, e = 0.0, engagement
-    half_life, lift = nurture.engagement_half_life_days, nurture.touch_lift
+    half_life, lift, max_days = nurture.engagement_half_life_days, nurture.touch_lift, nurture.max_nurture_days
     while True:
         gap = interval()
         elapsed += gap
-        if elapsed > nurture.max_nurture_days:
-            return DORMANT, nurture.max_nurture_days, e
-        e = touch(decay(e, gap, half_life), lift, response)
-        if score(rule, fit, e) >= rule.threshold:
+        if elapsed > max_days:
+            return DORMANT, max_days, e
+        e = e * 2.0 ** (-gap / half_life)
+        e = min(e + lift * response * (1.0 - e), 1.0)
+        if fit_part + weight * e >= threshold:
             return MQL, elapsed, e

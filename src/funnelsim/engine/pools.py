@@ -16,7 +16,7 @@ import typing
 
 import simpy
 
-from ..records import Recorder
+from ..records import TEAMS, Recorder
 
 
 class _Request:
@@ -34,7 +34,8 @@ class SlotPool:
     """
 
     def __init__(self, env: simpy.Environment, team: str, recorder: Recorder) -> None:
-        self.env, self.team, self.recorder = env, team, recorder
+        self.env, self.team = env, TEAMS.index(team)  # the level log stores the team's index
+        self._level = recorder.levels.extend  # one call per row (see Recorder.level)
         self.slots: list[int] = []
         self.busy: list[int] = []
         self.free_slots: list[int] = []  # max(slots - busy, 0) per rep
@@ -81,9 +82,16 @@ class SlotPool:
         """
         if self._waiting or not self._free:
             return -1
-        rep = self._best_rep()
-        self._update(rep, self.slots[rep], self.busy[rep] + 1)
-        self._record()
+        # The rep with the most free slots takes the lead (ties: lowest id). It has a
+        # free slot, so slots >= busy + 1 and its capacity max(slots, busy) is unchanged:
+        # this is _update(rep, slots, busy + 1) with the terms that cancel left out.
+        free = self.free_slots
+        rep = free.index(max(free))
+        self.busy[rep] += 1
+        free[rep] -= 1
+        self._free -= 1
+        self.in_use += 1
+        self._level((self.env.now, self.team, 0, self.in_use, self.capacity))  # 0: nobody waits
         return rep
 
     def request(self, lead: int, priority: float = 0.0, patience: float | None = None) -> simpy.Event:
@@ -102,8 +110,23 @@ class SlotPool:
         self._record()
 
     def release(self, rep: int) -> None:
-        self._update(rep, self.slots[rep], self.busy[rep] - 1)
-        self._changed()
+        # _update(rep, slots, busy - 1) with the terms that cancel left out: a rep still
+        # at or over its slots (a leaver, a lower ramp step) loses capacity, not a slot;
+        # any other gets a free slot back.
+        busy = self.busy[rep] - 1
+        self.busy[rep] = busy
+        self.in_use -= 1
+        if busy >= self.slots[rep]:
+            self.capacity -= 1
+        else:
+            self.free_slots[rep] += 1
+            self._free += 1
+        if self._waiting:
+            self._changed()
+        else:  # nobody to dispatch to: what _changed() would do
+            if self._queue:
+                self._queue.clear()
+            self._level((self.env.now, self.team, 0, self.in_use, self.capacity))
 
     def _abandon(self, timeout: simpy.Event) -> None:
         req = typing.cast(_Request, timeout.value)
@@ -126,7 +149,7 @@ class SlotPool:
             req.event.succeed(rep)
         if not self._waiting:
             self._queue.clear()
-        self._record()
+        self._level((self.env.now, self.team, self._waiting, self.in_use, self.capacity))
 
     def _best_rep(self) -> int:
         # The rep with the most free slots takes the next lead (ties: lowest id).
@@ -134,4 +157,4 @@ class SlotPool:
         return free.index(max(free))
 
     def _record(self) -> None:
-        self.recorder.level(self.env.now, self.team, self._waiting, self.in_use, self.capacity)
+        self._level((self.env.now, self.team, self._waiting, self.in_use, self.capacity))

@@ -22,6 +22,7 @@ from .world import Process, World
 class ReferenceWorld(World):
     def __init__(self, scenario: Scenario, streams: Streams, recorder: Recorder) -> None:
         super().__init__(scenario, streams, recorder)
+        self.open_pipeline()
         self.touch_gap = buffered(scenario.nurture.touch_interval_days, streams.rng("reference_nurture"))
         persona_names = self.persona_names
         for index, (name, source) in enumerate(scenario.sources.items()):

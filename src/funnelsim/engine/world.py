@@ -13,10 +13,17 @@ or a rep, so a generator per lead would only add events (its start and its end)
 and the cost of resuming it. Steps are scheduled at the same moments, times and
 priorities as the process's timeouts would be, so every tie in time is broken as
 it would be with one process per lead and the event log is the same.
+
+The chain carries the lead's position ``k`` among the leads fed to sales by the
+fast engine while it is on its first way through (``-1`` otherwise): its own draws
+for that pass were made before the run (:class:`FirstPass`), so a step reads them
+from a list instead of drawing; a recycled pass or a prospected deal draws from the
+shared streams, at the same moments as a process would.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -27,17 +34,20 @@ from simpy.events import NORMAL, URGENT, EventPriority
 from ..mechanisms import ContactCurve, productivity, score, slots, win_probability
 from ..randomness import Streams, buffered
 from ..records import EVENT_CODE, Recorder
-from ..scenario import DAYS_PER_MONTH, Scenario, draw_parameters, rate
+from ..scenario import DAYS_PER_MONTH, PIPELINE_SOURCE, Scenario, draw_parameters, rate
 from .nurture import MQL, nurture_one
 from .pools import SlotPool
 
 PROSPECTING = "prospecting"
+PIPELINE = PIPELINE_SOURCE
 
 Process = Generator[simpy.Event, Any, None]
 
 E = EVENT_CODE  # short alias for the per-event code below
+MQL_CODE = EVENT_CODE["mql"]
+NAN = float("nan")
 
-# What each lead draws for itself, once, in the fast engine (see World.lead_draws).
+# What each lead draws for itself, once, in the fast engine (see FirstPass).
 LEAD_DRAWS = (
     "follow_up",
     "response_delay",
@@ -56,28 +66,91 @@ LEAD_DRAWS = (
 class Step(simpy.Event):
     """A timeout that calls ``callback(self)`` when it fires: one step of a lead, without a process.
 
-    ``value`` carries what the callback needs (the lead, its rep, ...).
+    ``carried`` (also its ``value``) is what the callback needs (the lead, its rep, ...).
     """
 
     def __init__(
         self,
         env: simpy.Environment,
         delay: float,
-        callback: Callable[[simpy.Event], None],
-        value: Any,
+        callback: Callable[[Step], None],
+        carried: Any,
         priority: EventPriority = NORMAL,
     ) -> None:
         # Inlined Event.__init__ and succeed(), as simpy.Timeout does, for speed.
         self.env = env
-        self.callbacks = [callback]
-        self._value = value
+        self.callbacks = [callback]  # called with this Step
+        self._value = self.carried = carried
         self._ok = True
         env.schedule(self, priority, delay)
 
 
-def _carried(step: simpy.Event) -> Any:
-    # What a Step carries, as Any: Event.value is typed Optional, which cannot be unpacked.
-    return step.value
+class FirstPass:
+    """The leads fed to sales, on their first way through, by feed position ``k``.
+
+    Their traits and one list per draw of :data:`LEAD_DRAWS` (lists: the cheapest
+    scalar access per event), and what can be decided from them before the run, the
+    comparisons the steps would make, made in numpy: ``followed`` (sales works the
+    MQL: ``follow_up < follow_up_rate``), ``qualified`` (it has a need and passes
+    sales' bar with its engagement at the hand-off, which only recycling changes) and
+    ``win_probability`` (of its fit). A lead leaving its first pass alive (recycled)
+    has its traits copied to the world's dicts (:meth:`World.adopt`).
+    """
+
+    def __init__(
+        self,
+        traits: dict[str, list[Any]],
+        draws: dict[str, list[float]],
+        decided: dict[str, list[Any]],
+    ) -> None:
+        empty: list[float] = []
+        self.persona: list[int] = traits["persona"]
+        self.fit: list[float] = traits["fit"]
+        self.engagement: list[float] = traits["engagement"]
+        self.response: list[float] = traits["response"]
+        self.need: list[bool] = traits["need"]
+        self.response_delay = draws["response_delay"]
+        self.sdr_patience = draws.get("sdr_patience", empty)
+        self.sdr_work = draws["sdr_work"]
+        self.contact = draws["contact"]
+        self.recycle = draws["recycle"]
+        self.ae_patience = draws.get("ae_patience", empty)
+        self.accept = draws["accept"]
+        self.deal_size = draws["deal_size"]
+        self.cycle = draws["cycle"]
+        self.win = draws["win"]
+        self.followed: list[bool] = decided["followed"]
+        self.qualified: list[bool] = decided["qualified"]
+        self.win_probability: list[float] = decided["win_probability"]
+
+
+def assign_owners(owners: list[str | None], aes: int) -> list[int]:
+    """The AE (0 .. ``aes - 1``) that holds each open deal of the initial pipeline.
+
+    The deals of one CRM owner stay together: owners, in order of first appearance,
+    each go to the AE holding the fewest deals so far; deals without an owner then go
+    one by one to the AE holding the fewest (ties: the lowest id). Deterministic, so
+    the same pipeline always lands on the same AEs.
+    """
+    if aes < 1:
+        raise ValueError(f"open deals need at least one AE, got {aes}")
+    held = [0] * aes
+    rep_of: list[int] = [-1] * len(owners)
+    groups: dict[str, list[int]] = {}
+    for i, owner in enumerate(owners):
+        if owner is not None:
+            groups.setdefault(owner, []).append(i)
+    for members in groups.values():
+        rep = held.index(min(held))
+        held[rep] += len(members)
+        for i in members:
+            rep_of[i] = rep
+    for i, owner in enumerate(owners):
+        if owner is None:
+            rep = held.index(min(held))
+            held[rep] += 1
+            rep_of[i] = rep
+    return rep_of
 
 
 class World:
@@ -91,13 +164,16 @@ class World:
         self.rec = recorder
         self.horizon = sc.horizon_days
         self.persona_names = list(sc.personas)
-        self.source_names = [*sc.sources, PROSPECTING]
+        # "pipeline" only when the scenario has one, so results without it keep their categories.
+        self.source_names = [*sc.sources, PROSPECTING, *([PIPELINE] if sc.initial_pipeline is not None else [])]
+        self._streams = streams
 
-        # Attributes of the leads in the event loop, by lead id (dicts: cheap scalar access
-        # per event; a fast run loads only its MQLs, see add_leads).
+        # Attributes of the leads in the event loop after their first pass, or created in it,
+        # by lead id (dicts: cheap scalar access per event). The fast engine's MQLs start in
+        # self.own (FirstPass) and are copied here only if they are recycled (adopt).
         self.n_leads = 0
         self._drawn: dict[str, np.ndarray] = {}  # traits of the first leads, drawn as arrays
-        self.source: dict[int, int] = {}
+        self._new_source: list[int] = []  # sources of the leads created during the run
         self.persona: dict[int, int] = {}
         self.fit: dict[int, float] = {}
         self.engagement: dict[int, float] = {}
@@ -108,13 +184,24 @@ class World:
         # hand-off and sales uses its own, so adding leads elsewhere does not change its fate
         # (common random numbers across volumes). Recycled passes and prospected deals draw
         # from the shared streams below.
-        self.lead_draws: dict[str, dict[int, float]] = {name: {} for name in LEAD_DRAWS}
+        self.own = FirstPass(
+            {name: [] for name in ("persona", "fit", "engagement", "response", "need")},
+            {name: [] for name in LEAD_DRAWS},
+            {name: [] for name in ("followed", "qualified", "win_probability")},
+        )
 
         h, s = sc.handoff, sc.sales
         self.follow_up_rate = rate(h.follow_up_rate)
         self.recycle_probability = rate(sc.recycling.probability)
         self.opportunity_rate = rate(s.opportunity_rate)
         self.win_rate = rate(s.win_rate)
+        # Scenario values read per event, looked up once (pydantic attribute access is slow).
+        self.sql_rule = sc.qualification.sql
+        self.max_recycles = sc.recycling.max_times
+        self.engagement_kept = sc.recycling.engagement_kept
+        self.queue_by_score = s.queue == "score"
+        self.fit_effect = s.fit_effect
+        self._log = recorder.add
         self.follow_up = buffered(None, streams.rng("follow_up"))
         self.response_delay = buffered(h.response_delay_days, streams.rng("response_delay"))
         self.sdr_work = buffered(h.sdr.work_days, streams.rng("sdr_work"))
@@ -149,39 +236,89 @@ class World:
             self.env.process(self._prospect())
 
     # -- leads ----------------------------------------------------------------
-    def add_leads(self, traits: dict[str, np.ndarray], engagement: np.ndarray, active: np.ndarray) -> None:
+    def add_leads(
+        self, traits: dict[str, np.ndarray], engagement: np.ndarray, active: np.ndarray, draws: dict[str, np.ndarray]
+    ) -> None:
         """Leads drawn as arrays (before any other): all count, the ``active`` ones enter the event loop.
 
-        ``traits`` holds ``source, persona, fit, response, need`` per lead and any of the
-        :data:`LEAD_DRAWS`; ``engagement`` is each lead's engagement when it leaves nurture.
+        ``traits`` holds ``source, persona, fit, response, need`` per lead; ``engagement``
+        is each lead's engagement when it leaves nurture. ``active`` is in feed order: the
+        position of a lead in it is its ``k`` (:class:`FirstPass`), and ``draws`` holds
+        the :data:`LEAD_DRAWS` of the active leads in that order (but a patience without
+        a distribution).
         """
         self._drawn = {key: traits[key] for key in ("source", "persona", "fit", "need")}
         self.n_leads = len(traits["fit"])
-        ids = active.tolist()
-        for name, values in (
-            ("source", traits["source"]),
-            ("persona", traits["persona"]),
-            ("fit", traits["fit"]),
-            ("engagement", engagement),
-            ("response", traits["response"]),
-            ("need", traits["need"]),
-        ):
-            getattr(self, name).update(zip(ids, values[active].tolist(), strict=True))
-        for name in LEAD_DRAWS:
-            if name in traits:
-                self.lead_draws[name].update(zip(ids, traits[name][active].tolist(), strict=True))
+        rule = self.sql_rule
+        need, fit, kept = traits["need"][active], traits["fit"][active], engagement[active]
+        self.own = FirstPass(
+            {
+                "persona": traits["persona"][active].tolist(),
+                "fit": fit.tolist(),
+                "engagement": kept.tolist(),
+                "response": traits["response"][active].tolist(),
+                "need": need.tolist(),
+            },
+            {name: draws[name].tolist() for name in LEAD_DRAWS if name in draws},
+            {
+                "followed": (draws["follow_up"] < self.follow_up_rate).tolist(),
+                "qualified": (need & (score(rule, fit, kept) >= rule.threshold)).tolist(),
+                "win_probability": win_probability(self.win_rate, self.fit_effect, fit).tolist(),
+            },
+        )
 
-    def draw(self, name: str, lead: int, shared: Callable[[], float]) -> float:
-        """The lead's own draw ``name`` on its first pass, else the next draw of ``shared``."""
-        own = self.lead_draws[name]
-        if lead in own and lead not in self.recycles:
-            return own[lead]
-        return shared()
+    def adopt(self, lead: int, k: int) -> None:
+        """Copy a fed lead's traits from its first pass (``self.own``) to the dicts, for the passes after it."""
+        own = self.own
+        self.persona[lead] = own.persona[k]
+        self.fit[lead] = own.fit[k]
+        self.engagement[lead] = own.engagement[k]
+        self.response[lead] = own.response[k]
+        self.need[lead] = own.need[k]
+
+    def open_pipeline(self) -> None:
+        """The deals of ``initial_pipeline``, open on day 0 (call before the run starts).
+
+        Each deal holds a slot of one of the starting AEs (:func:`assign_owners`), even
+        beyond the AE's ``max_open_opportunities``: a rep over the cap keeps its deals
+        and takes no new ones until it is back under. It closes after the time still to
+        go of a cycle that has lasted ``age_days`` (``cycle_days - a`` given
+        ``cycle_days > a``, by inverse transform) and is won with the win probability
+        of its fit. Every draw comes from the streams ``"pipeline", <quantity>``, deal
+        ``i`` taking element ``i``: a scenario without a pipeline draws nothing more,
+        and adding deals at the end of the file leaves the others' fates unchanged.
+        """
+        deals = self.sc.open_deals
+        if not deals:
+            return
+        n, sc, s = len(deals), self.sc, self.sc.sales
+        rng = self._streams.rng
+        age = np.array([d.age_days for d in deals], dtype=float)
+        remaining = s.cycle_days.remaining_after(age, 1.0 - rng("pipeline", "remaining").random(n))
+        win = rng("pipeline", "win").random(n)
+        drawn_fit = sc.prospecting.fit.sample(rng("pipeline", "fit"), n)
+        persona = np.array([self.persona_names.index(d.persona) for d in deals])
+        drawn_size = np.zeros(n)
+        for index, name in enumerate(self.persona_names):
+            mine = persona == index
+            if mine.any():
+                spec = s.deal_size_by_persona.get(name, s.deal_size)
+                drawn_size[mine] = spec.sample(rng("pipeline", "deal_size", name), n)[mine]
+        reps = assign_owners([d.owner for d in deals], s.ae.count)
+        source = self.source_names.index(PIPELINE)
+        for i, deal in enumerate(deals):
+            fit = float(drawn_fit[i]) if deal.fit is None else deal.fit
+            amount = float(drawn_size[i]) if deal.deal_size is None else deal.deal_size
+            lead = self.new_lead(source, int(persona[i]), fit, 0.0, 1.0, True)
+            self.rec.event(self.env.now, lead, E["opportunity"], reps[i], amount)
+            self.ae.take(reps[i])
+            p_win = float(win_probability(self.win_rate, self.fit_effect, fit))
+            Step(self.env, float(remaining[i]), self._close, (lead, reps[i], amount, (float(win[i]), p_win)))
 
     def new_lead(self, source: int, persona: int, fit: float, engagement: float, response: float, need: bool) -> int:
         lead = self.n_leads
         self.n_leads += 1
-        self.source[lead] = source
+        self._new_source.append(source)
         self.persona[lead] = persona
         self.fit[lead] = fit
         self.engagement[lead] = engagement
@@ -193,14 +330,15 @@ class World:
         first = len(self._drawn.get("fit", ()))
         later = range(first, self.n_leads)
 
-        def column(name: str, values: dict[int, Any], dtype: type) -> np.ndarray:
+        def column(name: str, values: dict[int, Any] | list[int], dtype: type) -> np.ndarray:
             drawn = self._drawn.get(name, np.array([], dtype=dtype))
-            return np.concatenate([drawn.astype(dtype), np.array([values[i] for i in later], dtype=dtype)])
+            new = values if isinstance(values, list) else [values[i] for i in later]
+            return np.concatenate([drawn.astype(dtype), np.array(new, dtype=dtype)])
 
         recycles = np.zeros(self.n_leads, dtype=np.int16)
         recycles[list(self.recycles)] = list(self.recycles.values())
         return {
-            "source": column("source", self.source, np.int16),
+            "source": column("source", self._new_source, np.int16),
             "persona": column("persona", self.persona, np.int16),
             "fit": column("fit", self.fit, float),
             "has_need": column("need", self.need, bool),
@@ -208,21 +346,38 @@ class World:
         }
 
     def run(self) -> None:
-        self.env.run(until=self.horizon)
+        """Run the event loop to the horizon, with Python's cyclic garbage collector paused.
+
+        The loop creates no reference cycles that need collecting while it runs (a step
+        is freed by reference counting once it fired), but it keeps a few thousand
+        objects alive at a time (pending steps and their tuples): each automatic
+        collection scans them, promotes them to the older generations, and every few
+        replications that triggers a full collection of the whole process. Pausing the
+        collector for the loop saved about a tenth of a 100k-lead replication. It is
+        restored as it was, even on error.
+        """
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self.env.run(until=self.horizon)
+        finally:
+            if enabled:
+                gc.enable()
 
     # -- hand-off -------------------------------------------------------------
     def mql(self, lead: int) -> bool:
-        """A lead reaches marketing's bar now: True if sales will follow it up (:meth:`respond`)."""
+        """A lead reaches marketing's bar again (recycled, or in the reference model): True if
+        sales will follow it up (:meth:`respond`). Fed leads' first pass: see ``fast._Feed``."""
         now = self.env.now
-        self.rec.event(now, lead, E["mql"])
-        if self.draw("follow_up", lead, self.follow_up) >= self.follow_up_rate:
-            self.rec.event(now, lead, E["not_followed_up"])
+        self._log((now, lead, MQL_CODE, -1, NAN))
+        if self.follow_up() >= self.follow_up_rate:
+            self._log((now, lead, E["not_followed_up"], -1, NAN))
             return False
         return True
 
     def respond(self, lead: int, mql_time: float) -> None:
-        """Sales picks the MQL up after its response delay, drawn now."""
-        Step(self.env, self.draw("response_delay", lead, self.response_delay), self._pick_up, (lead, mql_time))
+        """Sales picks the MQL up after its response delay, drawn now from the shared stream."""
+        Step(self.env, self.response_delay(), self._pick_up, (lead, mql_time, -1))
 
     def soon(self, fn: Callable[..., None], *args: Any) -> None:
         """Call ``fn(*args)`` in an urgent step at this time: where a new SimPy process would start.
@@ -232,47 +387,60 @@ class World:
         """
         Step(self.env, 0, lambda _: fn(*args), None, URGENT)
 
-    def _pick_up(self, step: simpy.Event) -> None:
-        lead, mql_time = _carried(step)
+    def _pick_up(self, step: Step) -> None:
+        lead, mql_time, k = step.carried
         rep = self.sdr.acquire()
         if rep >= 0:
-            self._sdr_start(lead, mql_time, rep)
+            self._sdr_start(lead, mql_time, k, rep)
             return
-        patience = self.draw("sdr_patience", lead, self.sdr_patience) if self.sdr_patience else None
-        self.sdr.request(lead, 0.0, patience).callbacks.append(lambda ev: self._sdr_start(lead, mql_time, ev.value))
+        patience = None
+        if self.sdr_patience is not None:
+            patience = self.own.sdr_patience[k] if k >= 0 else self.sdr_patience()
+        self.sdr.request(lead, 0.0, patience).callbacks.append(lambda ev: self._sdr_start(lead, mql_time, k, ev.value))
 
-    def _sdr_start(self, lead: int, mql_time: float, rep: int | None) -> None:
+    def _sdr_start(self, lead: int, mql_time: float, k: int, rep: int | None) -> None:
         now = self.env.now
         if rep is None:
-            self.rec.event(now, lead, E["sdr_abandoned"])
+            self._log((now, lead, E["sdr_abandoned"], -1, NAN))
             return
         delay = now - mql_time
-        self.rec.event(now, lead, E["sdr_start"], rep, delay)
-        Step(self.env, self.draw("sdr_work", lead, self.sdr_work), self._sdr_done, (lead, rep, delay))
+        self._log((now, lead, E["sdr_start"], rep, delay))
+        work = self.own.sdr_work[k] if k >= 0 else self.sdr_work()
+        Step(self.env, work, self._sdr_done, (lead, rep, delay, k))
 
-    def _sdr_done(self, step: simpy.Event) -> None:
-        lead, rep, delay = _carried(step)
+    def _sdr_done(self, step: Step) -> None:
+        lead, rep, delay, k = step.carried
         now = self.env.now
         self.sdr.release(rep)
-        if self.draw("contact", lead, self.contact) >= self.contact_curve(delay):
-            self.rec.event(now, lead, E["unreached"], rep)
-            self._recycle_or_drop(lead)
+        contact = self.own.contact[k] if k >= 0 else self.contact()
+        if contact >= self.contact_curve(delay):
+            self._log((now, lead, E["unreached"], rep, NAN))
+            self._recycle_or_drop(lead, k)
             return
-        rule = self.sc.qualification.sql
-        if not self.need[lead] or score(rule, self.fit[lead], self.engagement[lead]) < rule.threshold:
-            self.rec.event(now, lead, E["rejected"], rep)
-            self._recycle_or_drop(lead)
+        if k >= 0:
+            qualified = self.own.qualified[k]
+        else:
+            rule = self.sql_rule
+            qualified = self.need[lead] and score(rule, self.fit[lead], self.engagement[lead]) >= rule.threshold
+        if not qualified:
+            self._log((now, lead, E["rejected"], rep, NAN))
+            self._recycle_or_drop(lead, k)
             return
-        self.rec.event(now, lead, E["sql"], rep)
-        self._sell(lead)
+        self._log((now, lead, E["sql"], rep, NAN))
+        self._sell(lead, k)
 
-    def _recycle_or_drop(self, lead: int) -> None:
-        r = self.sc.recycling
+    def _recycle_or_drop(self, lead: int, k: int) -> None:
         recycled = self.recycles.get(lead, 0)
-        if recycled < r.max_times and self.draw("recycle", lead, self.recycle_draw) < self.recycle_probability:
+        # The shared draw is made only while the lead may still be recycled: which draw of
+        # the shared stream goes to which lead depends on it.
+        if recycled < self.max_recycles and (
+            (self.own.recycle[k] if k >= 0 else self.recycle_draw()) < self.recycle_probability
+        ):
+            if k >= 0:
+                self.adopt(lead, k)
             self.recycles[lead] = recycled + 1
-            self.engagement[lead] *= r.engagement_kept
-            self.rec.event(self.env.now, lead, E["recycled"])
+            self.engagement[lead] *= self.engagement_kept
+            self._log((self.env.now, lead, E["recycled"], -1, NAN))
             self.renurture(lead)
 
     def renurture(self, lead: int) -> None:
@@ -287,49 +455,60 @@ class World:
         )
         Step(self.env, delay, self._renurtured, (lead, outcome, engagement))
 
-    def _renurtured(self, step: simpy.Event) -> None:
-        lead, outcome, engagement = _carried(step)
+    def _renurtured(self, step: Step) -> None:
+        lead, outcome, engagement = step.carried
         self.engagement[lead] = engagement
         if outcome != MQL:
-            self.rec.event(self.env.now, lead, E["dormant"])
+            self._log((self.env.now, lead, E["dormant"], -1, NAN))
         elif self.mql(lead):
             self.respond(lead, self.env.now)
 
     # -- sales ----------------------------------------------------------------
-    def _sell(self, lead: int) -> None:
-        s = self.sc.sales
+    def _sell(self, lead: int, k: int) -> None:
         rep = self.ae.acquire()
         if rep >= 0:
-            self._ae_start(lead, rep)
+            self._ae_start(lead, k, rep)
             return
         priority = 0.0
-        if s.queue == "score":
-            priority = -score(self.sc.qualification.sql, self.fit[lead], self.engagement[lead])
-        patience = self.draw("ae_patience", lead, self.ae_patience) if self.ae_patience else None
-        self.ae.request(lead, priority, patience).callbacks.append(lambda ev: self._ae_start(lead, ev.value))
+        if self.queue_by_score:
+            own = k >= 0
+            fit = self.own.fit[k] if own else self.fit[lead]
+            engagement = self.own.engagement[k] if own else self.engagement[lead]
+            priority = -score(self.sql_rule, fit, engagement)
+        patience = None
+        if self.ae_patience is not None:
+            patience = self.own.ae_patience[k] if k >= 0 else self.ae_patience()
+        self.ae.request(lead, priority, patience).callbacks.append(lambda ev: self._ae_start(lead, k, ev.value))
 
-    def _ae_start(self, lead: int, rep: int | None) -> None:
+    def _ae_start(self, lead: int, k: int, rep: int | None) -> None:
         if rep is None:
-            self.rec.event(self.env.now, lead, E["ae_abandoned"])
+            self._log((self.env.now, lead, E["ae_abandoned"], -1, NAN))
             return
-        if self.draw("accept", lead, self.accept) >= self.opportunity_rate:
-            self.rec.event(self.env.now, lead, E["disqualified"], rep)
+        if (self.own.accept[k] if k >= 0 else self.accept()) >= self.opportunity_rate:
+            self._log((self.env.now, lead, E["disqualified"], rep, NAN))
             self.ae.release(rep)
-            self._recycle_or_drop(lead)
+            self._recycle_or_drop(lead, k)
             return
-        self._deal(lead, rep)
+        self._deal(lead, rep, k)
 
-    def _deal(self, lead: int, rep: int) -> None:
-        amount = self.draw("deal_size", lead, self.deal_size[self.persona[lead]])
-        self.rec.event(self.env.now, lead, E["opportunity"], rep, amount)
-        Step(self.env, self.draw("cycle", lead, self.cycle), self._close, (lead, rep, amount))
+    def _deal(self, lead: int, rep: int, k: int) -> None:
+        own = self.own
+        amount = own.deal_size[k] if k >= 0 else self.deal_size[self.persona[lead]]()
+        self._log((self.env.now, lead, E["opportunity"], rep, amount))
+        cycle = own.cycle[k] if k >= 0 else self.cycle()
+        # The win draw and probability ride along when they are the lead's own; None: the
+        # draw comes from the shared stream at close, as a process would make it.
+        outcome = (own.win[k], own.win_probability[k]) if k >= 0 else None
+        Step(self.env, cycle, self._close, (lead, rep, amount, outcome))
 
-    def _close(self, step: simpy.Event) -> None:
-        lead, rep, amount = _carried(step)
+    def _close(self, step: Step) -> None:
+        lead, rep, amount, outcome = step.carried
         self.ae.release(rep)
-        s = self.sc.sales
-        won = self.draw("win", lead, self.win) < win_probability(self.win_rate, s.fit_effect, self.fit[lead])
-        self.rec.event(self.env.now, lead, E["won"] if won else E["lost"], rep, amount)
+        if outcome is None:
+            won = self.win() < win_probability(self.win_rate, self.fit_effect, self.fit[lead])
+        else:
+            won = outcome[0] < outcome[1]
+        self._log((self.env.now, lead, E["won"] if won else E["lost"], rep, amount))
 
     # -- the sales team over time ---------------------------------------------
     def _start_sales_team(self) -> None:
@@ -409,4 +588,4 @@ class World:
                 lead = self.new_lead(source, persona, self.prospect_fit(), 0.0, 1.0, True)
                 self.rec.event(self.env.now, lead, E["created"])
                 self.ae.take(rep)
-                self.soon(self._deal, lead, rep)
+                self.soon(self._deal, lead, rep, -1)

@@ -1,0 +1,229 @@
+"""Writing a calibration: the scenario file, its pipeline CSV and the report folder, all or nothing.
+
+Three outputs sit side by side for ``--out NAME.toml``::
+
+    NAME.toml               the calibrated scenario (commented; loads with load_scenario)
+    NAME.pipeline.csv       the deals open on the as-of date (the scenario's [initial_pipeline])
+    NAME.calibration/       report.md, fits.csv, parameters.csv, messy_rows.csv, ... and figures/
+
+None of them is replaced unless ``force``; the report folder goes through
+:func:`funnelsim.output._write_atomically` (a staging folder renamed into place), and the two
+files are first written and the scenario loaded from a staging folder beside them, then
+renamed into place, so a failure leaves the old outputs as they were.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from ..output import OutputExistsError, _save_figures, _write_atomically, _write_csv, check_target
+from .readers import CalibrationError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from . import Calibration
+
+__all__ = ["outputs_for", "report_markdown", "stages_line", "write_calibration"]
+
+
+def outputs_for(out: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
+    """``(scenario, pipeline CSV, report folder)`` paths for ``--out``."""
+    scenario = Path(os.path.abspath(out))
+    if scenario.suffix != ".toml":
+        raise CalibrationError(f"--out must name a .toml scenario file, got {str(out)!r}")
+    stem = scenario.with_suffix("")
+    return scenario, stem.with_name(stem.name + ".pipeline.csv"), stem.with_name(stem.name + ".calibration")
+
+
+def check_outputs(out: str | os.PathLike[str], force: bool) -> tuple[Path, Path, Path]:
+    """Refuse, before any work, outputs that exist (without ``force``) or are of the wrong kind."""
+    scenario, pipeline, folder = outputs_for(out)
+    for path in (scenario, pipeline):
+        if path.is_dir():
+            raise OutputExistsError(path, "exists and is a folder")
+        if path.exists() and not force:
+            raise OutputExistsError(path)
+    check_target(folder, force)
+    return scenario, pipeline, folder
+
+
+def write_calibration(cal: Calibration, out: str | os.PathLike[str], *, force: bool = False) -> tuple[Path, Path, Path]:
+    """Write the scenario, pipeline CSV and report folder for ``--out`` (see the module docstring)."""
+    from ..scenario import ScenarioError, load_scenario
+
+    scenario, pipeline, folder = check_outputs(out, force)
+    if cal.pipeline_supported:
+        cal.document["initial_pipeline"]["file"] = pipeline.name
+    scenario.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=scenario.parent, prefix=f".{scenario.stem}.partial-"))
+    try:
+        _write_csv(cal.pipeline, staging / pipeline.name)
+        (staging / scenario.name).write_text(cal.text(), encoding="utf-8")
+        try:  # the promise: the written scenario loads (with its pipeline) and so runs
+            load_scenario(staging / scenario.name)
+        except ScenarioError as exc:
+            raise CalibrationError(f"the calibrated scenario does not load (a bug, please report): {exc}") from None
+        _write_atomically(folder, force, "png", lambda f: _fill_report(cal, f, scenario.name))
+        os.replace(staging / pipeline.name, pipeline)
+        os.replace(staging / scenario.name, scenario)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return scenario, pipeline, folder
+
+
+def _fill_report(cal: Calibration, folder: Path, scenario_name: str) -> None:
+    from .. import plots
+
+    tables = dict(cal.tables)
+    tables["fits.csv"] = fits_table(cal)
+    tables["messy_rows.csv"] = cal.messy_rows()
+    for name, frame in tables.items():
+        _write_csv(frame, folder / name)
+    (folder / "report.md").write_text(report_markdown(cal, scenario_name), encoding="utf-8")
+    rows = cal.opportunities.rows
+    size = tables["deal_sizes.csv"].iloc[0]
+    charts: dict[str, Figure] = {
+        "cycle_km": plots.calibration_cycle_chart(tables["km.csv"])[0],
+        "arrivals": plots.calibration_arrivals_chart(tables["arrivals.csv"])[0],
+    }
+    if size["n"] >= 2:
+        charts["deal_size"] = plots.calibration_deal_size_chart(rows["amount"], size["mean"], size["sd"])[0]
+    _save_figures(charts, folder / "figures", "png", f"calibrated {cal.as_of}")
+
+
+def _days(x: float) -> str:
+    return "–" if pd.isna(x) else f"{x:.1f}"
+
+
+def stages_line(table: pd.DataFrame) -> str:
+    """One line for the printed summary: each stage's Kaplan-Meier median days (``>`` its longest spell
+    when more than half are still open)."""
+    parts = []
+    for r in table.to_dict("records"):
+        median = f"{r['median_days']:.1f}" if pd.notna(r["median_days"]) else f">{r['max_days']:.0f}"
+        parts.append(f"{r['stage']} {median}")
+    return "median days " + ", ".join(parts) + f" (KM, open spells censored; {int(table['spells'].sum())} spells)"
+
+
+def fits_table(cal: Calibration) -> pd.DataFrame:
+    """One row per cycle-time fit: family, AIC, log-likelihood, parameters, mean and median with CIs."""
+    rows = []
+    for rank, f in enumerate([*cal.fits, cal.naive_closed_only]):
+        naive = f is cal.naive_closed_only
+        names, values = list(f.natural), list(f.natural.values())
+        rows.append(
+            {
+                "family": f.family + (" (closed deals only)" if naive else ""),
+                "chosen": rank == 0,
+                "aic": f.aic if not naive else float("nan"),
+                "loglik": f.loglik,
+                "param1": names[0],
+                "value1": values[0],
+                "param2": names[1],
+                "value2": values[1],
+                "n_closed": f.n_closed,
+                "n_open": f.n_open,
+                "mean_days": f.mean,
+                "mean_ci_low": f.mean_ci[0],
+                "mean_ci_high": f.mean_ci[1],
+                "median_days": f.median,
+                "median_ci_low": f.median_ci[0],
+                "median_ci_high": f.median_ci[1],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def report_markdown(cal: Calibration, scenario_name: str = "scenario.toml") -> str:
+    """The human summary: inputs, rows used and rejected, fits, win rate, what is assumed."""
+    o = cal.opportunities
+    lines = [
+        f"# Calibration of {scenario_name}",
+        "",
+        f"As of **{cal.as_of}** (the state at 00:00; the scenario starts then). Base: `{cal.base_path.name}`.",
+        "",
+        "## Inputs",
+        "",
+        "| file | dialect | rows read | rows used | rejected | dates | decimal mark |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t in (o, cal.leads, cal.history):
+        if t is None:
+            continue
+        dates = ", ".join(f"`{c}` {f}" for c, f in t.date_conventions.items())
+        lines.append(
+            f"| `{t.path.name}` | {t.dialect} ({t.dialect_how}) | {t.rows_read} | {t.rows_read - len(t.issues)} "
+            f"| {len(t.issues)} | {dates} | `{t.decimal_mark}` |"
+        )
+    messy = cal.messy_rows()
+    if len(messy):
+        lines += ["", "### Rejected rows by reason (all in `messy_rows.csv`)", "", "| file | reason | rows | lines |"]
+        lines.append("|---|---|---|---|")
+        for (file, meaning), group in messy.groupby(["file", "meaning"], sort=False):
+            shown = ", ".join(str(x) for x in group["line"].head(5)) + (", ..." if len(group) > 5 else "")
+            lines.append(f"| `{file}` | {meaning} | {len(group)} | {shown} |")
+    b = cal.best
+    lines += [
+        "",
+        "## Sales cycle (open deals right-censored; `fits.csv`, `km.csv`, `figures/cycle_km.png`)",
+        "",
+        "| family | AIC | mean days (95% CI, delta method) | median days (95% CI) |",
+        "|---|---|---|---|",
+    ]
+    for f in cal.fits:
+        lines.append(
+            f"| {f.family}{' (chosen)' if f is b else ''} | {f.aic:.1f} | {f.mean:.1f} ({f.mean_ci[0]:.1f}–"
+            f"{f.mean_ci[1]:.1f}) | {f.median:.1f} ({f.median_ci[0]:.1f}–{f.median_ci[1]:.1f}) |"
+        )
+    n = cal.naive_closed_only
+    lines.append(
+        f"| lognormal, closed deals only (biased) | – | {n.mean:.1f} ({n.mean_ci[0]:.1f}–{n.mean_ci[1]:.1f}) "
+        f"| {n.median:.1f} |"
+    )
+    w = cal.win
+    lines += [
+        "",
+        "## Win rate (`win_rate.csv`)",
+        "",
+        f"- competing risks (Aalen–Johansen, eventual): **{w['competing_risks']:.3f}** "
+        f"(95% bootstrap CI {w['ci_low']:.3f}–{w['ci_high']:.3f}); share still open after the last close "
+        f"{w['open_sf_at_end']:.3f}",
+        f"- naive won / (won + lost): {w['naive']:.3f} (Wilson CI {w['naive_ci_low']:.3f}–{w['naive_ci_high']:.3f})",
+        f"- {w['won']} won, {w['lost']} lost, {w['open']} open at the as-of date",
+        "",
+    ]
+    st = cal.tables.get("stages.csv")
+    if st is not None:
+        lines += [
+            "## Time in each stage (stage history; `stages.csv`; reported, not simulated)",
+            "",
+            "| stage | spells | ended | open (censored) | KM median days (95% CI) | restricted mean | "
+            "mean of ended only |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in st.to_dict("records"):
+            lines.append(
+                f"| {r['stage']} | {r['spells']} | {r['ended']} | {r['open']} | {_days(r['median_days'])} "
+                f"({_days(r['median_ci_low'])}–{_days(r['median_ci_high'])}) | {_days(r['restricted_mean_days'])} "
+                f"| {_days(r['mean_days_ended'])} |"
+            )
+        lines.append("")
+    lines += [
+        "## Scenario values (`parameters.csv`)",
+        "",
+        "| key | value | status | rows | 95% CI | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in cal.parameters:
+        ci = "" if pd.isna(p["ci_low"]) else f"{p['ci_low']:.4g}–{p['ci_high']:.4g}"
+        lines.append(f"| `{p['path']}` | {p['value']} | {p['status']} | {p['rows']} | {ci} | {p['note']} |")
+    if cal.notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in cal.notes]
+    return "\n".join(lines) + "\n"
