@@ -44,7 +44,18 @@ __all__ = [
     "export_opportunities",
 ]
 
-BASELINE = Path(__file__).resolve().parents[3] / "scenarios" / "baseline.toml"
+
+def _bundled(name: str) -> Path:
+    """A bundled scenario: inside the installed package (``funnelsim/scenarios``, see
+    pyproject.toml), or in the source tree's ``scenarios/`` for an editable install."""
+    package = Path(__file__).resolve().parents[1]
+    for folder in (package / "scenarios", package.parents[1] / "scenarios"):
+        if (folder / name).is_file():
+            return folder / name
+    return package / "scenarios" / name  # missing: load_scenario names it in its error
+
+
+BASELINE = _bundled("baseline.toml")
 MIN_HALF_DAY = 0.5  # a deal closed the day it was created counts as half a day (dates have no time)
 ACTIVE_DAYS = 90  # an owner with a deal created in the last 90 days, or one open, is on the team
 
