@@ -10,7 +10,6 @@ unpaired (Welch) interval of the two means shows what pairing saves.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import math
@@ -27,7 +26,7 @@ from scipy import stats
 from . import montecarlo as mc
 from .distributions import Spec
 from .metrics import LEAKAGE_REASONS
-from .scenario import Scenario, ScenarioError, parse_scenario
+from .scenario import Scenario, ScenarioError, parse_scenario, set_paths
 
 __all__ = [
     "Attribution",
@@ -391,18 +390,7 @@ def coalition_scenario(a: Scenario, b: Scenario, levers: Sequence[Lever], label:
         The mix is not a valid scenario (e.g. one scoring weight from each): the
         message names the levers and suggests grouping them.
     """
-    raw = a.to_dict()
-    for lever in levers:
-        for path in lever.paths:
-            *parents, key = path.split(".")
-            node = raw
-            for part in parents:
-                node = node.setdefault(part, {})
-            value = lever.after[path]
-            if value is None:
-                node.pop(key, None)
-            else:
-                node[key] = copy.deepcopy(value)
+    raw = set_paths(a.to_dict(), {path: lever.after[path] for lever in levers for path in lever.paths})
     try:
         return parse_scenario(raw, label or f"{a.name} with {', '.join(lv.name for lv in levers) or 'no levers'}")
     except ScenarioError as exc:
@@ -446,12 +434,13 @@ class Attribution:
         """
         k = len(self.levers)
         weight = [math.factorial(s) * math.factorial(k - s - 1) / math.factorial(k) for s in range(k)]
-        out = np.zeros((k, len(self.values[0])))
+        v = {mask: self._metric(mask, metric) for mask in range(1 << k)}
+        out = np.zeros((k, len(v[0])))
         for i in range(k):
             bit = 1 << i
             for mask in range(1 << k):
                 if not mask & bit:
-                    out[i] += weight[mask.bit_count()] * (self._metric(mask | bit, metric) - self._metric(mask, metric))
+                    out[i] += weight[mask.bit_count()] * (v[mask | bit] - v[mask])
         return out
 
     def table(self, metric: str = "revenue") -> pd.DataFrame:

@@ -51,7 +51,7 @@ from .compare import paired_difference
 from .engine.nurture import MQL, nurture_batch
 from .mechanisms import productivity, score, slots, win_probability
 from .results import resolve_seed
-from .scenario import DAYS_PER_MONTH, Scenario, parse_scenario, rate
+from .scenario import DAYS_PER_MONTH, Scenario, parse_scenario, rate, set_paths
 
 __all__ = [
     "LEVERS",
@@ -185,14 +185,7 @@ def frame(scenario: Scenario, period: Period, lead_in_months: int) -> Scenario:
 
 def apply_changes(scenario: Scenario, changes: dict[str, Any]) -> Scenario:
     """``scenario`` with dotted-path values replaced (see :func:`planned_changes`), validated again."""
-    raw = scenario.to_dict()
-    for path, value in changes.items():
-        node = raw
-        *parents, key = path.split(".")
-        for part in parents:
-            node = node[part]
-        node[key] = value
-    return parse_scenario(raw, f"{scenario.name} (planned)")
+    return parse_scenario(set_paths(scenario.to_dict(), changes), f"{scenario.name} (planned)")
 
 
 def planned_changes(

@@ -27,6 +27,7 @@ import math
 import tomllib
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -50,6 +51,7 @@ __all__ = [
     "parse_scenario",
     "rate",
     "read_pipeline_csv",
+    "set_paths",
 ]
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -503,6 +505,26 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...],
     if problems:
         raise ScenarioError(problems, source)
     return raw
+
+
+def set_paths(raw: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of scenario data with each ``dotted.path`` set to its (already parsed) value.
+
+    Missing tables on the way are created; ``None`` removes the key (TOML has no null,
+    so no value a file could hold means "absent"). Validate the result with
+    :func:`parse_scenario`.
+    """
+    data = copy.deepcopy(raw)
+    for path, value in changes.items():
+        *parents, key = path.split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+        if value is None:
+            node.pop(key, None)
+        else:
+            node[key] = copy.deepcopy(value)
+    return data
 
 
 def parse_scenario(raw: dict[str, Any], source: str = "scenario", base_dir: str | Path | None = None) -> Scenario:

@@ -49,7 +49,6 @@ values that are not set, and values that are zero (``±by`` of 0 is 0).
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import difflib
 import fnmatch
@@ -73,7 +72,7 @@ from . import montecarlo as mc
 from .compare import paired_difference
 from .distributions import Spec, _check_unit
 from .results import resolve_seed
-from .scenario import Scenario, parse_scenario
+from .scenario import Scenario, parse_scenario, set_paths
 
 __all__ = [
     "LOWER_IS_BETTER",
@@ -221,14 +220,7 @@ def _check_path(raw: dict[str, Any], path: str, option: str = "--param") -> None
 
 def _with_values(raw: dict[str, Any], values: Mapping[str, Any], source: str) -> Scenario:
     """The resolved scenario ``raw`` with each dotted path set to its value, re-validated."""
-    data = copy.deepcopy(raw)
-    for path, value in values.items():
-        *parents, key = path.split(".")
-        node = data
-        for part in parents:
-            node = node[part]
-        node[key] = value
-    return parse_scenario(data, source)
+    return parse_scenario(set_paths(raw, values), source)
 
 
 def _label(value: Any) -> str:
