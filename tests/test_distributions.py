@@ -95,6 +95,14 @@ def test_lognormal_is_parametrised_by_its_own_mean_and_sd() -> None:
     assert Gamma(mean=5, sd=2).variance == 4
 
 
+def test_lognormal_draws_are_numpys_lognormal_draws() -> None:
+    """Lognormal sampling goes through numpy's vectorised exp for speed, yet gives the very
+    draws of ``Generator.lognormal``: a seed replays the same results as before."""
+    sigma2 = math.log1p((35 / 60) ** 2)
+    want = np.random.default_rng(SEED).lognormal(math.log(60) - sigma2 / 2, math.sqrt(sigma2), N)
+    assert np.array_equal(LogNormal(mean=60, sd=35).sample(np.random.default_rng(SEED), N), want)
+
+
 def test_fixed_always_gives_its_value() -> None:
     """A fixed spec draws its value every time: mean is the value, variance zero."""
     dist = DIST.validate_python({"dist": "fixed", "value": 3.5})

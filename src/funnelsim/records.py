@@ -85,20 +85,26 @@ class Recorder:
     def __init__(self) -> None:
         self.rows: list[float | int] = []  # flat: time, lead, code, rep, value, time, ...
         self.add = self.rows.extend  # add((time, lead, code, rep, value))
-        self._bulk: list[tuple[np.ndarray, np.ndarray, int]] = []
+        self._bulk: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.levels: list[float | int] = []  # flat: time, team index, queue, busy, capacity, time, ...
         self.roster: list[tuple[float, str, int, str, float]] = []
 
     def event(self, time: float, lead: int, event: int, rep: int = -1, value: float = np.nan) -> None:
         self.rows.extend((time, lead, event, rep, value))
 
-    def bulk(self, times: np.ndarray, leads: np.ndarray, event: str) -> None:
-        """Many events of one kind at once, for leads decided by array work."""
-        self._bulk.append((np.asarray(times, dtype=float), np.asarray(leads, dtype=np.int64), EVENT_CODE[event]))
+    def bulk(self, times: np.ndarray, leads: np.ndarray, event: str | np.ndarray) -> None:
+        """Many events at once, for leads decided by array work: of one kind, or one code each.
+
+        At equal times, bulk events come before the event loop's, and earlier calls
+        before later ones.
+        """
+        times, leads = np.asarray(times, dtype=float), np.asarray(leads, dtype=np.int64)
+        codes = np.full(len(times), EVENT_CODE[event], dtype=np.int8) if isinstance(event, str) else event
+        self._bulk.append((times, leads, np.asarray(codes, dtype=np.int8)))
 
     def events_frame(self) -> pd.DataFrame:
         """The event log sorted by time (ties keep the order events happened in)."""
-        parts = [(t, ld, np.full(len(t), c, dtype=np.int8)) for t, ld, c in self._bulk]
+        parts = self._bulk
         n_bulk = sum(len(p[0]) for p in parts)
         # One pass over the whole flat list: ids, codes and reps are small integers, exact as floats.
         rows = np.fromiter(self.rows, dtype=float, count=len(self.rows)).reshape(-1, 5)

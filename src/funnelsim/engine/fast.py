@@ -24,7 +24,7 @@ from ..records import EVENT_CODE, Recorder
 from ..results import RunResult, resolve_seed
 from ..scenario import Scenario
 from .nurture import DORMANT, MQL, nurture_batch
-from .world import MQL_CODE, NAN, Step, World
+from .world import MQL_CODE, Step, World, gc_paused
 
 NOT_FOLLOWED_UP = EVENT_CODE["not_followed_up"]
 
@@ -84,50 +84,64 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
     mql = np.flatnonzero(outcome == MQL)
     mql = mql[np.argsort(when[mql], kind="stable")]
     # Only the MQLs' own draws are used: gather those, in feed order, rather than sort them all.
-    world.add_leads(leads, engagement, mql, {name: values[order[mql]] for name, values in draws.items()})
+    own = {name: values[order[mql]] for name, values in draws.items()}
+    world.add_leads(leads, engagement, mql, own)
     world.open_pipeline()  # after the drawn leads, whose ids are their array positions
-    world.soon(_Feed(world, when[mql].tolist(), mql.tolist()))
-    world.run()
+    with gc_paused():
+        _hand_over(world, when[mql], mql, own)
+        world.run()
     return RunResult.build(
         scenario, seed, replication, recorder, world.attributes(), world.source_names, world.parameters
     )
 
 
-class _Feed:
-    """Hands each lead to sales at the moment it becomes an MQL: one timed step per MQL time.
+def _hand_over(world: World, mql_time: np.ndarray, leads: np.ndarray, own: dict[str, np.ndarray]) -> None:
+    """Every MQL's first pass to sales, decided before the run: logged in bulk, picked up on time.
 
-    The leads that became MQLs at one time are all handed over in one step; sales
-    starts responding to them once the step for the next MQL time is scheduled, as
-    it would if the feed were a SimPy process (see :class:`~.world.Step`). This is
-    every fed lead's first pass, so whether sales follows it up and its response
-    delay are its own draws (:class:`~.world.FirstPass`), read by feed position.
+    Whether sales follows an MQL up and its response delay are the lead's own draws
+    (:class:`~.world.FirstPass`), so the ``mql`` and ``not_followed_up`` events are
+    written at once, and each followed MQL's pick-up time is known before the run: its
+    MQL time plus its delay, the same float sum the event loop would make. ``leads``
+    is in feed order (by MQL time), a lead's position ``k`` in it indexing its own draws.
+    """
+    followed = own["follow_up"] < world.follow_up_rate
+    # One mql row per lead, followed by a not_followed_up row where sales ignores it.
+    rows = np.where(followed, 1, 2)
+    codes = np.full(int(rows.sum()), MQL_CODE, dtype=np.int8)
+    codes[np.cumsum(rows)[~followed] - 1] = NOT_FOLLOWED_UP
+    world.rec.bulk(np.repeat(mql_time, rows), np.repeat(leads, rows), codes)
+    k = np.flatnonzero(followed)
+    pick_up = mql_time[k] + own["response_delay"][k]
+    by_time = np.argsort(pick_up, kind="stable")
+    k = k[by_time]
+    _DailyPickUps(world, pick_up[by_time].tolist(), leads[k].tolist(), mql_time[k].tolist(), k.tolist())(None)
+
+
+class _DailyPickUps:
+    """Schedules the pick-ups of each day at the start of the day: one step per pick-up.
+
+    Scheduled day by day rather than all at once, the event queue stays short (each
+    push and pop costs its logarithm). A step is scheduled by its delay from now, and
+    ``d + (t - d)`` is exactly ``t`` for ``d <= t < d + 1`` when ``d`` is a whole day
+    (``t - d`` is exact for ``d <= t <= 2d``, by Sterbenz' lemma; ``d = 0`` is exact too),
+    so every pick-up happens at exactly its time.
     """
 
-    def __init__(self, world: World, times: list[float], leads: list[int]) -> None:
-        self.world, self.times, self.leads, self.next = world, times, leads, 0
-        self.followed, self.delays = world.own.followed, world.own.response_delay
-        self.log = world.rec.add
-        self.pick_up = world._pick_up
+    def __init__(self, world: World, times: list[float], leads: list[int], mql_time: list[float], k: list[int]) -> None:
+        self.world, self.times, self.leads, self.mql_time, self.k = world, times, leads, mql_time, k
+        self.next = 0
 
-    def __call__(self, _: object = None) -> None:
-        times, leads, followed, log = self.times, self.leads, self.followed, self.log
-        env = self.world.env
-        now = env.now
-        i = start = self.next
-        n = len(times)
-        while i < n and times[i] <= now:
-            log((now, leads[i], MQL_CODE, -1, NAN))
-            if not followed[i]:
-                log((now, leads[i], NOT_FOLLOWED_UP, -1, NAN))
+    def __call__(self, _: object) -> None:
+        env, pick_up, times = self.world.env, self.world.pick_up, self.times
+        now = env.now  # a whole day
+        end = now + 1.0
+        i, n = self.next, len(times)
+        while i < n and times[i] < end:
+            Step(env, times[i] - now, pick_up, (self.leads[i], self.mql_time[i], self.k[i]))
             i += 1
         self.next = i
         if i < n:
-            # now + (t - now) is exactly t: times are on the grid.
-            Step(env, times[i] - now, self, None)
-        delays, pick_up = self.delays, self.pick_up
-        for k in range(start, i):
-            if followed[k]:
-                Step(env, delays[k], pick_up, (leads[k], now, k))
+            Step(env, 1.0, self, None)
 
 
 ARRIVAL_BLOCK = 1024

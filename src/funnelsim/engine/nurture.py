@@ -8,12 +8,13 @@ both follow the same equations (:mod:`funnelsim.mechanisms`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 
 from .. import distributions as dist
-from ..mechanisms import decay, score, touch
+from ..mechanisms import score
 from ..scenario import Nurture, ScoringRule
 
 OPEN, MQL, DORMANT = 0, 1, 2
@@ -60,10 +61,17 @@ def nurture_batch(
     outcome[hit], when[hit] = MQL, t[hit]
     # The leads still in nurture, and their columns, kept compact: each touch works on
     # them directly and drops the leads it finishes (no gather and scatter of every column).
+    # The loop is the equations of decay, touch and score with their constant factors
+    # taken out of it (``lift * response`` and ``fit_weight * fit`` are computed once,
+    # as those functions compute them first), so the floats are the same.
     idx = np.flatnonzero(~hit)
     t, e_open = t[idx], e[idx]
     deadline = np.asarray(start, dtype=float)[idx] + nurture.max_nurture_days
-    fit_open, response_open = np.asarray(fit)[idx], np.asarray(response)[idx]
+    # t > cutoff: past the deadline (dormant) or at or past the horizon (t >= horizon).
+    cutoff = np.minimum(deadline, np.nextafter(horizon, -np.inf))
+    fit_part = rule.fit_weight * np.asarray(fit)[idx]
+    lift = nurture.touch_lift * np.asarray(response)[idx]
+    per_day = -nurture.engagement_half_life_days
     touch_number = 0
     spec = nurture.touch_interval_days
     prefix = type(spec) in _SEQUENTIAL
@@ -71,17 +79,23 @@ def nurture_batch(
         gap = spec.sample(rng_for_touch(touch_number), int(idx[-1]) + 1 if prefix else n)[idx]
         touch_number += 1
         t_next = t + gap
-        dormant = t_next > deadline
-        e_next = touch(decay(e_open, gap, nurture.engagement_half_life_days), nurture.touch_lift, response_open)
-        mql = ~dormant & (score(rule, fit_open, e_next) >= rule.threshold)
-        outcome[idx[dormant]], when[idx[dormant]] = DORMANT, deadline[dormant]
-        outcome[idx[mql]], when[idx[mql]] = MQL, t_next[mql]
-        # Leads past the horizon are still in nurture when the run ends: stop early.
-        done = dormant | mql | (t_next >= horizon)
-        e[idx[done]] = e_next[done]  # a finished lead keeps the engagement of its last touch
-        stay = ~done
-        idx, t, e_open, deadline = idx[stay], t_next[stay], e_next[stay], deadline[stay]
-        fit_open, response_open = fit_open[stay], response_open[stay]
+        e_next = e_open * np.exp2(gap / per_day)  # decay: (-gap) / h == gap / (-h)
+        e_next += lift * (1.0 - e_next)  # touch
+        np.minimum(e_next, 1.0, out=e_next)
+        done = fit_part + rule.engagement_weight * e_next >= rule.threshold  # MQL unless dormant
+        done |= t_next > cutoff
+        if (finished := np.flatnonzero(done)).size:
+            leads, t_done = idx[finished], t_next[finished]
+            dormant = t_done > deadline[finished]
+            mql = ~dormant & (fit_part[finished] + rule.engagement_weight * e_next[finished] >= rule.threshold)
+            outcome[leads[dormant]], when[leads[dormant]] = DORMANT, deadline[finished][dormant]
+            outcome[leads[mql]], when[leads[mql]] = MQL, t_done[mql]
+            e[leads] = e_next[finished]  # a finished lead keeps the engagement of its last touch
+            stay = ~done
+            idx, t, e_open, deadline, cutoff = idx[stay], t_next[stay], e_next[stay], deadline[stay], cutoff[stay]
+            fit_part, lift = fit_part[stay], lift[stay]
+        else:
+            t, e_open = t_next, e_next
     # A lead that went dormant after the horizon is still nurturing within it.
     late = when >= horizon
     outcome[late], when[late] = OPEN, np.inf
@@ -112,7 +126,7 @@ def nurture_one(
         elapsed += gap
         if elapsed > max_days:
             return DORMANT, max_days, e
-        e = e * 2.0 ** (-gap / half_life)
+        e = e * math.exp2(-gap / half_life)
         e = min(e + lift * response * (1.0 - e), 1.0)
         if fit_part + weight * e >= threshold:
             return MQL, elapsed, e

@@ -24,7 +24,8 @@ shared streams, at the same moments as a process would.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,7 @@ LEAD_DRAWS = (
     "cycle",
     "win",
 )
+BEFORE_RUN = ("follow_up", "response_delay")  # used to schedule the first pick-up, not in the run
 
 
 class Step(simpy.Event):
@@ -88,13 +90,14 @@ class Step(simpy.Event):
 class FirstPass:
     """The leads fed to sales, on their first way through, by feed position ``k``.
 
-    Their traits and one list per draw of :data:`LEAD_DRAWS` (lists: the cheapest
-    scalar access per event), and what can be decided from them before the run, the
-    comparisons the steps would make, made in numpy: ``followed`` (sales works the
-    MQL: ``follow_up < follow_up_rate``), ``qualified`` (it has a need and passes
-    sales' bar with its engagement at the hand-off, which only recycling changes) and
-    ``win_probability`` (of its fit). A lead leaving its first pass alive (recycled)
-    has its traits copied to the world's dicts (:meth:`World.adopt`).
+    Their traits and one list per draw of :data:`LEAD_DRAWS` the steps read (lists: the
+    cheapest scalar access per event; whether sales follows the MQL up and its response
+    delay are used before the run, see ``fast._hand_over``), and what can be decided
+    from them before the run, the comparisons the steps would make, made in numpy:
+    ``qualified`` (it has a need and passes sales' bar with its engagement at the
+    hand-off, which only recycling changes) and ``win_probability`` (of its fit). A
+    lead leaving its first pass alive (recycled) has its traits copied to the world's
+    dicts (:meth:`World.adopt`).
     """
 
     def __init__(
@@ -109,7 +112,6 @@ class FirstPass:
         self.engagement: list[float] = traits["engagement"]
         self.response: list[float] = traits["response"]
         self.need: list[bool] = traits["need"]
-        self.response_delay = draws["response_delay"]
         self.sdr_patience = draws.get("sdr_patience", empty)
         self.sdr_work = draws["sdr_work"]
         self.contact = draws["contact"]
@@ -119,7 +121,6 @@ class FirstPass:
         self.deal_size = draws["deal_size"]
         self.cycle = draws["cycle"]
         self.win = draws["win"]
-        self.followed: list[bool] = decided["followed"]
         self.qualified: list[bool] = decided["qualified"]
         self.win_probability: list[float] = decided["win_probability"]
 
@@ -151,6 +152,27 @@ def assign_owners(owners: list[str | None], aes: int) -> list[int]:
             held[rep] += 1
             rep_of[i] = rep
     return rep_of
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused, for the event loop and the steps set up for it.
+
+    The loop creates no reference cycles that need collecting while it runs (a step
+    is freed by reference counting once it fired), but it creates tens of thousands of
+    objects and keeps thousands alive at a time (pending steps and their tuples): each
+    automatic collection scans them, promotes them to the older generations, and every
+    few replications that triggers a full collection of the whole process. Pausing the
+    collector saved about a tenth of a 100k-lead replication in the loop, and most of
+    the cost of scheduling the pick-ups before it. It is restored as it was, even on error.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class World:
@@ -187,7 +209,7 @@ class World:
         self.own = FirstPass(
             {name: [] for name in ("persona", "fit", "engagement", "response", "need")},
             {name: [] for name in LEAD_DRAWS},
-            {name: [] for name in ("followed", "qualified", "win_probability")},
+            {name: [] for name in ("qualified", "win_probability")},
         )
 
         h, s = sc.handoff, sc.sales
@@ -259,9 +281,8 @@ class World:
                 "response": traits["response"][active].tolist(),
                 "need": need.tolist(),
             },
-            {name: draws[name].tolist() for name in LEAD_DRAWS if name in draws},
+            {name: draws[name].tolist() for name in LEAD_DRAWS if name in draws and name not in BEFORE_RUN},
             {
-                "followed": (draws["follow_up"] < self.follow_up_rate).tolist(),
                 "qualified": (need & (score(rule, fit, kept) >= rule.threshold)).tolist(),
                 "win_probability": win_probability(self.win_rate, self.fit_effect, fit).tolist(),
             },
@@ -346,28 +367,14 @@ class World:
         }
 
     def run(self) -> None:
-        """Run the event loop to the horizon, with Python's cyclic garbage collector paused.
-
-        The loop creates no reference cycles that need collecting while it runs (a step
-        is freed by reference counting once it fired), but it keeps a few thousand
-        objects alive at a time (pending steps and their tuples): each automatic
-        collection scans them, promotes them to the older generations, and every few
-        replications that triggers a full collection of the whole process. Pausing the
-        collector for the loop saved about a tenth of a 100k-lead replication. It is
-        restored as it was, even on error.
-        """
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        """Run the event loop to the horizon, with Python's cyclic garbage collector paused."""
+        with gc_paused():
             self.env.run(until=self.horizon)
-        finally:
-            if enabled:
-                gc.enable()
 
     # -- hand-off -------------------------------------------------------------
     def mql(self, lead: int) -> bool:
         """A lead reaches marketing's bar again (recycled, or in the reference model): True if
-        sales will follow it up (:meth:`respond`). Fed leads' first pass: see ``fast._Feed``."""
+        sales will follow it up (:meth:`respond`). Fed leads' first pass: see ``fast._hand_over``."""
         now = self.env.now
         self._log((now, lead, MQL_CODE, -1, NAN))
         if self.follow_up() >= self.follow_up_rate:
@@ -377,7 +384,7 @@ class World:
 
     def respond(self, lead: int, mql_time: float) -> None:
         """Sales picks the MQL up after its response delay, drawn now from the shared stream."""
-        Step(self.env, self.response_delay(), self._pick_up, (lead, mql_time, -1))
+        Step(self.env, self.response_delay(), self.pick_up, (lead, mql_time, -1))
 
     def soon(self, fn: Callable[..., None], *args: Any) -> None:
         """Call ``fn(*args)`` in an urgent step at this time: where a new SimPy process would start.
@@ -387,7 +394,8 @@ class World:
         """
         Step(self.env, 0, lambda _: fn(*args), None, URGENT)
 
-    def _pick_up(self, step: Step) -> None:
+    def pick_up(self, step: Step) -> None:
+        """Sales picks an MQL up: an SDR starts on it now if one is free, else it queues."""
         lead, mql_time, k = step.carried
         rep = self.sdr.acquire()
         if rep >= 0:
