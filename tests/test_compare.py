@@ -144,19 +144,27 @@ def test_a_lever_that_changes_nothing_gets_exactly_zero(attribution):
     assert (cost.drop(["ae cost", "total"])["contribution"] == 0).all()
 
 
-def test_each_distinct_scenario_is_simulated_once(monkeypatch):
-    """3 real levers and a no-op one: 2**3 distinct scenarios, of which compare already ran the two ends."""
+def test_each_distinct_scenario_is_simulated_once_and_the_progress_bar_counts_them_all(monkeypatch):
+    """3 real levers and a no-op one: 2**3 distinct scenarios, of which compare already ran the two ends.
+
+    The progress reports drive one bar over the whole job: the same total throughout,
+    never going back, and ending full.
+    """
     a = load_scenario(SCENARIOS / "misaligned.toml", TENTH)
     b = load_scenario(SCENARIOS / "aligned.toml", TENTH)
     simulated = []
     real_run = mc.run
     monkeypatch.setattr(mc, "run", lambda sc, *args, **kw: simulated.append(sc) or real_run(sc, *args, **kw))
     levers = {"x": ["qualification"], "y": ["handoff"], "z": ["sources", "recycling", "sales"], "none": ["nurture"]}
-    result = compare([a, b], 2, seed=1, levers=levers)
+    reports: list[tuple[int, int]] = []
+    result = compare([a, b], 2, seed=1, levers=levers, progress=lambda done, total: reports.append((done, total)))
     assert result.attribution is not None
     assert [lv.name for lv in result.attribution.levers] == ["x", "y", "z", "none"]
     assert len(simulated) == 2 + 6
     assert len(result.attribution.values) == 16
+    done = [d for d, _ in reports]
+    assert {t for _, t in reports} == {2 * 8}
+    assert done == sorted(done) and done[-1] == 2 * 8
 
 
 def test_shapley_values_of_a_game_worked_by_hand():

@@ -528,8 +528,10 @@ def compare(
         err.print(f"comparing {len(loaded)} scenarios on {runs} common replications of seed {run_seed}")
 
     def go() -> Comparison:
-        with executor(jobs, scheduler) as pool:
-            return make_comparison(loaded, runs, run_seed, pool, attribute_levers=attribute, levers=named)
+        with executor(jobs, scheduler) as pool, _replication_bar(narrate) as progress:
+            return make_comparison(
+                loaded, runs, run_seed, pool, attribute_levers=attribute, levers=named, progress=progress
+            )
 
     result = _guard(go)
     if out_dir is not None:
@@ -700,7 +702,7 @@ ParamSpecOpt = Annotated[
 
 @contextmanager
 def _replication_bar(narrate: bool) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar of replications over a whole grid, on stderr and only in a terminal."""
+    """A progress bar of replications over a whole job (a grid, a comparison), on stderr and only in a terminal."""
     columns = (
         TextColumn("replications"),
         BarColumn(),

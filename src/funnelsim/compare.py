@@ -202,21 +202,22 @@ def compare(
         raise CompareError(f"scenario labels must be unique, got {names}")
     if (attribute_levers or levers) and len(scenarios) != 2:
         raise CompareError(f"lever attribution compares exactly two scenarios, got {len(scenarios)}")
+    plan = None
+    extra = 0  # the lever combinations still to simulate after the scenarios themselves
     if attribute_levers or levers:
-        find_levers(scenarios[0], scenarios[1], levers)  # bad levers fail before any simulation
+        plan = _combinations(scenarios[0], scenarios[1], levers)  # bad levers fail before any simulation
+        extra = len(plan.distinct.keys() - {_simulation_key(sc) for sc in scenarios})
+    total = runs * (len(scenarios) + extra)
     results = {}
-    for label, sc in zip(names, scenarios, strict=True):
-        reps = mc.run(sc, runs, seed, pool, confidence=confidence, progress=progress)
+    for k, (label, sc) in enumerate(zip(names, scenarios, strict=True)):
+        reps = mc.run(sc, runs, seed, pool, confidence=confidence, progress=mc.offset(progress, k * runs, total))
         if reps.stopped == "interrupted":
             raise KeyboardInterrupt
         results[label] = reps
     attribution = None
-    if attribute_levers or levers:
-        a, b = scenarios
-        attribution = attribute(
-            a, b, runs, seed, pool, levers=levers, labels=(names[0], names[1]), known=list(results.values()),
-            confidence=confidence, progress=progress,
-        )  # fmt: skip
+    if plan is not None:
+        step = mc.offset(progress, len(scenarios) * runs, total)
+        attribution = _attribute(plan, runs, seed, pool, (names[0], names[1]), list(results.values()), confidence, step)
     return Comparison(names, results, seed, confidence, attribution)
 
 
@@ -531,21 +532,49 @@ def attribute(
     """
     if runs < 2:
         raise CompareError(f"--runs must be >= 2 to attribute, got {runs}")
+    labels = labels or (a.name, b.name)
+    return _attribute(_combinations(a, b, levers), runs, seed, pool, labels, known, confidence, progress)
+
+
+@dataclass(frozen=True)
+class _Combinations:
+    """The levers between two scenarios, each combination's scenario key, and the distinct scenarios."""
+
+    levers: list[Lever]
+    key: dict[int, str]  # by mask: bit i set = lever i switched to the second scenario's values
+    distinct: dict[str, Scenario]
+
+
+def _combinations(a: Scenario, b: Scenario, levers: Mapping[str, Sequence[str]] | None) -> _Combinations:
     found = find_levers(a, b, levers)
-    cache = {_simulation_key(r.scenario): r.table for r in known if r.seed == seed and r.completed == runs}
-    scenarios = {
-        mask: coalition_scenario(a, b, [lv for i, lv in enumerate(found) if mask >> i & 1])
-        for mask in range(1 << len(found))
-    }
-    if _simulation_key(scenarios[(1 << len(found)) - 1]) != _simulation_key(b):
+    keys: dict[int, str] = {}
+    distinct: dict[str, Scenario] = {}
+    for mask in range(1 << len(found)):
+        sc = coalition_scenario(a, b, [lv for i, lv in enumerate(found) if mask >> i & 1])
+        keys[mask] = _simulation_key(sc)
+        distinct.setdefault(keys[mask], sc)
+    if keys[(1 << len(found)) - 1] != _simulation_key(b):
         raise AssertionError("switching every lever did not reproduce the second scenario")  # a bug, not bad input
-    values = {}
-    for mask, sc in scenarios.items():
-        key = _simulation_key(sc)
-        if key not in cache:
-            reps = mc.run(sc, runs, seed, pool, confidence=confidence, progress=progress)
-            if reps.stopped == "interrupted":
-                raise KeyboardInterrupt
-            cache[key] = reps.table
-        values[mask] = cache[key]
-    return Attribution(labels or (a.name, b.name), found, values, seed, confidence)
+    return _Combinations(found, keys, distinct)
+
+
+def _attribute(
+    plan: _Combinations,
+    runs: int,
+    seed: int,
+    pool: Executor | None,
+    labels: tuple[str, str],
+    known: Sequence[mc.Replications],
+    confidence: float,
+    progress: mc.Progress | None,
+) -> Attribution:
+    cache = {_simulation_key(r.scenario): r.table for r in known if r.seed == seed and r.completed == runs}
+    todo = [key for key in plan.distinct if key not in cache]
+    for k, key in enumerate(todo):
+        step = mc.offset(progress, k * runs, len(todo) * runs)
+        reps = mc.run(plan.distinct[key], runs, seed, pool, confidence=confidence, progress=step)
+        if reps.stopped == "interrupted":
+            raise KeyboardInterrupt
+        cache[key] = reps.table
+    values = {mask: cache[key] for mask, key in plan.key.items()}
+    return Attribution(labels, plan.levers, values, seed, confidence)

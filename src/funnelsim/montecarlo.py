@@ -38,6 +38,7 @@ __all__ = [
     "SerialExecutor",
     "executor",
     "json_ready",
+    "offset",
     "replicate",
     "run",
 ]
@@ -52,6 +53,17 @@ CHUNK = 4
 MAX_RUNS = 10_000
 
 Progress = Callable[[int, int], None]
+
+
+def offset(progress: Progress | None, done_before: int, total: int) -> Progress | None:
+    """``progress`` for one run among several: its counts shifted by ``done_before``, out of ``total``.
+
+    So a job of several runs (a sweep, a comparison) drives one bar from 0 to ``total``.
+    """
+    if progress is None:
+        return None
+    report = progress
+    return lambda done, _: report(done_before + done, total)
 
 
 class MonteCarloError(ValueError):

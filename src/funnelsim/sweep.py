@@ -502,7 +502,7 @@ def sweep(
     total = len(scenarios) * runs
     results = []
     for k, sc in enumerate(scenarios):
-        step = _offset(progress, k * runs, total)
+        step = mc.offset(progress, k * runs, total)
         reps = mc.run(sc, runs, seed, pool, confidence=confidence, progress=step)
         if reps.stopped == "interrupted":
             raise KeyboardInterrupt
@@ -510,13 +510,6 @@ def sweep(
             _check_metrics(reps, [metric])
         results.append(reps)
     return Sweep(scenario, axes, grid, tuple(results), seed, confidence)
-
-
-def _offset(progress: mc.Progress | None, done_before: int, total: int) -> mc.Progress | None:
-    if progress is None:
-        return None
-    report = progress
-    return lambda done, _: report(done_before + done, total)
 
 
 # ---------------------------------------------------------------------------
@@ -969,14 +962,14 @@ def sensitivity(
     seed = resolve_seed(scenario, seed)
     todo = [(p.parameter, side, sc) for p in found for side, sc in (("low", p.low), ("high", p.high)) if sc is not None]
     total = (1 + len(todo)) * runs
-    base = mc.run(scenario, runs, seed, pool, confidence=confidence, progress=_offset(progress, 0, total))
+    base = mc.run(scenario, runs, seed, pool, confidence=confidence, progress=mc.offset(progress, 0, total))
     if base.stopped == "interrupted":
         raise KeyboardInterrupt
     _check_metrics(base, [metric])
     low: dict[str, mc.Replications] = {p.parameter: base for p in found}
     high: dict[str, mc.Replications] = dict(low)
     for k, (path, side, sc) in enumerate(todo, start=1):
-        reps = mc.run(sc, runs, seed, pool, confidence=confidence, progress=_offset(progress, k * runs, total))
+        reps = mc.run(sc, runs, seed, pool, confidence=confidence, progress=mc.offset(progress, k * runs, total))
         if reps.stopped == "interrupted":
             raise KeyboardInterrupt
         (low if side == "low" else high)[path] = reps

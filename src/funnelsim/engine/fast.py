@@ -5,9 +5,10 @@ month), lead traits, each lead's own random draws and the whole nurture phase ar
 drawn in numpy batches, coupled across volumes (:func:`arrival_times`): a lead
 that never becomes an MQL costs a few array operations and nothing in the event
 loop, not even its attributes as Python objects. From the MQL on, leads compete for
-SDRs and AEs, so :class:`~.world.World` runs them event by event: one feed step per
-MQL time, then a chain of timed steps per lead (response delay, SDR work, sales
-cycle) and the rep pools' queues, with no SimPy process per lead.
+SDRs and AEs, so :class:`~.world.World` runs them event by event: a chain of timed
+steps per lead (pick-up, SDR work, sales cycle) and the rep pools' queues, with no
+SimPy process per lead; the MQL events and the first pick-up times are worked out
+before the run (:func:`_hand_over`).
 :func:`funnelsim.engine.reference.simulate_reference` is the straightforward
 one-process-per-lead model of the same funnel, kept as test oracle.
 """
