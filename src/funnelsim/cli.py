@@ -47,13 +47,14 @@ from .output import (
     write_sensitivity,
     write_sweep,
 )
-from .planner import LEVERS, Lever, Period, Plan, PlanDiagnostics, PlanError, PlanInfeasible
+from .planner import LEVERS, MAX_EVALUATIONS, Lever, Period, Plan, PlanDiagnostics, PlanError, PlanInfeasible
 from .planner import plan as make_plan
 from .results import resolve_seed
 from .scenario import Scenario, ScenarioError, load_scenario
 from .sweep import Sensitivity, Sweep, SweepError, parse_param
 from .sweep import sensitivity as make_sensitivity
 from .sweep import sweep as make_sweep
+from .workload import Budget, Workload, WorkloadTooLarge, estimate
 
 app = typer.Typer(
     add_completion=False,
@@ -78,6 +79,12 @@ SeedOpt = Annotated[int | None, typer.Option(help="Random seed (default: the sce
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing --out folder.")]
 FormatOpt = Annotated[str, typer.Option("--format", help="Figure format: png or svg.")]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="No narration.")]
+AllowLargeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-large", help="Run even when the work is estimated above the limits (half the memory, one hour)."
+    ),
+]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a value: dotted.path=value (repeatable).", show_default=False),
@@ -91,7 +98,16 @@ def _guard(action: Callable[[], T]) -> T:
     except PlanInfeasible as exc:
         err.print(f"[bold red]infeasible:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_INFEASIBLE) from None
-    except (ScenarioError, OutputError, MonteCarloError, PlanError, CompareError, CalibrationError, SweepError) as exc:
+    except (
+        ScenarioError,
+        OutputError,
+        MonteCarloError,
+        PlanError,
+        CompareError,
+        CalibrationError,
+        SweepError,
+        WorkloadTooLarge,
+    ) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except KeyboardInterrupt:
@@ -104,6 +120,20 @@ def _guard(action: Callable[[], T]) -> T:
 
 def _load(path: Path, overrides: list[str] | None) -> Scenario:
     return _guard(lambda: load_scenario(path, overrides or ()))
+
+
+# Work estimated to take longer than this is announced before it starts.
+ANNOUNCE_SECONDS = 5.0
+
+
+def _budget(allow_large: bool, narrate: bool) -> Budget:
+    """The work allowed to a command: refused above the limits unless --allow-large; long work announced."""
+
+    def announce(work: Workload) -> None:
+        if narrate and work.seconds >= ANNOUNCE_SECONDS:
+            err.print(f"work: {work.describe()}")
+
+    return Budget(allow_large=allow_large, announce=announce)
 
 
 @app.command()
@@ -132,6 +162,7 @@ def run(
         typer.Option(help="Add replications until the 95% CI of mean revenue is within this share of the mean."),
     ] = None,
     max_runs: Annotated[int | None, typer.Option(help="Upper bound of replications for --precision.", min=1)] = None,
+    allow_large: AllowLargeOpt = False,
 ) -> None:
     """Simulate SCENARIO once, or --runs N times (Monte Carlo), and print what happened."""
     sc = _load(scenario, overrides)
@@ -143,7 +174,10 @@ def run(
     if runs > 1 or precision is not None or max_runs is not None:
         if replication is not None:
             _guard(lambda: _bad("--replication re-runs one replication; it cannot be combined with --runs"))
-        reps = _monte_carlo(sc, run_seed, runs, jobs, scheduler, goal_amount, precision, max_runs, narrate, as_json)
+        budget = _budget(allow_large, narrate)
+        reps = _monte_carlo(
+            sc, run_seed, runs, jobs, scheduler, goal_amount, precision, max_runs, narrate, as_json, budget
+        )
         if out_dir is not None and reps.completed:
             written = _guard(lambda: write_replications(reps, out_dir, figure_format=figure_format, force=force))
             if narrate:
@@ -152,6 +186,7 @@ def run(
             raise typer.Exit(EXIT_INTERRUPTED)
         return
     which = replication or 0
+    _guard(lambda: _budget(allow_large, narrate).admit(estimate(sc), "this run"))
     if narrate:
         rep_note = f", replication {which}" if which else ""
         err.print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {run_seed}{rep_note}")
@@ -185,6 +220,7 @@ def _monte_carlo(
     max_runs: int | None,
     narrate: bool,
     as_json: bool,
+    budget: Budget,
 ) -> Replications:
     if narrate:
         where = f"Dask {scheduler}" if scheduler else f"{jobs} process{'es' if jobs > 1 else ''}"
@@ -207,7 +243,15 @@ def _monte_carlo(
         def go() -> Replications:
             with executor(jobs, scheduler) as pool:
                 return mc_run(
-                    sc, runs, seed, pool, goal=goal, precision=precision, max_runs=max_runs, progress=progress
+                    sc,
+                    runs,
+                    seed,
+                    pool,
+                    goal=goal,
+                    precision=precision,
+                    max_runs=max_runs,
+                    progress=progress,
+                    budget=budget,
                 )
 
         reps = _guard(go)
@@ -357,6 +401,11 @@ def plan(
     figure_format: FormatOpt = "png",
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as one JSON document.")] = False,
     quiet: QuietOpt = False,
+    max_evaluations: Annotated[
+        int,
+        typer.Option(help="Work budget of the search: at most this many candidates of --runs replications.", min=2),
+    ] = MAX_EVALUATIONS,
+    allow_large: AllowLargeOpt = False,
 ) -> None:
     """Work back from a revenue GOAL to monthly targets for marketing and sales (exit 3 if infeasible)."""
     sc = _load(scenario, overrides)
@@ -388,6 +437,8 @@ def plan(
                     pool=pool,
                     lead_in_months=lead_in,
                     progress=progress,
+                    budget=_budget(allow_large, narrate),
+                    max_evaluations=max_evaluations,
                 )
 
         result, diagnostics = _guard(go)
@@ -512,6 +563,7 @@ def compare(
             show_default=False,
         ),
     ] = None,
+    allow_large: AllowLargeOpt = False,
 ) -> None:
     """Run SCENARIOS on the same seeds and show each metric's paired difference against the first.
 
@@ -530,7 +582,14 @@ def compare(
     def go() -> Comparison:
         with executor(jobs, scheduler) as pool, _replication_bar(narrate) as progress:
             return make_comparison(
-                loaded, runs, run_seed, pool, attribute_levers=attribute, levers=named, progress=progress
+                loaded,
+                runs,
+                run_seed,
+                pool,
+                attribute_levers=attribute,
+                levers=named,
+                progress=progress,
+                budget=_budget(allow_large, narrate),
             )
 
     result = _guard(go)
@@ -740,6 +799,7 @@ def sweep(
     figure_format: FormatOpt = "png",
     as_json: Annotated[bool, typer.Option("--json", help="Print the sweep as one JSON document.")] = False,
     quiet: QuietOpt = False,
+    allow_large: AllowLargeOpt = False,
 ) -> None:
     """Run SCENARIO over a grid of one or two parameters, on the same seeds at every point."""
     sc = _load(scenario, overrides)
@@ -756,7 +816,16 @@ def sweep(
 
         def go() -> Sweep:
             with executor(jobs, scheduler) as pool:
-                return make_sweep(sc, specs, runs, run_seed, pool, metric=metric, progress=progress)
+                return make_sweep(
+                    sc,
+                    specs,
+                    runs,
+                    run_seed,
+                    pool,
+                    metric=metric,
+                    progress=progress,
+                    budget=_budget(allow_large, narrate),
+                )
 
         result = _guard(go)
     if out_dir is not None:
@@ -848,6 +917,7 @@ def sensitivity(
     figure_format: FormatOpt = "png",
     as_json: Annotated[bool, typer.Option("--json", help="Print the sensitivity as one JSON document.")] = False,
     quiet: QuietOpt = False,
+    allow_large: AllowLargeOpt = False,
 ) -> None:
     """Move each numeric parameter of SCENARIO by -BY and +BY, one at a time, on the base's seeds."""
     sc = _load(scenario, overrides)
@@ -864,7 +934,15 @@ def sensitivity(
         def go() -> Sensitivity:
             with executor(jobs, scheduler) as pool:
                 return make_sensitivity(
-                    sc, share, runs, run_seed, pool, params=param or None, metric=metric, progress=progress
+                    sc,
+                    share,
+                    runs,
+                    run_seed,
+                    pool,
+                    params=param or None,
+                    metric=metric,
+                    progress=progress,
+                    budget=_budget(allow_large, narrate),
                 )
 
         result = _guard(go)

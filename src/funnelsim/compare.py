@@ -27,6 +27,7 @@ from . import montecarlo as mc
 from .distributions import Spec
 from .metrics import LEAKAGE_REASONS
 from .scenario import Scenario, ScenarioError, parse_scenario, set_paths
+from .workload import UNLIMITED, Budget, largest, workers_of
 
 __all__ = [
     "Attribution",
@@ -179,6 +180,7 @@ def compare(
     progress: mc.Progress | None = None,
     attribute_levers: bool = False,
     levers: Mapping[str, Sequence[str]] | None = None,
+    budget: Budget | None = None,
 ) -> Comparison:
     """Run each scenario's replications ``0 .. runs-1`` of ``seed`` and pair them.
 
@@ -208,9 +210,12 @@ def compare(
         plan = _combinations(scenarios[0], scenarios[1], levers)  # bad levers fail before any simulation
         extra = len(plan.distinct.keys() - {_simulation_key(sc) for sc in scenarios})
     total = runs * (len(scenarios) + extra)
+    every = [*scenarios, *(plan.distinct.values() if plan is not None else ())]
+    (budget or Budget()).admit(largest(every, total, workers_of(pool)), "this comparison")
     results = {}
     for k, (label, sc) in enumerate(zip(names, scenarios, strict=True)):
-        reps = mc.run(sc, runs, seed, pool, confidence=confidence, progress=mc.offset(progress, k * runs, total))
+        step = mc.offset(progress, k * runs, total)
+        reps = mc.run(sc, runs, seed, pool, confidence=confidence, progress=step, budget=UNLIMITED)
         if reps.stopped == "interrupted":
             raise KeyboardInterrupt
         results[label] = reps
@@ -572,7 +577,7 @@ def _attribute(
     todo = [key for key in plan.distinct if key not in cache]
     for k, key in enumerate(todo):
         step = mc.offset(progress, k * runs, len(todo) * runs)
-        reps = mc.run(plan.distinct[key], runs, seed, pool, confidence=confidence, progress=step)
+        reps = mc.run(plan.distinct[key], runs, seed, pool, confidence=confidence, progress=step, budget=UNLIMITED)
         if reps.stopped == "interrupted":
             raise KeyboardInterrupt
         cache[key] = reps.table

@@ -30,6 +30,7 @@ from .engine import simulate
 from .metrics import leakage_counts, stages_by_month, summarize_run
 from .results import resolve_seed
 from .scenario import Scenario
+from .workload import Budget, estimate, workers_of
 
 __all__ = [
     "HEADLINE",
@@ -281,6 +282,7 @@ def run(
     batch: int = 50,
     confidence: float = 0.95,
     progress: Progress | None = None,
+    budget: Budget | None = None,
 ) -> Replications:
     """Run replications of ``scenario`` through ``pool`` (in-process when None).
 
@@ -299,6 +301,10 @@ def run(
         stopping point does not depend on the executor.
     progress
         Called with ``(done, total)`` after each finished task.
+    budget
+        The work allowed (default: refuse above the machine's limits, see
+        :mod:`funnelsim.workload`); judged on every replication that may run
+        (``max_runs`` with ``precision``) before the first starts.
 
     Ctrl-C (KeyboardInterrupt) stops handing out work; finished replications are
     kept and ``stopped`` is ``"interrupted"``.
@@ -313,6 +319,8 @@ def run(
     if max_runs is not None and max_runs < 1:
         raise MonteCarloError(f"--max-runs must be >= 1, got {max_runs}")
     pool = pool or SerialExecutor()
+    most = len(replications) if replications is not None else runs if precision is None else max_runs or MAX_RUNS
+    (budget or Budget()).admit(estimate(scenario, most, workers_of(pool)), "this Monte Carlo run")
     results: dict[int, Replication] = {}
     stopped = "completed"
     try:

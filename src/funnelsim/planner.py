@@ -52,6 +52,7 @@ from .engine.nurture import MQL, nurture_batch
 from .mechanisms import productivity, score, slots, win_probability
 from .results import resolve_seed
 from .scenario import DAYS_PER_MONTH, Scenario, parse_scenario, rate, set_paths
+from .workload import UNLIMITED, Budget, check, estimate, workers_of
 
 __all__ = [
     "LEVERS",
@@ -77,6 +78,9 @@ LEVERS: tuple[Lever, ...] = ("leads", "reps", "both")
 STEP = 1.02
 """Lead volumes are searched on the grid ``STEP ** j`` times the scenario's volume."""
 TARGET_UTILISATION = 0.8
+# The search's default work budget, in candidates of --runs replications each. A leads-only
+# plan of the bundled scenarios settles within ~10 (pilot included); --lever both within ~30.
+MAX_EVALUATIONS = 60
 MAX_LEAD_MULTIPLIER = 50.0
 MAX_EXTRA_AES = 200
 NURTURE_SAMPLE = 40_000
@@ -586,6 +590,8 @@ class _Evaluator:
     pool: Executor
     progress: Progress | None
     yields: dict[str, SourceYield]
+    budget: Budget
+    max_replications: int
     seen: dict[tuple[float, int, int, int], Candidate] = field(default_factory=dict)
     simulated: dict[tuple[float, int, int], mc.Replications] = field(default_factory=dict)
 
@@ -598,9 +604,11 @@ class _Evaluator:
         have = self.simulated.get((k, extra_aes, sdrs))
         done = 0 if have is None else have.completed
         if done < runs:
+            candidate = self.scenario(k, extra_aes, sdrs)
+            self._admit(candidate, runs - done, f"the candidate plan leads x{k:.3f}, +{extra_aes} AEs, {sdrs} SDRs")
             if self.progress is not None:
                 self.progress(f"simulating {runs - done} runs: leads x{k:.3f}, +{extra_aes} AEs, {sdrs} SDRs")
-            more = mc.run(self.scenario(k, extra_aes, sdrs), 0, self.seed, self.pool, replications=range(done, runs))
+            more = mc.run(candidate, 0, self.seed, self.pool, replications=range(done, runs), budget=UNLIMITED)
             if more.stopped == "interrupted":
                 raise KeyboardInterrupt
             if have is not None:
@@ -616,6 +624,21 @@ class _Evaluator:
             monthly=reps.monthly[reps.monthly["replication"] < runs],
             requested=runs,
         )
+
+    @property
+    def used(self) -> int:
+        """Replications simulated so far, over every candidate."""
+        return sum(reps.completed for reps in self.simulated.values())
+
+    def _admit(self, candidate: Scenario, more: int, what: str) -> None:
+        """Refuse to go past the search's budget, or to simulate a candidate too large for the machine."""
+        if self.used + more > self.max_replications:
+            raise PlanError(
+                f"the search has used {self.used:,} of its {self.max_replications:,} replications "
+                f"({self.max_replications // self.runs} candidates x {self.runs} runs) without settling on a plan; "
+                "raise --max-evaluations, lower --runs, or ask for a nearer goal"
+            )
+        check(estimate(candidate, more, workers_of(self.pool)), self.budget.allow_large, self.budget.limits, what)
 
     def __call__(self, k: float, extra_aes: int, sdrs: int, runs: int | None = None) -> Candidate:
         runs = runs or self.runs
@@ -816,6 +839,8 @@ def plan(
     lead_in_months: int | None = None,
     target_utilisation: float = TARGET_UTILISATION,
     progress: Progress | None = None,
+    budget: Budget | None = None,
+    max_evaluations: int = MAX_EVALUATIONS,
 ) -> tuple[Plan, PlanDiagnostics]:
     """Work back from ``goal`` (revenue closed in ``period``) to joint targets.
 
@@ -839,6 +864,15 @@ def plan(
         (at most 12).
     pool
         Executor for the replications (see :func:`funnelsim.montecarlo.executor`).
+    budget
+        The work allowed (:class:`funnelsim.workload.Budget`): the whole search,
+        ``max_evaluations`` candidates of ``runs`` replications at the analytic plan's
+        size, is judged (and announced) before the first simulation; each candidate
+        is judged again at its own size before it runs.
+    max_evaluations
+        The search's work budget, in candidates of ``runs`` replications: it stops
+        with a :class:`PlanError` rather than go past ``max_evaluations * runs``
+        replications in all (a pilot's runs count too).
 
     Raises
     ------
@@ -855,6 +889,8 @@ def plan(
         raise PlanError(f"--lever must be one of {', '.join(LEVERS)}, got {lever!r}")
     if runs < 10:
         raise PlanError(f"--runs must be >= 10 to estimate a probability, got {runs}")
+    if max_evaluations < 2:
+        raise PlanError(f"--max-evaluations must be >= 2 (a search compares candidates), got {max_evaluations}")
     if not 0 < target_utilisation <= 1:
         raise PlanError(f"target utilisation must be in (0, 1], got {target_utilisation:g}")
     if lead_in_months is not None and not 0 <= lead_in_months <= 24:
@@ -896,7 +932,13 @@ def plan(
     # Revenue per unit of lead multiplier, for the saturation test of the search.
     slope = (analytic.revenue - without_leads.revenue) / k_analytic if k_analytic > 0 else 0.0
 
-    evaluate = _Evaluator(framed, period, goal, confidence, runs, seed, pool or mc.SerialExecutor(), progress, yields)
+    pool = pool or mc.SerialExecutor()
+    budget = budget or Budget()
+    at_analytic = apply_changes(framed, planned_changes(framed, k_analytic, 0))
+    budget.admit(estimate(at_analytic, max_evaluations * runs, workers_of(pool)), "this plan's search")
+    evaluate = _Evaluator(
+        framed, period, goal, confidence, runs, seed, pool, progress, yields, budget, max_evaluations * runs
+    )
     tradeoff = None
     if lever == "leads":
         chosen = _search_leads(evaluate, k_analytic, 0, framed.handoff.sdr.count, slope)
@@ -972,7 +1014,7 @@ def plan(
         replications=reps,
         runs=runs,
         seed=seed,
-        simulated=sum(reps.completed for reps in evaluate.simulated.values()),
+        simulated=evaluate.used,
     )
     return result, diagnostics
 

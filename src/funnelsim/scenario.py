@@ -35,6 +35,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from .distributions import Fixed, NonNegativeDist, Spec, UnitDist
+from .files import MB, UnreadableFile, read_text
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -86,9 +87,19 @@ class ScenarioError(ValueError):
     def __init__(self, problems: list[tuple[str, str]], source: str = "scenario") -> None:
         self.problems = problems
         self.source = source
-        lines = [f"{source}: {len(problems)} problem{'s' if len(problems) != 1 else ''}"]
-        lines += [f"  {path}: {msg}" if path else f"  {msg}" for path, msg in problems]
+        lines = [f"{_clip(source)}: {len(problems)} problem{'s' if len(problems) != 1 else ''}"]
+        lines += [f"  {_clip(path)}: {_clip(msg)}" if path else f"  {_clip(msg)}" for path, msg in problems]
         super().__init__("\n".join(lines))
+
+
+# A key or value of a megabyte must not make a megabyte of error message (or a slow one).
+MAX_MESSAGE_CHARS = 300
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_MESSAGE_CHARS:
+        return text
+    return f"{text[: MAX_MESSAGE_CHARS - 40]}... ({len(text):,} characters in all)"
 
 
 class _Model(BaseModel):
@@ -383,6 +394,17 @@ class Scenario(_Model):
         None, description="Opportunities already open on start_date; none = the run starts with an empty pipeline."
     )
 
+    @model_validator(mode="after")
+    def _ends_in_the_calendar(self) -> Scenario:
+        # Python dates end in 9999: a horizon past that is a typo, caught here and not as an OverflowError later.
+        last = (dt.date.max - self.start_date).days
+        if self.horizon_days > last:
+            raise ValueError(
+                f"horizon_days = {self.horizon_days:g} runs past the year 9999 from start_date {self.start_date}; "
+                f"at most {last:,} days"
+            )
+        return self
+
     @property
     def open_deals(self) -> list[OpenDeal]:
         """The deals of the initial pipeline (empty without one)."""
@@ -460,15 +482,15 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError([("", f"cannot read file: {exc.strerror}")], str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise ScenarioError([("", f"not UTF-8 text (byte {exc.start}); TOML files must be UTF-8")], str(path)) from None
+        text = read_text(path, field="scenario file", max_bytes=MAX_SCENARIO_BYTES)
+    except UnreadableFile as exc:
+        raise ScenarioError([("", str(exc))], str(path)) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError([("", f"TOML syntax error: {exc}")], str(path)) from None
+    except RecursionError:
+        raise ScenarioError([("", "TOML nested too deeply (tables or arrays inside each other)")], str(path)) from None
     return parse_scenario(apply_overrides(raw, overrides, str(path)), str(path), base_dir=path.parent)
 
 
@@ -534,6 +556,9 @@ def parse_scenario(raw: dict[str, Any], source: str = "scenario", base_dir: str 
     scenario file's folder for :func:`load_scenario`; the current folder if None).
     The file is read here: the scenario returned holds its rows, not the path.
     """
+    depth = _depth(raw)
+    if depth > MAX_NESTING:
+        raise ScenarioError([("", f"nested {depth} levels deep; a scenario needs at most {MAX_NESTING}")], source)
     raw, problems = _read_pipeline_file(raw, Path.cwd() if base_dir is None else Path(base_dir))
     scenario = None
     try:
@@ -545,6 +570,28 @@ def parse_scenario(raw: dict[str, Any], source: str = "scenario", base_dir: str 
         raise ScenarioError(_dedupe(problems), source)
     assert scenario is not None
     return scenario
+
+
+# The deepest real scenario is ~6 levels (sales.deal_size_by_persona.NAME.dist); anything far
+# deeper is a mistake or an attack, refused before pydantic and our messages recurse into it.
+MAX_NESTING = 32
+MAX_SCENARIO_BYTES = 10 * MB
+MAX_PIPELINE_BYTES = 200 * MB
+
+
+def _depth(value: Any, limit: int = MAX_NESTING + 1) -> int:
+    """Nesting depth of tables and arrays, counted no further than ``limit``."""
+    depth, level = 0, [value]
+    while level and depth < limit:
+        children: list[Any] = []
+        for node in level:
+            if isinstance(node, dict):
+                children.extend(node.values())
+            elif isinstance(node, list):
+                children.extend(node)
+        level = children
+        depth += bool(level)
+    return depth
 
 
 # ---------------------------------------------------------------------------
@@ -599,11 +646,9 @@ def _read_pipeline_file(raw: Any, base_dir: Path) -> tuple[Any, list[tuple[str, 
 def _parse_pipeline_csv(path: Path, personas: list[str] | None) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     where = str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        return [], [("initial_pipeline.file", f"cannot read {where}: {exc.strerror}")]
-    except UnicodeDecodeError as exc:
-        return [], [("initial_pipeline.file", f"{where} is not UTF-8 text (byte {exc.start})")]
+        text = read_text(path, field="initial_pipeline.file", max_bytes=MAX_PIPELINE_BYTES, encoding="utf-8-sig")
+    except UnreadableFile as exc:
+        return [], [("", str(exc))]
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [name.strip() for name in next(reader)]
@@ -612,6 +657,10 @@ def _parse_pipeline_csv(path: Path, personas: list[str] | None) -> tuple[list[di
     except csv.Error as exc:
         return [], [(f"{where} line 1", f"not valid CSV: {exc}")]
     problems: list[tuple[str, str]] = []
+    near = [n for n in header if len(n) <= 40 and difflib.get_close_matches(n, PIPELINE_COLUMNS, n=1)]
+    if not set(header) & set(PIPELINE_COLUMNS) and not near:
+        # Not a pipeline export at all: say so without quoting the file (it may be anything readable).
+        return [], [(f"{where} line 1", f"not a header of pipeline columns ({', '.join(PIPELINE_COLUMNS)})")]
     for name in header:
         if name not in PIPELINE_COLUMNS:
             hint = difflib.get_close_matches(name, PIPELINE_COLUMNS, n=1)

@@ -73,6 +73,7 @@ from .compare import paired_difference
 from .distributions import Spec, _check_unit
 from .results import resolve_seed
 from .scenario import Scenario, parse_scenario, set_paths
+from .workload import UNLIMITED, Budget, largest, workers_of
 
 __all__ = [
     "LOWER_IS_BETTER",
@@ -177,6 +178,7 @@ def parse_param(spec: str) -> tuple[str, list[Any]]:
             raise SweepError(f"--param {path}: lo and hi of lo:hi:n must be numbers, got {text!r}")
         if not isinstance(n, int) or isinstance(n, bool) or n < 2:
             raise SweepError(f"--param {path}: n of lo:hi:n must be a whole number >= 2, got {parts[2].strip()!r}")
+        _check_grid_size(n, f"--param {path}: ")
         if isinstance(lo, int) and isinstance(hi, int) and (hi - lo) % (n - 1) == 0:
             return path, [lo + k * ((hi - lo) // (n - 1)) for k in range(n)]
         # Rounded to 12 digits so that 0.3 + 3 * 0.05 reads 0.45 in tables and file names.
@@ -185,6 +187,19 @@ def parse_param(spec: str) -> tuple[str, list[Any]]:
     if len(values) < 2:
         raise SweepError(f"--param {path}: give at least two values (v1,v2,...) or a range lo:hi:n, got {text!r}")
     return path, values
+
+
+# A grid is a list of scenarios validated up front: past this many points the list alone
+# would take gigabytes, and the simulations days. Refused at parse time, before any allocation.
+MAX_GRID_POINTS = 10_000
+
+
+def _check_grid_size(points: int, where: str = "") -> None:
+    if points > MAX_GRID_POINTS:
+        raise SweepError(
+            f"{where}a grid of {points:,} points is above the {MAX_GRID_POINTS:,} a sweep can hold; "
+            "use fewer points (lo:hi:n with a smaller n) or sweep in stages"
+        )
 
 
 def _toml_value(text: str) -> Any:
@@ -434,6 +449,7 @@ def sweep(
     *,
     metric: str = "revenue",
     progress: mc.Progress | None = None,
+    budget: Budget | None = None,
     confidence: float = 0.95,
 ) -> Sweep:
     """Run replications ``0 .. runs-1`` of ``seed`` at every point of a one- or two-parameter grid.
@@ -455,6 +471,8 @@ def sweep(
         hold every metric whatever this is).
     progress
         Called with ``(done, total)`` replications over the whole grid.
+    budget
+        The work allowed (:class:`funnelsim.workload.Budget`), judged on the whole grid first.
 
     Raises
     ------
@@ -487,6 +505,7 @@ def sweep(
         if len({repr(v) for v in values}) != len(values):
             raise SweepError(f"--param {path}: the values must differ, got {list(values)}")
     axes = {path: list(values) for path, values in items}
+    _check_grid_size(math.prod(len(v) for v in axes.values()))
     combos = list(itertools.product(*axes.values()))
     # Validate every point first: a bad value fails at once, not after an hour of simulation.
     scenarios = [
@@ -500,10 +519,11 @@ def sweep(
     grid = pd.DataFrame([{"point": k, **dict(zip(paths, c, strict=True))} for k, c in enumerate(combos)])
     seed = resolve_seed(scenario, seed)
     total = len(scenarios) * runs
+    (budget or Budget()).admit(largest(scenarios, total, workers_of(pool)), "this sweep")
     results = []
     for k, sc in enumerate(scenarios):
         step = mc.offset(progress, k * runs, total)
-        reps = mc.run(sc, runs, seed, pool, confidence=confidence, progress=step)
+        reps = mc.run(sc, runs, seed, pool, confidence=confidence, progress=step, budget=UNLIMITED)
         if reps.stopped == "interrupted":
             raise KeyboardInterrupt
         if k == 0:
@@ -912,6 +932,7 @@ def sensitivity(
     params: Sequence[str] | None = None,
     metric: str = "revenue",
     progress: mc.Progress | None = None,
+    budget: Budget | None = None,
     confidence: float = 0.95,
 ) -> Sensitivity:
     """One-at-a-time sensitivity of ``metric`` to each numeric parameter, ``±by``, on common seeds.
@@ -928,6 +949,8 @@ def sensitivity(
         Restrict to these dotted paths (as listed by :func:`sensitivity_parameters`).
     progress
         Called with ``(done, total)`` replications over all runs.
+    budget
+        The work allowed (:class:`funnelsim.workload.Budget`), judged on every run first.
 
     Raises
     ------
@@ -962,14 +985,19 @@ def sensitivity(
     seed = resolve_seed(scenario, seed)
     todo = [(p.parameter, side, sc) for p in found for side, sc in (("low", p.low), ("high", p.high)) if sc is not None]
     total = (1 + len(todo)) * runs
-    base = mc.run(scenario, runs, seed, pool, confidence=confidence, progress=mc.offset(progress, 0, total))
+    every = [scenario, *(sc for _, _, sc in todo)]
+    (budget or Budget()).admit(largest(every, total, workers_of(pool)), "this sensitivity analysis")
+    base = mc.run(
+        scenario, runs, seed, pool, confidence=confidence, progress=mc.offset(progress, 0, total), budget=UNLIMITED
+    )
     if base.stopped == "interrupted":
         raise KeyboardInterrupt
     _check_metrics(base, [metric])
     low: dict[str, mc.Replications] = {p.parameter: base for p in found}
     high: dict[str, mc.Replications] = dict(low)
     for k, (path, side, sc) in enumerate(todo, start=1):
-        reps = mc.run(sc, runs, seed, pool, confidence=confidence, progress=mc.offset(progress, k * runs, total))
+        step = mc.offset(progress, k * runs, total)
+        reps = mc.run(sc, runs, seed, pool, confidence=confidence, progress=step, budget=UNLIMITED)
         if reps.stopped == "interrupted":
             raise KeyboardInterrupt
         (low if side == "low" else high)[path] = reps
