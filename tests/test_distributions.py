@@ -96,11 +96,14 @@ def test_lognormal_is_parametrised_by_its_own_mean_and_sd() -> None:
 
 
 def test_lognormal_draws_are_numpys_lognormal_draws() -> None:
-    """Lognormal sampling goes through numpy's vectorised exp for speed, yet gives the very
-    draws of ``Generator.lognormal``: a seed replays the same results as before."""
+    """Lognormal sampling goes through numpy's vectorised exp for speed, yet gives the draws of
+    ``Generator.lognormal``: a seed replays the same results as before. Equal to the last bit
+    or so only: numpy picks its exp kernel by CPU (AVX-512 and scalar libm differ by an ulp),
+    so the comparison across kernels is at ``rtol=1e-12``; on one machine a seed replays
+    bit for bit (tests/test_reproducibility.py)."""
     sigma2 = math.log1p((35 / 60) ** 2)
     want = np.random.default_rng(SEED).lognormal(math.log(60) - sigma2 / 2, math.sqrt(sigma2), N)
-    assert np.array_equal(LogNormal(mean=60, sd=35).sample(np.random.default_rng(SEED), N), want)
+    np.testing.assert_allclose(LogNormal(mean=60, sd=35).sample(np.random.default_rng(SEED), N), want, rtol=1e-12)
 
 
 def test_fixed_always_gives_its_value() -> None:

@@ -282,12 +282,16 @@ def _write_figures(result: RunResult, tables: dict[str, pd.DataFrame], folder: P
 
 
 def _save_figures(charts: dict[str, Figure], folder: Path, figure_format: str, label: str) -> None:
+    import matplotlib
+
     folder.mkdir()
-    # SVG embeds the date by default; leave it out so the same run draws the same file.
+    # SVG embeds the date and random element ids by default; leave out the one and salt the
+    # other with a constant, so the same run draws a byte-identical file.
     metadata = {"Date": None} if figure_format == "svg" else None
-    for name, fig in charts.items():
-        fig.suptitle(label, x=0.99, ha="right", fontsize="small", color="0.4")
-        fig.savefig(folder / f"{name}.{figure_format}", format=figure_format, dpi=150, metadata=metadata)
+    with matplotlib.rc_context({"svg.hashsalt": "funnelsim"}):
+        for name, fig in charts.items():
+            fig.suptitle(label, x=0.99, ha="right", fontsize="small", color="0.4")
+            fig.savefig(folder / f"{name}.{figure_format}", format=figure_format, dpi=150, metadata=metadata)
 
 
 def _write_manifest(result: RunResult, folder: Path, figure_format: str, events_file: str) -> None:

@@ -93,7 +93,7 @@ class ScenarioError(ValueError):
 
 
 # A key or value of a megabyte must not make a megabyte of error message (or a slow one).
-MAX_MESSAGE_CHARS = 300
+MAX_MESSAGE_CHARS = 200
 
 
 def _clip(text: str) -> str:

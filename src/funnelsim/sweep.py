@@ -194,7 +194,7 @@ def parse_param(spec: str) -> tuple[str, list[Any]]:
 MAX_GRID_POINTS = 10_000
 
 
-def _check_grid_size(points: int, where: str = "") -> None:
+def _check_grid_size(points: int, where: str = "--param: ") -> None:
     if points > MAX_GRID_POINTS:
         raise SweepError(
             f"{where}a grid of {points:,} points is above the {MAX_GRID_POINTS:,} a sweep can hold; "
