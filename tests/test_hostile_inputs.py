@@ -67,8 +67,14 @@ def test_huge_work_is_refused_before_it_starts(args: list[str], names: str, earl
     "args",
     [
         ["sweep", str(BASELINE), "--param", "qualification.mql.threshold=0.3:0.8:100000000"],
-        ["sweep", str(BASELINE), "--param", "qualification.mql.threshold=0.3:0.8:10000",
-         "--param", "sales.win_rate=0.1:0.5:10000"],  # fmt: skip
+        [
+            "sweep",
+            str(BASELINE),
+            "--param",
+            "qualification.mql.threshold=0.3:0.8:10000",
+            "--param",
+            "sales.win_rate=0.1:0.5:10000",
+        ],
     ],
     ids=["one-axis", "two-axes"],
 )
