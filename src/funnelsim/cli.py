@@ -129,9 +129,9 @@ ANNOUNCE_SECONDS = 5.0
 def _budget(allow_large: bool, narrate: bool) -> Budget:
     """The work allowed to a command: refused above the limits unless --allow-large; long work announced."""
 
-    def announce(work: Workload) -> None:
+    def announce(work: Workload, what: str) -> None:
         if narrate and work.seconds >= ANNOUNCE_SECONDS:
-            err.print(f"work: {work.describe()}")
+            err.print(f"{what}: {work.describe()}")
 
     return Budget(allow_large=allow_large, announce=announce)
 

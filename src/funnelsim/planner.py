@@ -935,7 +935,7 @@ def plan(
     pool = pool or mc.SerialExecutor()
     budget = budget or Budget()
     at_analytic = apply_changes(framed, planned_changes(framed, k_analytic, 0))
-    budget.admit(estimate(at_analytic, max_evaluations * runs, workers_of(pool)), "this plan's search")
+    budget.admit(estimate(at_analytic, max_evaluations * runs, workers_of(pool)), "this plan's search budget")
     evaluate = _Evaluator(
         framed, period, goal, confidence, runs, seed, pool, progress, yields, budget, max_evaluations * runs
     )

@@ -154,12 +154,13 @@ class Budget:
 
     allow_large: bool = False
     limits: Limits | None = None
-    announce: Callable[[Workload], None] | None = None
+    announce: Callable[[Workload, str], None] | None = None
 
     def admit(self, work: Workload, what: str) -> None:
+        """Refuse ``work`` (described as ``what``) above the limits, else announce it."""
         check(work, self.allow_large, self.limits, what)
         if self.announce is not None:
-            self.announce(work)
+            self.announce(work, what)
 
 
 UNLIMITED = Budget(allow_large=True)
