@@ -18,11 +18,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from funnelsim import load_scenario
+from funnelsim import montecarlo as mc
 from scaled import TENTH_VOLUME
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -214,3 +217,44 @@ def test_workers_end_when_the_parent_is_killed_outright(start: type[Run], tmp_pa
         time.sleep(0.1)
     assert not [pid for pid in workers if alive(pid)]
     assert not (tmp_path / "out").exists()
+
+
+def test_replications_are_handed_out_lazily_a_few_per_worker() -> None:
+    """A trillion replications cost no list of a trillion tasks: at most three tasks per worker are
+    submitted ahead of the results taken, and stopping keeps exactly the finished ones, in order."""
+    scenario = load_scenario(BASELINE, SMALL)
+    month = pd.DataFrame({"month": ["2027-01"], **{c: [0.0] for c in mc.MONTHLY_COLUMNS}, "cumulative_revenue": [0.0]})
+
+    def quick(scenario: object, seed: int, indices: list[int]) -> list[mc.Replication]:
+        time.sleep(0.001)
+        return [mc.Replication(i, {"revenue": float(i)}, month, {}) for i in indices]
+
+    class Counting(ThreadPoolExecutor):
+        submitted = harvested = most_ahead = 0
+
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            Counting.submitted += 1
+            Counting.most_ahead = max(Counting.most_ahead, Counting.submitted - Counting.harvested)
+            return super().submit(quick, *args, **kwargs)
+
+    def progress(done: int, total: int) -> None:
+        Counting.harvested += 1
+        if Counting.harvested == 50:
+            raise KeyboardInterrupt
+
+    with Counting(max_workers=2) as pool:
+        reps = mc.run(scenario, 10**12, seed=1, pool=pool, progress=progress)
+    assert (reps.requested, reps.stopped, reps.complete) == (10**12, "interrupted", False)
+    assert Counting.most_ahead <= mc.IN_FLIGHT_PER_WORKER * 2
+    assert Counting.submitted < 50 + mc.IN_FLIGHT_PER_WORKER * 2 + 1
+    kept = reps.table["replication"].tolist()
+    assert kept == sorted(kept) and len(kept) >= 50 * mc.CHUNK
+    assert reps.stop_message() == f"interrupted: {len(kept)} of {10**12} replications completed"
+
+
+@pytest.mark.parametrize(
+    ("given", "address"),
+    [("host:8786", "tcp://host:8786"), ("tcp://10.0.0.5:8786", "tcp://10.0.0.5:8786"), ("tls://h:1", "tls://h:1")],
+)
+def test_scheduler_addresses_in_the_usual_forms_are_accepted(given: str, address: str) -> None:
+    assert mc.check_scheduler_address(given) == address

@@ -113,9 +113,12 @@ def _guard(action: Callable[[], T]) -> T:
     except (ScenarioError, OutputError, MonteCarloError, PlanError, CompareError, CalibrationError, SweepError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM raised as one (montecarlo.stop_on_signals)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or a dead worker (montecarlo.interruption_of)
         stop = interruption_of(exc)
-        err.print("interrupted" if stop.cause == "SIGINT" else f"interrupted ({escape(stop.detail or stop.cause)})")
+        if stop.cause == "worker died":
+            err.print(f"[bold red]run failed:[/] {escape(stop.detail)}")
+        else:
+            err.print("interrupted" if stop.cause == "SIGINT" else f"interrupted ({stop.cause})")
         raise typer.Exit(stop.exit_code) from None
     except BrokenExecutor as exc:
         err.print(f"[bold red]run failed:[/] a worker process died ({escape(str(exc))})")

@@ -143,16 +143,22 @@ class Interrupted(KeyboardInterrupt):
 
 
 def interruption_of(exc: BaseException) -> Interruption:
-    """The :class:`Interruption` behind ``exc``: its own, else the first signal received, else Ctrl-C."""
+    """The :class:`Interruption` behind ``exc``.
+
+    Its own if it is an :class:`Interrupted`; for a plain :class:`KeyboardInterrupt` (which
+    callers such as a sweep raise when one of their runs was interrupted), what stopped
+    the last interrupted run, else the first signal received, else Ctrl-C.
+    """
     if isinstance(exc, Interrupted):
         return exc.interruption
-    return Interruption(_signals.first or "SIGINT")
+    return _signals.last or Interruption(_signals.first or "SIGINT")
 
 
 class _SignalState:
     installed = False
     first: str | None = None  # the signal that stopped the run
     count = 0
+    last: Interruption | None = None  # what stopped the last interrupted run
 
 
 _signals = _SignalState()
@@ -179,7 +185,7 @@ def stop_on_signals() -> Iterator[None]:
         return
     names = (signal.SIGINT, signal.SIGTERM)
     previous = {s: signal.getsignal(s) for s in names}
-    _signals.installed, _signals.first, _signals.count = True, None, 0
+    _signals.installed, _signals.first, _signals.count, _signals.last = True, None, 0, None
     try:
         for s in names:
             signal.signal(s, _on_signal)
@@ -758,6 +764,8 @@ def run(
         _stop(pool)
     reps = _assemble(scenario, seed, results, requested, stopped, goal, precision, confidence)
     reps.interruption = interruption
+    if interruption is not None:
+        _signals.last = interruption
     return reps
 
 
