@@ -806,54 +806,58 @@ def _collect(
     total: int,
 ) -> None:
     window = _in_flight(pool)
+    # A future leaves ``pending`` only once its replications are in ``results``, so an
+    # interrupt landing anywhere loses no finished work.
     pending: set[Future[list[Replication]]] = set()
     try:
         for chunk in _tasks(indices):
             while len(pending) >= window:
-                pending = _harvest(pending, results, progress, total, block=True)
+                _harvest(pending, results, progress, total, block=True)
             pending.add(pool.submit(_replicate_chunk, scenario, seed, chunk))
             # The serial executor has already run it; report progress as we go.
-            pending = _harvest(pending, results, progress, total, block=False)
+            _harvest(pending, results, progress, total, block=False)
         while pending:
-            pending = _harvest(pending, results, progress, total, block=True)
+            _harvest(pending, results, progress, total, block=True)
     except BaseException:
         for future in pending:
             future.cancel()
         # Keep whatever finished while we were being stopped.
-        finished = {f for f in pending if f.done() and not f.cancelled() and f.exception() is None}
-        _harvest(finished, results, None, total, block=False)
+        _harvest({f for f in pending if f.done() and not f.cancelled() and f.exception() is None}, results)
         raise
 
 
 def _harvest(
     pending: set[Future[list[Replication]]],
     results: dict[int, Replication],
-    progress: Progress | None,
-    total: int,
+    progress: Progress | None = None,
+    total: int = 0,
     *,
-    block: bool,
-) -> set[Future[list[Replication]]]:
-    """Take the results of the finished futures; the first failure is raised once every success is kept."""
+    block: bool = False,
+) -> None:
+    """Move the finished futures of ``pending`` into ``results``, then report progress once per task.
+
+    Every success is kept before the first failure is raised or ``progress`` is called
+    (it may raise to stop the run).
+    """
     if block:
-        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-    else:
-        done = {f for f in pending if f.done()}
-        pending = pending - done
+        wait(pending, return_when=FIRST_COMPLETED)
+    counts = []
     failure: BaseException | None = None
-    for future in done:
-        if future.cancelled():
-            continue
-        error = future.exception()
-        if error is not None:
-            failure = failure or error
-            continue
-        for rep in future.result():
-            results[rep.replication] = rep
-        if progress is not None:
-            progress(len(results), total)
+    for future in [f for f in pending if f.done()]:
+        if not future.cancelled():
+            error = future.exception()
+            if error is None:
+                for rep in future.result():
+                    results[rep.replication] = rep
+                counts.append(len(results))
+            else:
+                failure = failure or error
+        pending.discard(future)
     if failure is not None:
         raise failure
-    return pending
+    if progress is not None:
+        for done in counts:
+            progress(done, total)
 
 
 def _assemble(
