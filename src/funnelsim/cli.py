@@ -986,4 +986,21 @@ def _main(
 def main() -> None:
     # SIGTERM stops a run as Ctrl-C does, and a second signal cannot cut short the clean-up.
     with stop_on_signals():
-        app()
+        try:
+            app()
+        except SystemExit as exc:
+            # Typer turns an interrupt that lands outside every _guard (while printing, say)
+            # into exit 130; SIGTERM's is 143.
+            cause = _interrupt_behind(exc) if exc.code == EXIT_INTERRUPTED else None
+            if cause is None:
+                raise
+            raise SystemExit(interruption_of(cause).exit_code) from None
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
