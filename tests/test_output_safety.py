@@ -20,10 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from funnelsim import cli
+from funnelsim import cli, load_scenario
 from funnelsim import montecarlo as mc
 from funnelsim import output as output_module
 from scaled import TENTH_VOLUME
@@ -223,3 +224,16 @@ def test_jobs_beyond_the_cpus_are_capped_with_a_warning() -> None:
     assert code == 0
     assert f"warning: --jobs 1000 is more than the {cpus} CPUs available here; using --jobs {cpus}" in stderr
     assert len(stderr.strip().splitlines()) == 1
+
+
+def test_a_real_dask_scheduler_passes_the_probe_and_gives_the_same_numbers() -> None:
+    """The probe reads a real scheduler's greeting and lets it through; replications are the same as in-process."""
+    distributed = pytest.importorskip("distributed")
+    scenario = load_scenario(BASELINE, TINY)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://", dashboard_address=None
+    ) as cluster:
+        mc.probe_scheduler(cluster.scheduler_address)
+        with mc.executor(1, cluster.scheduler_address) as pool:
+            on_dask = mc.run(scenario, 6, seed=2, pool=pool)
+    pd.testing.assert_frame_equal(on_dask.table, mc.run(scenario, 6, seed=2).table, check_exact=True)

@@ -343,7 +343,7 @@ def _alive(pid: int) -> bool:
 # Executors
 
 
-# Allowed Dask address schemes (inproc is for a scheduler in this very process).
+# Dask address schemes (and inproc://, for a scheduler in this very process, from Python).
 SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
 # Seconds a Dask scheduler has to greet us, and the most its greeting may weigh (bytes).
 SCHEDULER_TIMEOUT = 3.0
@@ -353,6 +353,8 @@ MAX_GREETING = 1 << 20
 def check_scheduler_address(address: str) -> str:
     """``address`` as ``scheme://host:port`` (``tcp://`` when it has no scheme), or a :class:`MonteCarloError`."""
     text = address.strip()
+    if text.startswith("inproc://"):
+        return text
     if "://" not in text:
         text = f"tcp://{text}"
     parts = urlsplit(text)
@@ -408,7 +410,7 @@ def probe_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
             f"{where} closed the connection without a Dask greeting (not a Dask scheduler?)"
         ) from None
     except OSError as exc:
-        raise MonteCarloError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
+        raise MonteCarloError(f"{where}: cannot connect ({exc})") from None
 
 
 def _receive(sock: socket.socket, size: int, deadline: float) -> bytes:
@@ -447,7 +449,7 @@ def _connect(address: str, timeout: float = SCHEDULER_TIMEOUT) -> Any:
     if thread.is_alive():
         raise MonteCarloError(f"--scheduler {address}: no Dask handshake within {3 * timeout:g} s")
     if "error" in box:
-        raise MonteCarloError(f"cannot reach the Dask scheduler at {address!r}: {box['error']}")
+        raise MonteCarloError(f"--scheduler {address}: cannot connect to a Dask scheduler ({box['error']})")
     return box["client"]
 
 
