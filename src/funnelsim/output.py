@@ -265,8 +265,8 @@ def _owner_gone(staging: Path) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except PermissionError:  # another user's process holds the pid now
-        return True
+    except PermissionError:  # another user's process holds the pid: leave it be
+        return False
     # The pid is taken: by the owner, unless the process holding it started at another time.
     return bool(started) and _process_start(pid) not in ("", started)
 
