@@ -258,3 +258,15 @@ def test_replications_are_handed_out_lazily_a_few_per_worker() -> None:
 )
 def test_scheduler_addresses_in_the_usual_forms_are_accepted(given: str, address: str) -> None:
     assert mc.check_scheduler_address(given) == address
+
+
+def test_more_tasks_than_the_window_give_the_same_rows_on_two_processes_as_in_process() -> None:
+    """With more tasks than are kept in flight (ten tasks, six in flight on two workers), the rows
+    are those of the in-process run, bit for bit: replication i is child i of the seed."""
+    scenario = load_scenario(BASELINE, ("horizon_days=60", *SMALL[1:]))
+    with mc.executor(2) as pool:
+        parallel = mc.run(scenario, 10 * mc.CHUNK - 1, seed=11, pool=pool)
+    serial = mc.run(scenario, 10 * mc.CHUNK - 1, seed=11)
+    pd.testing.assert_frame_equal(parallel.table, serial.table, check_exact=True)
+    pd.testing.assert_frame_equal(parallel.monthly, serial.monthly, check_exact=True)
+    assert parallel.complete and parallel.interruption is None
