@@ -284,6 +284,11 @@ class _LocalPool(ProcessPoolExecutor):
     def dead_worker(self) -> str:
         """Which worker died, for the message (the first whose end the pool did not cause)."""
         self._note_workers()
+        # The pool learns of a death when the worker's pipe closes, a moment before the
+        # kernel reports its exit status; and it ends the others. Let them all finish.
+        deadline = time.monotonic() + 2
+        for process in self._workers.values():
+            process.join(max(0.0, deadline - time.monotonic()))
         ended = [(pid, p.exitcode) for pid, p in self._workers.items() if p.exitcode is not None]
         # terminate_broken ends the survivors with SIGTERM; the culprit usually died otherwise.
         culprits = [e for e in ended if e[1] != -signal.SIGTERM] or ended
