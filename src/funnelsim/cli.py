@@ -2,7 +2,19 @@
 
 Exit codes: 0 ok, 1 the run failed, 2 bad input (scenario, override or option),
 3 no plan reaches the goal (``plan``; the binding constraint is named),
-130 interrupted (Ctrl-C; finished replications are still written).
+130 interrupted by Ctrl-C (SIGINT), 143 by SIGTERM.
+
+A Monte Carlo run stopped by a signal or by the death of a worker process (exit 1)
+still writes its finished replications to ``--out``, with ``"complete": false`` in
+manifest.json, and says how many of the requested completed. A second signal does not
+cut that short; a third quits at once, keeping nothing.
+
+``--out`` is checked before anything is simulated: a folder that exists (without
+``--force``), a parent that is not a writable folder, or a disk without room for the
+estimated output is bad input (exit 2), since another ``--out`` fixes it. A write that
+fails afterwards (the disk filled up meanwhile, an I/O error) is a failed run (exit 1):
+the work was done and the same command may succeed later. Either way the message is
+one line and no partial folder is left behind.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ import math
 import sys
 import typing
 from collections.abc import Callable, Iterator
+from concurrent.futures import BrokenExecutor, Executor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -35,11 +48,14 @@ from .compare import Attribution, CompareError, Comparison
 from .compare import compare as make_comparison
 from .engine import simulate
 from .metrics import summarize_run
-from .montecarlo import MonteCarloError, Replications, executor
+from .montecarlo import MAX_RUNS, MonteCarloError, Replications, interruption_of, stop_on_signals
+from .montecarlo import executor as mc_executor
 from .montecarlo import run as mc_run
 from .output import (
     OutputError,
+    OutputWriteError,
     check_target,
+    estimate_output_bytes,
     write_comparison,
     write_plan,
     write_replications,
@@ -66,7 +82,7 @@ app = typer.Typer(
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 out = Console(soft_wrap=True)
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 
 T = TypeVar("T")
 
@@ -98,6 +114,9 @@ def _guard(action: Callable[[], T]) -> T:
     except PlanInfeasible as exc:
         err.print(f"[bold red]infeasible:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_INFEASIBLE) from None
+    except OutputWriteError as exc:  # after the work: the environment failed, not the input
+        err.print(f"[bold red]run failed:[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_FAILURE) from None
     except (
         ScenarioError,
         OutputError,
@@ -110,12 +129,26 @@ def _guard(action: Callable[[], T]) -> T:
     ) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or a dead worker (montecarlo.interruption_of)
+        stop = interruption_of(exc)
+        if stop.cause == "worker died":
+            err.print(f"[bold red]run failed:[/] {escape(stop.detail)}")
+        else:
+            err.print("interrupted" if stop.cause == "SIGINT" else f"interrupted ({stop.cause})")
+        raise typer.Exit(stop.exit_code) from None
+    except BrokenExecutor as exc:
+        err.print(f"[bold red]run failed:[/] a worker process died ({escape(str(exc))})")
+        raise typer.Exit(EXIT_FAILURE) from None
     except Exception as exc:  # a bug or an environment problem: say it, no traceback
         err.print(f"[bold red]run failed:[/] {type(exc).__name__}: {escape(str(exc))}")
         raise typer.Exit(EXIT_FAILURE) from None
+
+
+@contextmanager
+def executor(jobs: int = 1, scheduler: str | None = None) -> Iterator[Executor]:
+    """:func:`funnelsim.montecarlo.executor`, with a one-line warning on stderr when --jobs is capped."""
+    with mc_executor(jobs, scheduler, warn=lambda message: err.print(f"[yellow]warning:[/] {escape(message)}")) as pool:
+        yield pool
 
 
 def _load(path: Path, overrides: list[str] | None) -> Scenario:
@@ -167,8 +200,10 @@ def run(
     """Simulate SCENARIO once, or --runs N times (Monte Carlo), and print what happened."""
     sc = _load(scenario, overrides)
     goal_amount = _guard(lambda: parse_amount(goal, "--goal")) if goal is not None else None
-    if out_dir is not None:
-        _guard(lambda: check_target(out_dir, force, figure_format))  # refuse before simulating
+    if out_dir is not None:  # refuse before simulating
+        most = (max_runs or MAX_RUNS) if precision is not None else runs
+        size = _guard(lambda: estimate_output_bytes(sc, most))
+        _guard(lambda: check_target(out_dir, force, figure_format, expected_bytes=size))
     narrate = not (quiet or as_json)
     run_seed = resolve_seed(sc, seed)
     if runs > 1 or precision is not None or max_runs is not None:
@@ -181,9 +216,9 @@ def run(
         if out_dir is not None and reps.completed:
             written = _guard(lambda: write_replications(reps, out_dir, figure_format=figure_format, force=force))
             if narrate:
-                err.print(f"wrote {written}")
-        if reps.stopped == "interrupted":
-            raise typer.Exit(EXIT_INTERRUPTED)
+                err.print(f"wrote {written}{'' if reps.complete else ' (incomplete)'}")
+        if reps.interruption is not None:
+            raise typer.Exit(reps.interruption.exit_code)
         return
     which = replication or 0
     _guard(lambda: _budget(allow_large, narrate).admit(estimate(sc), "this run"))
@@ -259,8 +294,9 @@ def _monte_carlo(
         sys.stdout.write(json.dumps(reps.to_json(), indent=2, default=_json_number) + "\n")
     else:
         _print_replications(reps)
-    if reps.stopped == "interrupted":
-        err.print(f"interrupted: {reps.completed} of {reps.requested} replications completed")
+    message = reps.stop_message()
+    if message is not None:
+        err.print(escape(message))
     return reps
 
 
@@ -1026,4 +1062,23 @@ def _main(
 
 
 def main() -> None:
-    app()
+    # SIGTERM stops a run as Ctrl-C does, and a second signal cannot cut short the clean-up.
+    with stop_on_signals():
+        try:
+            app()
+        except SystemExit as exc:
+            # Typer turns an interrupt that lands outside every _guard (while printing, say)
+            # into exit 130; SIGTERM's is 143.
+            cause = _interrupt_behind(exc) if exc.code == EXIT_INTERRUPTED else None
+            if cause is None:
+                raise
+            raise SystemExit(interruption_of(cause).exit_code) from None
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
