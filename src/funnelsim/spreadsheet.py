@@ -40,7 +40,7 @@ def neutralise_text(value: Any) -> Any:
 
 
 def _is_text(dtype: Any) -> bool:
-    return dtype == object or isinstance(dtype, pd.StringDtype)
+    return pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.StringDtype)
 
 
 def _column(series: pd.Series) -> pd.Series | None:

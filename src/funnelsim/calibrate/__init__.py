@@ -30,6 +30,7 @@ from .readers import (
     Issue,
     Table,
     as_of_date,
+    check_as_of,
     parse_mapping,
     read_history,
     read_leads,
@@ -175,6 +176,8 @@ def calibrate(
     rows = opps.rows
     if isinstance(as_of, str):
         as_of = as_of_date(as_of)
+    elif as_of is not None:
+        as_of = check_as_of(as_of)
     if as_of is None:
         latest = pd.concat([rows["created"], rows["closed"]]).max()
         if lead_table is not None:

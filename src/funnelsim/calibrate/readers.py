@@ -26,8 +26,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 import re
-from collections.abc import Iterable, Mapping
+import stat
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -221,50 +225,264 @@ def _match_columns(
 
 # --- file reading --------------------------------------------------------------------------
 
+MAX_EXPORT_BYTES = 1024**3
+"""Largest export read (1 GiB, some 8 million rows of a typical opportunities export): a bigger
+file is refused before it is read, since reading holds it in memory several times over. Raise
+the cap with the environment variable named by :data:`MAX_BYTES_ENV` (a number of bytes)."""
+MAX_BYTES_ENV = "FUNNELSIM_MAX_EXPORT_BYTES"
+MAX_FIELD_CHARS = 1024**2
+"""Longest field (1 MiB of text): longer is a broken file (e.g. an unclosed quote) or not an export."""
 
-def _read_rows(path: Path, what: str) -> tuple[list[str], pd.DataFrame]:
-    """All cells as text, plus each row's line number in the file."""
+# Formats people give where a CSV is expected, by their first bytes: say what to do instead.
+_NOT_CSV = (
+    (b"PK\x03\x04", "is an Excel workbook (.xlsx) or another zip archive, not CSV; export it as CSV"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "is an Excel 97-2003 workbook (.xls), not CSV; export it as CSV"),
+    (b"\x1f\x8b", "is gzip-compressed; decompress it first"),
+    (b"%PDF", "is a PDF document, not CSV"),
+)
+# Byte-order marks, longest first (the UTF-32 LE mark begins with the UTF-16 LE one).
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def _max_bytes() -> int:
+    text = os.environ.get(MAX_BYTES_ENV)
+    if text is None:
+        return MAX_EXPORT_BYTES
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        value = int(text.strip().replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise CalibrationError(f"{MAX_BYTES_ENV}: expected a positive number of bytes, got {text!r}")
+    return value
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _refuse_irregular(mode: int, path: Path, what: str) -> None:
+    """A folder, pipe, device or socket is refused before a byte is read (``/dev/zero`` never ends)."""
+    if stat.S_ISDIR(mode):
+        raise CalibrationError(f"{what}: {path} is a folder, not a CSV file")
+    if not stat.S_ISREG(mode):
+        if stat.S_ISFIFO(mode):
+            kind = "a named pipe (FIFO)"
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            kind = "a device"
+        elif stat.S_ISSOCK(mode):
+            kind = "a socket"
+        else:
+            kind = "not a regular file"
+        raise CalibrationError(f"{what}: {path} is {kind}, not a CSV file; give the path of an exported file")
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    """The file's bytes, refusing what is not a regular file or is over the size cap *before* reading."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; the checks below then refuse it.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise CalibrationError(f"{what}: file not found: {path}") from None
-    except UnicodeDecodeError:
-        try:
-            text = path.read_text(encoding="cp1252")  # Excel's default on Windows
-        except UnicodeDecodeError as exc:  # pragma: no cover - cp1252 decodes nearly anything
-            raise CalibrationError(f"{what}: {path}: not UTF-8 or Windows-1252 text: {exc}") from None
+    except IsADirectoryError:  # Windows cannot open a folder
+        raise CalibrationError(f"{what}: {path} is a folder, not a CSV file") from None
     except OSError as exc:
         raise CalibrationError(f"{what}: cannot read {path}: {exc.strerror}") from None
-    first = text.split("\n", 1)[0]
+    try:
+        info = os.fstat(fd)  # of what was opened, so nothing can be swapped in after the check
+        _refuse_irregular(info.st_mode, path, what)
+        cap = _max_bytes()
+        if info.st_size > cap:
+            raise CalibrationError(
+                f"{what}: {path} is {_size(info.st_size)}, over the {_size(cap)} limit on CRM exports; export fewer "
+                f"rows (e.g. a date range) or raise the limit with {MAX_BYTES_ENV}=BYTES"
+            )
+        with os.fdopen(os.dup(fd), "rb") as file:
+            data = file.read(cap + 1)  # the file may have grown since fstat
+    finally:
+        os.close(fd)
+    if len(data) > cap:
+        raise CalibrationError(f"{what}: {path} is over the {_size(cap)} limit on CRM exports ({MAX_BYTES_ENV})")
+    return data
+
+
+def _line_of(data: bytes | str, offset: int) -> int:
+    """1-based line number of a byte or character offset."""
+    newline = b"\n" if isinstance(data, bytes) else "\n"
+    return data.count(newline, 0, offset) + 1  # type: ignore[arg-type]
+
+
+def _decode(data: bytes, path: Path, what: str) -> str:
+    """Text of an export: a byte-order mark says the encoding (UTF-8, UTF-16 or UTF-32); without one,
+    UTF-8, or Windows-1252 (Excel's default on Windows) when it is not UTF-8. Never echoes the content."""
+    for magic, meaning in _NOT_CSV:
+        if data.startswith(magic):
+            raise CalibrationError(f"{what}: {path} {meaning}")
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), None)
+    if encoding is None and b"\x00" in data[:4096]:
+        # UTF-16 saved without a mark: ASCII text has a NUL in every other byte.
+        sample = data[:4096]
+        odd, even = sample[1::2].count(0), sample[0::2].count(0)
+        if odd > len(sample) // 4 and even == 0:
+            encoding = "utf-16-le"
+        elif even > len(sample) // 4 and odd == 0:
+            encoding = "utf-16-be"
+        else:
+            raise CalibrationError(
+                f"{what}: {path} is binary (NUL bytes on line {_line_of(data, data.index(0))}), not CSV"
+            )
+    try:
+        text = data.decode(encoding or "utf-8")
+    except UnicodeDecodeError as exc:
+        if encoding is not None:
+            raise CalibrationError(
+                f"{what}: {path}: not valid {encoding.upper().replace('-SIG', '')} text "
+                f"(line {_line_of(data, exc.start)}, byte {exc.start})"
+            ) from None
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError as exc2:
+            raise CalibrationError(
+                f"{what}: {path}: not UTF-8 or Windows-1252 text (line {_line_of(data, exc2.start)}, "
+                f"byte {exc2.start}); save it as CSV UTF-8"
+            ) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise CalibrationError(f"{what}: {path} is binary (NUL characters on line {_line_of(text, nul)}), not CSV")
+    return text
+
+
+@contextmanager
+def _field_limit(limit: int) -> Iterator[None]:
+    """The csv module's field-size limit is process-wide: set it for one read and put it back."""
+    before = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
+def _unclosed_quote(text: str, start: int, delimiter: str, header: list[str]) -> tuple[int, str]:
+    """Line and column where the quote that runs to the end of the file opened (record from line ``start``)."""
+    lines = io.StringIO(text, newline="")
+    for _ in range(start - 1):
+        next(lines)
+    with _field_limit(sys.maxsize):
+        fields = next(csv.reader(lines, delimiter=delimiter, strict=False), [""])
+    # Fields before the last (closed quotes) may hold line breaks of their own.
+    line = start + sum(f.count("\n") + f.count("\r") - f.count("\r\n") for f in fields[:-1])
+    column = header[len(fields) - 1] if len(fields) <= len(header) else f"field {len(fields)}"
+    return line, column
+
+
+def _read_rows(path: Path, what: str) -> tuple[list[str], pd.DataFrame, list[tuple[int, str, str, str]]]:
+    """All cells as text, each row's line number in the file, and the rows whose shape is wrong.
+
+    Returns ``(header, frame, malformed)``: ``malformed`` holds ``(line, reason, column, value)``
+    for rows with fewer fields than the header (``short_row``, padded with empty cells) or more
+    (``extra_fields``; extra fields that are all empty, e.g. a trailing delimiter, are dropped
+    quietly: they hold nothing). Whole-file problems -- not a regular file, too big, not text, a
+    quote never closed, a field over :data:`MAX_FIELD_CHARS`, duplicate column names -- raise
+    :class:`CalibrationError` naming the line (and column) but never quoting the content.
+    """
+    text = _decode(_read_bytes(path, what), path, what)
+    newline = text.find("\n")
+    first = text[: newline if newline >= 0 else len(text)]
     # European spreadsheets write ';' between fields, because ',' is their decimal mark.
     delimiter = max((",", ";", "\t"), key=first.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise CalibrationError(f"{what}: {path} is empty (no header row)") from None
+    # strict: a stray quote inside a quoted field, or a quote never closed, is an error, not a guess.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows: list[list[str]] = []
     lines: list[int] = []
-    start = 2
-    for row in reader:
-        if any(cell.strip() for cell in row):
-            rows.append([cell.strip() for cell in row] + [""] * (len(header) - len(row)))
-            lines.append(start)
-        start = reader.line_num + 1
-    frame = pd.DataFrame([r[: len(header)] for r in rows], columns=header, dtype=object)
+    malformed: list[tuple[int, str, str, str]] = []
+    start = 1
+    header: list[str] = []
+    width = 0
+    try:
+        with _field_limit(MAX_FIELD_CHARS):
+            try:
+                header = [h.strip() for h in next(reader)]
+            except StopIteration:
+                raise CalibrationError(f"{what}: {path} is empty (no header row)") from None
+            width = len(header)
+            # A column without a name (e.g. after a trailing delimiter) gets one, so it can be told apart.
+            header = [name or f"(unnamed {number})" for number, name in enumerate(header, 1)]
+            seen: dict[str, int] = {}
+            for number, name in enumerate(header, 1):
+                if name in seen:
+                    raise CalibrationError(
+                        f"{what}: {path}, line 1: column {name!r} appears twice (columns {seen[name]} and {number}); "
+                        "rename one in the file"
+                    )
+                seen[name] = number
+            start = reader.line_num + 1
+            for row in reader:
+                n = len(row)
+                if n != width:
+                    if n > width and not any(cell.strip() for cell in row[width:]):
+                        row = row[:width]  # a trailing delimiter: empty extras hold nothing
+                    elif not any(cell.strip() for cell in row):
+                        start = reader.line_num + 1
+                        continue  # a blank line
+                    elif n < width:
+                        malformed.append((start, "short_row", header[n], f"{n} of {width} fields"))
+                        row = row + [""] * (width - n)
+                    else:
+                        extra = next(i for i in range(width, n) if row[i].strip())
+                        malformed.append((start, "extra_fields", f"field {extra + 1}", f"{n} of {width} fields"))
+                        row = row[:width]
+                elif not any(row):
+                    start = reader.line_num + 1
+                    continue  # a blank line (or only delimiters)
+                rows.append(row)
+                lines.append(start)
+                start = reader.line_num + 1
+    except csv.Error as exc:
+        message = str(exc)
+        if "field larger than field limit" in message:
+            raise CalibrationError(
+                f"{what}: {path}, line {start}: a field is longer than {_size(MAX_FIELD_CHARS)} of text; "
+                "is a quote left open on that line?"
+            ) from None
+        if "unexpected end of data" in message:
+            line, column = _unclosed_quote(text, start, delimiter, header)
+            raise CalibrationError(
+                f"{what}: {path}, line {line}, column {column!r}: a quote opens a field and is never closed, so "
+                f"the rest of the file (to line {reader.line_num}) would be read as one field; close or remove it"
+            ) from None
+        raise CalibrationError(
+            f"{what}: {path}, line {reader.line_num}: not valid CSV ({message}); a quote inside a quoted field "
+            'must be doubled ("")'
+        ) from None
+    frame = pd.DataFrame(rows, columns=header, dtype=object)
     if not rows:
         frame = pd.DataFrame({h: pd.Series([], dtype=object) for h in header})
+    if rows:  # strip after building the frame: one vectorised pass per column instead of one per cell
+        for column in header:
+            frame[column] = frame[column].str.strip()
     frame.index = pd.Index(lines, name="line")
-    return header, frame
+    return header, frame, malformed
 
 
 # --- dates -------------------------------------------------------------------------------
 
 _DATE = re.compile(
-    r"^(?P<a>\d{1,4})(?P<sep>[-/.])(?P<b>\d{1,2})(?P=sep)(?P<c>\d{2,4})"
+    r"^(?P<a>\d{1,5})(?P<sep>[-/.])(?P<b>\d{1,2})(?P=sep)(?P<c>\d{2,5})"
     r"(?:[T ](?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.\d+)?)?\s*(?P<ampm>[AaPp][Mm])?)?"
     r"\s*(?:Z|[+-]\d{2}:?\d{2}|UTC)?$"
 )
+# The years a pandas timestamp (nanoseconds in 64 bits) can hold, whole years only. A date outside
+# them is a typo (20270) or a placeholder (9999-12-31), never a real deal: refused, not guessed.
+FIRST_YEAR, LAST_YEAR = pd.Timestamp.min.year + 1, pd.Timestamp.max.year - 1
 DATE_FORMATS = {"iso": "YYYY-MM-DD", "us": "MM/DD/YYYY", "european": "DD/MM/YYYY", "european-dot": "DD.MM.YYYY"}
 
 
@@ -275,6 +493,7 @@ class DateColumn:
     values: pd.Series
     convention: str
     bad: pd.Series  # True where a non-empty cell could not be parsed
+    out_of_range: pd.Series | None = None  # True where a date's year is outside FIRST_YEAR..LAST_YEAR
 
 
 def _convention(parts: pd.DataFrame, dayfirst: bool | None) -> str | None:
@@ -282,7 +501,7 @@ def _convention(parts: pd.DataFrame, dayfirst: bool | None) -> str | None:
     ok = parts.dropna(subset=["a"])
     if ok.empty:
         return "iso"
-    if (ok["a"].str.len() == 4).all():
+    if (ok["a"].str.len() >= 4).all():
         return "iso"
     if (ok["sep"] == ".").all():
         return "european-dot"
@@ -324,6 +543,8 @@ def parse_dates(raw: pd.Series, dayfirst: bool | None = None, date_format: str |
     else:
         year, month, day = c, b, a
     year = year.where(year >= 100, year + 2000)  # two-digit years: 27 -> 2027
+    out_of_range = ~unmatched & ~empty & ((year < FIRST_YEAR) | (year > LAST_YEAR))
+    year = year.where(~out_of_range)
     dates = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": day}).where(~unmatched), errors="coerce")
     hours = pd.to_numeric(parts["H"], errors="coerce").fillna(0)
     pm = parts["ampm"].fillna("").str.lower()
@@ -333,7 +554,7 @@ def parse_dates(raw: pd.Series, dayfirst: bool | None = None, date_format: str |
     bad_time = (hours > 23) | (minutes > 59) | (seconds > 59)
     values = dates + pd.to_timedelta(hours * 3600 + minutes * 60 + seconds, unit="s")
     values = values.where(~bad_time)
-    return DateColumn(values, convention, values.isna() & ~empty)
+    return DateColumn(values, convention, values.isna() & ~empty, out_of_range.fillna(False).astype(bool))
 
 
 # --- amounts -----------------------------------------------------------------------------
@@ -379,6 +600,8 @@ def _flags(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
 # --- messy rows --------------------------------------------------------------------------
 
 REASONS = {
+    "short_row": "fewer fields than the header (a truncated row)",
+    "extra_fields": "more fields than the header (a delimiter too many, or a quote missing)",
     "missing_id": "missing id",
     "duplicate_id": "duplicate id (the first row with this id is kept)",
     "missing_created": "missing created date",
@@ -407,7 +630,12 @@ class Issue:
 
     @property
     def message(self) -> str:
-        return f"{self.file}, line {self.line}, column {self.column!r}: {REASONS[self.reason]} ({self.value!r})"
+        return f"{self.where} ({self.value!r})"
+
+    @property
+    def where(self) -> str:
+        """File, line, column and reason, without the cell's text (for errors, which never echo the file)."""
+        return f"{self.file}, line {self.line}, column {self.column!r}: {REASONS[self.reason]}"
 
 
 @dataclass
@@ -438,6 +666,11 @@ class _Checker:
         self.strict = strict
         self.issues: dict[int, Issue] = {}
 
+    def shape(self, malformed: list[tuple[int, str, str, str]]) -> None:
+        """Rows whose number of fields is wrong (from :func:`_read_rows`): their first problem."""
+        for line, reason, column, value in malformed:
+            self.issues.setdefault(line, Issue(self.path.name, line, reason, column, value))
+
     def flag(self, mask: pd.Series, reason: str, column: str, raw: pd.Series) -> None:
         for line in mask[mask].index:
             if line in self.issues:
@@ -448,7 +681,7 @@ class _Checker:
         """The issues in file order; with ``strict``, the first one as an error."""
         issues = sorted(self.issues.values(), key=lambda i: i.line)
         if self.strict and issues:
-            raise CalibrationError(f"--strict: {issues[0].message}")
+            raise CalibrationError(f"--strict: {issues[0].where}")
         return issues
 
     @property
@@ -456,12 +689,40 @@ class _Checker:
         return set(self.issues)
 
 
-def _require(columns: dict[str, str], needed: Iterable[str], path: Path, header: list[str], what: str) -> None:
+def _expected(known: dict[str, dict[str, tuple[str, ...]]], name: str) -> str:
+    """The header names the dialects use for field ``name`` (what the file is missing, not what it has)."""
+    names = dict.fromkeys(c for columns in known.values() for c in columns.get(name, ()))
+    return ", ".join(names)
+
+
+def _require(
+    columns: dict[str, str],
+    needed: Iterable[str],
+    path: Path,
+    header: list[str],
+    what: str,
+    known: dict[str, dict[str, tuple[str, ...]]],
+) -> None:
+    # The header is not quoted back: a wrong path may point at a file whose first line is private.
     missing = [name for name in needed if name not in columns]
     if missing:
+        looked = "; ".join(f"{name}: {_expected(known, name)}" for name in missing)
         raise CalibrationError(
-            f"{what} {path}: no column for {', '.join(missing)}; columns are {', '.join(header)}. "
-            f"Name them with --map 'COLUMN={missing[0]}'"
+            f"{what} {path}: no column for {', '.join(missing)} among its {len(header)} columns "
+            f"(looked for {looked}). Name them with --map 'COLUMN={missing[0]}'"
+        )
+
+
+def _in_range(parsed: DateColumn, column: str, path: Path, what: str, used: pd.Series | None = None) -> None:
+    """Refuse a date whose year no timestamp can hold, naming the first such line (``used``: rows that count)."""
+    if parsed.out_of_range is None:
+        return
+    mask = parsed.out_of_range if used is None else parsed.out_of_range & used
+    if mask.any():
+        line = mask[mask].index[0]
+        raise CalibrationError(
+            f"{what} {path}, line {line}, column {column!r}: a date's year is outside {FIRST_YEAR}-{LAST_YEAR} "
+            f"({int(mask.sum())} row(s)); fix it in the file (a typo, or a placeholder such as 9999-12-31)"
         )
 
 
@@ -487,9 +748,11 @@ def _dates(
                 parsed[name] = parse_dates(frame[columns[name]], next(iter(settled)) == "european")
                 parsed[name].convention += " (from the file's other date columns)"
             else:
+                raw = frame[columns[name]]
+                sample = raw[raw.str.match(_DATE)].iloc[0]  # date-shaped, so nothing else of the file is shown
                 raise CalibrationError(
                     f"{path}: column {columns[name]!r} has dates such as "
-                    f"{frame[columns[name]].loc[frame[columns[name]] != ''].iloc[0]!r} where every day and month "
+                    f"{sample!r} where every day and month "
                     "is <= 12, so MM/DD and DD/MM cannot be told apart; pass --dayfirst (DD/MM) or "
                     "--no-dayfirst (MM/DD), or --date-format"
                 )
@@ -515,21 +778,24 @@ def read_opportunities(
     an *open* deal is ignored (Salesforce fills it with the expected close date).
     """
     path = Path(path)
-    header, frame = _read_rows(path, "--opportunities")
+    header, frame, malformed = _read_rows(path, "--opportunities")
     col_map, stage_map = dict(mapping or {}), {**DEFAULT_STAGES, **dict(stages or {})}
     dialect, columns, how = _match_columns(header, OPPORTUNITY_COLUMNS, SIGNATURE, fmt, col_map, "opportunities")
-    _require(columns, ("id", "created"), path, header, "--opportunities")
+    _require(columns, ("id", "created"), path, header, "--opportunities", OPPORTUNITY_COLUMNS)
     if "stage" not in columns and "won" not in columns:
         raise CalibrationError(
-            f"--opportunities {path}: no stage/status or won-flag column; columns are {', '.join(header)}. "
+            f"--opportunities {path}: no stage/status or won-flag column among its {len(header)} columns (looked "
+            f"for {_expected(OPPORTUNITY_COLUMNS, 'stage')}, {_expected(OPPORTUNITY_COLUMNS, 'won')}). "
             "Name one with --map 'COLUMN=stage' or --map 'COLUMN=won'"
         )
     check = _Checker(path, strict)
+    check.shape(malformed)
     raw = {name: frame[col] for name, col in columns.items()}
     ids = raw["id"]
     check.flag(ids == "", "missing_id", columns["id"], ids)
     check.flag(raw["created"] == "", "missing_created", columns["created"], raw["created"])
     dates, conventions = _dates(frame, columns, ("created", "closed"), dayfirst, date_format, path)
+    _in_range(dates["created"], columns["created"], path, "--opportunities")
     check.flag(dates["created"].bad, "bad_created", columns["created"], raw["created"])
 
     # Outcome: flags first (they are what the CRM reports), then the stage label.
@@ -549,6 +815,7 @@ def read_opportunities(
     if "closed" in columns:
         dc = dates["closed"]
         decided = outcome != "open"
+        _in_range(dc, columns["closed"], path, "--opportunities", used=decided)  # open deals' close dates are ignored
         check.flag(dc.bad & decided, "bad_closed", columns["closed"], raw["closed"])
         closed = dc.values.where(decided)
     is_closed = outcome != "open"
@@ -600,15 +867,18 @@ def read_leads(
     before the created date is a messy row.
     """
     path = Path(path)
-    header, frame = _read_rows(path, "--leads")
+    header, frame, malformed = _read_rows(path, "--leads")
     dialect, columns, how = _match_columns(header, LEAD_COLUMNS, LEAD_SIGNATURE, fmt, dict(mapping or {}), "leads")
-    _require(columns, ("id", "created"), path, header, "--leads")
+    _require(columns, ("id", "created"), path, header, "--leads", LEAD_COLUMNS)
     check = _Checker(path, strict)
+    check.shape(malformed)
     ids = frame[columns["id"]]
     check.flag(ids == "", "missing_id", columns["id"], ids)
     created_raw = frame[columns["created"]]
     check.flag(created_raw == "", "missing_created", columns["created"], created_raw)
     dates, conventions = _dates(frame, columns, ("created", "mql", "sql", "opportunity"), dayfirst, date_format, path)
+    for name, parsed in dates.items():
+        _in_range(parsed, columns[name], path, "--leads")
     check.flag(dates["created"].bad, "bad_created", columns["created"], created_raw)
     out = pd.DataFrame({"id": ids, "created": dates["created"].values}, index=frame.index)
     for stage in ("mql", "sql", "opportunity"):
@@ -644,15 +914,17 @@ def read_history(
     """Read a stage history (Salesforce OpportunityHistory style): one row per stage change,
     ``id`` (the opportunity), ``date`` of the change and the new ``stage``."""
     path = Path(path)
-    header, frame = _read_rows(path, "--history")
+    header, frame, malformed = _read_rows(path, "--history")
     dialect, columns, how = _match_columns(
         header, HISTORY_COLUMNS, HISTORY_SIGNATURE, fmt, dict(mapping or {}), "history"
     )
-    _require(columns, ("id", "date", "stage"), path, header, "--history")
+    _require(columns, ("id", "date", "stage"), path, header, "--history", HISTORY_COLUMNS)
     check = _Checker(path, strict)
+    check.shape(malformed)
     ids = frame[columns["id"]]
     check.flag(ids == "", "missing_id", columns["id"], ids)
     dates, conventions = _dates(frame, columns, ("date",), dayfirst, date_format, path)
+    _in_range(dates["date"], columns["date"], path, "--history")
     check.flag(dates["date"].bad | (frame[columns["date"]] == ""), "bad_date", columns["date"], frame[columns["date"]])
     out = pd.DataFrame({"id": ids, "date": dates["date"].values, "stage": frame[columns["stage"]]})
     keep = ~out.index.isin(list(check.bad))
@@ -665,6 +937,17 @@ def as_of_date(text: str | None) -> dt.date | None:
     if text is None:
         return None
     try:
-        return dt.date.fromisoformat(text.strip())
+        date = dt.date.fromisoformat(text.strip())
     except ValueError:
-        raise CalibrationError(f"--as-of: expected a date YYYY-MM-DD, got {text!r}") from None
+        raise CalibrationError(f"--as-of: expected a date YYYY-MM-DD, got {text[:40]!r}") from None
+    return check_as_of(date)
+
+
+def check_as_of(date: dt.date) -> dt.date:
+    """``date`` if the simulation can start on it (its year within FIRST_YEAR..LAST_YEAR), else an error."""
+    if not FIRST_YEAR <= date.year <= LAST_YEAR:
+        raise CalibrationError(
+            f"--as-of: {date} is outside the years {FIRST_YEAR}-{LAST_YEAR} that dates can take; "
+            "give the date the export was pulled"
+        )
+    return date
