@@ -541,12 +541,12 @@ def _convention(parts: pd.DataFrame, dayfirst: bool | None) -> str | None:
     ok = parts.dropna(subset=["a"])
     if ok.empty:
         return "iso"
-    if (ok["a"].str.len() >= 4).all():
+    if (ok["a_len"] >= 4).all():
         return "iso"
     if (ok["sep"] == ".").all():
         return "european-dot"
-    a = ok["a"].astype(int)
-    b = ok["b"].astype(int)
+    a = ok["a"]
+    b = ok["b"]
     if dayfirst is not None:
         return "european" if dayfirst else "us"
     if (a > 12).any() and (b > 12).any():
@@ -558,6 +558,29 @@ def _convention(parts: pd.DataFrame, dayfirst: bool | None) -> str | None:
     return None
 
 
+def _date_parts(text: pd.Series) -> pd.DataFrame:
+    """The pieces of each date-shaped cell as numbers (NaN where the cell is not a date), ``a_len`` (digits
+    of the first number), ``sep`` and ``ampm``. In chunks: a million cells' pieces held as Python
+    strings would take half a gigabyte."""
+    frames = []
+    step = 5 * CHUNK_ROWS
+    for first in range(0, max(len(text), 1), step):
+        parts = text.iloc[first : first + step].str.extract(_DATE)
+        numbers = {k: pd.to_numeric(parts[k], errors="coerce") for k in ("a", "b", "c", "H", "M", "S")}
+        frames.append(
+            pd.DataFrame(
+                {
+                    "a_len": parts["a"].str.len(),
+                    "sep": parts["sep"],  # one character: CPython shares those, so this costs pointers
+                    **numbers,
+                    "ampm": parts["ampm"].str.lower().astype("category"),
+                },
+                index=parts.index,
+            )
+        )
+    return pd.concat(frames) if len(frames) > 1 else frames[0]
+
+
 def parse_dates(raw: pd.Series, dayfirst: bool | None = None, date_format: str | None = None) -> DateColumn:
     """Parse one column of date (and time) text; see the module docstring for the rules.
 
@@ -565,17 +588,30 @@ def parse_dates(raw: pd.Series, dayfirst: bool | None = None, date_format: str |
     use one zone throughout). ``date_format`` is a ``strptime`` format used as given.
     Returns ``convention=None`` when the column is ambiguous (every day and month <= 12).
     """
+    # Dates repeat (a million close dates fall on a few hundred days): parse each distinct text once.
+    codes, distinct = pd.factorize(raw.fillna(""), sort=False)
+    col = _parse_distinct(pd.Series(np.asarray(distinct, dtype=object), dtype=object), dayfirst, date_format)
+
+    def spread(values: pd.Series) -> pd.Series:
+        return pd.Series(values.to_numpy()[codes], index=raw.index)
+
+    out_of_range = None if col.out_of_range is None else spread(col.out_of_range)
+    return DateColumn(spread(col.values), col.convention, spread(col.bad), out_of_range)
+
+
+def _parse_distinct(raw: pd.Series, dayfirst: bool | None, date_format: str | None) -> DateColumn:
+    """:func:`parse_dates` of a column of text (each distinct, though nothing depends on it)."""
     text = raw.fillna("").astype(str).str.strip()
     empty = text == ""
     if date_format is not None:
         values = pd.to_datetime(text.where(~empty), format=date_format, errors="coerce")
         return DateColumn(values, f"--date-format {date_format}", values.isna() & ~empty)
-    parts = text.str.extract(_DATE)
+    parts = _date_parts(text)
     unmatched = parts["a"].isna() & ~empty
     convention = _convention(parts[~unmatched & ~empty], dayfirst)
     if convention is None or convention == "mixed":
         return DateColumn(pd.Series(pd.NaT, index=raw.index), convention or "ambiguous", ~empty)
-    a, b, c = (pd.to_numeric(parts[k], errors="coerce") for k in ("a", "b", "c"))
+    a, b, c = parts["a"], parts["b"], parts["c"]
     if convention == "iso":
         year, month, day = a, b, c
     elif convention == "us":
@@ -586,11 +622,11 @@ def parse_dates(raw: pd.Series, dayfirst: bool | None = None, date_format: str |
     out_of_range = ~unmatched & ~empty & ((year < FIRST_YEAR) | (year > LAST_YEAR))
     year = year.where(~out_of_range)
     dates = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": day}).where(~unmatched), errors="coerce")
-    hours = pd.to_numeric(parts["H"], errors="coerce").fillna(0)
-    pm = parts["ampm"].fillna("").str.lower()
+    hours = parts["H"].fillna(0)
+    pm = parts["ampm"].astype(object).fillna("")
     hours = hours.where(~((pm == "pm") & (hours < 12)), hours + 12).where(~((pm == "am") & (hours == 12)), 0)
-    minutes = pd.to_numeric(parts["M"], errors="coerce").fillna(0)
-    seconds = pd.to_numeric(parts["S"], errors="coerce").fillna(0)
+    minutes = parts["M"].fillna(0)
+    seconds = parts["S"].fillna(0)
     bad_time = (hours > 23) | (minutes > 59) | (seconds > 59)
     values = dates + pd.to_timedelta(hours * 3600 + minutes * 60 + seconds, unit="s")
     values = values.where(~bad_time)
