@@ -30,7 +30,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -666,8 +666,16 @@ def parse_amounts(raw: pd.Series) -> tuple[pd.Series, pd.Series, str]:
     return values.astype(float), values.isna() & ~empty, mark
 
 
+def _by_distinct(raw: pd.Series, function: Callable[[str], object]) -> pd.Series:
+    """``function`` of each cell, called once per distinct text (flags and stages take a handful of values)."""
+    codes, distinct = pd.factorize(raw.fillna(""), sort=False)
+    results = np.empty(len(distinct), dtype=object)
+    results[:] = [function(str(text)) for text in distinct]
+    return pd.Series(results[codes], index=raw.index)
+
+
 def _flags(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
-    text = raw.fillna("").astype(str).str.strip().str.lower()
+    text = _by_distinct(raw, lambda s: s.strip().lower())
     value = text.isin(TRUE)
     bad = ~(value | text.isin(FALSE))
     return value, bad
@@ -877,7 +885,7 @@ def read_opportunities(
     # Outcome: flags first (they are what the CRM reports), then the stage label.
     outcome = pd.Series("open", index=frame.index, dtype=object)
     if "stage" in columns:
-        outcome = raw["stage"].map(lambda s: stage_map.get(_norm(s), "open"))
+        outcome = _by_distinct(raw["stage"], lambda s: stage_map.get(_norm(s), "open"))
     if "won" in columns:
         won, bad_won = _flags(raw["won"])
         check.flag(bad_won, "bad_flag", columns["won"], raw["won"])
