@@ -422,6 +422,22 @@ def _compact(rows: list[list[str]], header: list[str], dtype: str) -> pd.DataFra
     return pd.DataFrame({h: frame[h].str.strip().astype(dtype) for h in header})
 
 
+def _join(chunks: list[pd.DataFrame], header: list[str]) -> pd.DataFrame:
+    """The chunks one under the other; Arrow columns are chained, not copied (pd.concat would copy them)."""
+    if len(chunks) == 1:
+        return chunks[0]
+    if all(isinstance(c[h].dtype, pd.StringDtype) and c[h].dtype.storage == "pyarrow" for c in chunks for h in header):
+        import pyarrow as pa
+
+        return pd.DataFrame(
+            {
+                h: pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([pa.array(c[h]) for c in chunks])))
+                for h in header
+            }
+        )
+    return pd.concat(chunks, ignore_index=True)
+
+
 def _read_rows(path: Path, what: str) -> tuple[list[str], pd.DataFrame, list[tuple[int, str, str, str]]]:
     """All cells as text, each row's line number in the file, and the rows whose shape is wrong.
 
@@ -508,7 +524,7 @@ def _read_rows(path: Path, what: str) -> tuple[list[str], pd.DataFrame, list[tup
         ) from None
     if rows or not chunks:
         chunks.append(_compact(rows, header, text_dtype))
-    frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    frame = _join(chunks, header)
     frame.index = pd.Index(lines, name="line")
     return header, frame, malformed
 
