@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import os
 import re
 import stat
@@ -34,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 import pandas as pd
@@ -286,79 +287,95 @@ def _refuse_irregular(mode: int, path: Path, what: str) -> None:
         raise CalibrationError(f"{what}: {path} is {kind}, not a CSV file; give the path of an exported file")
 
 
-def _read_bytes(path: Path, what: str) -> bytes:
-    """The file's bytes, refusing what is not a regular file or is over the size cap *before* reading."""
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; the checks below then refuse it.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise CalibrationError(f"{what}: file not found: {path}") from None
-    except IsADirectoryError:  # Windows cannot open a folder
-        raise CalibrationError(f"{what}: {path} is a folder, not a CSV file") from None
-    except OSError as exc:
-        raise CalibrationError(f"{what}: cannot read {path}: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)  # of what was opened, so nothing can be swapped in after the check
-        _refuse_irregular(info.st_mode, path, what)
-        cap = _max_bytes()
-        if info.st_size > cap:
-            raise CalibrationError(
-                f"{what}: {path} is {_size(info.st_size)}, over the {_size(cap)} limit on CRM exports; export fewer "
-                f"rows (e.g. a date range) or raise the limit with {MAX_BYTES_ENV}=BYTES"
-            )
-        with os.fdopen(os.dup(fd), "rb") as file:
-            data = file.read(cap + 1)  # the file may have grown since fstat
-    finally:
-        os.close(fd)
-    if len(data) > cap:
-        raise CalibrationError(f"{what}: {path} is over the {_size(cap)} limit on CRM exports ({MAX_BYTES_ENV})")
-    return data
+class _Export:
+    """An export opened once and checked -- a regular file, within the size cap, text -- before a byte of it
+    is parsed; then read as lines, streamed (a million-row file is never held whole in memory)."""
 
-
-def _line_of(data: bytes | str, offset: int) -> int:
-    """1-based line number of a byte or character offset."""
-    newline = b"\n" if isinstance(data, bytes) else "\n"
-    return data.count(newline, 0, offset) + 1  # type: ignore[arg-type]
-
-
-def _decode(data: bytes, path: Path, what: str) -> str:
-    """Text of an export: a byte-order mark says the encoding (UTF-8, UTF-16 or UTF-32); without one,
-    UTF-8, or Windows-1252 (Excel's default on Windows) when it is not UTF-8. Never echoes the content."""
-    for magic, meaning in _NOT_CSV:
-        if data.startswith(magic):
-            raise CalibrationError(f"{what}: {path} {meaning}")
-    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), None)
-    if encoding is None and b"\x00" in data[:4096]:
-        # UTF-16 saved without a mark: ASCII text has a NUL in every other byte.
-        sample = data[:4096]
-        odd, even = sample[1::2].count(0), sample[0::2].count(0)
-        if odd > len(sample) // 4 and even == 0:
-            encoding = "utf-16-le"
-        elif even > len(sample) // 4 and odd == 0:
-            encoding = "utf-16-be"
-        else:
-            raise CalibrationError(
-                f"{what}: {path} is binary (NUL bytes on line {_line_of(data, data.index(0))}), not CSV"
-            )
-    try:
-        text = data.decode(encoding or "utf-8")
-    except UnicodeDecodeError as exc:
-        if encoding is not None:
-            raise CalibrationError(
-                f"{what}: {path}: not valid {encoding.upper().replace('-SIG', '')} text "
-                f"(line {_line_of(data, exc.start)}, byte {exc.start})"
-            ) from None
+    def __init__(self, path: Path, what: str) -> None:
+        self.path, self.what = path, what
         try:
-            text = data.decode("cp1252")
-        except UnicodeDecodeError as exc2:
-            raise CalibrationError(
-                f"{what}: {path}: not UTF-8 or Windows-1252 text (line {_line_of(data, exc2.start)}, "
-                f"byte {exc2.start}); save it as CSV UTF-8"
-            ) from None
-    nul = text.find("\x00")
-    if nul >= 0:
-        raise CalibrationError(f"{what}: {path} is binary (NUL characters on line {_line_of(text, nul)}), not CSV")
-    return text
+            # O_NONBLOCK: opening a FIFO must not wait for a writer; the checks below then refuse it.
+            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        except FileNotFoundError:
+            raise CalibrationError(f"{what}: file not found: {path}") from None
+        except IsADirectoryError:  # Windows cannot open a folder
+            raise CalibrationError(f"{what}: {path} is a folder, not a CSV file") from None
+        except OSError as exc:
+            raise CalibrationError(f"{what}: cannot read {path}: {exc.strerror}") from None
+        try:
+            info = os.fstat(self.fd)  # of what was opened, so nothing can be swapped in after the check
+            _refuse_irregular(info.st_mode, path, what)
+            self.cap = _max_bytes()
+            if info.st_size > self.cap:
+                raise CalibrationError(
+                    f"{what}: {path} is {_size(info.st_size)}, over the {_size(self.cap)} limit on CRM exports; "
+                    f"export fewer rows (e.g. a date range) or raise the limit with {MAX_BYTES_ENV}=BYTES"
+                )
+            self.encoding, self.declared = self._sniff()
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def _binary(self) -> BinaryIO:
+        """The file from its start (a duplicate descriptor: each reader closes its own)."""
+        file = os.fdopen(os.dup(self.fd), "rb")
+        file.seek(0)
+        return file
+
+    def _sniff(self) -> tuple[str, bool]:
+        """``(encoding, declared)``: from a byte-order mark or UTF-16's NUL bytes (declared), else UTF-8.
+        Formats that are not CSV are refused by their first bytes."""
+        with self._binary() as file:
+            head = file.read(4096)
+        for magic, meaning in _NOT_CSV:
+            if head.startswith(magic):
+                raise CalibrationError(f"{self.what}: {self.path} {meaning}")
+        encoding = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+        if encoding is not None:
+            return encoding, True
+        if b"\x00" in head:
+            # UTF-16 saved without a mark: ASCII text has a NUL in every other byte.
+            odd, even = head[1::2].count(0), head[0::2].count(0)
+            if odd > len(head) // 4 and even == 0:
+                return "utf-16-le", True
+            if even > len(head) // 4 and odd == 0:
+                return "utf-16-be", True
+            line = _line_of(head, head.index(0))
+            raise CalibrationError(f"{self.what}: {self.path} is binary (NUL bytes on line {line}), not CSV")
+        return "utf-8", False
+
+    def lines(self, encoding: str) -> Iterator[str]:
+        """Decoded lines with their endings, split as ``io.StringIO(text, newline="")`` splits them."""
+        with self._binary() as file:
+            text = io.TextIOWrapper(file, encoding=encoding, newline="")
+            chars = 0
+            for number, line in enumerate(text, 1):
+                if "\x00" in line:
+                    raise CalibrationError(f"{self.what}: {self.path} is binary (NUL characters on line {number})")
+                chars += len(line)
+                if chars > self.cap:  # the file grew since it was checked, or does not report its size
+                    raise CalibrationError(
+                        f"{self.what}: {self.path} is over the {_size(self.cap)} limit on CRM exports ({MAX_BYTES_ENV})"
+                    )
+                yield line
+
+    def undecodable(self, encoding: str) -> str:
+        """Where the text stops being ``encoding`` (for the error: line and byte, never the bytes)."""
+        with self._binary() as file:
+            data = file.read(self.cap + 1)
+        try:
+            data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            return f"line {_line_of(data, exc.start)}, byte {exc.start}"
+        return "somewhere"  # pragma: no cover - only asked after a decoding error
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    """1-based line number of a byte offset."""
+    return data.count(b"\n", 0, offset) + 1
 
 
 @contextmanager
@@ -371,26 +388,8 @@ def _field_limit(limit: int) -> Iterator[None]:
         csv.field_size_limit(before)
 
 
-def _lines(text: str) -> Iterator[str]:
-    """The lines of ``text`` with their endings, as ``io.StringIO(text, newline="")`` gives them, without its
-    copy of the whole text at four bytes a character (half a gigabyte for a million-row export)."""
-    if text.count("\r") != text.count("\r\n"):  # a lone CR ends lines too (old Mac files): let io split them
-        yield from io.StringIO(text, newline="")
-        return
-    start = 0
-    while True:
-        end = text.find("\n", start)
-        if end < 0:
-            if start < len(text):
-                yield text[start:]
-            return
-        yield text[start : end + 1]
-        start = end + 1
-
-
-def _unclosed_quote(text: str, start: int, delimiter: str, header: list[str]) -> tuple[int, str]:
+def _unclosed_quote(lines: Iterator[str], start: int, delimiter: str, header: list[str]) -> tuple[int, str]:
     """Line and column where the quote that runs to the end of the file opened (record from line ``start``)."""
-    lines = io.StringIO(text, newline="")
     for _ in range(start - 1):
         next(lines)
     with _field_limit(sys.maxsize):
@@ -447,16 +446,40 @@ def _read_rows(path: Path, what: str) -> tuple[list[str], pd.DataFrame, list[tup
     quietly: they hold nothing). Whole-file problems -- not a regular file, too big, not text, a
     quote never closed, a field over :data:`MAX_FIELD_CHARS`, duplicate column names -- raise
     :class:`CalibrationError` naming the line (and column) but never quoting the content.
+
+    The encoding is the byte-order mark's, else UTF-8, else (when UTF-8 fails anywhere) Windows-1252,
+    Excel's default on Windows: the file is then read again.
     """
-    text = _decode(_read_bytes(path, what), path, what)
-    newline = text.find("\n")
-    first = text[: newline if newline >= 0 else len(text)]
+    export = _Export(path, what)
+    try:
+        for encoding in [export.encoding] if export.declared else ["utf-8", "cp1252"]:
+            try:
+                return _parse_rows(export, encoding)
+            except UnicodeDecodeError:
+                continue
+        if export.declared:
+            name = export.encoding.upper().replace("-SIG", "")
+            raise CalibrationError(f"{what}: {path}: not valid {name} text ({export.undecodable(export.encoding)})")
+        raise CalibrationError(
+            f"{what}: {path}: not UTF-8 or Windows-1252 text ({export.undecodable('cp1252')}); save it as CSV UTF-8"
+        )
+    finally:
+        export.close()
+
+
+def _parse_rows(export: _Export, encoding: str) -> tuple[list[str], pd.DataFrame, list[tuple[int, str, str, str]]]:
+    """:func:`_read_rows` in one encoding (a decoding error escapes as UnicodeDecodeError)."""
+    path, what = export.path, export.what
+    lines = export.lines(encoding)
+    first = next(lines, "")
+    if first == "":
+        raise CalibrationError(f"{what}: {path} is empty (no header row)")
     # European spreadsheets write ';' between fields, because ',' is their decimal mark.
     delimiter = max((",", ";", "\t"), key=first.count)
     # strict: a stray quote inside a quoted field, or a quote never closed, is an error, not a guess.
-    reader = csv.reader(_lines(text), delimiter=delimiter, strict=True)
+    reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter, strict=True)
     rows: list[list[str]] = []
-    lines: list[int] = []
+    line_numbers: list[int] = []
     chunks: list[pd.DataFrame] = []
     text_dtype = _text_dtype()
     malformed: list[tuple[int, str, str, str]] = []
@@ -500,7 +523,7 @@ def _read_rows(path: Path, what: str) -> tuple[list[str], pd.DataFrame, list[tup
                     start = reader.line_num + 1
                     continue  # a blank line (or only delimiters)
                 rows.append(row)
-                lines.append(start)
+                line_numbers.append(start)
                 start = reader.line_num + 1
                 if len(rows) == CHUNK_ROWS:  # a million rows as Python strings would take gigabytes
                     chunks.append(_compact(rows, header, text_dtype))
@@ -513,7 +536,7 @@ def _read_rows(path: Path, what: str) -> tuple[list[str], pd.DataFrame, list[tup
                 "is a quote left open on that line?"
             ) from None
         if "unexpected end of data" in message:
-            line, column = _unclosed_quote(text, start, delimiter, header)
+            line, column = _unclosed_quote(export.lines(encoding), start, delimiter, header)
             raise CalibrationError(
                 f"{what}: {path}, line {line}, column {column!r}: a quote opens a field and is never closed, so "
                 f"the rest of the file (to line {reader.line_num}) would be read as one field; close or remove it"
@@ -525,7 +548,7 @@ def _read_rows(path: Path, what: str) -> tuple[list[str], pd.DataFrame, list[tup
     if rows or not chunks:
         chunks.append(_compact(rows, header, text_dtype))
     frame = _join(chunks, header)
-    frame.index = pd.Index(lines, name="line")
+    frame.index = pd.Index(line_numbers, name="line")
     return header, frame, malformed
 
 
