@@ -1,8 +1,13 @@
 """Reading CRM exports: dialects, column mapping, dates, amounts and messy rows.
 
 A CRM export is a CSV file whose columns a CRM named (``CreatedDate`` in Salesforce,
-``createdate`` in HubSpot, whatever a spreadsheet says elsewhere). Reading one is three
-steps, kept apart so each can be tested alone:
+``createdate`` in HubSpot, whatever a spreadsheet says elsewhere). Before anything is parsed
+the file is checked: a regular file (not a folder, pipe or device), under the size cap
+(:data:`MAX_EXPORT_BYTES`), text (an Excel workbook, gzip or binary file is refused; a
+byte-order mark says UTF-16 or UTF-32). It is then streamed through the csv module in strict
+mode: a quote never closed or a stray quote is an error naming its line, and so are a field
+over :data:`MAX_FIELD_CHARS` and a repeated column name; error messages never quote the file.
+Reading is then three steps, kept apart so each can be tested alone:
 
 1. **Columns** -- the header is matched against the known dialects (Salesforce, HubSpot,
    generic) to find which column holds each *field* (``id``, ``created``, ``closed``,
@@ -13,8 +18,9 @@ steps, kept apart so each can be tested alone:
    from European: it is refused unless ``dayfirst`` or an explicit ``date_format`` says,
    or another date column of the same file settles it. Amounts lose currency symbols and
    thousands separators (``$1,234.50``, ``1.234,50 €``); an empty amount is missing.
-3. **Rows** -- each row is checked (missing id or created date, unparseable values, close
-   before create, negative amount, duplicate id, won/lost without a close date, ...). A
+3. **Rows** -- each row is checked (too few or too many fields, missing id or created date,
+   unparseable values, close before create, negative amount, duplicate id, won/lost without a
+   close date, ...). A
    row with a problem is *rejected*: it is counted under its reason with its line number
    and column, never silently dropped; ``strict=True`` turns the first one into an error.
 
