@@ -402,8 +402,10 @@ def _tables(result: RunResult) -> dict[str, pd.DataFrame]:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path, **options: Any) -> None:
+    from .spreadsheet import neutralise_formulas  # text a spreadsheet would run as a formula gets a '
+
     # pandas writes floats as their shortest round-trip repr, so values read back bit for bit.
-    frame.to_csv(path, index=False, lineterminator="\n", **options)
+    neutralise_formulas(frame).to_csv(path, index=False, lineterminator="\n", **options)
 
 
 def _parquet_available() -> bool:

@@ -30,6 +30,7 @@ from .readers import (
     Issue,
     Table,
     as_of_date,
+    check_as_of,
     parse_mapping,
     read_history,
     read_leads,
@@ -175,6 +176,8 @@ def calibrate(
     rows = opps.rows
     if isinstance(as_of, str):
         as_of = as_of_date(as_of)
+    elif as_of is not None:
+        as_of = check_as_of(as_of)
     if as_of is None:
         latest = pd.concat([rows["created"], rows["closed"]]).max()
         if lead_table is not None:
@@ -561,7 +564,8 @@ def _fill(
     assumed = [k for k in ("personas", "nurture", "qualification", "handoff", "recycling", "prospecting") if k in doc]
     for key in assumed:
         _param(cal, key, "", "assumed (from base)")
-        doc[key].comment(f"assumed: from base {cal.base_path.name}")
+        # a comment is one line: a file name may hold a line break (TOML strings are escaped by tomlkit)
+        doc[key].comment(f"assumed: from base {_one_line(cal.base_path.name)}")
     for sname in base_sc.sources:
         if f"sources.{sname}.leads_per_month" not in touched:
             _param(cal, f"sources.{sname}", "", "assumed (from base)")
@@ -711,6 +715,11 @@ def _volumes_from_leads(
                 (row["ci_low"], row["ci_high"]),
                 f"base run {row['base_run']:.4f}; set by thresholds, follow-up and speed to lead, not one rate",
             )
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control characters (line breaks above all) shown as ``?``: safe in a TOML comment."""
+    return "".join("?" if ord(c) < 32 or ord(c) == 127 else c for c in text)
 
 
 def tomlkit_array(values: list[float]) -> Any:

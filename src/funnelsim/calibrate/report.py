@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from ..output import OutputExistsError, _save_figures, _write_atomically, _write_csv, check_target
@@ -90,12 +91,24 @@ def _fill_report(cal: Calibration, folder: Path, scenario_name: str) -> None:
     rows = cal.opportunities.rows
     size = tables["deal_sizes.csv"].iloc[0]
     charts: dict[str, Figure] = {
-        "cycle_km": plots.calibration_cycle_chart(tables["km.csv"])[0],
+        "cycle_km": plots.calibration_cycle_chart(_thin(tables["km.csv"], CHART_POINTS))[0],
         "arrivals": plots.calibration_arrivals_chart(tables["arrivals.csv"])[0],
     }
     if size["n"] >= 2:
         charts["deal_size"] = plots.calibration_deal_size_chart(rows["amount"], size["mean"], size["sd"])[0]
     _save_figures(charts, folder / "figures", "png", f"calibrated {cal.as_of}")
+
+
+CHART_POINTS = 4000
+"""Rows of a curve drawn: a chart a few hundred pixels wide shows no more, and a million-deal export's
+Kaplan-Meier table (a row per distinct close time) would otherwise cost matplotlib some 400 MB."""
+
+
+def _thin(table: pd.DataFrame, points: int) -> pd.DataFrame:
+    """At most ``points`` rows of ``table``, evenly spaced, the first and last kept (the CSV keeps all)."""
+    if len(table) <= points:
+        return table
+    return table.iloc[np.unique(np.linspace(0, len(table) - 1, points).round().astype(int))]
 
 
 def _days(x: float) -> str:
