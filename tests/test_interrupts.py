@@ -26,6 +26,7 @@ import pytest
 
 from funnelsim import load_scenario
 from funnelsim import montecarlo as mc
+from funnelsim.workload import UNLIMITED
 from scaled import TENTH_VOLUME
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -243,7 +244,7 @@ def test_replications_are_handed_out_lazily_a_few_per_worker() -> None:
             raise KeyboardInterrupt
 
     with Counting(max_workers=2) as pool:
-        reps = mc.run(scenario, 10**12, seed=1, pool=pool, progress=progress)
+        reps = mc.run(scenario, 10**12, seed=1, pool=pool, progress=progress, budget=UNLIMITED)
     assert (reps.requested, reps.stopped, reps.complete) == (10**12, "interrupted", False)
     assert Counting.most_ahead <= mc.IN_FLIGHT_PER_WORKER * 2
     assert Counting.submitted < 50 + mc.IN_FLIGHT_PER_WORKER * 2 + 1

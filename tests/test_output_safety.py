@@ -100,13 +100,14 @@ def test_an_out_on_a_disk_without_room_is_refused_before_simulating(
     tmp_path: Path, earlier: Path, no_simulation: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The free space is held against an estimate of the output (a billion replications need
-    terabytes): exit 2 at once, without building a billion tasks."""
+    terabytes): exit 2 at once, without building a billion tasks (--allow-large lets the run
+    past the work estimate, which would refuse it first)."""
     real = shutil.disk_usage
     monkeypatch.setattr(
         output_module.shutil, "disk_usage", lambda path: real(path)._replace(free=100 * 10**9)
     )  # 100 GB free
     started = time.monotonic()
-    code, stderr = _cli("--runs", "1000000000", "--jobs", "2", "--out", str(tmp_path / "out"))
+    code, stderr = _cli("--runs", "1000000000", "--jobs", "2", "--allow-large", "--out", str(tmp_path / "out"))
     assert code == 2
     line = _one_line(stderr)
     assert "not enough free space" in line and "100.0 GB free" in line and "TB needed" in line

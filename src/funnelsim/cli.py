@@ -70,7 +70,7 @@ from .scenario import Scenario, ScenarioError, load_scenario
 from .sweep import Sensitivity, Sweep, SweepError, parse_param
 from .sweep import sensitivity as make_sensitivity
 from .sweep import sweep as make_sweep
-from .workload import Budget, Workload, WorkloadTooLarge, estimate
+from .workload import UNLIMITED, Budget, Workload, WorkloadTooLarge, estimate
 
 app = typer.Typer(
     add_completion=False,
@@ -200,19 +200,20 @@ def run(
     """Simulate SCENARIO once, or --runs N times (Monte Carlo), and print what happened."""
     sc = _load(scenario, overrides)
     goal_amount = _guard(lambda: parse_amount(goal, "--goal")) if goal is not None else None
+    monte_carlo = runs > 1 or precision is not None or max_runs is not None
+    most = ((max_runs or MAX_RUNS) if precision is not None else runs) if monte_carlo else 1
+    narrate = not (quiet or as_json)
+    budget = _budget(allow_large, narrate)
+    what = "this Monte Carlo run" if monte_carlo else "this run"
+    _guard(lambda: budget.admit(estimate(sc, most, jobs if monte_carlo else 1), what))  # before anything else
     if out_dir is not None:  # refuse before simulating
-        most = (max_runs or MAX_RUNS) if precision is not None else runs
         size = _guard(lambda: estimate_output_bytes(sc, most))
         _guard(lambda: check_target(out_dir, force, figure_format, expected_bytes=size))
-    narrate = not (quiet or as_json)
     run_seed = resolve_seed(sc, seed)
-    if runs > 1 or precision is not None or max_runs is not None:
+    if monte_carlo:
         if replication is not None:
             _guard(lambda: _bad("--replication re-runs one replication; it cannot be combined with --runs"))
-        budget = _budget(allow_large, narrate)
-        reps = _monte_carlo(
-            sc, run_seed, runs, jobs, scheduler, goal_amount, precision, max_runs, narrate, as_json, budget
-        )
+        reps = _monte_carlo(sc, run_seed, runs, jobs, scheduler, goal_amount, precision, max_runs, narrate, as_json)
         if out_dir is not None and reps.completed:
             written = _guard(lambda: write_replications(reps, out_dir, figure_format=figure_format, force=force))
             if narrate:
@@ -221,7 +222,6 @@ def run(
             raise typer.Exit(reps.interruption.exit_code)
         return
     which = replication or 0
-    _guard(lambda: _budget(allow_large, narrate).admit(estimate(sc), "this run"))
     if narrate:
         rep_note = f", replication {which}" if which else ""
         err.print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {run_seed}{rep_note}")
@@ -255,7 +255,6 @@ def _monte_carlo(
     max_runs: int | None,
     narrate: bool,
     as_json: bool,
-    budget: Budget,
 ) -> Replications:
     if narrate:
         where = f"Dask {scheduler}" if scheduler else f"{jobs} process{'es' if jobs > 1 else ''}"
@@ -286,7 +285,7 @@ def _monte_carlo(
                     precision=precision,
                     max_runs=max_runs,
                     progress=progress,
-                    budget=budget,
+                    budget=UNLIMITED,  # judged whole by the caller, before the output checks
                 )
 
         reps = _guard(go)
