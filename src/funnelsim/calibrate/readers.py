@@ -35,7 +35,6 @@ import io
 import itertools
 import os
 import re
-import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -45,6 +44,8 @@ from typing import BinaryIO, Literal
 
 import numpy as np
 import pandas as pd
+
+from ..files import UnreadableFile, open_regular
 
 __all__ = [
     "DIALECTS",
@@ -277,46 +278,19 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-def _refuse_irregular(mode: int, path: Path, what: str) -> None:
-    """A folder, pipe, device or socket is refused before a byte is read (``/dev/zero`` never ends)."""
-    if stat.S_ISDIR(mode):
-        raise CalibrationError(f"{what}: {path} is a folder, not a CSV file")
-    if not stat.S_ISREG(mode):
-        if stat.S_ISFIFO(mode):
-            kind = "a named pipe (FIFO)"
-        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            kind = "a device"
-        elif stat.S_ISSOCK(mode):
-            kind = "a socket"
-        else:
-            kind = "not a regular file"
-        raise CalibrationError(f"{what}: {path} is {kind}, not a CSV file; give the path of an exported file")
-
-
 class _Export:
     """An export opened once and checked -- a regular file, within the size cap, text -- before a byte of it
     is parsed; then read as lines, streamed (a million-row file is never held whole in memory)."""
 
     def __init__(self, path: Path, what: str) -> None:
         self.path, self.what = path, what
+        self.cap = _max_bytes()
         try:
-            # O_NONBLOCK: opening a FIFO must not wait for a writer; the checks below then refuse it.
-            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        except FileNotFoundError:
-            raise CalibrationError(f"{what}: file not found: {path}") from None
-        except IsADirectoryError:  # Windows cannot open a folder
-            raise CalibrationError(f"{what}: {path} is a folder, not a CSV file") from None
-        except OSError as exc:
-            raise CalibrationError(f"{what}: cannot read {path}: {exc.strerror}") from None
+            self.fd = open_regular(path, field=what, max_bytes=self.cap)
+        except UnreadableFile as exc:
+            hint = f"; export fewer rows (e.g. a date range) or raise the limit with {MAX_BYTES_ENV}=BYTES"
+            raise CalibrationError(str(exc) + (hint if "limit" in str(exc) else "")) from None
         try:
-            info = os.fstat(self.fd)  # of what was opened, so nothing can be swapped in after the check
-            _refuse_irregular(info.st_mode, path, what)
-            self.cap = _max_bytes()
-            if info.st_size > self.cap:
-                raise CalibrationError(
-                    f"{what}: {path} is {_size(info.st_size)}, over the {_size(self.cap)} limit on CRM exports; "
-                    f"export fewer rows (e.g. a date range) or raise the limit with {MAX_BYTES_ENV}=BYTES"
-                )
             self.encoding, self.declared = self._sniff()
         except BaseException:
             os.close(self.fd)
