@@ -6,6 +6,12 @@ number of slots of each rep changes over time (new hires ramp up, leavers drop t
 zero), and a waiting lead may go cold: it then *withdraws* its request, so no slot
 is ever held by a lead that left (a known trap of SimPy models). Waiting with
 abandonment is the M/M/c+G queue of call centres.
+
+Every operation costs O(log n) in the number of reps and waiting leads, none a scan
+over all reps: the reps with a free slot are kept in a heap keyed by (most free slots,
+lowest id), the order in which they take leads, with lazy deletion (a rep's entry
+is pushed again whenever its free slots change, and an entry that no longer matches
+is dropped when it reaches the top).
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ class SlotPool:
         self.slots: list[int] = []
         self.busy: list[int] = []
         self.free_slots: list[int] = []  # max(slots - busy, 0) per rep
+        # Reps with a free slot, best first: (-free slots, rep). An entry is current while
+        # free_slots[rep] == -key; others are stale and dropped when they reach the top.
+        # Every rep with a free slot has a current entry (pushed when its free slots change).
+        self._idle: list[tuple[int, int]] = []
         self._queue: list[tuple[float, int, _Request]] = []
         self._waiting = 0
         self._seq = itertools.count()
@@ -47,7 +57,7 @@ class SlotPool:
         # so utilisation in_use / capacity never exceeds 1.
         self.capacity = 0
         self.in_use = 0
-        self._free = 0  # sum of free slots: lets dispatch skip the scan when all are taken
+        self._free = 0  # sum of free slots: lets dispatch skip the heap when all are taken
 
     # -- reps -------------------------------------------------------------
     def add_rep(self, slots: int) -> int:
@@ -66,8 +76,21 @@ class SlotPool:
         self.capacity += max(slots, busy) - max(old_slots, old_busy)
         self.in_use += busy - old_busy
         free = max(slots - busy, 0)
-        self._free += free - self.free_slots[rep]
-        self.slots[rep], self.busy[rep], self.free_slots[rep] = slots, busy, free
+        if free != self.free_slots[rep]:
+            self._free += free - self.free_slots[rep]
+            self.free_slots[rep] = free
+            if free:
+                self._push_idle(free, rep)
+        self.slots[rep], self.busy[rep] = slots, busy
+
+    def _push_idle(self, free: int, rep: int) -> None:
+        idle = self._idle
+        heapq.heappush(idle, (-free, rep))
+        # Stale entries are at most one per push: rebuilt from the current free slots once
+        # they outnumber the reps, the heap stays O(n) (amortised O(1) per push).
+        if len(idle) > 2 * len(self.free_slots) + 64:
+            idle[:] = [(-f, r) for r, f in enumerate(self.free_slots) if f]
+            heapq.heapify(idle)
 
     @property
     def queue_length(self) -> int:
@@ -85,10 +108,15 @@ class SlotPool:
         # The rep with the most free slots takes the lead (ties: lowest id). It has a
         # free slot, so slots >= busy + 1 and its capacity max(slots, busy) is unchanged:
         # this is _update(rep, slots, busy + 1) with the terms that cancel left out.
-        free = self.free_slots
-        rep = free.index(max(free))
+        rep = self._best_rep()
         self.busy[rep] += 1
-        free[rep] -= 1
+        free = self.free_slots[rep] - 1
+        self.free_slots[rep] = free
+        # The best rep's current entry is the heap's top: replace it by the new one.
+        if free:
+            heapq.heapreplace(self._idle, (-free, rep))
+        else:
+            heapq.heappop(self._idle)
         self._free -= 1
         self.in_use += 1
         self._level((self.env.now, self.team, 0, self.in_use, self.capacity))  # 0: nobody waits
@@ -119,8 +147,10 @@ class SlotPool:
         if busy >= self.slots[rep]:
             self.capacity -= 1
         else:
-            self.free_slots[rep] += 1
+            free = self.free_slots[rep] + 1
+            self.free_slots[rep] = free
             self._free += 1
+            self._push_idle(free, rep)
         if self._waiting:
             self._changed()
         else:  # nobody to dispatch to: what _changed() would do
@@ -134,6 +164,12 @@ class SlotPool:
             # Withdraw the request: it stays in the heap but is skipped when popped.
             req.waiting = False
             self._waiting -= 1
+            queue = self._queue
+            if len(queue) > 2 * self._waiting + 64:
+                # Mostly withdrawn requests: keep the waiting ones. Their keys (priority,
+                # sequence number) are unique, so they are popped in the same order.
+                queue[:] = [entry for entry in queue if entry[2].waiting]
+                heapq.heapify(queue)
             req.event.succeed(None)
             self._record()
 
@@ -152,9 +188,13 @@ class SlotPool:
         self._level((self.env.now, self.team, self._waiting, self.in_use, self.capacity))
 
     def _best_rep(self) -> int:
-        # The rep with the most free slots takes the next lead (ties: lowest id).
-        free = self.free_slots
-        return free.index(max(free))
+        """The rep with the most free slots, ties to the lowest id (call only when one is free)."""
+        idle, free = self._idle, self.free_slots
+        while True:
+            key, rep = idle[0]
+            if free[rep] == -key:
+                return rep
+            heapq.heappop(idle)  # stale
 
     def _record(self) -> None:
         self._level((self.env.now, self.team, self._waiting, self.in_use, self.capacity))

@@ -26,6 +26,7 @@ shared streams, at the same moments as a process would.
 
 from __future__ import annotations
 
+import bisect
 import gc
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -252,6 +253,9 @@ class World:
         self.ae = SlotPool(self.env, "ae", recorder)
         self.ae_productivity: list[float] = []
         self.ae_left: list[bool] = []
+        # The AEs with productivity > 0, by id: the reps prospecting picks from, kept
+        # sorted as reps join, ramp up and leave rather than listed at every candidate.
+        self.ae_active: list[int] = []
         self._staff_changed = self.env.event()
         for _ in range(h.sdr.count):
             rep = self.sdr.add_rep(1)
@@ -540,6 +544,8 @@ class World:
         share = 1.0 if ramped else productivity(ae, 0)
         rep = self.ae.add_rep(slots(ae, share))
         self.ae_productivity.append(share)
+        if share > 0:
+            self.ae_active.append(rep)  # the highest id so far
         self.ae_left.append(False)
         self.rec.roster.append((self.env.now, "ae", rep, "joined", share))
         if not ramped and len(ae.ramp) > 1:
@@ -568,7 +574,14 @@ class World:
             self._join(ramped=False)
 
     def _set_productivity(self, rep: int, share: float, change: str) -> None:
+        was = self.ae_productivity[rep]
         self.ae_productivity[rep] = share
+        if (was > 0) != (share > 0):
+            active = self.ae_active
+            if share > 0:
+                bisect.insort(active, rep)
+            else:
+                del active[bisect.bisect_left(active, rep)]
         self.rec.roster.append((self.env.now, "ae", rep, change, share))
         self.ae.set_slots(rep, slots(self.sc.sales.ae, share))
 
@@ -583,13 +596,12 @@ class World:
         rate = p.opportunities_per_ae_per_month / DAYS_PER_MONTH
         persona = self.persona_names.index(p.persona)
         source = self.source_names.index(PROSPECTING)
+        active = self.ae_active  # kept up to date by _join and _set_productivity
         while True:
-            active = [rep for rep, share in enumerate(self.ae_productivity) if share > 0]
             if not active:
                 yield self._staff_changed
                 continue
             yield self.env.timeout(self.prospect_gap.exponential(1 / (rate * len(active))))
-            active = [rep for rep, share in enumerate(self.ae_productivity) if share > 0]
             if not active:
                 continue
             rep = active[min(int(self.prospect_draw() * len(active)), len(active) - 1)]
