@@ -3,7 +3,7 @@
 For each command (``run``, ``run --runs``, ``compare --attribute``, ``sweep``,
 ``sensitivity``, ``plan``, ``calibrate``) on small versions of the bundled scenarios and a
 fixed seed, every CSV and JSON file of the output folder (not the figures) is read,
-normalised and hashed; the hashes are committed in ``tests/golden/outputs.json``.
+normalised and hashed; the hashes are committed in ``tests/golden-outputs.json``.
 
 Normalised means: floats rounded to 10 significant digits and JSON keys that say when and
 with what the folder was written (creation time, library versions, paths) left out. The
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 from scaled import TENTH  # noqa: E402
 
-GOLDEN = Path(__file__).parent / "golden" / "outputs.json"
+GOLDEN = Path(__file__).parent / "golden-outputs.json"
 SCENARIOS = ROOT / "scenarios"
 SMALL = [f"--set={o}" for o in ("horizon_days=120", *TENTH)]
 VOLATILE = {"created_at", "libraries", "funnelsim_version", "figure_format", "files", "path", "source_path"}
