@@ -67,7 +67,7 @@ def generate(rows: int, path: Path, seed: int = 1) -> None:
 def child(path: Path, out: Path) -> None:
     """Calibrate ``path`` and write to ``out``; print the phase timings and peak memory as JSON."""
     from funnelsim.calibrate import calibrate
-    from funnelsim.calibrate.report import write_calibration
+    from funnelsim.report.calibration import write_calibration
 
     start = time.perf_counter()
     cal = calibrate(path, as_of=str(AS_OF.date()))

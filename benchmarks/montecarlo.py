@@ -2,7 +2,7 @@
 
     python benchmarks/montecarlo.py [--runs 1000] [--scale baseline|100k] [--jobs 1 2]
 
-Runs ``--runs`` replications of the scenario through :func:`funnelsim.montecarlo.run`
+Runs ``--runs`` replications of the scenario through :func:`funnelsim.studies.replications.run`
 (the code path of ``funnelsim run --runs N --jobs J``) for each ``--jobs`` value, and
 prints wall time, replications per second, parallel efficiency (``T1 / (J * TJ)``)
 and the time 1,000 replications would take at that rate. As the reference, it also
@@ -22,8 +22,8 @@ import pandas as pd
 
 from engine import SCALE_100K  # the same 100k-lead company as benchmarks/engine.py
 from funnelsim import load_scenario, simulate
-from funnelsim import montecarlo as mc
-from funnelsim.metrics import summarize_run
+from funnelsim.run.metrics import summarize_run
+from funnelsim.studies import replications as mc
 
 ROOT = Path(__file__).resolve().parent.parent
 

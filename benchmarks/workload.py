@@ -1,4 +1,4 @@
-"""The work estimate of funnelsim.workload against what a run really costs.
+"""The work estimate of funnelsim.studies.workload against what a run really costs.
 
     python benchmarks/workload.py [--quick]
 
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from funnelsim import load_scenario
-from funnelsim.workload import estimate
+from funnelsim.studies.workload import estimate
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "scenarios" / "baseline.toml"
@@ -29,7 +29,7 @@ VOLUMES = {"inbound": 2500, "events": 400, "partner": 80}
 CHILD = """
 import json, resource, sys, time
 from funnelsim import load_scenario, simulate
-from funnelsim.metrics import summarize_run
+from funnelsim.run.metrics import summarize_run
 sc = load_scenario(sys.argv[1], json.loads(sys.argv[2]))
 start = time.perf_counter()
 result = simulate(sc, seed=1)

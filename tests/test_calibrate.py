@@ -12,7 +12,7 @@ from scipy import stats
 from funnelsim import load_scenario, simulate
 from funnelsim.calibrate import CalibrationError, calibrate, export_leads, export_opportunities, fitting
 from funnelsim.calibrate.readers import parse_amounts, parse_dates, parse_mapping, read_opportunities
-from funnelsim.calibrate.report import write_calibration
+from funnelsim.report.calibration import write_calibration
 
 ROOT = Path(__file__).resolve().parent.parent
 CRM = Path(__file__).resolve().parent / "crm"
@@ -299,7 +299,7 @@ def test_backtest_next_quarter_forecast_covers_the_held_out_wins(backtest: dict[
     the calibrated scenario starts with an empty marketing funnel (no leads in nurture, no MQLs or SQLs
     waiting), so its new deals of the quarter are too few (see docs/calibrate.md, "Back-test").
     """
-    from funnelsim.montecarlo import run
+    from funnelsim.studies.replications import run
 
     forecast = backtest["forecast"]
     actual, actual_pipeline = backtest["actual_wins"], backtest["actual_pipeline_wins"]

@@ -13,9 +13,11 @@ import tomlkit
 from typer.testing import CliRunner
 
 from funnelsim import load_scenario
-from funnelsim import montecarlo as mc
 from funnelsim.cli import EXIT_BAD_INPUT, app
-from funnelsim.compare import (
+from funnelsim.model.scenario import apply_overrides
+from funnelsim.run.metrics import LEAKAGE_REASONS
+from funnelsim.studies import replications as mc
+from funnelsim.studies.compare import (
     Attribution,
     CompareError,
     Lever,
@@ -25,8 +27,6 @@ from funnelsim.compare import (
     find_levers,
     paired_difference,
 )
-from funnelsim.metrics import LEAKAGE_REASONS
-from funnelsim.scenario import apply_overrides
 from scaled import TENTH
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"

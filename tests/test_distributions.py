@@ -20,7 +20,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 from scipy import stats
 
-from funnelsim.distributions import (
+from funnelsim.model.distributions import (
     Beta,
     Dist,
     Empirical,

@@ -13,8 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from funnelsim import load_scenario, metrics, output, records, simulate
-from funnelsim.mechanisms import odds_multiplier
+from funnelsim import load_scenario, simulate
+from funnelsim import vocabulary as records
+from funnelsim.model.mechanisms import odds_multiplier
+from funnelsim.report import folder as output
+from funnelsim.run import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -23,8 +23,8 @@ from funnelsim import load_scenario
 from funnelsim.calibrate import calibrate, fitting
 from funnelsim.calibrate.readers import read_opportunities
 from funnelsim.cli import app
-from funnelsim.output import _write_csv
-from funnelsim.spreadsheet import FORMULA_START, neutralise_formulas
+from funnelsim.report.folder import _write_csv
+from funnelsim.report.spreadsheet import FORMULA_START, neutralise_formulas
 
 HEADER = "id,name,created,closed,status,amount,owner,source,segment"
 # a spreadsheet reads these as numbers, never as formulas

@@ -2,7 +2,7 @@
 naming the field, file or flag to fix, no traceback, and the output of an earlier run untouched.
 
 Work that would be huge (a typo in a volume, a horizon or a flag) is estimated and refused
-before anything is allocated (:mod:`funnelsim.workload`); files named by a user must be
+before anything is allocated (:mod:`funnelsim.studies.workload`); files named by a user must be
 regular files of a sane size and are never quoted back. (CSV exports given to ``calibrate``
 have their own file: tests/test_hostile_calibrate.py; interrupts: tests/test_interrupts.py.)
 """
@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from funnelsim import load_scenario
 from funnelsim.cli import app
-from funnelsim.workload import Limits, WorkloadTooLarge, check, estimate
+from funnelsim.studies.workload import Limits, WorkloadTooLarge, check, estimate
 from scaled import TENTH
 
 ROOT = Path(__file__).resolve().parents[1]

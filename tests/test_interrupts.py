@@ -25,8 +25,8 @@ import pandas as pd
 import pytest
 
 from funnelsim import load_scenario
-from funnelsim import montecarlo as mc
-from funnelsim.workload import UNLIMITED
+from funnelsim.studies import replications as mc
+from funnelsim.studies.workload import UNLIMITED
 from scaled import TENTH_VOLUME
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from funnelsim import load_scenario
-from funnelsim.mechanisms import (
+from funnelsim.model.mechanisms import (
     ContactCurve,
     calendar_months,
     contact_probability,

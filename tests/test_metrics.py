@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from funnelsim import RunResult, Scenario, load_scenario, parse_scenario, simulate
-from funnelsim import metrics as m
-from funnelsim.records import EVENTS
+from funnelsim.run import metrics as m
+from funnelsim.vocabulary import EVENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "scenarios" / "baseline.toml"

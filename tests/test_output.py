@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 
 from funnelsim import RunResult, load_scenario, simulate
-from funnelsim import output as output_module
-from funnelsim.metrics import summarize_run
-from funnelsim.output import OutputError, OutputExistsError, write_run
+from funnelsim.report import folder as output_module
+from funnelsim.report.folder import OutputError, OutputExistsError, write_run
+from funnelsim.run.metrics import summarize_run
 
 BASELINE = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.toml"
 

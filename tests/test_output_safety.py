@@ -25,8 +25,8 @@ import pytest
 from typer.testing import CliRunner
 
 from funnelsim import cli, load_scenario
-from funnelsim import montecarlo as mc
-from funnelsim import output as output_module
+from funnelsim.report import folder as output_module
+from funnelsim.studies import replications as mc
 from scaled import TENTH_VOLUME
 
 ROOT = Path(__file__).resolve().parents[1]

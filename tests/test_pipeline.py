@@ -33,13 +33,13 @@ from scipy import integrate, stats
 from typer.testing import CliRunner
 
 from funnelsim import RunResult, Scenario, ScenarioError, load_scenario, parse_scenario, simulate, simulate_reference
-from funnelsim import metrics as m
-from funnelsim.distributions import Dist
 from funnelsim.engine.world import assign_owners
-from funnelsim.mechanisms import win_probability
-from funnelsim.metrics import summarize_run
-from funnelsim.planner import Period, analytic_multiplier, frame, pipeline_flow, plan
-from funnelsim.scenario import apply_overrides, read_pipeline_csv
+from funnelsim.model.distributions import Dist
+from funnelsim.model.mechanisms import win_probability
+from funnelsim.model.scenario import apply_overrides, read_pipeline_csv
+from funnelsim.run import metrics as m
+from funnelsim.run.metrics import summarize_run
+from funnelsim.studies.planner.plan import Period, analytic_multiplier, frame, pipeline_flow, plan
 from scaled import TENTH, tiny_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -585,7 +585,7 @@ def test_planned_toml_carries_the_pipeline_rows(tmp_path: Path) -> None:
     Re-loaded from another folder it has the same open deals; the plan starts on the
     pipeline's date (no lead-in before it).
     """
-    from funnelsim.output import planned_toml
+    from funnelsim.report.folder import planned_toml
 
     sets = (*TENTH, "sales.ae.count=3")
     scenario = load_scenario(EXAMPLE, sets)
@@ -599,7 +599,7 @@ def test_planned_toml_carries_the_pipeline_rows(tmp_path: Path) -> None:
 
 def test_a_period_before_the_pipeline_date_is_refused() -> None:
     """The open deals describe start_date: a plan cannot start earlier, nor ask for a lead-in before it."""
-    from funnelsim.planner import PlanError
+    from funnelsim.studies.planner.plan import PlanError
 
     with pytest.raises(PlanError, match="before 2027-01-01, the date of the scenario's initial_pipeline"):
         frame(_scaled(), Period.parse("2026-10-01:2027-06-30"), 3)
@@ -612,7 +612,7 @@ def test_a_period_before_the_pipeline_date_is_refused() -> None:
 
 
 def _invoke(*args: str) -> Any:
-    from funnelsim.cli import app  # imported here: the CLI pulls in every command's modules
+    from funnelsim.cli import app
 
     return CliRunner().invoke(app, list(args))
 

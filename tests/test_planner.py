@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from funnelsim import load_scenario
-from funnelsim import montecarlo as mc
-from funnelsim.analytic import delay_pmf, renewal_function
 from funnelsim.cli import EXIT_BAD_INPUT, EXIT_INFEASIBLE, app
-from funnelsim.distributions import Gamma, LogNormal
-from funnelsim.planner import (
+from funnelsim.model.analytic import delay_pmf, renewal_function
+from funnelsim.model.distributions import Gamma, LogNormal
+from funnelsim.studies import replications as mc
+from funnelsim.studies.planner.plan import (
     Period,
     PlanError,
     analytic_multiplier,
@@ -241,7 +241,7 @@ def test_round_trip_on_the_baseline_at_full_size():
 
 
 def test_planned_toml_without_the_source_file_is_the_resolved_scenario(small_plan, tmp_path):
-    from funnelsim.output import planned_toml
+    from funnelsim.report.folder import planned_toml
 
     p, _ = small_plan
     path = tmp_path / "planned.toml"

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from funnelsim import RunResult, Scenario, parse_scenario, simulate, simulate_reference
-from funnelsim.records import EVENTS, OPEN_STATES, STATE_AFTER
-from funnelsim.scenario import DAYS_PER_MONTH
+from funnelsim.model.scenario import DAYS_PER_MONTH
+from funnelsim.vocabulary import EVENTS, OPEN_STATES, STATE_AFTER
 from scaled import SPEED_TO_LEAD, tiny_scenario
 
 Engine = Callable[..., RunResult]

@@ -27,8 +27,8 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from funnelsim.cli import app
-from funnelsim.distributions import Fixed, Gamma
-from funnelsim.scenario import DAYS_PER_MONTH, Scenario, ScenarioError, Source, load_scenario
+from funnelsim.model.distributions import Fixed, Gamma
+from funnelsim.model.scenario import DAYS_PER_MONTH, Scenario, ScenarioError, Source, load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "scenarios" / "baseline.toml"

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from funnelsim import load_scenario, simulate
-from funnelsim.metrics import summarize_run
+from funnelsim.run.metrics import summarize_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.toml"))

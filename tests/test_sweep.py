@@ -13,17 +13,10 @@ from matplotlib.figure import Figure
 from typer.testing import CliRunner
 
 from funnelsim import ScenarioError, load_scenario
-from funnelsim import montecarlo as mc
 from funnelsim.cli import EXIT_BAD_INPUT, app
-from funnelsim.plots import sweep_chart, sweep_heatmap, tornado_chart
-from funnelsim.sweep import (
-    SWEEP_METRICS,
-    SweepError,
-    parse_param,
-    sensitivity,
-    sensitivity_parameters,
-    sweep,
-)
+from funnelsim.report.plots import sweep_chart, sweep_heatmap, tornado_chart
+from funnelsim.studies import replications as mc
+from funnelsim.studies.sweep import SWEEP_METRICS, SweepError, parse_param, sensitivity, sensitivity_parameters, sweep
 from scaled import TENTH
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"

@@ -20,8 +20,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from funnelsim import RunResult, Scenario, analytic, parse_scenario, simulate
-from funnelsim.mechanisms import contact_probability
+from funnelsim import RunResult, Scenario, parse_scenario, simulate
+from funnelsim.model import analytic
+from funnelsim.model.mechanisms import contact_probability
 
 BASELINE = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.toml"
 SEED = 20270101
@@ -181,7 +182,7 @@ def test_open_funnel_yield_matches_closed_form() -> None:
     A planner relies on this to work a revenue goal backwards up the funnel: expected
     MQLs, SQLs, opportunities, wins and revenue of a cohort of leads, and the mean time
     from lead to win (response delay + SDR work + sales cycle), all match the closed
-    forms of :mod:`funnelsim.analytic` within the 99% CI of 40 replications.
+    forms of :mod:`funnelsim.model.analytic` within the 99% CI of 40 replications.
     """
     _check_open_funnel(runs=40)
 

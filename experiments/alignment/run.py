@@ -36,12 +36,12 @@ import numpy as np
 import pandas as pd
 
 from funnelsim import load_scenario
-from funnelsim import montecarlo as mc
-from funnelsim.compare import Attribution, Comparison, compare
-from funnelsim.distributions import Uniform
-from funnelsim.output import write_comparison, write_sensitivity, write_sweep
-from funnelsim.scenario import Scenario
-from funnelsim.sweep import sensitivity, sweep
+from funnelsim.model.distributions import Uniform
+from funnelsim.model.scenario import Scenario
+from funnelsim.report.folder import write_comparison, write_sensitivity, write_sweep
+from funnelsim.studies import replications as mc
+from funnelsim.studies.compare import Attribution, Comparison, compare
+from funnelsim.studies.sweep import sensitivity, sweep
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = HERE.parent.parent / "scenarios"

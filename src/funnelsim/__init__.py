@@ -2,10 +2,10 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .engine import simulate, simulate_reference
-from .metrics import summary
-from .results import RunResult
-from .scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+from funnelsim.engine import simulate, simulate_reference
+from funnelsim.model.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+from funnelsim.run.metrics import summary
+from funnelsim.run.result import RunResult
 
 try:
     __version__ = version("funnelsim")

@@ -1,3 +1,3 @@
-from .cli import main
+from funnelsim.cli import main
 
 main()

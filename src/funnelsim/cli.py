@@ -42,16 +42,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from . import __version__
-from .calibrate.readers import CalibrationError
-from .compare import Attribution, CompareError, Comparison
-from .compare import compare as make_comparison
-from .engine import simulate
-from .metrics import summarize_run
-from .montecarlo import MAX_RUNS, MonteCarloError, Replications, interruption_of, stop_on_signals
-from .montecarlo import executor as mc_executor
-from .montecarlo import run as mc_run
-from .output import (
+from funnelsim import __version__
+from funnelsim.calibrate.readers import CalibrationError
+from funnelsim.engine import simulate
+from funnelsim.model.scenario import Scenario, ScenarioError, load_scenario
+from funnelsim.report.folder import (
     OutputError,
     OutputWriteError,
     check_target,
@@ -63,14 +58,28 @@ from .output import (
     write_sensitivity,
     write_sweep,
 )
-from .planner import LEVERS, MAX_EVALUATIONS, Lever, Period, Plan, PlanDiagnostics, PlanError, PlanInfeasible
-from .planner import plan as make_plan
-from .results import resolve_seed
-from .scenario import Scenario, ScenarioError, load_scenario
-from .sweep import Sensitivity, Sweep, SweepError, parse_param
-from .sweep import sensitivity as make_sensitivity
-from .sweep import sweep as make_sweep
-from .workload import UNLIMITED, Budget, Workload, WorkloadTooLarge, estimate
+from funnelsim.run.metrics import summarize_run
+from funnelsim.run.result import resolve_seed
+from funnelsim.studies.compare import Attribution, CompareError, Comparison
+from funnelsim.studies.compare import compare as make_comparison
+from funnelsim.studies.planner.plan import (
+    LEVERS,
+    MAX_EVALUATIONS,
+    Lever,
+    Period,
+    Plan,
+    PlanDiagnostics,
+    PlanError,
+    PlanInfeasible,
+)
+from funnelsim.studies.planner.plan import plan as make_plan
+from funnelsim.studies.replications import MAX_RUNS, MonteCarloError, Replications, interruption_of, stop_on_signals
+from funnelsim.studies.replications import executor as mc_executor
+from funnelsim.studies.replications import run as mc_run
+from funnelsim.studies.sweep import Sensitivity, Sweep, SweepError, parse_param
+from funnelsim.studies.sweep import sensitivity as make_sensitivity
+from funnelsim.studies.sweep import sweep as make_sweep
+from funnelsim.studies.workload import UNLIMITED, Budget, Workload, WorkloadTooLarge, estimate
 
 app = typer.Typer(
     add_completion=False,
@@ -146,7 +155,7 @@ def _guard(action: Callable[[], T]) -> T:
 
 @contextmanager
 def executor(jobs: int = 1, scheduler: str | None = None) -> Iterator[Executor]:
-    """:func:`funnelsim.montecarlo.executor`, with a one-line warning on stderr when --jobs is capped."""
+    """:func:`funnelsim.studies.replications.executor`, with a one-line warning on stderr when --jobs is capped."""
     with mc_executor(jobs, scheduler, warn=lambda message: err.print(f"[yellow]warning:[/] {escape(message)}")) as pool:
         yield pool
 
@@ -729,9 +738,9 @@ def calibrate(
     quiet: QuietOpt = False,
 ) -> None:
     """Fit a scenario to CRM exports: cycle, win rate, deal size, volumes, reps and the open pipeline."""
-    from .calibrate import calibrate as fit_scenario
-    from .calibrate.readers import REASONS
-    from .calibrate.report import check_outputs, write_calibration
+    from funnelsim.calibrate import calibrate as fit_scenario
+    from funnelsim.calibrate.readers import REASONS
+    from funnelsim.report.calibration import check_outputs, write_calibration
 
     _guard(lambda: check_outputs(out_path, force))
     stem = out_path.with_suffix("").name
@@ -778,7 +787,7 @@ def calibrate(
     )
     out.print(f"pipeline:         {len(cal.pipeline)} deals open on {cal.as_of}")
     if "stages.csv" in cal.tables:
-        from .calibrate.report import stages_line
+        from funnelsim.report.calibration import stages_line
 
         out.print(escape(f"time in stage:    {stages_line(cal.tables['stages.csv'])}"))
     err.print(f"wrote {written[0]}, {written[1].name}, {written[2].name}/")

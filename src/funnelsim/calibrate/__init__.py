@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import fitting
-from .export import export_leads, export_opportunities
-from .readers import (
+from funnelsim.calibrate import fitting
+from funnelsim.calibrate.export import export_leads, export_opportunities
+from funnelsim.calibrate.readers import (
     CalibrationError,
     Issue,
     Table,
@@ -94,7 +94,7 @@ class Calibration:
         for t in (self.leads, self.history):
             if t is not None:
                 issues += t.issues
-        from .readers import REASONS
+        from funnelsim.calibrate.readers import REASONS
 
         return pd.DataFrame(
             [
@@ -160,8 +160,8 @@ def calibrate(
     CalibrationError
         Missing files or columns, ambiguous dates, too little data, a messy row with ``strict``.
     """
-    from ..engine import simulate
-    from ..scenario import ScenarioError, load_scenario
+    from funnelsim.engine import simulate
+    from funnelsim.model.scenario import ScenarioError, load_scenario
 
     base_path = Path(base) if base is not None else BASELINE
     try:
@@ -240,7 +240,7 @@ def calibrate(
 
 def _stages(cal: Calibration, hist: Table, cut: pd.Timestamp, stages: dict[str, str], ids: set[str]) -> None:
     """Time in each stage from the stage history (``stages.csv``): reported, not a scenario key."""
-    from .readers import DEFAULT_STAGES
+    from funnelsim.calibrate.readers import DEFAULT_STAGES
 
     terminal = {label for label, outcome in {**DEFAULT_STAGES, **stages}.items() if outcome != "open"}
     table = fitting.stage_durations(hist.rows, cut, terminal)
@@ -295,7 +295,7 @@ def _fill(
     """Decide every scenario value: calibrated, observed only, or assumed from the base."""
     import tomlkit
 
-    from ..scenario import Scenario
+    from funnelsim.model.scenario import Scenario
 
     doc = tomlkit.parse(cal.base_path.read_text(encoding="utf-8"))
     sales = doc["sales"]

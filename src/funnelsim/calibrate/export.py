@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from ..results import RunResult
+    from funnelsim.run.result import RunResult
 
 __all__ = ["export_leads", "export_opportunities"]
 

@@ -66,7 +66,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from .readers import _norm
+from funnelsim.calibrate.readers import _norm
 
 __all__ = [
     "CycleFit",
@@ -465,7 +465,7 @@ def intercept_for_average(target: float, fit_effect: float, fits: np.ndarray) ->
 def fit_for_win_probability(target: float, win_rate: float, fit_effect: float) -> float:
     """The fit at which a deal is won with probability ``target``, given the win rate at fit 0.5.
 
-    Inverts :func:`funnelsim.mechanisms.win_probability`:
+    Inverts :func:`funnelsim.model.mechanisms.win_probability`:
     :math:`f = 0.5 + (\\operatorname{logit} p - \\operatorname{logit} w) / \\beta`, clipped to [0, 1].
     With ``fit_effect`` 0 (or a degenerate rate) fit does not matter and 0.5 is returned.
     """

@@ -45,7 +45,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 import pandas as pd
 
-from ..files import UnreadableFile, open_regular
+from funnelsim.files import UnreadableFile, open_regular
 
 __all__ = [
     "DIALECTS",

@@ -19,13 +19,14 @@ from functools import partial
 
 import numpy as np
 
-from ..mechanisms import calendar_months
-from ..randomness import Streams
-from ..records import EVENT_CODE, Recorder
-from ..results import RunResult, resolve_seed
-from ..scenario import Scenario
-from .nurture import DORMANT, MQL, nurture_batch
-from .world import MQL_CODE, Step, World, gc_paused
+from funnelsim.engine.nurture import DORMANT, MQL, nurture_batch
+from funnelsim.engine.recorder import Recorder
+from funnelsim.engine.world import MQL_CODE, Step, World, gc_paused
+from funnelsim.model.mechanisms import calendar_months
+from funnelsim.model.scenario import Scenario
+from funnelsim.randomness import Streams
+from funnelsim.run.result import RunResult, resolve_seed
+from funnelsim.vocabulary import EVENT_CODE
 
 NOT_FOLLOWED_UP = EVENT_CODE["not_followed_up"]
 

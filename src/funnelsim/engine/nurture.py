@@ -3,7 +3,7 @@
 A lead in nurture does not interact with any other lead, so its whole path up to
 the hand-off is decided by array work over all leads at once (:func:`nurture_batch`).
 Recycled leads re-enter nurture one at a time during the run (:func:`nurture_one`);
-both follow the same equations (:mod:`funnelsim.mechanisms`).
+both follow the same equations (:mod:`funnelsim.model.mechanisms`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .. import distributions as dist
-from ..mechanisms import score
-from ..scenario import Nurture, ScoringRule
+from funnelsim.model import distributions as dist
+from funnelsim.model.mechanisms import score
+from funnelsim.model.scenario import Nurture, ScoringRule
 
 OPEN, MQL, DORMANT = 0, 1, 2
 
@@ -118,8 +118,8 @@ def nurture_one(
 ) -> tuple[int, float, float]:
     """Outcome, delay until it and engagement then, for one lead entering nurture now.
 
-    The equations of :func:`~funnelsim.mechanisms.decay`, :func:`~funnelsim.mechanisms.touch`
-    and :func:`~funnelsim.mechanisms.score` are written out in the loop (this runs touch by
+    The equations of :func:`~funnelsim.model.mechanisms.decay`, :func:`~funnelsim.model.mechanisms.touch`
+    and :func:`~funnelsim.model.mechanisms.score` are written out in the loop (this runs touch by
     touch for every recycled lead): the same operations in the same order, so the same floats.
     """
     fit_part, weight, threshold = rule.fit_weight * fit, rule.engagement_weight, rule.threshold

@@ -22,7 +22,8 @@ import typing
 
 import simpy
 
-from ..records import TEAMS, Recorder
+from funnelsim.engine.recorder import Recorder
+from funnelsim.vocabulary import TEAMS
 
 
 class _Request:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..mechanisms import decay, score, touch
-from ..randomness import Streams, buffered
-from ..records import EVENT_CODE, Recorder
-from ..results import RunResult, resolve_seed
-from ..scenario import Scenario, Source
-from .world import Process, World
+from funnelsim.engine.recorder import Recorder
+from funnelsim.engine.world import Process, World
+from funnelsim.model.mechanisms import decay, score, touch
+from funnelsim.model.scenario import Scenario, Source
+from funnelsim.randomness import Streams, buffered
+from funnelsim.run.result import RunResult, resolve_seed
+from funnelsim.vocabulary import EVENT_CODE
 
 
 class ReferenceWorld(World):

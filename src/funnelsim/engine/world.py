@@ -36,12 +36,13 @@ import numpy as np
 import simpy
 from simpy.events import NORMAL, URGENT, EventPriority
 
-from ..mechanisms import ContactCurve, productivity, score, slots, win_probability
-from ..randomness import Streams, buffered
-from ..records import EVENT_CODE, Recorder
-from ..scenario import DAYS_PER_MONTH, PIPELINE_SOURCE, Scenario, draw_parameters, rate
-from .nurture import MQL, nurture_one
-from .pools import SlotPool
+from funnelsim.engine.nurture import MQL, nurture_one
+from funnelsim.engine.pools import SlotPool
+from funnelsim.engine.recorder import Recorder
+from funnelsim.model.mechanisms import ContactCurve, productivity, score, slots, win_probability
+from funnelsim.model.scenario import DAYS_PER_MONTH, PIPELINE_SOURCE, Scenario, draw_parameters, rate
+from funnelsim.randomness import Streams, buffered
+from funnelsim.vocabulary import EVENT_CODE
 
 PROSPECTING = "prospecting"
 PIPELINE = PIPELINE_SOURCE

@@ -23,26 +23,26 @@ written to full precision so they read back bit for bit):
 
 ``summary.csv``
     One row: ``scenario``, ``seed``, ``replication``, then the headline numbers of
-    :func:`funnelsim.metrics.summarize_run` (volumes, conversions, revenue, win rate,
+    :func:`funnelsim.run.metrics.summarize_run` (volumes, conversions, revenue, win rate,
     cycle times, costs, CAC, utilisation).
 ``stages_by_month.csv``
     Per calendar month: leads, MQLs, SQLs, opportunities, wins, revenue and flow
-    ratios (:func:`~funnelsim.metrics.stages_by_month`).
+    ratios (:func:`~funnelsim.run.metrics.stages_by_month`).
 ``time_in_stage.csv``
-    Velocity per stage: n, mean, median and P90 days (:func:`~funnelsim.metrics.time_in_stage`).
+    Velocity per stage: n, mean, median and P90 days (:func:`~funnelsim.run.metrics.time_in_stage`).
 ``revenue_by_month.csv``, ``revenue_by_quarter.csv``
     Wins, revenue and average deal size per period, at close date
-    (:func:`~funnelsim.metrics.revenue_by_period`).
+    (:func:`~funnelsim.run.metrics.revenue_by_period`).
 ``leakage.csv``
-    Where and why leads left the funnel, with share of all leads (:func:`~funnelsim.metrics.leakage`).
+    Where and why leads left the funnel, with share of all leads (:func:`~funnelsim.run.metrics.leakage`).
 ``capacity_by_month.csv``
     Per month and team (sdr, ae): capacity, busy, time-weighted utilisation, mean and
-    max queue, mean wait in days (:func:`~funnelsim.metrics.capacity_by_month`).
+    max queue, mean wait in days (:func:`~funnelsim.run.metrics.capacity_by_month`).
 ``pipeline.csv``
-    Open opportunities and their value after each change (:func:`~funnelsim.metrics.pipeline_over_time`).
+    Open opportunities and their value after each change (:func:`~funnelsim.run.metrics.pipeline_over_time`).
 ``by_source.csv``, ``by_persona.csv``
     Funnel volumes, revenue and lead-to-win rate per source and per persona
-    (:func:`~funnelsim.metrics.by_segment`).
+    (:func:`~funnelsim.run.metrics.by_segment`).
 ``leads.csv``
     One row per lead: traits, first time at each milestone, final state, deal
     amount, AE (:attr:`funnelsim.RunResult.leads`).
@@ -51,13 +51,13 @@ written to full precision so they read back bit for bit):
 ``roster.csv``
     The roster: ``time, team, rep, change, productivity`` at each change.
 ``events.parquet`` (or ``events.csv.gz`` when pyarrow is not installed)
-    The event log ``time, lead, event, rep, value`` (see :mod:`funnelsim.records`).
+    The event log ``time, lead, event, rep, value`` (see :mod:`funnelsim.vocabulary`).
 ``manifest.json``
     What produced the folder: funnelsim version, creation time (UTC), scenario name,
     SHA-256 and the fully resolved scenario, seed, replication, library versions,
     currency and units, start date, horizon, and the list of files.
 ``figures/funnel.<fmt>``, ``figures/revenue_by_month.<fmt>``, ``figures/capacity.<fmt>``, ``figures/leakage.<fmt>``
-    The charts of :mod:`funnelsim.plots`, as PNG (default) or SVG.
+    The charts of :mod:`funnelsim.report.plots`, as PNG (default) or SVG.
 """
 
 from __future__ import annotations
@@ -76,17 +76,17 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import metrics
+from funnelsim.run import metrics
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .compare import Comparison
-    from .montecarlo import Replications
-    from .planner import Plan, PlanDiagnostics
-    from .results import RunResult
-    from .scenario import Scenario
-    from .sweep import Sensitivity, Sweep
+    from funnelsim.model.scenario import Scenario
+    from funnelsim.run.result import RunResult
+    from funnelsim.studies.compare import Comparison
+    from funnelsim.studies.planner.plan import Plan, PlanDiagnostics
+    from funnelsim.studies.replications import Replications
+    from funnelsim.studies.sweep import Sensitivity, Sweep
 
 __all__ = [
     "FIGURES",
@@ -232,7 +232,7 @@ def estimate_output_bytes(scenario: Scenario, runs: int = 1) -> int:
     what the baseline scenario writes (measured: 130 bytes per lead, 520 per row of
     replications.csv, 60 per row of monthly.csv), so the check errs on the side of refusing.
     """
-    from .analytic import expected_leads
+    from funnelsim.model.analytic import expected_leads
 
     if runs <= 1:
         return MIN_FREE_BYTES + int(BYTES_PER_LEAD * expected_leads(scenario))
@@ -402,7 +402,7 @@ def _tables(result: RunResult) -> dict[str, pd.DataFrame]:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path, **options: Any) -> None:
-    from .spreadsheet import neutralise_formulas  # text a spreadsheet would run as a formula gets a '
+    from funnelsim.report.spreadsheet import neutralise_formulas
 
     # pandas writes floats as their shortest round-trip repr, so values read back bit for bit.
     neutralise_formulas(frame).to_csv(path, index=False, lineterminator="\n", **options)
@@ -427,7 +427,7 @@ def _write_events(events: pd.DataFrame, folder: Path) -> str:
 
 
 def _write_figures(result: RunResult, tables: dict[str, pd.DataFrame], folder: Path, figure_format: str) -> None:
-    from . import plots  # matplotlib is slow to import; only pay for it when drawing
+    from funnelsim.report import plots
 
     ev = result.events
     sc = result.scenario
@@ -491,7 +491,7 @@ def _manifest(
 
 
 def _write_replication_contents(reps: Replications, folder: Path, figure_format: str) -> None:
-    from . import plots
+    from funnelsim.report import plots
 
     _write_csv(reps.table, folder / "replications.csv")
     _write_csv(reps.monthly, folder / "monthly.csv")
@@ -536,7 +536,7 @@ def write_plan(
     """
 
     def fill(folder: Path) -> None:
-        from . import plots
+        from funnelsim.report import plots
 
         reps = diagnostics.replications
         stages = diagnostics.stages()
@@ -585,7 +585,7 @@ def write_comparison(
     combination of levers simulated) and the figure ``levers``."""
 
     def fill(folder: Path) -> None:
-        from . import plots
+        from funnelsim.report import plots
 
         table = comparison.table()
         stacked = comparison.replications()
@@ -630,10 +630,10 @@ def write_sweep(
     ``replications.csv`` (every point's replications, stacked), ``manifest.json`` (the base
     scenario, the grid and the optimum) and the figure ``sweep`` (one parameter) or
     ``heatmap`` (two)."""
-    from .sweep import SWEEP_METRICS
+    from funnelsim.studies.sweep import SWEEP_METRICS
 
     def fill(folder: Path) -> None:
-        from . import plots
+        from funnelsim.report import plots
 
         metrics = list(dict.fromkeys([*SWEEP_METRICS, metric]))
         table = sweep.table(metrics)
@@ -671,7 +671,7 @@ def write_sensitivity(
     figure ``tornado``."""
 
     def fill(folder: Path) -> None:
-        from . import plots
+        from funnelsim.report import plots
 
         table = sensitivity.table()
         _write_csv(table, folder / "sensitivity.csv")
@@ -698,7 +698,7 @@ def planned_toml(plan: Plan, source_text: str | None = None, overrides: tuple[st
     """
     import tomlkit
 
-    from .scenario import apply_overrides
+    from funnelsim.model.scenario import apply_overrides
 
     header = [
         f"Planned by funnelsim plan: {plan.goal:,.0f} {plan.scenario.currency} closed in {plan.period}",

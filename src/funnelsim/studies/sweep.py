@@ -7,7 +7,7 @@ the same traits and draws (docs/model.md section 14) and the per-replication dif
 ``Y_i(x_k) - Y_i(x_j)`` isolates the effect of the parameter with little of the
 year-to-year noise. Per point the metric's mean has a Student-t interval and
 P10/P50/P90 across replications; between points, the paired interval of
-:func:`funnelsim.compare.paired_difference`.
+:func:`funnelsim.studies.compare.paired_difference`.
 
 The best point ``k* = argmax_k mean_k`` (argmin for costs and times) is *interior* when it
 is not on the edge of the range of any parameter; an interior optimum whose neighbours
@@ -68,12 +68,12 @@ import pandas as pd
 from pydantic import AfterValidator, BaseModel
 from pydantic.fields import FieldInfo
 
-from . import montecarlo as mc
-from .compare import paired_difference
-from .distributions import Spec, _check_unit
-from .results import resolve_seed
-from .scenario import Scenario, parse_scenario, set_paths
-from .workload import UNLIMITED, Budget, largest, workers_of
+from funnelsim.model.distributions import Spec, _check_unit
+from funnelsim.model.scenario import Scenario, parse_scenario, set_paths
+from funnelsim.run.result import resolve_seed
+from funnelsim.studies import replications as mc
+from funnelsim.studies.compare import paired_difference
+from funnelsim.studies.workload import UNLIMITED, Budget, largest, workers_of
 
 __all__ = [
     "LOWER_IS_BETTER",
@@ -295,7 +295,7 @@ class Sweep:
     ``axes`` maps each parameter's dotted path to its values, in grid order (the first
     parameter varies slowest); ``grid`` has one row per point (``point`` and one column
     per parameter); ``runs`` holds each point's
-    :class:`~funnelsim.montecarlo.Replications`.
+    :class:`~funnelsim.studies.replications.Replications`.
     """
 
     scenario: Scenario
@@ -472,7 +472,7 @@ def sweep(
     progress
         Called with ``(done, total)`` replications over the whole grid.
     budget
-        The work allowed (:class:`funnelsim.workload.Budget`), judged on the whole grid first.
+        The work allowed (:class:`funnelsim.studies.workload.Budget`), judged on the whole grid first.
 
     Raises
     ------
@@ -950,7 +950,7 @@ def sensitivity(
     progress
         Called with ``(done, total)`` replications over all runs.
     budget
-        The work allowed (:class:`funnelsim.workload.Budget`), judged on every run first.
+        The work allowed (:class:`funnelsim.studies.workload.Budget`), judged on every run first.
 
     Raises
     ------

@@ -1,22 +1,7 @@
-"""The event log: one flat record per thing that happens to a lead.
+"""The recorder: the engine's columnar writer of the event, level and roster logs.
 
-Every record is ``(time, lead, event, rep, value)``:
-
-* ``time``  -- days since the scenario's ``start_date`` (float),
-* ``lead``  -- lead id (int, 0-based, unique within a run),
-* ``event`` -- one of :data:`EVENTS` (a closed set, below),
-* ``rep``   -- id of the SDR or AE involved, ``-1`` when none,
-* ``value`` -- money for ``opportunity`` / ``won`` / ``lost`` (deal amount), the
-  response delay in days for ``sdr_start``, otherwise NaN.
-
-The state of a lead at any time is given by its last event so far
-(:data:`STATE_AFTER`); so every lead is in exactly one state at every moment.
-
-The level log has one row per change of a team's queue or capacity:
-``(time, team, queue, busy, capacity)``, with ``team`` in ``{"sdr", "ae"}``.
-The roster has one row per change of a rep's productivity:
-``(time, team, rep, change, productivity)`` with ``change`` in
-``{"joined", "ramp", "left"}`` (a new hire may join at productivity 0 while ramping).
+Records are appended to flat Python lists (cheap per event) and turned into the tidy
+tables of :mod:`funnelsim.vocabulary` once, at the end of a run.
 """
 
 from __future__ import annotations
@@ -24,52 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["EVENTS", "STATE_AFTER", "TERMINAL_STATES", "Recorder"]
+from funnelsim.vocabulary import EVENT_CODE, EVENTS, TEAMS
 
-EVENTS: tuple[str, ...] = (
-    "created",  # a lead enters the funnel (nurture, or straight to hand-off)
-    "dormant",  # never reached the MQL bar within max_nurture_days
-    "mql",  # marketing's score reached its threshold: handed to sales
-    "not_followed_up",  # sales never worked this MQL
-    "sdr_start",  # an SDR starts working the MQL (value: delay since MQL, days)
-    "sdr_abandoned",  # went cold waiting for an SDR
-    "unreached",  # worked too late / could not be reached (speed-to-lead decay)
-    "rejected",  # reached, but below sales' bar or no buying need
-    "recycled",  # sent back to nurture after unreached / rejected / disqualified
-    "sql",  # passed sales' bar: waits for an AE
-    "ae_abandoned",  # went cold waiting for a free AE
-    "disqualified",  # the AE's discovery found no opportunity
-    "opportunity",  # an AE opened a deal (value: deal amount)
-    "won",  # deal closed won (value: revenue)
-    "lost",  # deal closed lost (value: amount that was at stake)
-)
-EVENT_CODE = {name: i for i, name in enumerate(EVENTS)}
-
-STATE_AFTER: dict[str, str] = {
-    "created": "lead",
-    "recycled": "lead",
-    "mql": "mql",
-    "sdr_start": "mql",
-    "sql": "sql",
-    "opportunity": "opportunity",
-    "dormant": "dormant",
-    "not_followed_up": "not_followed_up",
-    "sdr_abandoned": "sdr_abandoned",
-    "unreached": "unreached",
-    "rejected": "rejected",
-    "ae_abandoned": "ae_abandoned",
-    "disqualified": "disqualified",
-    "won": "won",
-    "lost": "lost",
-}
-"""The state a lead is in after each event; the first four are open (still in the funnel)."""
-
-OPEN_STATES = ("lead", "mql", "sql", "opportunity")
-TERMINAL_STATES = tuple(s for s in dict.fromkeys(STATE_AFTER.values()) if s not in OPEN_STATES)
-STATES = OPEN_STATES + TERMINAL_STATES
-
-TEAMS: tuple[str, ...] = ("sdr", "ae")
-"""The teams of the level log, in the order of their index in :class:`Recorder`'s flat list."""
+__all__ = ["Recorder"]
 
 
 class Recorder:

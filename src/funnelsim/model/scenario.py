@@ -34,8 +34,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from .distributions import Fixed, NonNegativeDist, Spec, UnitDist
-from .files import MB, UnreadableFile, read_text
+from funnelsim.files import MB, UnreadableFile, read_text
+from funnelsim.model.distributions import Fixed, NonNegativeDist, Spec, UnitDist
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -58,7 +58,6 @@ __all__ = [
 DAYS_PER_MONTH = 365.25 / 12
 PIPELINE_SOURCE = "pipeline"
 """The source name of the deals of ``initial_pipeline`` in results (not a lead source)."""
-STAGES = ("lead", "mql", "sql", "opportunity")
 
 Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]

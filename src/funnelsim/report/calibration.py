@@ -7,7 +7,7 @@ Three outputs sit side by side for ``--out NAME.toml``::
     NAME.calibration/       report.md, fits.csv, parameters.csv, messy_rows.csv, ... and figures/
 
 None of them is replaced unless ``force``; the report folder goes through
-:func:`funnelsim.output._write_atomically` (a staging folder renamed into place), and the two
+:func:`funnelsim.report.folder._write_atomically` (a staging folder renamed into place), and the two
 files are first written and the scenario loaded from a staging folder beside them, then
 renamed into place, so a failure leaves the old outputs as they were.
 """
@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..output import OutputExistsError, _save_figures, _write_atomically, _write_csv, check_target
-from .readers import CalibrationError
+from funnelsim.calibrate.readers import CalibrationError
+from funnelsim.report.folder import OutputExistsError, _save_figures, _write_atomically, _write_csv, check_target
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from . import Calibration
+    from funnelsim.calibrate import Calibration
 
 __all__ = ["outputs_for", "report_markdown", "stages_line", "write_calibration"]
 
@@ -57,7 +57,7 @@ def check_outputs(out: str | os.PathLike[str], force: bool) -> tuple[Path, Path,
 
 def write_calibration(cal: Calibration, out: str | os.PathLike[str], *, force: bool = False) -> tuple[Path, Path, Path]:
     """Write the scenario, pipeline CSV and report folder for ``--out`` (see the module docstring)."""
-    from ..scenario import ScenarioError, load_scenario
+    from funnelsim.model.scenario import ScenarioError, load_scenario
 
     scenario, pipeline, folder = check_outputs(out, force)
     if cal.pipeline_supported:
@@ -80,7 +80,7 @@ def write_calibration(cal: Calibration, out: str | os.PathLike[str], *, force: b
 
 
 def _fill_report(cal: Calibration, folder: Path, scenario_name: str) -> None:
-    from .. import plots
+    from funnelsim.report import plots
 
     tables = dict(cal.tables)
     tables["fits.csv"] = fits_table(cal)

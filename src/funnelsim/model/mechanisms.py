@@ -32,7 +32,7 @@ from typing import TypeVar
 import numpy as np
 from scipy.special import expit
 
-from .scenario import AETeam, ScoringRule, SpeedToLead
+from funnelsim.model.scenario import AETeam, ScoringRule, SpeedToLead
 
 HOURS_PER_DAY = 24.0
 

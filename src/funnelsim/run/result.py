@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from .records import STATE_AFTER, STATES, Recorder
-from .scenario import Scenario
+from funnelsim.model.scenario import Scenario
+from funnelsim.vocabulary import MILESTONES, STATE_AFTER, STATES
 
 __all__ = ["RunResult", "resolve_seed"]
-
-MILESTONES = ("mql", "sql", "opportunity", "won", "lost")
 
 
 def resolve_seed(scenario: Scenario, seed: int | None) -> int:
@@ -24,6 +22,14 @@ def resolve_seed(scenario: Scenario, seed: int | None) -> int:
     if scenario.seed is not None:
         return scenario.seed
     return int(np.random.SeedSequence().entropy) % 2**63  # type: ignore[arg-type]
+
+
+class Logs(Protocol):
+    """What a run's recorder hands over: the event, level and roster logs as tables."""
+
+    def events_frame(self) -> pd.DataFrame: ...
+    def levels_frame(self) -> pd.DataFrame: ...
+    def roster_frame(self) -> pd.DataFrame: ...
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ class RunResult:
         scenario: Scenario,
         seed: int,
         replication: int,
-        recorder: Recorder,
+        recorder: Logs,
         attributes: dict[str, np.ndarray],
         source_names: list[str],
         parameters: dict[str, float] | None = None,

@@ -23,11 +23,11 @@ import pandas as pd
 from pydantic import BaseModel
 from scipy import stats
 
-from . import montecarlo as mc
-from .distributions import Spec
-from .metrics import LEAKAGE_REASONS
-from .scenario import Scenario, ScenarioError, parse_scenario, set_paths
-from .workload import UNLIMITED, Budget, largest, workers_of
+from funnelsim.model.distributions import Spec
+from funnelsim.model.scenario import Scenario, ScenarioError, parse_scenario, set_paths
+from funnelsim.run.metrics import LEAKAGE_REASONS
+from funnelsim.studies import replications as mc
+from funnelsim.studies.workload import UNLIMITED, Budget, largest, workers_of
 
 __all__ = [
     "Attribution",
@@ -79,7 +79,7 @@ class Comparison:
     """The replications of each scenario (same seeds) and their paired differences.
 
     ``labels`` name the scenarios in order (the first is the reference); ``runs``
-    holds each one's :class:`~funnelsim.montecarlo.Replications`.
+    holds each one's :class:`~funnelsim.studies.replications.Replications`.
     """
 
     labels: list[str]

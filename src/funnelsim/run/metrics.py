@@ -1,7 +1,7 @@
 """Metrics: pure functions of a run's tables (event log, level log, roster, per-lead table).
 
 Nothing here simulates or reads files: every function takes DataFrames (see
-:mod:`funnelsim.records` for their columns) and returns a DataFrame or a dict.
+:mod:`funnelsim.vocabulary` for their columns) and returns a DataFrame or a dict.
 Times are days since the scenario's ``start_date``; a time ``t`` falls on the
 calendar day ``start_date + floor(t)``, and months ("2027-01") and quarters
 ("2027Q1") are those of that day.
@@ -32,7 +32,7 @@ Revenue (:func:`revenue_by_period`)
     average deal size ``R(p) / wins(p)``; win rate ``wins / (wins + losses)``.
 Leakage (:func:`leakage`)
     A lead's *final state* is ``STATE_AFTER[last event]``
-    (:data:`funnelsim.records.STATE_AFTER`). Every lead is in exactly one final
+    (:data:`funnelsim.vocabulary.STATE_AFTER`). Every lead is in exactly one final
     state, so ``sum(leak rows) + wins + still_open = V(created)``. Share of leads =
     rows / ``V(created)``.
 Levels (time-weighted, :func:`time_weighted_mean`, :func:`utilisation`)
@@ -79,11 +79,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from .records import EVENTS, OPEN_STATES, STATE_AFTER
+from funnelsim.vocabulary import EVENTS, OPEN_STATES, STATE_AFTER
 
 if TYPE_CHECKING:
-    from .results import RunResult
-    from .scenario import Scenario
+    from funnelsim.model.scenario import Scenario
+    from funnelsim.run.result import RunResult
 
 __all__ = [
     "FUNNEL",
@@ -175,7 +175,7 @@ def _first_times(events: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
 class _Log:
     """The event log as numpy columns, for the per-replication summaries (no pandas work per metric).
 
-    ``code`` is the index of each event in :data:`funnelsim.records.EVENTS` (-1 if unknown).
+    ``code`` is the index of each event in :data:`funnelsim.vocabulary.EVENTS` (-1 if unknown).
     """
 
     def __init__(self, events: pd.DataFrame) -> None:
@@ -874,7 +874,7 @@ def by_segment(leads: pd.DataFrame, by: Literal["source", "persona"]) -> pd.Data
     Parameters
     ----------
     leads
-        The per-lead table (:attr:`funnelsim.results.RunResult.leads`).
+        The per-lead table (:attr:`funnelsim.run.result.RunResult.leads`).
     by
         ``"source"`` or ``"persona"``.
 

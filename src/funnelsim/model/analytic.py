@@ -35,7 +35,7 @@ Yield of an MQL with unlimited capacity
     ``f`` the follow-up rate, ``P_c(D)`` the speed-to-lead contact probability at
     response delay ``D``, ``s`` sales' score and ``theta`` its threshold, ``o`` the
     opportunity rate and ``P_w`` the win probability
-    (:mod:`funnelsim.mechanisms`). Need is drawn from the persona alone, so it is
+    (:mod:`funnelsim.model.mechanisms`). Need is drawn from the persona alone, so it is
     independent of fit and engagement; the mean deal of a win weighs each persona's
     mean deal size by ``mix_p * intent_p``. The mean time from MQL to win is
     ``E[D] + E[SDR work] + E[cycle]``.
@@ -49,13 +49,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .distributions import (
-    Dist,
-    Empirical,
-    Fixed,
-)
-from .mechanisms import calendar_months, contact_probability, score, win_probability
-from .scenario import Scenario, SpeedToLead, rate
+from funnelsim.model.distributions import Dist, Empirical, Fixed
+from funnelsim.model.mechanisms import calendar_months, contact_probability, score, win_probability
+from funnelsim.model.scenario import Scenario, SpeedToLead, rate
 
 __all__ = [
     "MQLYield",

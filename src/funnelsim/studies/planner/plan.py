@@ -8,7 +8,7 @@ planner works back up the funnel to what each team must deliver, month by month.
    ``m`` closes months later. Per source, the lead -> MQL share, the time to MQL and the
    fit and engagement of the MQLs come from the nurture equations applied to a fixed
    sample of 40,000 leads (there is no closed form); the rest is exact
-   (:mod:`funnelsim.analytic`). Queues, abandonment, recycling and randomness are
+   (:mod:`funnelsim.model.analytic`). Queues, abandonment, recycling and randomness are
    ignored, except that AEs prospect only with their free slots (mean field: Little's
    law gives the open deals). The plan's volume is the one that makes the expected
    revenue in the period equal to the goal (:func:`analytic_multiplier`); a Little's law
@@ -45,14 +45,14 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from . import montecarlo as mc
-from .analytic import delay_pmf, expectation, expected_contact_rate, renewal_function
-from .compare import paired_difference
-from .engine.nurture import MQL, nurture_batch
-from .mechanisms import productivity, score, slots, win_probability
-from .results import resolve_seed
-from .scenario import DAYS_PER_MONTH, Scenario, parse_scenario, rate, set_paths
-from .workload import UNLIMITED, Budget, check, estimate, workers_of
+from funnelsim.engine.nurture import MQL, nurture_batch
+from funnelsim.model.analytic import delay_pmf, expectation, expected_contact_rate, renewal_function
+from funnelsim.model.mechanisms import productivity, score, slots, win_probability
+from funnelsim.model.scenario import DAYS_PER_MONTH, Scenario, parse_scenario, rate, set_paths
+from funnelsim.run.result import resolve_seed
+from funnelsim.studies import replications as mc
+from funnelsim.studies.compare import paired_difference
+from funnelsim.studies.workload import UNLIMITED, Budget, check, estimate, workers_of
 
 __all__ = [
     "LEVERS",
@@ -863,9 +863,9 @@ def plan(
         Months simulated before the period; default: enough for 90% of leads to close
         (at most 12).
     pool
-        Executor for the replications (see :func:`funnelsim.montecarlo.executor`).
+        Executor for the replications (see :func:`funnelsim.studies.replications.executor`).
     budget
-        The work allowed (:class:`funnelsim.workload.Budget`): the whole search,
+        The work allowed (:class:`funnelsim.studies.workload.Budget`): the whole search,
         ``max_evaluations`` candidates of ``runs`` replications at the analytic plan's
         size, is judged (and announced) before the first simulation; each candidate
         is judged again at its own size before it runs.

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
 
-from .scenario import Scenario
+from funnelsim.model.scenario import Scenario
 
 __all__ = [
     "UNLIMITED",
@@ -147,7 +147,7 @@ class Workload:
 class Budget:
     """What a study may spend: refuse above ``limits`` unless ``allow_large``; ``announce`` hears the estimate.
 
-    Every study (:func:`funnelsim.montecarlo.run`, compare, sweep, sensitivity, plan)
+    Every study (:func:`funnelsim.studies.replications.run`, compare, sweep, sensitivity, plan)
     takes one and calls :meth:`admit` with its whole job before simulating anything;
     the runs inside it then get :data:`UNLIMITED`, so the job is judged once, whole.
     """

@@ -38,11 +38,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .engine import simulate
-from .metrics import leakage_counts, stages_by_month, summarize_run
-from .results import resolve_seed
-from .scenario import Scenario
-from .workload import Budget, estimate, workers_of
+from funnelsim.engine import simulate
+from funnelsim.model.scenario import Scenario
+from funnelsim.run.metrics import leakage_counts, stages_by_month, summarize_run
+from funnelsim.run.result import resolve_seed
+from funnelsim.studies.workload import Budget, estimate, workers_of
 
 __all__ = [
     "HEADLINE",
@@ -550,8 +550,8 @@ class Replications:
     """The replications of one scenario, as tidy tables, and their summaries.
 
     ``table`` has one row per replication: ``run_id``, ``replication``, ``seed``, every
-    metric of :func:`funnelsim.metrics.summarize_run`, the leads lost per reason
-    (``leak_<reason>``, :func:`funnelsim.metrics.leakage_counts`), and ``parameter:<path>`` for
+    metric of :func:`funnelsim.run.metrics.summarize_run`, the leads lost per reason
+    (``leak_<reason>``, :func:`funnelsim.run.metrics.leakage_counts`), and ``parameter:<path>`` for
     each parameter drawn per replication. ``monthly`` has one row per replication and
     month. ``requested`` is how many were asked for; ``stopped`` says why the run
     ended: ``"completed"``, ``"precision reached"``, ``"max runs reached"`` or
@@ -719,7 +719,7 @@ def run(
         Called with ``(done, total)`` after each finished task.
     budget
         The work allowed (default: refuse above the machine's limits, see
-        :mod:`funnelsim.workload`); judged on every replication that may run
+        :mod:`funnelsim.studies.workload`); judged on every replication that may run
         (``max_runs`` with ``precision``) before the first starts.
 
     Ctrl-C (KeyboardInterrupt), SIGTERM inside :func:`stop_on_signals` and the death

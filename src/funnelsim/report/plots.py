@@ -2,7 +2,7 @@
 many (Monte Carlo ranges: a fan chart of cumulative revenue, the distribution of revenue,
 the funnel with its P10–P90 range).
 
-Every function takes tidy tables (from :mod:`funnelsim.metrics`, or the per-replication
+Every function takes tidy tables (from :mod:`funnelsim.run.metrics`, or the per-replication
 tables of the Monte Carlo runs) and an optional matplotlib ``ax`` to draw into, and
 returns ``(fig, ax)``. The one exception is :func:`revenue_distribution`, which always
 draws its own figure of two panels side by side (histogram and ECDF) and returns
@@ -515,7 +515,7 @@ def quota_chart(sheet: pd.DataFrame) -> tuple[Figure, tuple[Axes, Axes]]:
     Parameters
     ----------
     sheet
-        The joint-target sheet (:attr:`funnelsim.planner.Plan.sheet`): columns ``month``,
+        The joint-target sheet (:attr:`funnelsim.studies.planner.plan.Plan.sheet`): columns ``month``,
         ``phase``, ``stage``, ``source``, ``team`` and ``target``.
 
     Returns
@@ -631,7 +631,7 @@ def compare_funnel_chart(table: pd.DataFrame, ax: Axes | None = None) -> tuple[F
     Parameters
     ----------
     table
-        :meth:`funnelsim.compare.Comparison.table` rows: ``metric`` (the stages ``leads``,
+        :meth:`funnelsim.studies.compare.Comparison.table` rows: ``metric`` (the stages ``leads``,
         ``mqls``, ``sqls``, ``opportunities``, ``wins``), ``scenario``, ``mean``,
         ``ci_low`` and ``ci_high``.
     """
@@ -664,7 +664,7 @@ def compare_leakage_chart(leakage: pd.DataFrame) -> tuple[Figure, tuple[Axes, Ax
     Parameters
     ----------
     leakage
-        :meth:`funnelsim.compare.Comparison.leakage` rows: ``reason``, ``scenario``, ``leads``.
+        :meth:`funnelsim.studies.compare.Comparison.leakage` rows: ``reason``, ``scenario``, ``leads``.
     """
     _check_table(leakage, "leakage", ("reason", "scenario", "leads"))
     labels = list(dict.fromkeys(leakage["scenario"]))
@@ -696,7 +696,7 @@ def lever_waterfall_chart(
     Parameters
     ----------
     attribution
-        :meth:`funnelsim.compare.Attribution.table` rows: ``lever``, ``contribution``,
+        :meth:`funnelsim.studies.compare.Attribution.table` rows: ``lever``, ``contribution``,
         ``ci_low``, ``ci_high``, the last row being ``total``.
     start
         The first scenario's mean (the first bar).
@@ -880,7 +880,7 @@ def sweep_chart(
     Parameters
     ----------
     table
-        :meth:`funnelsim.sweep.Sweep.table` rows: the ``parameter`` column and
+        :meth:`funnelsim.studies.sweep.Sweep.table` rows: the ``parameter`` column and
         ``<metric>_mean``, ``_ci_low``, ``_ci_high``, ``_p10``, ``_p90``.
     unit
         Shown in the axis label (e.g. the currency).
@@ -915,7 +915,7 @@ def sweep_heatmap(
 ) -> tuple[Figure, Axes]:
     """Mean of a metric over a grid of two parameters, each cell labelled; the best cell outlined.
 
-    ``table`` is :meth:`funnelsim.sweep.Sweep.table` of a two-parameter sweep; the first
+    ``table`` is :meth:`funnelsim.studies.sweep.Sweep.table` of a two-parameter sweep; the first
     parameter runs down the rows, the second across the columns.
     """
     if len(parameters) != 2:
@@ -954,7 +954,7 @@ def tornado_chart(table: pd.DataFrame, unit: str = "", top: int = 15, ax: Axes |
     Parameters
     ----------
     table
-        :meth:`funnelsim.sweep.Sensitivity.table` rows (sorted by swing): ``parameter``,
+        :meth:`funnelsim.studies.sweep.Sensitivity.table` rows (sorted by swing): ``parameter``,
         ``metric``, ``low_value``, ``high_value``, ``low_diff``, ``high_diff`` (paired
         differences against the base) and their ``_ci_low``/``_ci_high``.
     top

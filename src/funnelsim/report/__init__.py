@@ -1,0 +1,1 @@
+"""Everything that leaves the library for a person: output folders, tables, figures and calibration reports."""
