@@ -23,7 +23,7 @@ from funnelsim import load_scenario
 from funnelsim.calibrate import calibrate, fitting
 from funnelsim.calibrate.readers import read_opportunities
 from funnelsim.cli import app
-from funnelsim.report.folder import _write_csv
+from funnelsim.report.folder import write_csv
 from funnelsim.report.spreadsheet import FORMULA_START, neutralise_formulas
 
 HEADER = "id,name,created,closed,status,amount,owner,source,segment"
@@ -105,8 +105,8 @@ def test_neutralise_formulas_quotes_text_only() -> None:
 
 
 def test_write_csv_quotes_formulas_in_every_table(tmp_path: Path) -> None:
-    """output._write_csv (every CSV of run, compare, sweep, plan and calibrate goes through it) writes them quoted."""
-    _write_csv(pd.DataFrame({"source": ["=1+1", "@SUM(A1)"], "leads": [-3, 4]}), tmp_path / "t.csv")
+    """output.write_csv (every CSV of run, compare, sweep, plan and calibrate goes through it) writes them quoted."""
+    write_csv(pd.DataFrame({"source": ["=1+1", "@SUM(A1)"], "leads": [-3, 4]}), tmp_path / "t.csv")
     with (tmp_path / "t.csv").open(newline="", encoding="utf-8") as f:
         assert list(csv.reader(f)) == [["source", "leads"], ["'=1+1", "-3"], ["'@SUM(A1)", "4"]]
 

@@ -66,7 +66,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from funnelsim.calibrate.readers import _norm
+from funnelsim.calibrate.readers import normalise_label
 
 __all__ = [
     "CycleFit",
@@ -502,7 +502,7 @@ def stage_durations(history: pd.DataFrame, as_of: pd.Timestamp, terminal: set[st
         date = deal["date"].to_numpy()
         starts = np.flatnonzero(np.r_[True, stage[1:] != stage[:-1]])  # a repeated stage continues a spell
         for k, i in enumerate(starts):
-            if _norm(str(stage[i])) in terminal:
+            if normalise_label(str(stage[i])) in terminal:
                 break  # nothing is counted after a deal closes
             ended = k + 1 < len(starts)
             end = date[starts[k + 1]] if ended else np.datetime64(as_of)

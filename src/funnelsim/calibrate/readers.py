@@ -153,13 +153,13 @@ HISTORY_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 HISTORY_SIGNATURE = {"salesforce": ("OpportunityId", "StageName"), "hubspot": ("dealstage",), "generic": ()}
 
-# Stage labels -> outcome; anything else is an open stage. Keys are normalised (see _norm).
+# Stage labels -> outcome; anything else is an open stage. Keys are normalised (see normalise_label).
 DEFAULT_STAGES = {"closedwon": "won", "won": "won", "closedlost": "lost", "lost": "lost"}
 TRUE = {"true", "1", "yes", "y", "t"}
 FALSE = {"false", "0", "no", "n", "f", ""}
 
 
-def _norm(name: str) -> str:
+def normalise_label(name: str) -> str:
     return re.sub(r"[\s_\-]+", "", name.strip().lower())
 
 
@@ -183,7 +183,7 @@ def parse_mapping(items: Iterable[str], fields: Iterable[str] = ()) -> tuple[dic
         if not sep or not left or not right:
             raise CalibrationError(f"--map: expected COLUMN=FIELD or STAGE=won|lost|open, got {item!r}")
         if right in OUTCOMES:
-            stages[_norm(left)] = right
+            stages[normalise_label(left)] = right
         elif right in known:
             columns[left] = right
         else:
@@ -203,13 +203,13 @@ def _match_columns(
     what: str,
 ) -> tuple[str, dict[str, str], str]:
     """Choose the dialect and the column of each field; returns (dialect, {field: column}, how)."""
-    by_norm = {_norm(h): h for h in header}
+    by_norm = {normalise_label(h): h for h in header}
     if fmt is not None:
         if fmt not in DIALECTS:
             raise CalibrationError(f"--format must be one of {', '.join(DIALECTS)}, got {fmt!r}")
         dialect, how = fmt, "given by --format"
     else:
-        found = [d for d in DIALECTS if signature[d] and all(_norm(c) in by_norm for c in signature[d])]
+        found = [d for d in DIALECTS if signature[d] and all(normalise_label(c) in by_norm for c in signature[d])]
         if found:
             dialect = found[0]
             how = f"detected from the columns {', '.join(signature[dialect])}"
@@ -218,12 +218,12 @@ def _match_columns(
     columns: dict[str, str] = {}
     for name, candidates in known[dialect].items():
         for candidate in candidates:
-            if _norm(candidate) in by_norm:
-                columns[name] = by_norm[_norm(candidate)]
+            if normalise_label(candidate) in by_norm:
+                columns[name] = by_norm[normalise_label(candidate)]
                 break
     for column, name in mapping.items():
         if column not in header:
-            hit = by_norm.get(_norm(column))
+            hit = by_norm.get(normalise_label(column))
             if hit is None:
                 continue  # --map items may name columns of another of the files
             column = hit
@@ -904,7 +904,7 @@ def read_opportunities(
     # Outcome: flags first (they are what the CRM reports), then the stage label.
     outcome = pd.Series("open", index=frame.index, dtype=object)
     if "stage" in columns:
-        outcome = _by_distinct(raw["stage"], lambda s: stage_map.get(_norm(s), "open"))
+        outcome = _by_distinct(raw["stage"], lambda s: stage_map.get(normalise_label(s), "open"))
     if "won" in columns:
         won, bad_won = _flags(raw["won"])
         check.flag(bad_won, "bad_flag", columns["won"], raw["won"])

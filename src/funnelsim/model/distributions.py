@@ -454,7 +454,7 @@ def _check_nonnegative(spec: _Spec) -> _Spec:
     return spec
 
 
-def _check_unit(spec: _Spec) -> _Spec:
+def check_unit(spec: _Spec) -> _Spec:
     if spec.lower < 0 or spec.upper > 1:
         raise ValueError(f"must stay within [0, 1]; this {spec.dist} spans [{spec.lower:g}, {spec.upper:g}]")
     return spec
@@ -462,4 +462,4 @@ def _check_unit(spec: _Spec) -> _Spec:
 
 # Field types for scenario models: a spec whose support is checked on load.
 NonNegativeDist = Annotated[Dist, AfterValidator(_check_nonnegative)]
-UnitDist = Annotated[Dist, AfterValidator(_check_unit)]
+UnitDist = Annotated[Dist, AfterValidator(check_unit)]

@@ -7,7 +7,7 @@ Three outputs sit side by side for ``--out NAME.toml``::
     NAME.calibration/       report.md, fits.csv, parameters.csv, messy_rows.csv, ... and figures/
 
 None of them is replaced unless ``force``; the report folder goes through
-:func:`funnelsim.report.folder._write_atomically` (a staging folder renamed into place), and the two
+:func:`funnelsim.report.folder.write_atomically` (a staging folder renamed into place), and the two
 files are first written and the scenario loaded from a staging folder beside them, then
 renamed into place, so a failure leaves the old outputs as they were.
 """
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from funnelsim.calibrate.readers import CalibrationError
-from funnelsim.report.folder import OutputExistsError, _save_figures, _write_atomically, _write_csv, check_target
+from funnelsim.report.folder import OutputExistsError, check_target, save_figures, write_atomically, write_csv
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -65,13 +65,13 @@ def write_calibration(cal: Calibration, out: str | os.PathLike[str], *, force: b
     scenario.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=scenario.parent, prefix=f".{scenario.stem}.partial-"))
     try:
-        _write_csv(cal.pipeline, staging / pipeline.name)
+        write_csv(cal.pipeline, staging / pipeline.name)
         (staging / scenario.name).write_text(cal.text(), encoding="utf-8")
         try:  # the promise: the written scenario loads (with its pipeline) and so runs
             load_scenario(staging / scenario.name)
         except ScenarioError as exc:
             raise CalibrationError(f"the calibrated scenario does not load (a bug, please report): {exc}") from None
-        _write_atomically(folder, force, "png", lambda f: _fill_report(cal, f, scenario.name))
+        write_atomically(folder, force, "png", lambda f: _fill_report(cal, f, scenario.name))
         os.replace(staging / pipeline.name, pipeline)
         os.replace(staging / scenario.name, scenario)
     finally:
@@ -86,7 +86,7 @@ def _fill_report(cal: Calibration, folder: Path, scenario_name: str) -> None:
     tables["fits.csv"] = fits_table(cal)
     tables["messy_rows.csv"] = cal.messy_rows()
     for name, frame in tables.items():
-        _write_csv(frame, folder / name)
+        write_csv(frame, folder / name)
     (folder / "report.md").write_text(report_markdown(cal, scenario_name), encoding="utf-8")
     rows = cal.opportunities.rows
     size = tables["deal_sizes.csv"].iloc[0]
@@ -96,7 +96,7 @@ def _fill_report(cal: Calibration, folder: Path, scenario_name: str) -> None:
     }
     if size["n"] >= 2:
         charts["deal_size"] = plots.calibration_deal_size_chart(rows["amount"], size["mean"], size["sd"])[0]
-    _save_figures(charts, folder / "figures", "png", f"calibrated {cal.as_of}")
+    save_figures(charts, folder / "figures", "png", f"calibrated {cal.as_of}")
 
 
 CHART_POINTS = 4000

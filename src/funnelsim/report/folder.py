@@ -97,7 +97,10 @@ __all__ = [
     "check_target",
     "estimate_output_bytes",
     "planned_toml",
+    "save_figures",
+    "write_atomically",
     "write_comparison",
+    "write_csv",
     "write_plan",
     "write_replications",
     "write_run",
@@ -156,7 +159,7 @@ def write_run(
     OutputError
         Unknown ``figure_format``.
     """
-    return _write_atomically(
+    return write_atomically(
         out_dir, force, figure_format, lambda folder: _write_contents(result, folder, figure_format)
     )
 
@@ -170,14 +173,15 @@ def write_replications(
     replication and month), ``summary.csv`` (one row per metric), ``manifest.json``, and
     figures ``fan_chart``, ``revenue_distribution`` and ``funnel_range``.
     """
-    return _write_atomically(
+    return write_atomically(
         out_dir, force, figure_format, lambda folder: _write_replication_contents(reps, folder, figure_format)
     )
 
 
-def _write_atomically(
+def write_atomically(
     out_dir: str | os.PathLike[str], force: bool, figure_format: str, fill: Callable[[Path], None]
 ) -> Path:
+    """Have ``fill`` write into a staging folder beside ``out_dir``, then rename it into place (see the module)."""
     out_dir = Path(out_dir)
     target = check_target(out_dir, force, figure_format)
     try:
@@ -370,7 +374,7 @@ def _move_into_place(new: Path, target: Path, aside: Path, force: bool) -> None:
 def _write_contents(result: RunResult, folder: Path, figure_format: str) -> None:
     tables = _tables(result)
     for name, frame in tables.items():
-        _write_csv(frame, folder / name)
+        write_csv(frame, folder / name)
     events_file = _write_events(result.events, folder)
     _write_figures(result, tables, folder / "figures", figure_format)
     _write_manifest(result, folder, figure_format, events_file)
@@ -401,7 +405,8 @@ def _tables(result: RunResult) -> dict[str, pd.DataFrame]:
     }
 
 
-def _write_csv(frame: pd.DataFrame, path: Path, **options: Any) -> None:
+def write_csv(frame: pd.DataFrame, path: Path, **options: Any) -> None:
+    """Every CSV funnelsim writes: full-precision floats, no index, spreadsheet formulas neutralised."""
     from funnelsim.report.spreadsheet import neutralise_formulas
 
     # pandas writes floats as their shortest round-trip repr, so values read back bit for bit.
@@ -422,7 +427,7 @@ def _write_events(events: pd.DataFrame, folder: Path) -> str:
         events.to_parquet(folder / "events.parquet", index=False)
         return "events.parquet"
     # mtime 0: the same run gives the same bytes.
-    _write_csv(events, folder / "events.csv.gz", compression={"method": "gzip", "mtime": 0})
+    write_csv(events, folder / "events.csv.gz", compression={"method": "gzip", "mtime": 0})
     return "events.csv.gz"
 
 
@@ -437,10 +442,11 @@ def _write_figures(result: RunResult, tables: dict[str, pd.DataFrame], folder: P
         "capacity": plots.capacity_chart(tables["capacity_by_month.csv"])[0],
         "leakage": plots.leakage_chart(tables["leakage.csv"])[0],
     }
-    _save_figures(charts, folder, figure_format, f"{sc.name}, seed {result.seed}")
+    save_figures(charts, folder, figure_format, f"{sc.name}, seed {result.seed}")
 
 
-def _save_figures(charts: dict[str, Figure], folder: Path, figure_format: str, label: str) -> None:
+def save_figures(charts: dict[str, Figure], folder: Path, figure_format: str, label: str) -> None:
+    """Save ``charts`` by name into ``folder`` (created), each labelled; SVG output is byte-reproducible."""
     import matplotlib
 
     folder.mkdir()
@@ -493,9 +499,9 @@ def _manifest(
 def _write_replication_contents(reps: Replications, folder: Path, figure_format: str) -> None:
     from funnelsim.report import plots
 
-    _write_csv(reps.table, folder / "replications.csv")
-    _write_csv(reps.monthly, folder / "monthly.csv")
-    _write_csv(reps.summary(), folder / "summary.csv")
+    write_csv(reps.table, folder / "replications.csv")
+    write_csv(reps.monthly, folder / "monthly.csv")
+    write_csv(reps.summary(), folder / "summary.csv")
     sc = reps.scenario
     p_goal = reps.p_goal()
     charts: dict[str, Figure] = {}
@@ -507,7 +513,7 @@ def _write_replication_contents(reps: Replications, folder: Path, figure_format:
             )[0],
             "funnel_range": plots.funnel_range_chart(reps.table)[0],
         }
-    _save_figures(charts, folder / "figures", figure_format, f"{sc.name}, seed {reps.seed}, {reps.completed} runs")
+    save_figures(charts, folder / "figures", figure_format, f"{sc.name}, seed {reps.seed}, {reps.completed} runs")
     doc = reps.to_json()
     run: dict[str, Any] = {key: doc[key] for key in ("complete", "seed", "requested", "completed", "stopped")}
     run["interruption"] = doc.get("interruption")
@@ -553,7 +559,7 @@ def write_plan(
         if diagnostics.tradeoff is not None:
             tables["tradeoff.csv"] = diagnostics.tradeoff
         for name, frame in tables.items():
-            _write_csv(frame, folder / name)
+            write_csv(frame, folder / name)
         (folder / "planned.toml").write_text(planned_toml(plan, source_text, overrides), encoding="utf-8")
         inside = reps.monthly[reps.monthly["month"].isin(plan.period.months)].copy()
         inside["cumulative_revenue"] = inside.groupby("replication")["revenue"].cumsum()
@@ -566,11 +572,11 @@ def write_plan(
         if diagnostics.tradeoff is not None:
             charts["tradeoff"] = plots.tradeoff_chart(diagnostics.tradeoff, cur)[0]
         label = f"{plan.scenario.name}, seed {diagnostics.seed}, {diagnostics.runs} runs per candidate"
-        _save_figures(charts, folder / "figures", figure_format, label)
+        save_figures(charts, folder / "figures", figure_format, label)
         run = {"seed": diagnostics.seed, "runs": diagnostics.runs, "goal": plan.goal, "confidence": plan.confidence}
         _manifest(plan.scenario, folder, figure_format, run)
 
-    return _write_atomically(out_dir, force, figure_format, fill)
+    return write_atomically(out_dir, force, figure_format, fill)
 
 
 def write_comparison(
@@ -590,9 +596,9 @@ def write_comparison(
         table = comparison.table()
         stacked = comparison.replications()
         leakage = comparison.leakage()
-        _write_csv(table, folder / "comparison.csv")
-        _write_csv(leakage, folder / "leakage.csv")
-        _write_csv(stacked, folder / "replications.csv")
+        write_csv(table, folder / "comparison.csv")
+        write_csv(leakage, folder / "leakage.csv")
+        write_csv(stacked, folder / "replications.csv")
         first = comparison.runs[comparison.labels[0]].scenario
         charts: dict[str, Figure] = {
             "revenue": plots.compare_revenue_chart(stacked, first.currency)[0],
@@ -602,11 +608,11 @@ def write_comparison(
         attribution = comparison.attribution
         if attribution is not None:
             levers = attribution.table()
-            _write_csv(levers, folder / "attribution.csv")
-            _write_csv(attribution.coalitions(), folder / "coalitions.csv")
+            write_csv(levers, folder / "attribution.csv")
+            write_csv(attribution.coalitions(), folder / "coalitions.csv")
             charts["levers"] = plots.lever_waterfall_chart(levers, attribution.start(), attribution.labels)[0]
         label = f"{' vs '.join(comparison.labels)}, seed {comparison.seed}"
-        _save_figures(charts, folder / "figures", figure_format, label)
+        save_figures(charts, folder / "figures", figure_format, label)
         run = {
             "seed": comparison.seed,
             "runs": comparison.runs[comparison.labels[0]].completed,
@@ -614,7 +620,7 @@ def write_comparison(
         }
         _manifest(first, folder, figure_format, run)
 
-    return _write_atomically(out_dir, force, figure_format, fill)
+    return write_atomically(out_dir, force, figure_format, fill)
 
 
 def write_sweep(
@@ -638,9 +644,9 @@ def write_sweep(
         metrics = list(dict.fromkeys([*SWEEP_METRICS, metric]))
         table = sweep.table(metrics)
         best = sweep.optimum(metric)
-        _write_csv(table, folder / "sweep.csv")
-        _write_csv(sweep.differences(metric, against=best.point), folder / "differences.csv")
-        _write_csv(sweep.replications(), folder / "replications.csv")
+        write_csv(table, folder / "sweep.csv")
+        write_csv(sweep.differences(metric, against=best.point), folder / "differences.csv")
+        write_csv(sweep.replications(), folder / "replications.csv")
         sc = sweep.scenario
         unit = sc.currency if metric in ("revenue", "cac") or "cost" in metric else ""
         if len(sweep.parameters) == 1:
@@ -649,7 +655,7 @@ def write_sweep(
             charts: dict[str, Figure] = {"sweep": chart}
         else:
             charts = {"heatmap": plots.sweep_heatmap(table, sweep.parameters, metric, unit)[0]}
-        _save_figures(charts, folder / "figures", figure_format, f"{sc.name}, seed {sweep.seed}, {sweep.n_runs} runs")
+        save_figures(charts, folder / "figures", figure_format, f"{sc.name}, seed {sweep.seed}, {sweep.n_runs} runs")
         run = {
             "seed": sweep.seed,
             "runs": sweep.n_runs,
@@ -659,7 +665,7 @@ def write_sweep(
         }
         _manifest(sc, folder, figure_format, run)
 
-    return _write_atomically(out_dir, force, figure_format, fill)
+    return write_atomically(out_dir, force, figure_format, fill)
 
 
 def write_sensitivity(
@@ -674,19 +680,19 @@ def write_sensitivity(
         from funnelsim.report import plots
 
         table = sensitivity.table()
-        _write_csv(table, folder / "sensitivity.csv")
-        _write_csv(sensitivity.skipped, folder / "skipped.csv")
-        _write_csv(sensitivity.replications(), folder / "replications.csv")
+        write_csv(table, folder / "sensitivity.csv")
+        write_csv(sensitivity.skipped, folder / "skipped.csv")
+        write_csv(sensitivity.replications(), folder / "replications.csv")
         sc = sensitivity.scenario
         metric = sensitivity.metric
         unit = sc.currency if metric in ("revenue", "cac") or "cost" in metric else ""
         charts: dict[str, Figure] = {"tornado": plots.tornado_chart(table, unit)[0]}
         label = f"{sc.name}, seed {sensitivity.seed}, {sensitivity.base.completed} runs, ±{sensitivity.by:.0%}"
-        _save_figures(charts, folder / "figures", figure_format, label)
+        save_figures(charts, folder / "figures", figure_format, label)
         run = {"seed": sensitivity.seed, "runs": sensitivity.base.completed, "by": sensitivity.by, "metric": metric}
         _manifest(sc, folder, figure_format, run)
 
-    return _write_atomically(out_dir, force, figure_format, fill)
+    return write_atomically(out_dir, force, figure_format, fill)
 
 
 def planned_toml(plan: Plan, source_text: str | None = None, overrides: tuple[str, ...] = ()) -> str:

@@ -68,7 +68,7 @@ import pandas as pd
 from pydantic import AfterValidator, BaseModel
 from pydantic.fields import FieldInfo
 
-from funnelsim.model.distributions import Spec, _check_unit
+from funnelsim.model.distributions import Spec, check_unit
 from funnelsim.model.scenario import Scenario, parse_scenario, set_paths
 from funnelsim.run.result import resolve_seed
 from funnelsim.studies import replications as mc
@@ -596,7 +596,7 @@ class _Bounds:
                 high, high_open = float(m.le), False  # type: ignore[arg-type]
             elif isinstance(m, annotated_types.Lt):
                 high, high_open = float(m.lt), True  # type: ignore[arg-type]
-            elif isinstance(m, AfterValidator) and m.func is _check_unit:
+            elif isinstance(m, AfterValidator) and m.func is check_unit:
                 unit = True
         return cls(low, high, low_open, high_open, unit)
 
