@@ -33,7 +33,9 @@ from pydantic import AfterValidator, BaseModel, TypeAdapter
 from pydantic.fields import FieldInfo
 
 from funnelsim.model import distributions
-from funnelsim.model.scenario import Scenario, ScenarioError, apply_overrides, parse_scenario
+from funnelsim.model.loading import parse_scenario
+from funnelsim.model.paths import apply_overrides
+from funnelsim.model.scenario import Scenario, ScenarioError
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "docs" / "scenario-reference.md"

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from funnelsim import load_scenario
 from funnelsim.cli import EXIT_BAD_INPUT, app
-from funnelsim.model.scenario import apply_overrides
+from funnelsim.model.paths import apply_overrides
 from funnelsim.run.metrics import LEAKAGE_REASONS
 from funnelsim.studies import replications as mc
 from funnelsim.studies.compare import (
@@ -25,8 +25,8 @@ from funnelsim.studies.compare import (
     coalition_scenario,
     compare,
     find_levers,
-    paired_difference,
 )
+from funnelsim.studies.stats import paired_difference
 from scaled import TENTH
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"

@@ -16,8 +16,11 @@ from typer.testing import CliRunner
 from funnelsim import load_scenario
 from funnelsim.cli import app, parse_amount
 from funnelsim.model import analytic
-from funnelsim.model.scenario import Scenario, ScenarioError, apply_overrides, parse_scenario
+from funnelsim.model.loading import parse_scenario
+from funnelsim.model.paths import apply_overrides
+from funnelsim.model.scenario import Scenario, ScenarioError
 from funnelsim.studies import replications as mc
+from funnelsim.studies.stats import describe, probability_at_least, relative_half_width
 from scaled import TENTH_VOLUME
 from test_validation import open_funnel  # the capacity-free funnel with closed-form yields
 
@@ -99,20 +102,20 @@ def test_confidence_interval_of_the_mean_covers_the_analytic_expectation() -> No
 
 def test_describe_is_the_student_t_interval_and_linear_percentiles() -> None:
     values = np.array([10.0, 12.0, 9.0, 15.0, 14.0, np.nan])
-    d = mc.describe(values, 0.95)
+    d = describe(values, 0.95)
     x = values[:5]
     half = stats.t.ppf(0.975, 4) * x.std(ddof=1) / math.sqrt(5)
     assert d["n"] == 5  # the NaN is dropped, not counted
     assert d["mean"] == pytest.approx(12.0)
     assert (d["ci_low"], d["ci_high"]) == pytest.approx((12.0 - half, 12.0 + half))
     assert (d["p10"], d["p50"], d["p90"]) == pytest.approx((9.4, 12.0, 14.6))
-    one = mc.describe(np.array([5.0]))
+    one = describe(np.array([5.0]))
     assert one["mean"] == 5.0 and math.isnan(one["ci_low"]) and math.isnan(one["sd"])
 
 
 def test_probability_of_the_goal_has_a_wilson_interval() -> None:
     revenue = np.array([90.0, 100.0, 110.0, 120.0, 80.0, 130.0, 100.0, 70.0])
-    p = mc.probability_at_least(revenue, 100.0)
+    p = probability_at_least(revenue, 100.0)
     assert (p["hits"], p["n"], p["estimate"]) == (5, 8, 5 / 8)  # reaching the goal exactly counts
     z = stats.norm.ppf(0.975)
     centre = (5 + z**2 / 2) / (8 + z**2)
@@ -123,7 +126,7 @@ def test_probability_of_the_goal_has_a_wilson_interval() -> None:
 def test_precision_rule_stops_where_the_replications_say(small: Scenario) -> None:
     full = mc.run(small, 60, seed=5)
     revenue = full.table["revenue"].to_numpy()
-    widths = {n: mc.relative_half_width(revenue[:n]) for n in range(10, 61, 10)}
+    widths = {n: relative_half_width(revenue[:n]) for n in range(10, 61, 10)}
     precision = widths[30]
     # Batches: 10, then 10 at a time; the rule stops at the first batch end within the target.
     needed = min(n for n, w in widths.items() if w <= precision)
@@ -132,7 +135,7 @@ def test_precision_rule_stops_where_the_replications_say(small: Scenario) -> Non
     reps = mc.run(small, 10, seed=5, precision=precision, max_runs=60, batch=10)
     assert reps.stopped == "precision reached"
     assert reps.completed == needed
-    assert mc.relative_half_width(reps.table["revenue"]) <= precision
+    assert relative_half_width(reps.table["revenue"]) <= precision
     pd.testing.assert_frame_equal(reps.table, full.table.iloc[:needed], check_exact=True)
     # The textbook estimate n = (t * sd / (precision * mean))^2 agrees with where it stopped, to a batch.
     sd, mean = revenue[:needed].std(ddof=1), revenue[:needed].mean()

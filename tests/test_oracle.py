@@ -26,7 +26,7 @@ import pytest
 from scipy import stats
 
 from funnelsim import RunResult, Scenario, parse_scenario, simulate, simulate_reference, summary
-from funnelsim.model.scenario import apply_overrides
+from funnelsim.model.paths import apply_overrides
 from scaled import TENTH
 
 BASELINE = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.toml"

@@ -35,8 +35,9 @@ from typer.testing import CliRunner
 from funnelsim import RunResult, Scenario, ScenarioError, load_scenario, parse_scenario, simulate, simulate_reference
 from funnelsim.engine.world import assign_owners
 from funnelsim.model.distributions import Dist
+from funnelsim.model.loading import read_pipeline_csv
 from funnelsim.model.mechanisms import win_probability
-from funnelsim.model.scenario import apply_overrides, read_pipeline_csv
+from funnelsim.model.paths import apply_overrides
 from funnelsim.run import metrics as m
 from funnelsim.run.metrics import summarize_run
 from funnelsim.studies.planner.plan import Period, analytic_multiplier, frame, pipeline_flow, plan

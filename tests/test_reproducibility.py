@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from funnelsim import RunResult, Scenario, parse_scenario, simulate, simulate_reference
-from funnelsim.model.scenario import apply_overrides
+from funnelsim.model.paths import apply_overrides
 from scaled import TENTH
 
 BASELINE = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.toml"

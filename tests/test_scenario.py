@@ -28,7 +28,8 @@ from typer.testing import CliRunner
 
 from funnelsim.cli import app
 from funnelsim.model.distributions import Fixed, Gamma
-from funnelsim.model.scenario import DAYS_PER_MONTH, Scenario, ScenarioError, Source, load_scenario
+from funnelsim.model.loading import load_scenario
+from funnelsim.model.scenario import DAYS_PER_MONTH, Scenario, ScenarioError, Source
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "scenarios" / "baseline.toml"

@@ -3,7 +3,8 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from funnelsim.engine import simulate, simulate_reference
-from funnelsim.model.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+from funnelsim.model.loading import load_scenario, parse_scenario
+from funnelsim.model.scenario import Scenario, ScenarioError
 from funnelsim.run.metrics import summary
 from funnelsim.run.result import RunResult
 

@@ -45,7 +45,8 @@ from rich.table import Table
 from funnelsim import __version__
 from funnelsim.calibrate.readers import CalibrationError
 from funnelsim.engine import simulate
-from funnelsim.model.scenario import Scenario, ScenarioError, load_scenario
+from funnelsim.model.loading import load_scenario
+from funnelsim.model.scenario import Scenario, ScenarioError
 from funnelsim.report.folder import (
     OutputError,
     OutputWriteError,

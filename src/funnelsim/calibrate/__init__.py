@@ -161,7 +161,8 @@ def calibrate(
         Missing files or columns, ambiguous dates, too little data, a messy row with ``strict``.
     """
     from funnelsim.engine import simulate
-    from funnelsim.model.scenario import ScenarioError, load_scenario
+    from funnelsim.model.loading import load_scenario
+    from funnelsim.model.scenario import ScenarioError
 
     base_path = Path(base) if base is not None else BASELINE
     try:

@@ -57,7 +57,8 @@ def check_outputs(out: str | os.PathLike[str], force: bool) -> tuple[Path, Path,
 
 def write_calibration(cal: Calibration, out: str | os.PathLike[str], *, force: bool = False) -> tuple[Path, Path, Path]:
     """Write the scenario, pipeline CSV and report folder for ``--out`` (see the module docstring)."""
-    from funnelsim.model.scenario import ScenarioError, load_scenario
+    from funnelsim.model.loading import load_scenario
+    from funnelsim.model.scenario import ScenarioError
 
     scenario, pipeline, folder = check_outputs(out, force)
     if cal.pipeline_supported:

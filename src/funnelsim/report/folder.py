@@ -704,7 +704,7 @@ def planned_toml(plan: Plan, source_text: str | None = None, overrides: tuple[st
     """
     import tomlkit
 
-    from funnelsim.model.scenario import apply_overrides
+    from funnelsim.model.paths import apply_overrides
 
     header = [
         f"Planned by funnelsim plan: {plan.goal:,.0f} {plan.scenario.currency} closed in {plan.period}",

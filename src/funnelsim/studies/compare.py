@@ -21,12 +21,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
-from scipy import stats
 
 from funnelsim.model.distributions import Spec
-from funnelsim.model.scenario import Scenario, ScenarioError, parse_scenario, set_paths
+from funnelsim.model.loading import parse_scenario
+from funnelsim.model.paths import MISSING, get_path, set_paths
+from funnelsim.model.scenario import Scenario, ScenarioError
 from funnelsim.run.metrics import LEAKAGE_REASONS
 from funnelsim.studies import replications as mc
+from funnelsim.studies.stats import describe, json_ready, paired_difference
 from funnelsim.studies.workload import UNLIMITED, Budget, largest, workers_of
 
 __all__ = [
@@ -39,39 +41,11 @@ __all__ = [
     "compare",
     "differences",
     "find_levers",
-    "paired_difference",
 ]
 
 
 class CompareError(ValueError):
     """A comparison that cannot be carried out as asked."""
-
-
-def paired_difference(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
-    """Mean of ``b - a`` over paired replications, its Student-t interval, and the unpaired one.
-
-    Returns ``difference``, ``ci_low``, ``ci_high``, ``half_width`` (paired) and
-    ``unpaired_half_width`` (Welch interval of ``mean(b) - mean(a)``, as if the runs
-    were independent); NaN where fewer than two pairs are defined.
-    """
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    keep = ~(np.isnan(a) | np.isnan(b))
-    a, b = a[keep], b[keep]
-    n = len(a)
-    d = b - a
-    mean = float(d.mean()) if n else math.nan
-    if n < 2:
-        return {"difference": mean, "ci_low": math.nan, "ci_high": math.nan, "half_width": math.nan,
-                "unpaired_half_width": math.nan}  # fmt: skip
-    q = 0.5 + confidence / 2
-    half = float(stats.t.ppf(q, n - 1) * d.std(ddof=1) / math.sqrt(n))
-    va, vb = a.var(ddof=1) / n, b.var(ddof=1) / n
-    se = math.sqrt(va + vb)
-    # Welch-Satterthwaite degrees of freedom (n - 1 when both variances vanish).
-    dof = (va + vb) ** 2 / (va**2 / (n - 1) + vb**2 / (n - 1)) if va + vb > 0 else n - 1
-    unpaired = float(stats.t.ppf(q, dof) * se)
-    return {"difference": mean, "ci_low": mean - half, "ci_high": mean + half, "half_width": half,
-            "unpaired_half_width": unpaired}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -105,7 +79,7 @@ class Comparison:
         for metric in metrics:
             for label in self.labels:
                 table = self._table(label)
-                described = mc.describe(table[metric].to_numpy(float), self.confidence)
+                described = describe(table[metric].to_numpy(float), self.confidence)
                 row: dict[str, Any] = {"metric": metric, "scenario": label}
                 row |= {k: described[k] for k in ("mean", "ci_low", "ci_high", "p10", "p50", "p90")}
                 pair = paired_difference(
@@ -159,7 +133,7 @@ class Comparison:
         doc: dict[str, Any] = {"seed": self.seed, "runs": self.runs[self.labels[0]].completed, "scenarios": self.labels}
         doc["metrics"] = {
             metric: {
-                row["scenario"]: mc.json_ready({k: v for k, v in row.items() if k not in ("metric", "scenario")})
+                row["scenario"]: json_ready({k: v for k, v in row.items() if k not in ("metric", "scenario")})
                 for row in group.to_dict("records")
             }
             for metric, group in table.groupby("metric", sort=False)
@@ -339,7 +313,7 @@ def find_levers(a: Scenario, b: Scenario, named: Mapping[str, Sequence[str]] | N
         if not prefixes:
             raise CompareError(f"lever {lever!r} names no parameters")
         for prefix in prefixes:
-            if _lookup(raw_a, prefix) is _MISSING and _lookup(raw_b, prefix) is _MISSING:
+            if get_path(raw_a, prefix) is MISSING and get_path(raw_b, prefix) is MISSING:
                 raise CompareError(f"lever {lever!r}: no parameter or section {prefix!r} in either scenario")
             if claimed.setdefault(prefix, lever) != lever:
                 raise CompareError(f"{prefix} is in two levers: {claimed[prefix]!r} and {lever!r}")
@@ -365,24 +339,12 @@ def find_levers(a: Scenario, b: Scenario, named: Mapping[str, Sequence[str]] | N
     ]
 
 
-_MISSING = object()
-
-
-def _lookup(raw: Any, path: str) -> Any:
-    node = raw
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
 def _section_of(path: str, raw_a: dict[str, Any], raw_b: dict[str, Any]) -> str:
     """The scenario table a parameter sits in; an entry added or removed as a whole is its own lever."""
     parent, _, _ = path.rpartition(".")
     if not parent:
         return "scenario"
-    if _lookup(raw_a, path) is _MISSING or _lookup(raw_b, path) is _MISSING:
+    if get_path(raw_a, path) is MISSING or get_path(raw_b, path) is MISSING:
         return path
     return parent
 
@@ -492,7 +454,7 @@ class Attribution:
         for row in rows:
             row["parameters"] = row["parameters"].split()
         levers = {row.pop("lever"): row for row in rows}
-        return mc.json_ready({"metric": metric, "start": self.start(metric), "levers": levers})
+        return json_ready({"metric": metric, "start": self.start(metric), "levers": levers})
 
     def coalitions(self, metric: str = "revenue") -> pd.DataFrame:
         """Every simulated combination: ``mask``, the ``levers`` switched, and the metric's mean."""

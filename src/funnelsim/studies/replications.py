@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-import math
 import os
 import signal
 import socket
@@ -34,14 +33,13 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from funnelsim.engine import simulate
 from funnelsim.model.scenario import Scenario
 from funnelsim.run.metrics import leakage_counts, stages_by_month, summarize_run
 from funnelsim.run.result import resolve_seed
+from funnelsim.studies.stats import describe, json_ready, probability_at_least, relative_half_width
 from funnelsim.studies.workload import Budget, estimate, workers_of
 
 __all__ = [
@@ -53,7 +51,6 @@ __all__ = [
     "SerialExecutor",
     "available_cpus",
     "executor",
-    "json_ready",
     "offset",
     "replicate",
     "run",
@@ -63,7 +60,6 @@ __all__ = [
 # The metrics every summary reports first (issue: revenue, wins, SQLs, MQLs, leads, cycle time).
 HEADLINE = ("revenue", "wins", "sqls", "mqls", "leads", "median_cycle_days")
 MONTHLY_COLUMNS = ("leads", "mqls", "sqls", "opportunities", "wins", "revenue")
-PERCENTILES = (10, 25, 50, 75, 90)
 # Replications per task: small, so an interrupted run loses little and load stays balanced.
 CHUNK = 4
 # Tasks submitted per worker at any time: enough that no worker idles between two
@@ -631,58 +627,6 @@ class Replications:
             doc["goal"] = self.goal
             doc["p_goal"] = self.p_goal()
         return json_ready(doc)
-
-
-def json_ready(value: Any) -> Any:
-    """``value`` with numpy scalars made plain and NaN/inf made ``None``, through dicts and lists."""
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [json_ready(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def describe(values: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
-    """Mean with a Student-t interval and percentiles of one metric over replications (NaNs dropped)."""
-    x = values[~np.isnan(values)]
-    n = len(x)
-    out: dict[str, float] = {"n": n}
-    if n == 0:
-        return out | dict.fromkeys(["mean", "sd", "ci_low", "ci_high", *(f"p{p}" for p in PERCENTILES)], math.nan)
-    mean = float(x.mean())
-    sd = float(x.std(ddof=1)) if n > 1 else math.nan
-    half = _half_width(sd, n, confidence)
-    out |= {"mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half}
-    out |= {f"p{p}": float(v) for p, v in zip(PERCENTILES, np.percentile(x, PERCENTILES), strict=True)}
-    return out
-
-
-def _half_width(sd: float, n: int, confidence: float) -> float:
-    if n < 2:
-        return math.nan
-    return float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n))
-
-
-def relative_half_width(revenue: Iterable[float], confidence: float = 0.95) -> float:
-    """Half-width of the mean's confidence interval over the mean (inf while undefined)."""
-    x = np.asarray(list(revenue), dtype=float)
-    if len(x) < 2 or x.mean() == 0:
-        return math.inf
-    return _half_width(float(x.std(ddof=1)), len(x), confidence) / abs(float(x.mean()))
-
-
-def probability_at_least(values: np.ndarray, goal: float, confidence: float = 0.95) -> dict[str, float]:
-    """Share of replications with ``values >= goal``, with a Wilson score interval."""
-    n = len(values)
-    k = int(np.sum(values >= goal))
-    if n == 0:
-        return {"estimate": math.nan, "ci_low": math.nan, "ci_high": math.nan, "hits": 0, "n": 0}
-    ci = stats.binomtest(k, n).proportion_ci(confidence, method="wilson")
-    return {"estimate": k / n, "ci_low": float(ci.low), "ci_high": float(ci.high), "hits": k, "n": n}
 
 
 def run(

@@ -7,7 +7,7 @@ the same traits and draws (docs/model.md section 14) and the per-replication dif
 ``Y_i(x_k) - Y_i(x_j)`` isolates the effect of the parameter with little of the
 year-to-year noise. Per point the metric's mean has a Student-t interval and
 P10/P50/P90 across replications; between points, the paired interval of
-:func:`funnelsim.studies.compare.paired_difference`.
+:func:`funnelsim.studies.stats.paired_difference`.
 
 The best point ``k* = argmax_k mean_k`` (argmin for costs and times) is *interior* when it
 is not on the edge of the range of any parameter; an interior optimum whose neighbours
@@ -54,7 +54,6 @@ import difflib
 import fnmatch
 import itertools
 import math
-import tomllib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -69,10 +68,12 @@ from pydantic import AfterValidator, BaseModel
 from pydantic.fields import FieldInfo
 
 from funnelsim.model.distributions import Spec, check_unit
-from funnelsim.model.scenario import Scenario, parse_scenario, set_paths
+from funnelsim.model.loading import parse_scenario
+from funnelsim.model.paths import all_paths, get_attribute, parse_value, set_paths
+from funnelsim.model.scenario import Scenario
 from funnelsim.run.result import resolve_seed
 from funnelsim.studies import replications as mc
-from funnelsim.studies.compare import paired_difference
+from funnelsim.studies.stats import describe, json_ready, paired_difference
 from funnelsim.studies.workload import UNLIMITED, Budget, largest, workers_of
 
 __all__ = [
@@ -173,7 +174,7 @@ def parse_param(spec: str) -> tuple[str, list[Any]]:
         parts = text.split(":")
         if len(parts) != 3:
             raise SweepError(f"--param {path}: a range is lo:hi:n, got {text!r}")
-        lo, hi, n = (_toml_value(p) for p in parts)
+        lo, hi, n = (parse_value(p) for p in parts)
         if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in (lo, hi)):
             raise SweepError(f"--param {path}: lo and hi of lo:hi:n must be numbers, got {text!r}")
         if not isinstance(n, int) or isinstance(n, bool) or n < 2:
@@ -183,7 +184,7 @@ def parse_param(spec: str) -> tuple[str, list[Any]]:
             return path, [lo + k * ((hi - lo) // (n - 1)) for k in range(n)]
         # Rounded to 12 digits so that 0.3 + 3 * 0.05 reads 0.45 in tables and file names.
         return path, [round(float(x), 12) for x in np.linspace(float(lo), float(hi), n)]
-    values = [_toml_value(v) for v in text.split(",")] if text else []
+    values = [parse_value(v) for v in text.split(",")] if text else []
     if len(values) < 2:
         raise SweepError(f"--param {path}: give at least two values (v1,v2,...) or a range lo:hi:n, got {text!r}")
     return path, values
@@ -202,29 +203,11 @@ def _check_grid_size(points: int, where: str = "--param: ") -> None:
         )
 
 
-def _toml_value(text: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {text.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text.strip()
-
-
-def _paths(node: Any, prefix: str = "") -> list[str]:
-    """Every dotted path of a resolved scenario's data, tables included."""
-    out = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            path = f"{prefix}{key}"
-            out.append(path)
-            out += _paths(value, path + ".")
-    return out
-
-
 def _check_path(raw: dict[str, Any], path: str, option: str = "--param") -> None:
     node: Any = raw
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
-            known = _paths(raw)
+            known = all_paths(raw)
             hint = difflib.get_close_matches(path, known, n=1, cutoff=0.6)
             raise SweepError(
                 f"{option} {path}: no such parameter in the scenario"
@@ -272,7 +255,7 @@ class Optimum:
         return bool(len(self.neighbours)) and bool(self.neighbours["significant"].all())
 
     def to_json(self) -> dict[str, Any]:
-        return mc.json_ready(
+        return json_ready(
             {
                 "metric": self.metric,
                 "maximize": self.maximize,
@@ -327,7 +310,7 @@ class Sweep:
         for point, reps in zip(self._points(), self.runs, strict=True):
             row: dict[str, Any] = point | {"runs": reps.completed}
             for metric in metrics:
-                described = mc.describe(reps.table[metric].to_numpy(float), self.confidence)
+                described = describe(reps.table[metric].to_numpy(float), self.confidence)
                 row |= {f"{metric}_{stat}": described[stat] for stat in STATISTICS}
             rows.append(row)
         return pd.DataFrame(rows)
@@ -375,7 +358,7 @@ class Sweep:
         metrics in :data:`LOWER_IS_BETTER` unless ``maximize`` says otherwise)."""
         self._check_metrics([metric])
         maximize = metric not in LOWER_IS_BETTER if maximize is None else maximize
-        means = np.array([mc.describe(self._values(k, metric))["mean"] for k in range(len(self.runs))])
+        means = np.array([describe(self._values(k, metric))["mean"] for k in range(len(self.runs))])
         if np.isnan(means).all():
             raise SweepError(f"{metric} is undefined at every grid point; no optimum")
         best = int(np.nanargmax(means) if maximize else np.nanargmin(means))
@@ -389,7 +372,7 @@ class Sweep:
                 if 0 <= j[axis] < n:
                     neighbours.append(int(np.ravel_multi_index(tuple(j), self.shape)))
         diffs = self.differences(metric, against=best)
-        described = mc.describe(self._values(best, metric), self.confidence)
+        described = describe(self._values(best, metric), self.confidence)
         return Optimum(
             metric=metric,
             maximize=maximize,
@@ -404,7 +387,7 @@ class Sweep:
 
     def to_json(self, metric: str = "revenue") -> dict[str, Any]:
         """The ``--json`` document (keys in docs/outputs.md)."""
-        return mc.json_ready(
+        return json_ready(
             {
                 "scenario": self.scenario.name,
                 "seed": self.seed,
@@ -786,7 +769,7 @@ def _add(
             continue
         sc = _with_values(raw, {path: value}, f"sensitivity {path} ({side})")
         built.append(sc)
-        used.append(float(mean_of(_get(sc, path))))
+        used.append(float(mean_of(get_attribute(sc, path))))
         if why:
             notes.append(f"{side}: {why}")
     if built[0] is None and built[1] is None:
@@ -795,18 +778,6 @@ def _add(
         notes.insert(0, how)
     found.append(Perturbation(path, kind, float(base), used[0], used[1], built[0], built[1], "; ".join(notes)))
     return None
-
-
-def _get(model: Any, path: str) -> Any:
-    node = model
-    for part in path.split("."):
-        if isinstance(node, dict):
-            node = node[part]
-        else:
-            fields = type(node).model_fields
-            name = next((n for n, f in fields.items() if (f.alias or n) == part), part)
-            node = getattr(node, name)
-    return node
 
 
 @dataclass(frozen=True)
@@ -896,8 +867,8 @@ class Sensitivity:
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document (keys in docs/outputs.md)."""
-        base = mc.describe(self._values(self.base, self.metric), self.confidence)
-        return mc.json_ready(
+        base = describe(self._values(self.base, self.metric), self.confidence)
+        return json_ready(
             {
                 "scenario": self.scenario.name,
                 "seed": self.seed,

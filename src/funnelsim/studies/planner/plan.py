@@ -47,11 +47,13 @@ from scipy import optimize, stats
 
 from funnelsim.engine.nurture import MQL, nurture_batch
 from funnelsim.model.analytic import delay_pmf, expectation, expected_contact_rate, renewal_function
+from funnelsim.model.loading import parse_scenario
 from funnelsim.model.mechanisms import productivity, score, slots, win_probability
-from funnelsim.model.scenario import DAYS_PER_MONTH, Scenario, parse_scenario, rate, set_paths
+from funnelsim.model.paths import set_paths
+from funnelsim.model.scenario import DAYS_PER_MONTH, Scenario, rate
 from funnelsim.run.result import resolve_seed
 from funnelsim.studies import replications as mc
-from funnelsim.studies.compare import paired_difference
+from funnelsim.studies.stats import json_ready, paired_difference, probability_at_least
 from funnelsim.studies.workload import UNLIMITED, Budget, check, estimate, workers_of
 
 __all__ = [
@@ -646,7 +648,7 @@ class _Evaluator:
         if key not in self.seen:
             reps = self.replications(k, extra_aes, sdrs, runs)
             revenue = period_revenue(reps.monthly, self.period)
-            p = mc.probability_at_least(revenue, self.goal, 0.95)
+            p = probability_at_least(revenue, self.goal, 0.95)
             self.seen[key] = Candidate(
                 k,
                 extra_aes,
@@ -777,7 +779,7 @@ class Plan:
             "handoff_terms": self.handoff_terms,
             "changes": self.changes,
         }
-        return mc.json_ready(doc)
+        return json_ready(doc)
 
 
 @dataclass(frozen=True)
