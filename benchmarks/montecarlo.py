@@ -23,6 +23,7 @@ import pandas as pd
 from engine import SCALE_100K  # the same 100k-lead company as benchmarks/engine.py
 from funnelsim import load_scenario, simulate
 from funnelsim.run.metrics import summarize_run
+from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +51,7 @@ def main() -> None:
     times: dict[int, float] = {}
     for jobs in args.jobs:
         start = time.perf_counter()
-        with mc.executor(jobs) as pool:
+        with executors.executor(jobs) as pool:
             reps = mc.run(scenario, args.runs, seed=1, pool=pool)
         times[jobs] = time.perf_counter() - start
         tables[jobs] = reps.table

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from funnelsim import load_scenario
 from funnelsim.cli import parse_amount
+from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from funnelsim.studies.planner import plan as planner
 
@@ -56,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     goal = parse_amount(args.goal)
     sc = load_scenario(ROOT / "scenarios" / "baseline.toml")
-    with mc.executor(args.jobs) as pool:
+    with executors.executor(args.jobs) as pool:
         start = time.perf_counter()
         result, diagnostics = planner.plan(sc, goal, args.confidence, runs=args.runs, seed=1, pool=pool)
         took = time.perf_counter() - start

@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 
 from funnelsim import load_scenario
+from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from funnelsim.studies.workload import UNLIMITED
 from scaled import TENTH_VOLUME
@@ -246,8 +247,8 @@ def test_replications_are_handed_out_lazily_a_few_per_worker() -> None:
     with Counting(max_workers=2) as pool:
         reps = mc.run(scenario, 10**12, seed=1, pool=pool, progress=progress, budget=UNLIMITED)
     assert (reps.requested, reps.stopped, reps.complete) == (10**12, "interrupted", False)
-    assert Counting.most_ahead <= mc.IN_FLIGHT_PER_WORKER * 2
-    assert Counting.submitted < 50 + mc.IN_FLIGHT_PER_WORKER * 2 + 1
+    assert Counting.most_ahead <= executors.IN_FLIGHT_PER_WORKER * 2
+    assert Counting.submitted < 50 + executors.IN_FLIGHT_PER_WORKER * 2 + 1
     kept = reps.table["replication"].tolist()
     assert kept == sorted(kept) and len(kept) >= 50 * mc.CHUNK
     assert reps.stop_message() == f"interrupted: {len(kept)} of {10**12} replications completed"
@@ -258,14 +259,14 @@ def test_replications_are_handed_out_lazily_a_few_per_worker() -> None:
     [("host:8786", "tcp://host:8786"), ("tcp://10.0.0.5:8786", "tcp://10.0.0.5:8786"), ("tls://h:1", "tls://h:1")],
 )
 def test_scheduler_addresses_in_the_usual_forms_are_accepted(given: str, address: str) -> None:
-    assert mc.check_scheduler_address(given) == address
+    assert executors.check_scheduler_address(given) == address
 
 
 def test_more_tasks_than_the_window_give_the_same_rows_on_two_processes_as_in_process() -> None:
     """With more tasks than are kept in flight (ten tasks, six in flight on two workers), the rows
     are those of the in-process run, bit for bit: replication i is child i of the seed."""
     scenario = load_scenario(BASELINE, ("horizon_days=60", *SMALL[1:]))
-    with mc.executor(2) as pool:
+    with executors.executor(2) as pool:
         parallel = mc.run(scenario, 10 * mc.CHUNK - 1, seed=11, pool=pool)
     serial = mc.run(scenario, 10 * mc.CHUNK - 1, seed=11)
     pd.testing.assert_frame_equal(parallel.table, serial.table, check_exact=True)

@@ -19,6 +19,7 @@ from funnelsim.model import analytic
 from funnelsim.model.loading import parse_scenario
 from funnelsim.model.paths import apply_overrides
 from funnelsim.model.scenario import Scenario, ScenarioError
+from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from funnelsim.studies.stats import describe, probability_at_least, relative_half_width
 from scaled import TENTH_VOLUME
@@ -47,7 +48,7 @@ def serial_12(small: Scenario) -> mc.Replications:
 
 
 def test_jobs_and_dask_give_identical_replication_tables(small: Scenario, serial_12: mc.Replications) -> None:
-    with mc.executor(jobs=2) as pool:
+    with executors.executor(jobs=2) as pool:
         parallel = mc.run(small, 12, seed=11, pool=pool)
     pd.testing.assert_frame_equal(parallel.table, serial_12.table, check_exact=True)
     pd.testing.assert_frame_equal(parallel.monthly, serial_12.monthly, check_exact=True)

@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from funnelsim import cli, load_scenario
 from funnelsim.report import folder as output_module
+from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from scaled import TENTH_VOLUME
 
@@ -184,7 +185,7 @@ class _Greeting(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         reply = self.server.reply  # type: ignore[attr-defined]
         if reply is None:  # a server that waits for the client to speak first
-            time.sleep(mc.SCHEDULER_TIMEOUT + 2)
+            time.sleep(executors.SCHEDULER_TIMEOUT + 2)
         else:
             self.request.sendall(reply)
 
@@ -194,7 +195,7 @@ class _Greeting(socketserver.BaseRequestHandler):
     [
         (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", "does not speak Dask's protocol"),
         (b"", "closed the connection"),
-        (None, f"did not answer as a Dask scheduler within {mc.SCHEDULER_TIMEOUT:g} s"),
+        (None, f"did not answer as a Dask scheduler within {executors.SCHEDULER_TIMEOUT:g} s"),
     ],
     ids=["http", "closes", "silent"],
 )
@@ -215,12 +216,12 @@ def test_a_scheduler_address_that_does_not_speak_dask_fails_in_seconds(
     assert code == 2
     line = _one_line(stderr)
     assert "--scheduler" in line and expected in line
-    assert time.monotonic() - started < mc.SCHEDULER_TIMEOUT + 3
+    assert time.monotonic() - started < executors.SCHEDULER_TIMEOUT + 3
 
 
 def test_jobs_beyond_the_cpus_are_capped_with_a_warning() -> None:
     """--jobs 1000 runs on as many processes as there are CPUs, and says so in one line naming --jobs."""
-    cpus = mc.available_cpus()
+    cpus = executors.available_cpus()
     code, stderr = _cli("--runs", "4", "--jobs", "1000", "--json")
     assert code == 0
     assert f"warning: --jobs 1000 is more than the {cpus} CPUs available here; using --jobs {cpus}" in stderr
@@ -234,7 +235,7 @@ def test_a_real_dask_scheduler_passes_the_probe_and_gives_the_same_numbers() -> 
     with distributed.LocalCluster(
         n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://", dashboard_address=None
     ) as cluster:
-        mc.probe_scheduler(cluster.scheduler_address)
-        with mc.executor(1, cluster.scheduler_address) as pool:
+        executors.probe_scheduler(cluster.scheduler_address)
+        with executors.executor(1, cluster.scheduler_address) as pool:
             on_dask = mc.run(scenario, 6, seed=2, pool=pool)
     pd.testing.assert_frame_equal(on_dask.table, mc.run(scenario, 6, seed=2).table, check_exact=True)

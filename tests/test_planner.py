@@ -13,6 +13,7 @@ from funnelsim import load_scenario
 from funnelsim.cli import EXIT_BAD_INPUT, EXIT_INFEASIBLE, app
 from funnelsim.model.analytic import delay_pmf, renewal_function
 from funnelsim.model.distributions import Gamma, LogNormal
+from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from funnelsim.studies.planner.plan import (
     Period,
@@ -233,7 +234,7 @@ def test_existing_output_is_refused_before_planning(tmp_path):
 @pytest.mark.slow
 def test_round_trip_on_the_baseline_at_full_size():
     sc = load_scenario(BASELINE)
-    with mc.executor(2) as pool:
+    with executors.executor(2) as pool:
         p, _ = plan(sc, 5_000_000, 0.8, runs=100, seed=1, pool=pool)
         fresh = mc.run(p.scenario, 300, seed=12345, pool=pool)
     ci = probability_at_least(period_revenue(fresh.monthly, p.period), p.goal)

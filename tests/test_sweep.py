@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from funnelsim import ScenarioError, load_scenario
 from funnelsim.cli import EXIT_BAD_INPUT, app
 from funnelsim.report.plots import sweep_chart, sweep_heatmap, tornado_chart
+from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from funnelsim.studies.sweep import SWEEP_METRICS, SweepError, parse_param, sensitivity, sensitivity_parameters, sweep
 from scaled import TENTH
@@ -367,7 +368,7 @@ def test_cli_bad_input_exits_2(args, message):
 
 def test_sweep_is_the_same_on_two_processes(tenth):
     """The grid's numbers do not depend on the executor (replication i = child i of the seed)."""
-    with mc.executor(2) as pool:
+    with executors.executor(2) as pool:
         parallel = sweep(tenth, {MQL: [0.5, 0.6]}, 5, 9, pool)
     serial = sweep(tenth, {MQL: [0.5, 0.6]}, 5, 9)
     pd.testing.assert_frame_equal(parallel.table(), serial.table())

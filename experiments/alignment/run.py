@@ -39,6 +39,7 @@ from funnelsim import load_scenario
 from funnelsim.model.distributions import Uniform
 from funnelsim.model.scenario import Scenario
 from funnelsim.report.folder import write_comparison, write_sensitivity, write_sweep
+from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from funnelsim.studies.compare import Attribution, Comparison, compare
 from funnelsim.studies.sweep import sensitivity, sweep
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        with mc.executor(args.jobs) as pool:
+        with executors.executor(args.jobs) as pool:
             report = _study(scenarios, runs, args.seed, pool, staging, args.quick)
         (staging / "report.txt").write_text(report)
         if out.exists():

@@ -63,6 +63,8 @@ from funnelsim.run.metrics import summarize_run
 from funnelsim.run.result import resolve_seed
 from funnelsim.studies.compare import Attribution, CompareError, Comparison
 from funnelsim.studies.compare import compare as make_comparison
+from funnelsim.studies.executors import MonteCarloError, interruption_of, stop_on_signals
+from funnelsim.studies.executors import executor as mc_executor
 from funnelsim.studies.planner.plan import (
     LEVERS,
     MAX_EVALUATIONS,
@@ -74,8 +76,7 @@ from funnelsim.studies.planner.plan import (
     PlanInfeasible,
 )
 from funnelsim.studies.planner.plan import plan as make_plan
-from funnelsim.studies.replications import MAX_RUNS, MonteCarloError, Replications, interruption_of, stop_on_signals
-from funnelsim.studies.replications import executor as mc_executor
+from funnelsim.studies.replications import MAX_RUNS, Replications
 from funnelsim.studies.replications import run as mc_run
 from funnelsim.studies.sweep import Sensitivity, Sweep, SweepError, parse_param
 from funnelsim.studies.sweep import sensitivity as make_sensitivity

@@ -52,6 +52,7 @@ from funnelsim.model.mechanisms import productivity, score, slots, win_probabili
 from funnelsim.model.paths import set_paths
 from funnelsim.model.scenario import DAYS_PER_MONTH, Scenario, rate
 from funnelsim.run.result import resolve_seed
+from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from funnelsim.studies.stats import json_ready, paired_difference, probability_at_least
 from funnelsim.studies.workload import UNLIMITED, Budget, check, estimate, workers_of
@@ -934,7 +935,7 @@ def plan(
     # Revenue per unit of lead multiplier, for the saturation test of the search.
     slope = (analytic.revenue - without_leads.revenue) / k_analytic if k_analytic > 0 else 0.0
 
-    pool = pool or mc.SerialExecutor()
+    pool = pool or executors.SerialExecutor()
     budget = budget or Budget()
     at_analytic = apply_changes(framed, planned_changes(framed, k_analytic, 0))
     budget.admit(estimate(at_analytic, max_evaluations * runs, workers_of(pool)), "this plan's search budget")
