@@ -17,7 +17,8 @@ from funnelsim.cli import EXIT_BAD_INPUT, app
 from funnelsim.report.plots import sweep_chart, sweep_heatmap, tornado_chart
 from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
-from funnelsim.studies.sweep import SWEEP_METRICS, SweepError, parse_param, sensitivity, sensitivity_parameters, sweep
+from funnelsim.studies.sensitivity import sensitivity, sensitivity_parameters
+from funnelsim.studies.sweep import SWEEP_METRICS, SweepError, parse_param, sweep
 from scaled import TENTH
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"

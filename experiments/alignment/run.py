@@ -42,7 +42,8 @@ from funnelsim.report.folder import write_comparison, write_sensitivity, write_s
 from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from funnelsim.studies.compare import Attribution, Comparison, compare
-from funnelsim.studies.sweep import sensitivity, sweep
+from funnelsim.studies.sensitivity import sensitivity
+from funnelsim.studies.sweep import sweep
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = HERE.parent.parent / "scenarios"

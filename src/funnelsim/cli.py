@@ -78,8 +78,9 @@ from funnelsim.studies.planner.plan import (
 from funnelsim.studies.planner.plan import plan as make_plan
 from funnelsim.studies.replications import MAX_RUNS, Replications
 from funnelsim.studies.replications import run as mc_run
-from funnelsim.studies.sweep import Sensitivity, Sweep, SweepError, parse_param
-from funnelsim.studies.sweep import sensitivity as make_sensitivity
+from funnelsim.studies.sensitivity import Sensitivity
+from funnelsim.studies.sensitivity import sensitivity as make_sensitivity
+from funnelsim.studies.sweep import Sweep, SweepError, parse_param
 from funnelsim.studies.sweep import sweep as make_sweep
 from funnelsim.studies.workload import UNLIMITED, Budget, Workload, WorkloadTooLarge, estimate
 

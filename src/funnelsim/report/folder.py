@@ -86,7 +86,8 @@ if TYPE_CHECKING:
     from funnelsim.studies.compare import Comparison
     from funnelsim.studies.planner.plan import Plan, PlanDiagnostics
     from funnelsim.studies.replications import Replications
-    from funnelsim.studies.sweep import Sensitivity, Sweep
+    from funnelsim.studies.sensitivity import Sensitivity
+    from funnelsim.studies.sweep import Sweep
 
 __all__ = [
     "FIGURES",

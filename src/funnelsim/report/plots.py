@@ -954,7 +954,7 @@ def tornado_chart(table: pd.DataFrame, unit: str = "", top: int = 15, ax: Axes |
     Parameters
     ----------
     table
-        :meth:`funnelsim.studies.sweep.Sensitivity.table` rows (sorted by swing): ``parameter``,
+        :meth:`funnelsim.studies.sensitivity.Sensitivity.table` rows (sorted by swing): ``parameter``,
         ``metric``, ``low_value``, ``high_value``, ``low_diff``, ``high_diff`` (paired
         differences against the base) and their ``_ci_low``/``_ci_high``.
     top
