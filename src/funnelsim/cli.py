@@ -47,6 +47,7 @@ from funnelsim.calibrate.readers import CalibrationError
 from funnelsim.engine import simulate
 from funnelsim.model.loading import load_scenario
 from funnelsim.model.scenario import Scenario, ScenarioError
+from funnelsim.randomness import resolve_seed
 from funnelsim.report.folder import (
     OutputError,
     OutputWriteError,
@@ -60,7 +61,6 @@ from funnelsim.report.folder import (
     write_sweep,
 )
 from funnelsim.run.metrics import summarize_run
-from funnelsim.run.result import resolve_seed
 from funnelsim.studies.compare import Attribution, CompareError, Comparison
 from funnelsim.studies.compare import compare as make_comparison
 from funnelsim.studies.executors import MonteCarloError, interruption_of, stop_on_signals

@@ -16,7 +16,14 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["Streams", "buffered"]
+__all__ = ["SeededScenario", "Streams", "buffered", "resolve_seed"]
+
+
+class SeededScenario(Protocol):
+    """Anything with a default ``seed`` (a scenario)."""
+
+    @property
+    def seed(self) -> int | None: ...
 
 
 def _key(name: str) -> int:
@@ -55,3 +62,12 @@ def buffered(spec: _Sampler | None, rng: np.random.Generator, chunk: int = 1024)
             yield from (rng.random(chunk) if spec is None else spec.sample(rng, chunk)).tolist()
 
     return draws().__next__
+
+
+def resolve_seed(scenario: SeededScenario, seed: int | None) -> int:
+    """The seed a run uses: the given one, the scenario's, or fresh entropy."""
+    if seed is not None:
+        return int(seed)
+    if scenario.seed is not None:
+        return scenario.seed
+    return int(np.random.SeedSequence().entropy) % 2**63  # type: ignore[arg-type]

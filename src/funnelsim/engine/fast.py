@@ -24,8 +24,8 @@ from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.world import MQL_CODE, Step, World, gc_paused
 from funnelsim.model.mechanisms import calendar_months
 from funnelsim.model.scenario import Scenario
-from funnelsim.randomness import Streams
-from funnelsim.run.result import RunResult, resolve_seed
+from funnelsim.randomness import Streams, resolve_seed
+from funnelsim.run.result import RunResult
 from funnelsim.vocabulary import EVENT_CODE
 
 NOT_FOLLOWED_UP = EVENT_CODE["not_followed_up"]

@@ -15,8 +15,8 @@ from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.world import Process, World
 from funnelsim.model.mechanisms import decay, score, touch
 from funnelsim.model.scenario import Scenario, Source
-from funnelsim.randomness import Streams, buffered
-from funnelsim.run.result import RunResult, resolve_seed
+from funnelsim.randomness import Streams, buffered, resolve_seed
+from funnelsim.run.result import RunResult
 from funnelsim.vocabulary import EVENT_CODE
 
 

@@ -79,7 +79,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from funnelsim.vocabulary import EVENTS, OPEN_STATES, STATE_AFTER
+from funnelsim.vocabulary import EVENTS, OPEN_STATES, STAGES, STATE_AFTER
 
 if TYPE_CHECKING:
     from funnelsim.model.scenario import Scenario
@@ -107,7 +107,7 @@ __all__ = [
     "yoy_growth",
 ]
 
-FUNNEL = ("created", "mql", "sql", "opportunity", "won")
+FUNNEL = ("created", *STAGES[1:], "won")
 """Funnel milestones, as event names, top to bottom."""
 
 _SINGULAR = {"created": "lead", "mql": "mql", "sql": "sql", "opportunity": "opportunity", "won": "win"}

@@ -12,16 +12,7 @@ import pandas as pd
 from funnelsim.model.scenario import Scenario
 from funnelsim.vocabulary import MILESTONES, STATE_AFTER, STATES
 
-__all__ = ["RunResult", "resolve_seed"]
-
-
-def resolve_seed(scenario: Scenario, seed: int | None) -> int:
-    """The seed a run uses: the given one, the scenario's, or fresh entropy."""
-    if seed is not None:
-        return int(seed)
-    if scenario.seed is not None:
-        return scenario.seed
-    return int(np.random.SeedSequence().entropy) % 2**63  # type: ignore[arg-type]
+__all__ = ["Logs", "RunResult"]
 
 
 class Logs(Protocol):

@@ -24,8 +24,8 @@ import pandas as pd
 
 from funnelsim.engine import simulate
 from funnelsim.model.scenario import Scenario
+from funnelsim.randomness import resolve_seed
 from funnelsim.run.metrics import leakage_counts, stages_by_month, summarize_run
-from funnelsim.run.result import resolve_seed
 from funnelsim.studies.executors import (
     Interrupted,
     Interruption,

@@ -52,7 +52,7 @@ from pydantic.fields import FieldInfo
 from funnelsim.model.distributions import Spec, check_unit
 from funnelsim.model.paths import get_attribute
 from funnelsim.model.scenario import Scenario
-from funnelsim.run.result import resolve_seed
+from funnelsim.randomness import resolve_seed
 from funnelsim.studies import replications as mc
 from funnelsim.studies.stats import describe, json_ready, paired_difference
 from funnelsim.studies.sweep import SweepError, check_metrics, with_values

@@ -36,7 +36,7 @@ import pandas as pd
 from funnelsim.model.loading import parse_scenario
 from funnelsim.model.paths import all_paths, parse_value, set_paths
 from funnelsim.model.scenario import Scenario
-from funnelsim.run.result import resolve_seed
+from funnelsim.randomness import resolve_seed
 from funnelsim.studies import replications as mc
 from funnelsim.studies.stats import describe, json_ready, paired_difference
 from funnelsim.studies.workload import UNLIMITED, Budget, largest, workers_of

@@ -51,7 +51,7 @@ from funnelsim.model.loading import parse_scenario
 from funnelsim.model.mechanisms import productivity, score, slots, win_probability
 from funnelsim.model.paths import set_paths
 from funnelsim.model.scenario import DAYS_PER_MONTH, Scenario, rate
-from funnelsim.run.result import resolve_seed
+from funnelsim.randomness import resolve_seed
 from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from funnelsim.studies.stats import json_ready, paired_difference, probability_at_least
