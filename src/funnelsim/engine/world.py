@@ -229,6 +229,26 @@ class World:
         self.queue_by_score = s.queue == "score"
         self.fit_effect = s.fit_effect
         self._log = recorder.add
+        self._open_streams(sc, streams)
+
+        self.sdr = SlotPool(self.env, "sdr", recorder)
+        self.ae = SlotPool(self.env, "ae", recorder)
+        self.ae_productivity: list[float] = []
+        self.ae_left: list[bool] = []
+        # The AEs with productivity > 0, by id: the reps prospecting picks from, kept
+        # sorted as reps join, ramp up and leave rather than listed at every candidate.
+        self.ae_active: list[int] = []
+        self._staff_changed = self.env.event()
+        for _ in range(h.sdr.count):
+            rep = self.sdr.add_rep(1)
+            recorder.roster.append((0.0, "sdr", rep, "joined", 1.0))
+        self._start_sales_team()
+        if sc.prospecting.opportunities_per_ae_per_month > 0:
+            self.env.process(self._prospect())
+
+    def _open_streams(self, sc: Scenario, streams: Streams) -> None:
+        """The shared random streams of the event loop, one per purpose (buffered draws)."""
+        h, s = sc.handoff, sc.sales
         self.follow_up = buffered(None, streams.rng("follow_up"))
         self.response_delay = buffered(h.response_delay_days, streams.rng("response_delay"))
         self.sdr_work = buffered(h.sdr.work_days, streams.rng("sdr_work"))
@@ -249,21 +269,6 @@ class World:
         self.prospect_gap = streams.rng("prospecting_gap")
         self.prospect_draw = buffered(None, streams.rng("prospecting"))
         self.prospect_fit = buffered(sc.prospecting.fit, streams.rng("prospecting_fit"))
-
-        self.sdr = SlotPool(self.env, "sdr", recorder)
-        self.ae = SlotPool(self.env, "ae", recorder)
-        self.ae_productivity: list[float] = []
-        self.ae_left: list[bool] = []
-        # The AEs with productivity > 0, by id: the reps prospecting picks from, kept
-        # sorted as reps join, ramp up and leave rather than listed at every candidate.
-        self.ae_active: list[int] = []
-        self._staff_changed = self.env.event()
-        for _ in range(h.sdr.count):
-            rep = self.sdr.add_rep(1)
-            recorder.roster.append((0.0, "sdr", rep, "joined", 1.0))
-        self._start_sales_team()
-        if sc.prospecting.opportunities_per_ae_per_month > 0:
-            self.env.process(self._prospect())
 
     # -- leads ----------------------------------------------------------------
     def add_leads(

@@ -15,6 +15,7 @@ and for a revenue goal the probability of reaching it with a Wilson score interv
 from __future__ import annotations
 
 import itertools
+import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
 from dataclasses import dataclass
@@ -239,20 +240,12 @@ def run(
     may be far larger than what fits in memory as a list of tasks.
     """
     seed = resolve_seed(scenario, seed)
-    if runs < 1 and replications is None:
-        raise MonteCarloError(f"--runs must be >= 1, got {runs}")
-    if precision is not None and not (0 < precision < 1):
-        raise MonteCarloError(f"--precision must be between 0 and 1 (a share of the mean), got {precision}")
-    if precision is not None and replications is not None:
-        raise MonteCarloError("--precision adds replications in order; it cannot be combined with --replication")
-    if max_runs is not None and max_runs < 1:
-        raise MonteCarloError(f"--max-runs must be >= 1, got {max_runs}")
+    _check_options(runs, replications, precision, max_runs)
     pool = pool or SerialExecutor()
     most = len(replications) if replications is not None else runs if precision is None else max_runs or MAX_RUNS
     (budget or Budget()).admit(estimate(scenario, most, workers_of(pool)), "this Monte Carlo run")
     results: dict[int, Replication] = {}
-    stopped = "completed"
-    interruption: Interruption | None = None
+    stopped, interruption = "completed", typing.cast(Interruption | None, None)
     requested = (max_runs or MAX_RUNS) if precision is not None else runs
     try:
         if precision is None:
@@ -261,34 +254,65 @@ def run(
             requested = len(indices)
             _collect(pool, scenario, seed, indices, results, progress, requested)
         else:
-            todo = range(min(runs, requested))
-            while True:
-                _collect(pool, scenario, seed, todo, results, progress, requested)
-                width = relative_half_width([results[i].summary["revenue"] for i in sorted(results)], confidence)
-                if width <= precision:
-                    stopped = "precision reached"
-                    break
-                if len(results) >= requested:
-                    stopped = "max runs reached"
-                    break
-                todo = range(len(results), min(len(results) + batch, requested))
-    except KeyboardInterrupt as exc:
-        stopped, interruption = "interrupted", interruption_of(exc)
-        stop_pool(pool)
-    except BrokenExecutor:
-        # A signal that came with the death (a kill of the whole group) is the better explanation.
-        stopped = "interrupted"
-        if first_signal() is not None:
-            interruption = Interruption(first_signal() or "SIGINT")
-        else:
-            detail = pool.dead_worker() if isinstance(pool, LocalPool) else "a worker process died"
-            interruption = Interruption("worker died", detail)
+            stopped = _until_precise(
+                pool, scenario, seed, runs, results, progress, requested, precision, batch, confidence
+            )
+    except (KeyboardInterrupt, BrokenExecutor) as exc:
+        stopped, interruption = "interrupted", _why_stopped(exc, pool)
         stop_pool(pool)
     reps = _assemble(scenario, seed, results, requested, stopped, goal, precision, confidence)
     reps.interruption = interruption
     if interruption is not None:
         record_interruption(interruption)
     return reps
+
+
+def _check_options(
+    runs: int, replications: Sequence[int] | None, precision: float | None, max_runs: int | None
+) -> None:
+    """Refuse options that do not make a run (each message names its flag)."""
+    if runs < 1 and replications is None:
+        raise MonteCarloError(f"--runs must be >= 1, got {runs}")
+    if precision is not None and not (0 < precision < 1):
+        raise MonteCarloError(f"--precision must be between 0 and 1 (a share of the mean), got {precision}")
+    if precision is not None and replications is not None:
+        raise MonteCarloError("--precision adds replications in order; it cannot be combined with --replication")
+    if max_runs is not None and max_runs < 1:
+        raise MonteCarloError(f"--max-runs must be >= 1, got {max_runs}")
+
+
+def _until_precise(
+    pool: Executor,
+    scenario: Scenario,
+    seed: int,
+    runs: int,
+    results: dict[int, Replication],
+    progress: Progress | None,
+    requested: int,
+    precision: float,
+    batch: int,
+    confidence: float,
+) -> str:
+    """Add batches (fixed index ranges, so the stop does not depend on the executor) until precise; say why it ended."""
+    todo = range(min(runs, requested))
+    while True:
+        _collect(pool, scenario, seed, todo, results, progress, requested)
+        width = relative_half_width([results[i].summary["revenue"] for i in sorted(results)], confidence)
+        if width <= precision:
+            return "precision reached"
+        if len(results) >= requested:
+            return "max runs reached"
+        todo = range(len(results), min(len(results) + batch, requested))
+
+
+def _why_stopped(exc: BaseException, pool: Executor) -> Interruption:
+    """What stopped a run: the signal, or the worker that died (a signal that came with a death explains it better)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return interruption_of(exc)
+    if first_signal() is not None:
+        return Interruption(first_signal() or "SIGINT")
+    detail = pool.dead_worker() if isinstance(pool, LocalPool) else "a worker process died"
+    return Interruption("worker died", detail)
 
 
 def _tasks(indices: Iterable[int]) -> Iterator[list[int]]:

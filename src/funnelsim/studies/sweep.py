@@ -409,25 +409,9 @@ def sweep(
         If a run is interrupted (nothing is reported on a partial grid).
     """
     items = list(params.items()) if isinstance(params, Mapping) else [(p, list(v)) for p, v in params]
-    if not items:
-        raise SweepError("--param: give one or two parameters to sweep")
-    if len(items) > MAX_PARAMETERS:
-        raise SweepError(f"--param: a sweep varies one or two parameters, got {len(items)}: {[p for p, _ in items]}")
-    paths = [p for p, _ in items]
-    if len(set(paths)) != len(paths):
-        raise SweepError(f"--param: the same parameter twice: {paths}")
-    if runs < 2:
-        raise SweepError(f"--runs must be >= 2 to pair grid points, got {runs}")
     raw = scenario.to_dict()
-    for path, values in items:
-        if path == "seed":
-            raise SweepError("--param seed: the seed is not a model parameter; choose it with --seed")
-        _check_path(raw, path)
-        if len(values) < 2:
-            raise SweepError(f"--param {path}: give at least two values, got {list(values)}")
-        if len({repr(v) for v in values}) != len(values):
-            raise SweepError(f"--param {path}: the values must differ, got {list(values)}")
-    axes = {path: list(values) for path, values in items}
+    axes = _checked_axes(raw, items, runs)
+    paths = list(axes)
     _check_grid_size(math.prod(len(v) for v in axes.values()))
     combos = list(itertools.product(*axes.values()))
     # Validate every point first: a bad value fails at once, not after an hour of simulation.
@@ -453,6 +437,28 @@ def sweep(
             check_metrics(reps, [metric])
         results.append(reps)
     return Sweep(scenario, axes, grid, tuple(results), seed, confidence)
+
+
+def _checked_axes(raw: dict[str, Any], items: list[tuple[str, Any]], runs: int) -> dict[str, list[Any]]:
+    """The grid's axes ``{path: values}``, after refusing what cannot be swept (each message names ``--param``)."""
+    if not items:
+        raise SweepError("--param: give one or two parameters to sweep")
+    if len(items) > MAX_PARAMETERS:
+        raise SweepError(f"--param: a sweep varies one or two parameters, got {len(items)}: {[p for p, _ in items]}")
+    paths = [p for p, _ in items]
+    if len(set(paths)) != len(paths):
+        raise SweepError(f"--param: the same parameter twice: {paths}")
+    if runs < 2:
+        raise SweepError(f"--runs must be >= 2 to pair grid points, got {runs}")
+    for path, values in items:
+        if path == "seed":
+            raise SweepError("--param seed: the seed is not a model parameter; choose it with --seed")
+        _check_path(raw, path)
+        if len(values) < 2:
+            raise SweepError(f"--param {path}: give at least two values, got {list(values)}")
+        if len({repr(v) for v in values}) != len(values):
+            raise SweepError(f"--param {path}: the values must differ, got {list(values)}")
+    return {path: list(values) for path, values in items}
 
 
 # ---------------------------------------------------------------------------
