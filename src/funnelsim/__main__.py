@@ -1,3 +1,5 @@
+"""``python -m funnelsim``: the command line (:mod:`funnelsim.cli`)."""
+
 from funnelsim.cli import main
 
 main()

@@ -46,7 +46,7 @@ __all__ = [
     "HEADLINE",
     "Replications",
     "offset",
-    "replicate",
+    "replicate_one",
     "run",
 ]
 
@@ -90,7 +90,7 @@ class Replication:
     parameters: dict[str, float]
 
 
-def replicate(scenario: Scenario, seed: int, replication: int) -> Replication:
+def replicate_one(scenario: Scenario, seed: int, replication: int) -> Replication:
     """Simulate replication ``replication`` of ``seed`` and reduce it to its tables."""
     result = simulate(scenario, seed=seed, replication=replication)
     monthly = stages_by_month(result.events, scenario.start_date, scenario.horizon_days)
@@ -102,7 +102,7 @@ def replicate(scenario: Scenario, seed: int, replication: int) -> Replication:
 
 
 def _replicate_chunk(scenario: Scenario, seed: int, indices: Sequence[int]) -> list[Replication]:
-    return [replicate(scenario, seed, i) for i in indices]
+    return [replicate_one(scenario, seed, i) for i in indices]
 
 
 @dataclass
