@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from funnelsim import load_scenario
 from funnelsim.cli import EXIT_BAD_INPUT, app
 from funnelsim.model.paths import apply_overrides
-from funnelsim.run.metrics import LEAKAGE_REASONS
 from funnelsim.studies import replications as mc
 from funnelsim.studies.compare import (
     Attribution,
@@ -27,6 +26,7 @@ from funnelsim.studies.compare import (
     find_levers,
 )
 from funnelsim.studies.stats import paired_difference
+from funnelsim.vocabulary import LEAKAGE_REASONS
 from scaled import TENTH
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"

@@ -189,7 +189,7 @@ def test_every_output_file_and_column_is_documented(outputs: str, small_run: Any
         missing += [name] if f"`{name}`" not in outputs else []
         missing += [f"{name}:{col}" for col in frame.columns if not _documented(str(col), outputs)]
     missing += [f"figures/{f}" for f in output.FIGURES if f"`{f}.png`" not in outputs]
-    labels = [r[0] for r in metrics.LEAKAGE_REASONS] + [r[0] for r in metrics.SPANS]
+    labels = [r[0] for r in records.LEAKAGE_REASONS] + [r[0] for r in metrics.SPANS]
     missing += [label for label in labels if f"`{label}`" not in outputs]
     assert not missing, f"not in docs/outputs.md: {missing}"
 

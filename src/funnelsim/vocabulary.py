@@ -31,6 +31,7 @@ from __future__ import annotations
 __all__ = [
     "EVENTS",
     "EVENT_CODE",
+    "LEAKAGE_REASONS",
     "MILESTONES",
     "OPEN_STATES",
     "OWNER",
@@ -94,3 +95,16 @@ STATES = OPEN_STATES + TERMINAL_STATES
 
 TEAMS: tuple[str, ...] = ("sdr", "ae")
 """The teams of the level log, in the order of their index in :class:`Recorder`'s flat list."""
+
+
+LEAKAGE_REASONS: tuple[tuple[str, str, str], ...] = (
+    ("never_mql_dormant", "dormant", "lead"),
+    ("not_followed_up", "not_followed_up", "mql"),
+    ("sdr_abandoned", "sdr_abandoned", "mql"),
+    ("lost_to_slow_response", "unreached", "mql"),
+    ("rejected_by_sales", "rejected", "mql"),
+    ("disqualified_by_ae", "disqualified", "sql"),
+    ("ae_abandoned", "ae_abandoned", "sql"),
+    ("lost_deal", "lost", "opportunity"),
+)
+"""Why leads left the funnel: ``(reason, final state, stage it left from)``."""

@@ -79,7 +79,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from funnelsim.vocabulary import EVENTS, OPEN_STATES, STAGES, STATE_AFTER
+from funnelsim.vocabulary import EVENTS, LEAKAGE_REASONS, OPEN_STATES, STAGES, STATE_AFTER, TEAMS
 
 if TYPE_CHECKING:
     from funnelsim.model.scenario import Scenario
@@ -87,7 +87,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FUNNEL",
-    "LEAKAGE_REASONS",
     "SPANS",
     "by_segment",
     "capacity_by_month",
@@ -122,19 +121,7 @@ SPANS: tuple[tuple[str, str, str], ...] = (
 )
 """Stages of :func:`time_in_stage`: ``(name, from milestone, to milestone)``."""
 
-LEAKAGE_REASONS: tuple[tuple[str, str, str], ...] = (
-    ("never_mql_dormant", "dormant", "lead"),
-    ("not_followed_up", "not_followed_up", "mql"),
-    ("sdr_abandoned", "sdr_abandoned", "mql"),
-    ("lost_to_slow_response", "unreached", "mql"),
-    ("rejected_by_sales", "rejected", "mql"),
-    ("disqualified_by_ae", "disqualified", "sql"),
-    ("ae_abandoned", "ae_abandoned", "sql"),
-    ("lost_deal", "lost", "opportunity"),
-)
-"""Why leads left the funnel: ``(reason, final state, stage it left from)``."""
 
-TEAMS = ("sdr", "ae")
 DAYS_PER_YEAR = 365.25
 
 Freq = Literal["month", "quarter"]

@@ -26,10 +26,10 @@ from funnelsim.model.distributions import Spec
 from funnelsim.model.loading import parse_scenario
 from funnelsim.model.paths import MISSING, get_path, set_paths
 from funnelsim.model.scenario import Scenario, ScenarioError
-from funnelsim.run.metrics import LEAKAGE_REASONS
 from funnelsim.studies import replications as mc
 from funnelsim.studies.stats import describe, json_ready, paired_difference
 from funnelsim.studies.workload import UNLIMITED, Budget, largest, workers_of
+from funnelsim.vocabulary import LEAKAGE_REASONS
 
 __all__ = [
     "Attribution",
@@ -105,7 +105,7 @@ class Comparison:
     def leakage(self) -> pd.DataFrame:
         """Where leads left the funnel, per scenario: one row per reason and scenario with
         the mean ``leads`` per replication, their ``share_of_leads`` and the paired
-        ``difference`` in leads against the first scenario (see :data:`metrics.LEAKAGE_REASONS`)."""
+        ``difference`` in leads against the first scenario (see :data:`funnelsim.vocabulary.LEAKAGE_REASONS`)."""
         first = self._table(self.labels[0])
         rows = []
         for reason, _, stage in LEAKAGE_REASONS:
