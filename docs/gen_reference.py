@@ -232,7 +232,7 @@ def describe(tp: Any, meta: list[Any]) -> TypeInfo:
             allowed = [*number.allowed, f"or a distribution ({', '.join(dist.allowed)}) drawn once per replication"]
             return TypeInfo("number or distribution", allowed, share=number.share)
     if _is_dist(tp):
-        support = {"_check_nonnegative": "values ≥ 0", "_check_unit": "values within [0, 1]"}.get(c.get("check"), "")
+        support = {"_check_nonnegative": "values ≥ 0", "check_unit": "values within [0, 1]"}.get(c.get("check"), "")
         return TypeInfo("distribution", [support] if support else [])
     if typing.get_origin(tp) is Literal:
         choices = " or ".join(f'`"{v}"`' for v in typing.get_args(tp))
