@@ -100,3 +100,20 @@ def test_the_curated_api_is_complete_and_documented() -> None:
         value = getattr(funnelsim, name)
         assert value.__doc__, f"funnelsim.{name} has no docstring"
     assert sorted(funnelsim.__all__) == sorted(["__version__", *funnelsim._API])
+
+
+def test_the_readme_python_example_runs_on_the_curated_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ```python block of the README runs as written (from the repository root) and
+    imports nothing but ``funnelsim`` itself, so a notebook user needs no private module."""
+    root = SRC.parents[1]
+    text = (root / "README.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+    assert blocks, "the README has no Python example"
+    monkeypatch.chdir(root)
+    for block in blocks:
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module == "funnelsim", f"README imports from {node.module}"
+            elif isinstance(node, ast.Import):
+                assert all(a.name == "funnelsim" for a in node.names), ast.unparse(node)
+        exec(compile(block, "README.md", "exec"), {})
