@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -130,3 +131,32 @@ def test_changing_one_source_leaves_the_others_untouched() -> None:
         right = b.leads.loc[b.leads["source"] == source, keep].reset_index(drop=True)
         pd.testing.assert_frame_equal(left, right, check_exact=True)
     assert (b.leads["source"] == "events").sum() > (a.leads["source"] == "events").sum()
+
+
+class _OneArrival:
+    """A generator whose first exponential gap is given and the rest are endless."""
+
+    def __init__(self, first: float) -> None:
+        self.first: float | None = first
+
+    def standard_exponential(self, n: int) -> np.ndarray:
+        out = np.full(n, 1e12)
+        if self.first is not None:
+            out[0], self.first = self.first, None
+        return out
+
+
+def test_an_arrival_at_the_very_end_stays_inside_the_horizon() -> None:
+    """The last representable intensity below the total maps, for some rates, onto the horizon
+    itself by rounding; such a lead must arrive before the horizon (it crashed Monte Carlo --out,
+    whose monthly table then had a month past the end)."""
+    from funnelsim.engine.fast import arrival_times
+
+    segments = [(0.0, 31.0, 0), (31.0, 59.0, 1), (59.0, 90.0, 2)]
+    rounded_up = 0
+    for rate in np.linspace(0.1, 50, 500):
+        total = rate * 90.0
+        times = arrival_times(_OneArrival(np.nextafter(total, 0)), rate, [1.0] * 12, segments)  # type: ignore[arg-type]
+        assert len(times) == 1 and times[0] < 90.0
+        rounded_up += times[0] == np.nextafter(90.0, 0)
+    assert rounded_up > 0  # the case happens: the test exercises the guard

@@ -173,7 +173,10 @@ def arrival_times(
     if not blocks:
         return np.zeros(0)
     arrivals = np.concatenate(blocks)
-    return np.interp(arrivals[arrivals < total], cumulative, edges)
+    times = np.interp(arrivals[arrivals < total], cumulative, edges)
+    # An arrival just below the total intensity can round to the horizon itself; the
+    # horizon is open ([0, H)), so it lands on the last representable time before it.
+    return np.minimum(times, np.nextafter(edges[-1], -np.inf))
 
 
 def _touch_stream(streams: Streams, source: str, touch: int) -> np.random.Generator:
