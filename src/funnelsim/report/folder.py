@@ -432,7 +432,7 @@ def _write_events(events: pd.DataFrame, folder: Path) -> str:
 
 
 def _write_figures(result: RunResult, tables: dict[str, pd.DataFrame], folder: Path, figure_format: str) -> None:
-    from funnelsim.report import plots
+    from funnelsim.report import figures as plots
 
     ev = result.events
     sc = result.scenario
@@ -497,7 +497,7 @@ def _manifest(
 
 
 def _write_replication_contents(reps: Replications, folder: Path, figure_format: str) -> None:
-    from funnelsim.report import plots
+    from funnelsim.report import figures as plots
 
     write_csv(reps.table, folder / "replications.csv")
     write_csv(reps.monthly, folder / "monthly.csv")
