@@ -14,10 +14,11 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from funnelsim import load_scenario
-from funnelsim.cli import app, parse_amount
+from funnelsim.cli import app
 from funnelsim.model import analytic
 from funnelsim.model.scenario import Scenario, ScenarioError, apply_overrides, parse_scenario
 from funnelsim.studies import replications as mc
+from funnelsim.units import parse_amount
 from scaled import TENTH_VOLUME
 from test_validation import open_funnel  # the capacity-free funnel with closed-form yields
 
