@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 from funnelsim import load_scenario
-from funnelsim.cli import parse_amount
 from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from funnelsim.studies.planner import plan as planner
+from funnelsim.units import parse_amount
 
 ROOT = Path(__file__).resolve().parent.parent
 

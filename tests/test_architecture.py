@@ -17,7 +17,7 @@ MAX_FUNCTION_LINES = 80
 
 # Each layer may import from itself and the layers before it (data flows one way).
 LAYERS = ("foundation", "model", "run", "engine", "studies", "calibrate", "report", "cli")
-FOUNDATION = {"vocabulary", "randomness", "files", "units", "__init__", "__main__"}
+FOUNDATION = {"vocabulary", "randomness", "files", "units", "__init__"}
 
 
 def _name(path: Path) -> str:
@@ -30,6 +30,8 @@ def _layer(module: str) -> str:
     if len(parts) == 1:
         return "foundation"
     head = parts[1]
+    if head == "__main__":  # python -m funnelsim: the command line
+        return "cli"
     if head in FOUNDATION:
         return "foundation"
     return head

@@ -16,7 +16,7 @@ import pytest
 from funnelsim import load_scenario, simulate
 from funnelsim import vocabulary as records
 from funnelsim.model.mechanisms import odds_multiplier
-from funnelsim.report import folder as output
+from funnelsim.report import tables as output
 from funnelsim.run import metrics
 
 ROOT = Path(__file__).resolve().parent.parent

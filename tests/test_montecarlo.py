@@ -14,7 +14,7 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from funnelsim import load_scenario
-from funnelsim.cli import app, parse_amount
+from funnelsim.cli import app
 from funnelsim.model import analytic
 from funnelsim.model.loading import parse_scenario
 from funnelsim.model.paths import apply_overrides
@@ -22,6 +22,7 @@ from funnelsim.model.scenario import Scenario, ScenarioError
 from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from funnelsim.studies.stats import describe, probability_at_least, relative_half_width
+from funnelsim.units import parse_amount
 from scaled import TENTH_VOLUME
 from test_validation import open_funnel  # the capacity-free funnel with closed-form yields
 

@@ -19,8 +19,9 @@ import pandas as pd
 import pytest
 
 from funnelsim import RunResult, load_scenario, simulate
-from funnelsim.report import folder as output_module
-from funnelsim.report.folder import OutputError, OutputExistsError, write_run
+from funnelsim.report import tables as output_module
+from funnelsim.report.folder import OutputError, OutputExistsError
+from funnelsim.report.tables import write_run
 from funnelsim.run.metrics import summarize_run
 
 BASELINE = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.toml"

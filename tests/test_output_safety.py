@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from funnelsim import cli, load_scenario
 from funnelsim.report import folder as output_module
+from funnelsim.report import tables as tables_module
 from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from scaled import TENTH_VOLUME
@@ -125,7 +126,7 @@ def test_a_disk_that_fills_up_while_writing_is_one_line_and_leaves_nothing(
     def full(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(output_module, "_manifest", full)  # the last file written
+    monkeypatch.setattr(tables_module, "write_manifest", full)  # the last file written
     out = tmp_path / "out"
     code, stderr = _cli("--runs", "3", "--out", str(out))
     assert code == 1

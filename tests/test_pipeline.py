@@ -586,7 +586,7 @@ def test_planned_toml_carries_the_pipeline_rows(tmp_path: Path) -> None:
     Re-loaded from another folder it has the same open deals; the plan starts on the
     pipeline's date (no lead-in before it).
     """
-    from funnelsim.report.folder import planned_toml
+    from funnelsim.report.scenario_file import planned_toml
 
     sets = (*TENTH, "sales.ae.count=3")
     scenario = load_scenario(EXAMPLE, sets)

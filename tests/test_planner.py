@@ -243,7 +243,7 @@ def test_round_trip_on_the_baseline_at_full_size():
 
 
 def test_planned_toml_without_the_source_file_is_the_resolved_scenario(small_plan, tmp_path):
-    from funnelsim.report.folder import planned_toml
+    from funnelsim.report.scenario_file import planned_toml
 
     p, _ = small_plan
     path = tmp_path / "planned.toml"

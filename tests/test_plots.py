@@ -23,7 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from funnelsim.report.plots import capacity_chart, funnel_chart, leakage_chart, revenue_chart
+from funnelsim.report.figures import capacity_chart, funnel_chart, leakage_chart, revenue_chart
 
 VOLUMES = pd.Series({"leads": 10_000, "mqls": 2_000, "sqls": 800, "opportunities": 400, "wins": 100})
 

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from funnelsim.report.plots import fan_chart, funnel_range_chart, revenue_distribution
+from funnelsim.report.figures import fan_chart, funnel_range_chart, revenue_distribution
 
 MONTHS = ["2027-01", "2027-02", "2027-03"]
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from funnelsim import ScenarioError, load_scenario
 from funnelsim.cli import EXIT_BAD_INPUT, app
-from funnelsim.report.plots import sweep_chart, sweep_heatmap, tornado_chart
+from funnelsim.report.figures import sweep_chart, sweep_heatmap, tornado_chart
 from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from funnelsim.studies.sensitivity import sensitivity, sensitivity_parameters

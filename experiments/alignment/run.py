@@ -38,7 +38,7 @@ import pandas as pd
 from funnelsim import load_scenario
 from funnelsim.model.distributions import Uniform
 from funnelsim.model.scenario import Scenario
-from funnelsim.report.folder import write_comparison, write_sensitivity, write_sweep
+from funnelsim.report.tables import write_comparison, write_sensitivity, write_sweep
 from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from funnelsim.studies.compare import Attribution, Comparison, compare

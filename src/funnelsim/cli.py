@@ -1,4 +1,5 @@
-"""Command line: argument parsing and output only; every command calls into the library.
+"""Command line: argument parsing, one call into the library per command, and exit codes; what it
+prints is :mod:`funnelsim.report.terminal`, what it writes :mod:`funnelsim.report.tables`.
 
 Exit codes: 0 ok, 1 the run failed, 2 bad input (scenario, override or option),
 3 no plan reaches the goal (``plan``; the binding constraint is named),
@@ -26,11 +27,11 @@ import typing
 from collections.abc import Callable, Iterator
 from concurrent.futures import BrokenExecutor, Executor
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -40,7 +41,6 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
 from funnelsim import __version__
 from funnelsim.calibrate.readers import CalibrationError
@@ -48,11 +48,8 @@ from funnelsim.engine import simulate
 from funnelsim.model.loading import load_scenario
 from funnelsim.model.scenario import Scenario, ScenarioError
 from funnelsim.randomness import resolve_seed
-from funnelsim.report.folder import (
-    OutputError,
-    OutputWriteError,
-    check_target,
-    estimate_output_bytes,
+from funnelsim.report.folder import OutputError, OutputWriteError, check_target, estimate_output_bytes
+from funnelsim.report.tables import (
     write_comparison,
     write_plan,
     write_replications,
@@ -60,8 +57,19 @@ from funnelsim.report.folder import (
     write_sensitivity,
     write_sweep,
 )
+from funnelsim.report.terminal import (
+    err,
+    out,
+    print_calibration,
+    print_comparison,
+    print_plan,
+    print_replications,
+    print_sensitivity,
+    print_summary,
+    print_sweep,
+)
 from funnelsim.run.metrics import summarize_run
-from funnelsim.studies.compare import Attribution, CompareError, Comparison
+from funnelsim.studies.compare import CompareError, Comparison
 from funnelsim.studies.compare import compare as make_comparison
 from funnelsim.studies.executors import MonteCarloError, interruption_of, stop_on_signals
 from funnelsim.studies.executors import executor as mc_executor
@@ -83,6 +91,7 @@ from funnelsim.studies.sensitivity import sensitivity as make_sensitivity
 from funnelsim.studies.sweep import Sweep, SweepError, parse_param
 from funnelsim.studies.sweep import sweep as make_sweep
 from funnelsim.studies.workload import UNLIMITED, Budget, Workload, WorkloadTooLarge, estimate
+from funnelsim.units import UnitError, parse_amount, parse_share
 
 app = typer.Typer(
     add_completion=False,
@@ -90,10 +99,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Simulate the sales and marketing funnel to plan one shared revenue target.",
 )
-# soft_wrap: messages stay on one line in logs and CI, where grep must find them.
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-out = Console(soft_wrap=True)
-
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 
 T = TypeVar("T")
@@ -137,6 +142,7 @@ def _guard(action: Callable[[], T]) -> T:
         CompareError,
         CalibrationError,
         SweepError,
+        UnitError,
         WorkloadTooLarge,
     ) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
@@ -181,6 +187,17 @@ def _budget(allow_large: bool, narrate: bool) -> Budget:
     return Budget(allow_large=allow_large, announce=announce)
 
 
+def _write_out(write: Callable[[], Path], narrate: bool, note: str = "") -> None:
+    """Write an output folder (errors through :func:`_guard`) and say where, when narrating."""
+    written = _guard(write)
+    if narrate:
+        err.print(f"wrote {written}{note}")
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
 @app.command()
 def run(
     scenario: ScenarioArg,
@@ -222,34 +239,44 @@ def run(
         size = _guard(lambda: estimate_output_bytes(sc, most))
         _guard(lambda: check_target(out_dir, force, figure_format, expected_bytes=size))
     run_seed = resolve_seed(sc, seed)
-    if monte_carlo:
-        if replication is not None:
-            _guard(lambda: _bad("--replication re-runs one replication; it cannot be combined with --runs"))
-        reps = _monte_carlo(sc, run_seed, runs, jobs, scheduler, goal_amount, precision, max_runs, narrate, as_json)
-        if out_dir is not None and reps.completed:
-            written = _guard(lambda: write_replications(reps, out_dir, figure_format=figure_format, force=force))
-            if narrate:
-                err.print(f"wrote {written}{'' if reps.complete else ' (incomplete)'}")
-        if reps.interruption is not None:
-            raise typer.Exit(reps.interruption.exit_code)
+    if not monte_carlo:
+        _single_run(sc, run_seed, replication or 0, out_dir, force, figure_format, narrate, as_json)
         return
-    which = replication or 0
+    if replication is not None:
+        _guard(lambda: _bad("--replication re-runs one replication; it cannot be combined with --runs"))
+    reps = _monte_carlo(sc, run_seed, runs, jobs, scheduler, goal_amount, precision, max_runs, narrate, as_json)
+    if out_dir is not None and reps.completed:
+        note = "" if reps.complete else " (incomplete)"
+        _write_out(lambda: write_replications(reps, out_dir, figure_format=figure_format, force=force), narrate, note)
+    if reps.interruption is not None:
+        raise typer.Exit(reps.interruption.exit_code)
+
+
+def _single_run(
+    sc: Scenario,
+    seed: int,
+    which: int,
+    out_dir: Path | None,
+    force: bool,
+    figure_format: str,
+    narrate: bool,
+    as_json: bool,
+) -> None:
+    """``funnelsim run`` without --runs: simulate replication ``which`` of ``seed``, write and print it."""
     if narrate:
         rep_note = f", replication {which}" if which else ""
-        err.print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {run_seed}{rep_note}")
-    result = _guard(lambda: simulate(sc, seed=run_seed, replication=which))
+        err.print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {seed}{rep_note}")
+    result = _guard(lambda: simulate(sc, seed=seed, replication=which))
     stats = _guard(lambda: summarize_run(result))
     if out_dir is not None:
-        written = _guard(lambda: write_run(result, out_dir, figure_format=figure_format, force=force))
-        if narrate:
-            err.print(f"wrote {written}")
+        _write_out(lambda: write_run(result, out_dir, figure_format=figure_format, force=force), narrate)
     if as_json:
         doc = {"scenario": sc.name, "seed": result.seed, "currency": sc.currency, "summary": stats}
         if which:
             doc["replication"] = which
         sys.stdout.write(json.dumps(doc, indent=2, default=_json_number) + "\n")
         return
-    _print_summary(stats, sc.currency)
+    print_summary(stats, sc.currency)
 
 
 def _bad(message: str) -> None:
@@ -271,20 +298,7 @@ def _monte_carlo(
     if narrate:
         where = f"Dask {scheduler}" if scheduler else f"{jobs} process{'es' if jobs > 1 else ''}"
         err.print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {seed}, replications on {where}")
-    columns = (
-        TextColumn("replications"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("elapsed"),
-        TimeElapsedColumn(),
-        TextColumn("remaining"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err, transient=True, disable=not (narrate and err.is_terminal)) as bar:
-        task = bar.add_task("runs", total=max_runs if precision is not None else runs)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    with _replication_bar(narrate, max_runs if precision is not None else runs) as progress:
 
         def go() -> Replications:
             with executor(jobs, scheduler) as pool:
@@ -304,124 +318,15 @@ def _monte_carlo(
     if as_json:
         sys.stdout.write(json.dumps(reps.to_json(), indent=2, default=_json_number) + "\n")
     else:
-        _print_replications(reps)
+        print_replications(reps)
     message = reps.stop_message()
     if message is not None:
         err.print(escape(message))
     return reps
 
 
-def _print_replications(reps: Replications) -> None:
-    cur = reps.scenario.currency
-    table = Table(
-        title=f"{reps.completed} replications (95% CI of the mean; percentiles across runs)", title_justify="left"
-    )
-    for name in ("metric", "mean", "95% CI", "P10", "P50", "P90"):
-        table.add_column(name, justify="left" if name == "metric" else "right")
-    summary = reps.summary().set_index("metric")
-    shown = [
-        ("leads", "leads", "{:,.0f}"),
-        ("MQLs", "mqls", "{:,.0f}"),
-        ("SQLs", "sqls", "{:,.0f}"),
-        ("opportunities", "opportunities", "{:,.0f}"),
-        ("wins", "wins", "{:,.0f}"),
-        (f"revenue ({cur})", "revenue", "money"),
-        ("win rate", "win_rate", "{:.1%}"),
-        ("median cycle, days", "median_cycle_days", "{:.0f}"),
-        (f"CAC ({cur})", "cac", "money"),
-    ]
-    for label, key, fmt in shown:
-        row = summary.loc[key]
-        cells = [row["mean"], row["ci_low"], row["ci_high"], row["p10"], row["p50"], row["p90"]]
-        f = [_short(x, fmt) for x in cells]
-        table.add_row(label, f[0], f"{f[1]}–{f[2]}", f[3], f[4], f[5])
-    out.print(table)
-    stop = reps.stopped
-    if reps.precision is not None:
-        width = reps.to_json()["revenue_ci_half_width_relative"]
-        shown_width = "n/a" if width is None else f"{width:.2%}"
-        stop += f" (CI half-width {shown_width} of mean revenue; asked {reps.precision:.2%})"
-    out.print(f"runs:             {reps.completed} of {reps.requested} ({stop})")
-    p = reps.p_goal()
-    if p is not None and reps.goal is not None:
-        out.print(
-            f"P(revenue >= {reps.goal:,.0f} {cur}): {_pct(p['estimate'])} "
-            f"(95% CI {_pct(p['ci_low'])} – {_pct(p['ci_high'])}, {p['hits']} of {p['n']} runs)"
-        )
-
-
-def _short(x: float, fmt: str) -> str:
-    """Compact cells for the terminal (full precision is in --json and the CSV files)."""
-    if not math.isfinite(x):
-        return "n/a"
-    if fmt != "money":
-        return fmt.format(x)
-    for size, suffix in ((1e9, "bn"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= size:
-            return f"{x / size:.3g}{suffix}"
-    return f"{x:.0f}"
-
-
-def parse_amount(text: str, option: str = "amount") -> float:
-    """``12M``, ``750k``, ``1.5bn``, ``12,000,000`` or ``12000000`` as a number."""
-    cleaned = text.strip().replace(",", "").replace("_", "")
-    multipliers = {"k": 1e3, "m": 1e6, "mm": 1e6, "b": 1e9, "bn": 1e9}
-    number, suffix = cleaned, ""
-    for end in sorted(multipliers, key=len, reverse=True):
-        if cleaned.lower().endswith(end):
-            number, suffix = cleaned[: -len(end)], end
-            break
-    try:
-        value = float(number) * multipliers.get(suffix, 1.0)
-    except ValueError:
-        raise MonteCarloError(f"{option}: expected an amount such as 12M, 750k or 12000000, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise MonteCarloError(f"{option}: must be a non-negative amount, got {text!r}")
-    return value
-
-
 def _json_number(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
-
-
-def _print_summary(stats: dict[str, float], currency: str) -> None:
-    table = Table(title="Funnel", title_justify="left")
-    table.add_column("stage")
-    table.add_column("volume", justify="right")
-    table.add_column("conversion from previous", justify="right")
-    rows = [
-        ("leads", "leads", None),
-        ("MQLs", "mqls", "lead_to_mql"),
-        ("SQLs", "sqls", "mql_to_sql"),
-        ("opportunities", "opportunities", "sql_to_opportunity"),
-        ("wins", "wins", "opportunity_to_win"),
-    ]
-    for label, key, conv in rows:
-        table.add_row(label, f"{stats[key]:,.0f}", "" if conv is None else _pct(stats[conv]))
-    out.print(table)
-    out.print(f"revenue booked:   {stats['revenue']:,.0f} {currency}")
-    if "pipeline_revenue" in stats:  # the scenario starts from an open pipeline
-        out.print(
-            f"  from pipeline:  {stats['pipeline_revenue']:,.0f} {currency} "
-            f"({stats['pipeline_wins']:,.0f} of {stats['pipeline_deals']:,.0f} deals open on day 0 won, "
-            f"{stats['pipeline_losses']:,.0f} lost)"
-        )
-    out.print(f"win rate:         {_pct(stats['win_rate'])} of closed opportunities")
-    out.print(f"average deal:     {stats['average_deal_size']:,.0f} {currency}")
-    out.print(f"median cycle:     {stats['median_cycle_days']:.0f} days (opportunity to win)")
-    out.print(f"median lead->win: {stats['median_lead_to_win_days']:.0f} days")
-    out.print(
-        f"cost:             {stats['total_cost']:,.0f} {currency} "
-        f"(marketing {stats['marketing_cost']:,.0f}, sales {stats['sales_cost']:,.0f}); "
-        f"CAC {stats['cac']:,.0f}"
-    )
-    out.print(
-        f"utilisation:      SDRs {_pct(stats['sdr_utilisation'])}, AEs {_pct(stats['ae_utilisation'])} (time-weighted)"
-    )
-
-
-def _pct(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
 
 
 @app.command()
@@ -465,6 +370,32 @@ def plan(
     narrate = not (quiet or as_json)
     if narrate:
         err.print(f"{sc.name}: planning {amount:,.0f} {sc.currency} at {confidence:.0%} confidence, lever {lever}")
+    options = {"period": window, "lever": typing.cast(Lever, lever), "runs": runs, "seed": seed}
+    options |= {"lead_in_months": lead_in, "max_evaluations": max_evaluations}
+    result, diagnostics = _make_plan(
+        sc, amount, confidence, options, jobs, scheduler, _budget(allow_large, narrate), narrate
+    )
+    if out_dir is not None:
+        text, given = scenario.read_text(encoding="utf-8"), tuple(overrides or ())
+        write = partial(write_plan, result, diagnostics, out_dir, source_text=text, overrides=given)
+        _write_out(lambda: write(figure_format=figure_format, force=force), narrate)
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        print_plan(result, diagnostics)
+
+
+def _make_plan(
+    sc: Scenario,
+    amount: float,
+    confidence: float,
+    options: dict[str, Any],
+    jobs: int,
+    scheduler: str | None,
+    budget: Budget,
+    narrate: bool,
+) -> tuple[Plan, PlanDiagnostics]:
+    """Run the planner on a pool, with a spinner on stderr saying what it is doing (in a terminal)."""
     with err.status("planning", spinner="dots") if narrate and err.is_terminal else _nothing() as status:
 
         def progress(text: str) -> None:
@@ -473,114 +404,14 @@ def plan(
 
         def go() -> tuple[Plan, PlanDiagnostics]:
             with executor(jobs, scheduler) as pool:
-                return make_plan(
-                    sc,
-                    amount,
-                    confidence,
-                    period=window,
-                    lever=typing.cast(Lever, lever),
-                    runs=runs,
-                    seed=seed,
-                    pool=pool,
-                    lead_in_months=lead_in,
-                    progress=progress,
-                    budget=_budget(allow_large, narrate),
-                    max_evaluations=max_evaluations,
-                )
+                return make_plan(sc, amount, confidence, pool=pool, progress=progress, budget=budget, **options)
 
-        result, diagnostics = _guard(go)
-    if out_dir is not None:
-        text = scenario.read_text(encoding="utf-8")
-        written = _guard(
-            lambda: write_plan(
-                result,
-                diagnostics,
-                out_dir,
-                source_text=text,
-                overrides=tuple(overrides or ()),
-                figure_format=figure_format,
-                force=force,
-            )
-        )
-        if narrate:
-            err.print(f"wrote {written}")
-    if as_json:
-        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
-    else:
-        _print_plan(result, diagnostics)
+        return _guard(go)
 
 
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield None
-
-
-def _print_plan(p: Plan, d: PlanDiagnostics) -> None:
-    cur = p.scenario.currency
-    out.print(f"Plan: {p.goal:,.0f} {cur} closed in {p.period} with {p.confidence:.0%} confidence (lever: {p.lever})")
-    sheet = p.sheet
-    table = Table(
-        title="Joint targets per month: marketing (MKT), hand-off (SHARED), sales",
-        title_justify="left",
-        caption="* lead-in month: builds the pipeline for the period",
-        caption_justify="left",
-    )
-    columns = [
-        ("month", None),
-        ("leads\nMKT", "leads"),
-        ("MQLs\nMKT", "mqls"),
-        ("SQLs\nSHARED", "sqls"),
-        ("opps\nSALES", "opportunities"),
-        ("wins\nSALES", "wins"),
-        (f"revenue\n{cur}", "revenue"),
-        ("AEs\nramped", None),
-        ("SDRs", None),
-    ]
-    for name, _ in columns:
-        table.add_column(name, justify="left" if name == "month" else "right", no_wrap=True)
-    # Marketing's leads: every source but the deals AEs prospect themselves.
-    wide = sheet[sheet["source"] != "prospecting"].groupby(["month", "stage"])["target"].sum().unstack()
-    heads = p.headcount.set_index("month")
-    for month in wide.index:
-        lead_in = heads.loc[month, "phase"] != "period"
-        cells = [f"{month}{'*' if lead_in else ''}"]
-        cells += [f"{wide.loc[month, key]:,.0f}" for _, key in columns[1:6] if key is not None]
-        cells += [_short(wide.loc[month, "revenue"], "money")]
-        cells += [f"{heads.loc[month, 'aes']:.1f}", f"{heads.loc[month, 'sdrs']:.0f}"]
-        table.add_row(*cells, style="dim" if lead_in else None)
-    out.print(table)
-    per_month = sheet[(sheet["stage"] == "leads") & (sheet["phase"] == "period")]
-    out.print(
-        f"marketing:        leads x{p.lead_multiplier:.3f} of today's volume, "
-        f"{per_month['target'].sum():,.0f} leads in the period (+ {p.lead_in_months} months lead-in)"
-    )
-    hires = f"+{p.extra_aes} AEs hired on {p.scenario.start_date}" if p.extra_aes else "no extra AEs"
-    out.print(f"sales:            {hires}, {p.sdrs} SDRs")
-    inside = heads[heads["phase"] == "period"]
-    short = inside[(inside["aes_needed"] > inside["aes"]) | (inside["sdrs_needed"] > inside["sdrs"])]
-    out.print(
-        f"capacity check:   busiest month needs {inside['aes_needed'].max():.1f} AEs and "
-        f"{inside['sdrs_needed'].max():.1f} SDRs at 80% utilisation (Little's law); "
-        + (f"short in {len(short)} month(s): see headcount.csv" if len(short) else "the plan's headcount covers it")
-    )
-    terms = p.handoff_terms
-    out.print(
-        f"hand-off terms:   follow up {terms['follow_up_rate']:.0%} of MQLs, mean response "
-        f"{terms['response_time_hours_mean']:.1f} h, SQL bar {terms['sql_threshold']:g}"
-    )
-    pg = p.p_goal
-    out.print(
-        f"confidence:       goal reached in {_pct(pg['estimate'])} of {pg['n']} runs "
-        f"(95% CI {_pct(pg['ci_low'])} – {_pct(pg['ci_high'])}); revenue P10 {_short(p.revenue['p10'], 'money')}, "
-        f"P50 {_short(p.revenue['p50'], 'money')}, P90 {_short(p.revenue['p90'], 'money')}"
-    )
-    out.print(
-        f"cost in period:   {p.cost['period_total']:,.0f} {cur} (marketing {p.cost['marketing']:,.0f}); "
-        f"CAC {p.cost['cac']:,.0f}"
-    )
-    out.print(
-        f"analytic plan:    leads x{d.analytic_multiplier:.3f} (no queues); simulation needed x{p.lead_multiplier:.3f}"
-    )
 
 
 @app.command()
@@ -626,50 +457,36 @@ def compare(
     if narrate:
         err.print(f"comparing {len(loaded)} scenarios on {runs} common replications of seed {run_seed}")
 
+    budget = _budget(allow_large, narrate)
+    result = _compare(loaded, runs, run_seed, jobs, scheduler, attribute, named, budget, narrate)
+    if out_dir is not None:
+        _write_out(lambda: write_comparison(result, out_dir, figure_format=figure_format, force=force), narrate)
+    if as_json:
+        _print_json(result.to_json())
+        return
+    print_comparison(result, runs, loaded[0].currency)
+
+
+def _compare(
+    loaded: list[Scenario],
+    runs: int,
+    seed: int,
+    jobs: int,
+    scheduler: str | None,
+    attribute: bool,
+    levers: dict[str, list[str]],
+    budget: Budget,
+    narrate: bool,
+) -> Comparison:
+    """Run the comparison on a pool, with a progress bar of replications on stderr (in a terminal)."""
+
     def go() -> Comparison:
         with executor(jobs, scheduler) as pool, _replication_bar(narrate) as progress:
             return make_comparison(
-                loaded,
-                runs,
-                run_seed,
-                pool,
-                attribute_levers=attribute,
-                levers=named,
-                progress=progress,
-                budget=_budget(allow_large, narrate),
+                loaded, runs, seed, pool, attribute_levers=attribute, levers=levers, progress=progress, budget=budget
             )
 
-    result = _guard(go)
-    if out_dir is not None:
-        written = _guard(lambda: write_comparison(result, out_dir, figure_format=figure_format, force=force))
-        if narrate:
-            err.print(f"wrote {written}")
-    if as_json:
-        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
-        return
-    cur = loaded[0].currency
-    table = Table(
-        title=f"{runs} common replications; difference = scenario - {result.labels[0]} (paired, 95% CI)",
-        title_justify="left",
-    )
-    for name in ("metric", "scenario", "mean", "difference", "95% CI", "CI vs unpaired"):
-        table.add_column(name, justify="left" if name in ("metric", "scenario") else "right")
-    shown = {"revenue": f"revenue ({cur})", "wins": "wins", "sqls": "SQLs", "mqls": "MQLs", "cac": f"CAC ({cur})"}
-    rows = result.table(list(shown))
-    for row in rows.to_dict("records"):
-        first = row["scenario"] == result.labels[0]
-        fmt = "money" if row["metric"] in ("revenue", "cac") else "{:,.0f}"
-        table.add_row(
-            shown[row["metric"]],
-            row["scenario"],
-            _short(row["mean"], fmt),
-            "" if first else _short(row["difference"], fmt),
-            "" if first else f"{_short(row['diff_ci_low'], fmt)} – {_short(row['diff_ci_high'], fmt)}",
-            "" if first else f"{row['narrower']:.1f}x narrower",
-        )
-    out.print(table)
-    if result.attribution is not None:
-        _print_attribution(result.attribution, cur)
+    return _guard(go)
 
 
 def _levers(specs: list[str]) -> dict[str, list[str]]:
@@ -684,26 +501,6 @@ def _levers(specs: list[str]) -> dict[str, list[str]]:
             raise CompareError(f"--lever {name.strip()!r} is given twice")
         named[name.strip()] = parts
     return named
-
-
-def _print_attribution(attribution: Attribution, currency: str) -> None:
-    a, b = attribution.labels
-    table = Table(
-        title=f"Revenue gap {b} - {a} by lever (Shapley values on common replications, 95% CI)", title_justify="left"
-    )
-    for name in ("lever", "contribution", "95% CI", "share", "alone", "parameters"):
-        table.add_column(name, justify="left" if name in ("lever", "parameters") else "right")
-    for row in attribution.table().to_dict("records"):
-        table.add_row(
-            row["lever"],
-            _short(row["contribution"], "money"),
-            f"{_short(row['ci_low'], 'money')} – {_short(row['ci_high'], 'money')}",
-            _pct(row["share_of_gap"]),
-            "" if row["lever"] == "total" else _short(row["alone"], "money"),
-            row["parameters"],
-        )
-    out.print(table)
-    out.print(f"amounts in {currency}; alone: switching only that lever in {a}")
 
 
 @app.command()
@@ -742,7 +539,6 @@ def calibrate(
 ) -> None:
     """Fit a scenario to CRM exports: cycle, win rate, deal size, volumes, reps and the open pipeline."""
     from funnelsim.calibrate import calibrate as fit_scenario
-    from funnelsim.calibrate.readers import REASONS
     from funnelsim.report.calibration import check_outputs, write_calibration
 
     _guard(lambda: check_outputs(out_path, force))
@@ -764,36 +560,8 @@ def calibrate(
         )
     )
     written = _guard(lambda: write_calibration(cal, out_path, force=force))
-    if quiet:
-        return
-    for t in (cal.opportunities, cal.leads, cal.history):
-        if t is None:
-            continue
-        dates = ", ".join(f"{c} {f}" for c, f in t.date_conventions.items())
-        line = f"{t.path.name}: {t.dialect} ({t.dialect_how}); dates {dates}; "
-        line += f"{t.rows_read} rows read, {t.rows_read - len(t.issues)} used, {len(t.issues)} rejected"
-        err.print(escape(line))
-        for reason, count in t.rejected.items():
-            lines = [str(i.line) for i in t.issues if i.reason == reason][:3]
-            more = ", ..." if count > 3 else ""
-            err.print(escape(f"  {count} {REASONS[str(reason)]} (lines {', '.join(lines)}{more})"))
-    b, w = cal.best, cal.win
-    others = ", ".join(f"{f.family} {f.aic:.1f}" for f in cal.fits[1:])
-    out.print(f"as of:            {cal.as_of}")
-    out.print(
-        f"sales cycle:      {b.family} by AIC ({b.aic:.1f}; {others}); mean {b.mean:.1f} d "
-        f"(95% CI {b.mean_ci[0]:.1f}-{b.mean_ci[1]:.1f}); closed deals only would say {cal.naive_closed_only.mean:.1f}"
-    )
-    out.print(
-        f"win rate:         competing risks {_pct(w['competing_risks'])} (95% CI {_pct(w['ci_low'])}-"
-        f"{_pct(w['ci_high'])}) vs naive won/(won+lost) {_pct(w['naive'])}"
-    )
-    out.print(f"pipeline:         {len(cal.pipeline)} deals open on {cal.as_of}")
-    if "stages.csv" in cal.tables:
-        from funnelsim.report.calibration import stages_line
-
-        out.print(escape(f"time in stage:    {stages_line(cal.tables['stages.csv'])}"))
-    err.print(f"wrote {written[0]}, {written[1].name}, {written[2].name}/")
+    if not quiet:
+        print_calibration(cal, written)
 
 
 ParamSpecOpt = Annotated[
@@ -807,7 +575,7 @@ ParamSpecOpt = Annotated[
 
 
 @contextmanager
-def _replication_bar(narrate: bool) -> Iterator[Callable[[int, int], None]]:
+def _replication_bar(narrate: bool, total: int | None = None) -> Iterator[Callable[[int, int], None]]:
     """A progress bar of replications over a whole job (a grid, a comparison), on stderr and only in a terminal."""
     columns = (
         TextColumn("replications"),
@@ -819,7 +587,7 @@ def _replication_bar(narrate: bool) -> Iterator[Callable[[int, int], None]]:
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=err, transient=True, disable=not (narrate and err.is_terminal)) as bar:
-        task = bar.add_task("runs", total=None)
+        task = bar.add_task("runs", total=total)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
@@ -876,67 +644,13 @@ def sweep(
 
         result = _guard(go)
     if out_dir is not None:
-        written = _guard(lambda: write_sweep(result, out_dir, metric=metric, figure_format=figure_format, force=force))
-        if narrate:
-            err.print(f"wrote {written}")
-    if as_json:
-        sys.stdout.write(json.dumps(result.to_json(metric), indent=2) + "\n")
-        return
-    _print_sweep(result, metric)
-
-
-def _print_sweep(result: Sweep, metric: str) -> None:
-    fmt = _metric_format(metric)
-    best = result.optimum(metric)
-    diffs = result.differences(metric, against=best.point).set_index("point")
-    rows = result.table(metric)
-    title = f"{result.n_runs} common replications per point; difference = point - best (paired, 95% CI)"
-    table = Table(title=title, title_justify="left")
-    # A long path breaks at its dots, so a narrow terminal keeps every column readable.
-    for path in result.parameters:
-        table.add_column(path.replace(".", ".\n"), justify="right")
-    for name in (f"{metric} mean", "95% CI", "P10–P90", "vs best ± 95% CI"):
-        table.add_column(name, justify="right")
-    for row in rows.to_dict("records"):
-        d = diffs.loc[row["point"]]
-        is_best = row["point"] == best.point
-        table.add_row(
-            *[_value(row[p]) for p in result.parameters],
-            _short(row[f"{metric}_mean"], fmt),
-            f"{_short(row[f'{metric}_ci_low'], fmt)}–{_short(row[f'{metric}_ci_high'], fmt)}",
-            f"{_short(row[f'{metric}_p10'], fmt)}–{_short(row[f'{metric}_p90'], fmt)}",
-            "best" if is_best else _plus_minus(d["difference"], d["paired_half_width"], fmt),
-            style="bold" if is_best else None,
+        _write_out(
+            lambda: write_sweep(result, out_dir, metric=metric, figure_format=figure_format, force=force), narrate
         )
-    out.print(table)
-    where = ", ".join(f"{p}={_value(v)}" for p, v in best.values.items())
-    shape = "inside the range" if best.interior else "at the edge of the range: widen it to find the optimum"
-    worse = int(best.neighbours["significant"].sum())
-    out.print(
-        f"best {metric}:  {_short(best.mean, fmt)} at {where} "
-        f"(95% CI {_short(best.ci_low, fmt)}–{_short(best.ci_high, fmt)}), {shape}; "
-        f"{worse} of {len(best.neighbours)} neighbouring points significantly "
-        f"{'lower' if best.maximize else 'higher'}"
-    )
-
-
-def _plus_minus(x: float, half: float, fmt: str) -> str:
-    # Paired intervals are symmetric: "-1.5M ± 160k" says as much as two bounds, in half the width.
-    return f"{_short(x, fmt)} ± {_short(half, fmt)}"
-
-
-def _metric_format(metric: str) -> str:
-    if metric in ("revenue", "average_deal_size", "revenue_per_ae") or "cost" in metric or metric == "cac":
-        return "money"
-    if "rate" in metric or "_to_" in metric or "utilisation" in metric:
-        return "{:.1%}"
-    return "{:,.3g}"
-
-
-def _value(x: Any) -> str:
-    if not isinstance(x, float):
-        return str(x)
-    return f"{x:,.0f}" if abs(x) >= 1e4 else f"{x:.4g}"
+    if as_json:
+        _print_json(result.to_json(metric))
+        return
+    print_sweep(result, metric)
 
 
 @app.command()
@@ -994,54 +708,11 @@ def sensitivity(
 
         result = _guard(go)
     if out_dir is not None:
-        written = _guard(lambda: write_sensitivity(result, out_dir, figure_format=figure_format, force=force))
-        if narrate:
-            err.print(f"wrote {written}")
+        _write_out(lambda: write_sensitivity(result, out_dir, figure_format=figure_format, force=force), narrate)
     if as_json:
-        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+        _print_json(result.to_json())
         return
-    _print_sensitivity(result)
-
-
-def parse_share(text: str, option: str = "share") -> float:
-    """``20%`` or ``0.2`` as 0.2; a share strictly between 0 and 1."""
-    cleaned = text.strip()
-    try:
-        value = float(cleaned[:-1]) / 100 if cleaned.endswith("%") else float(cleaned)
-    except ValueError:
-        raise SweepError(f"{option}: expected a share such as 20% or 0.2, got {text!r}") from None
-    if not 0 < value < 1:
-        raise SweepError(f"{option} must be between 0 and 100% (exclusive), got {text!r}")
-    return value
-
-
-def _print_sensitivity(result: Sensitivity) -> None:
-    metric = result.metric
-    fmt = _metric_format(metric)
-    rows = result.table()
-    base = rows["base_mean"].iloc[0]
-    title = (
-        f"{metric} at -{result.by:.0%} / +{result.by:.0%} of each parameter; base {_short(base, fmt)}; "
-        f"{result.base.completed} common replications (paired 95% CI)"
-    )
-    table = Table(title=title, title_justify="left")
-    for name in ("parameter", "low / high", "effect of low ± 95% CI", "effect of high ± 95% CI", "swing"):
-        table.add_column(name, justify="left" if name == "parameter" else "right", overflow="fold")
-    for row in rows.to_dict("records"):
-        low_half = (row["low_diff_ci_high"] - row["low_diff_ci_low"]) / 2
-        high_half = (row["high_diff_ci_high"] - row["high_diff_ci_low"]) / 2
-        table.add_row(
-            row["parameter"] + (" (mean)" if row["kind"] == "distribution" else ""),
-            f"{_value(row['low_value'])} / {_value(row['high_value'])}",
-            _plus_minus(row["low_diff"], low_half, fmt),
-            _plus_minus(row["high_diff"], high_half, fmt),
-            _short(row["swing"], fmt),
-        )
-    out.print(table)
-    noted = rows[rows["note"].str.contains("clipped|not run|not allowed", regex=True)]
-    for row in noted.to_dict("records"):
-        out.print(f"note: {row['parameter']}: {row['note']}")
-    out.print(f"not varied: {len(result.skipped)} keys (see skipped.csv or --json: each with its reason)")
+    print_sensitivity(result)
 
 
 @app.command()

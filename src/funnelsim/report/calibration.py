@@ -81,7 +81,7 @@ def write_calibration(cal: Calibration, out: str | os.PathLike[str], *, force: b
 
 
 def _fill_report(cal: Calibration, folder: Path, scenario_name: str) -> None:
-    from funnelsim.report import plots
+    from funnelsim.report import figures as plots
 
     tables = dict(cal.tables)
     tables["fits.csv"] = fits_table(cal)

@@ -1,0 +1,55 @@
+"""Every figure funnelsim draws, one module per family: a run (:mod:`.run`), many runs
+(:mod:`.montecarlo`), a plan (:mod:`.planner`), a comparison (:mod:`.compare`), a sweep or
+sensitivity (:mod:`.sweep`) and a calibration (:mod:`.calibration`); their shared look is
+:mod:`.style`.
+
+Every function takes tidy tables (from :mod:`funnelsim.run.metrics`, or the per-replication
+tables of the Monte Carlo runs) and an optional matplotlib ``ax`` to draw into, and
+returns ``(fig, ax)``. The one exception is :func:`revenue_distribution`, which always
+draws its own figure of two panels side by side (histogram and ECDF) and returns
+``(fig, (hist_ax, ecdf_ax))``. None of them calls ``plt.show()`` or touches pyplot's
+state: a new figure is a bare :class:`matplotlib.figure.Figure`, so a batch of runs
+accumulates no open figures and any backend (including a headless one) works. Save with
+``fig.savefig(path)``.
+"""
+
+from funnelsim.report.figures.calibration import (
+    calibration_arrivals_chart,
+    calibration_cycle_chart,
+    calibration_deal_size_chart,
+)
+from funnelsim.report.figures.compare import (
+    compare_funnel_chart,
+    compare_leakage_chart,
+    compare_revenue_chart,
+    lever_waterfall_chart,
+)
+from funnelsim.report.figures.montecarlo import fan_chart, funnel_range_chart, revenue_distribution
+from funnelsim.report.figures.planner import plan_waterfall_chart, quota_chart, tradeoff_chart
+from funnelsim.report.figures.run import capacity_chart, funnel_chart, leakage_chart, revenue_chart
+from funnelsim.report.figures.style import INFO_REASONS
+from funnelsim.report.figures.sweep import sweep_chart, sweep_heatmap, tornado_chart
+
+__all__ = [
+    "INFO_REASONS",
+    "calibration_arrivals_chart",
+    "calibration_cycle_chart",
+    "calibration_deal_size_chart",
+    "capacity_chart",
+    "compare_funnel_chart",
+    "compare_leakage_chart",
+    "compare_revenue_chart",
+    "fan_chart",
+    "funnel_chart",
+    "funnel_range_chart",
+    "leakage_chart",
+    "lever_waterfall_chart",
+    "plan_waterfall_chart",
+    "quota_chart",
+    "revenue_chart",
+    "revenue_distribution",
+    "sweep_chart",
+    "sweep_heatmap",
+    "tornado_chart",
+    "tradeoff_chart",
+]

@@ -1,0 +1,103 @@
+"""Figures of a calibration (``funnelsim calibrate``): the Kaplan–Meier sales cycle against
+each fitted distribution, monthly arrivals, and the deal-size fit."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter, StrMethodFormatter
+
+from funnelsim.report.figures.style import (
+    BAR_COLOR,
+    LINE_COLOR,
+    SERIES_COLORS,
+    THOUSANDS,
+    check_table,
+    figure_and_axes,
+    month_ticks,
+)
+
+__all__ = ["calibration_arrivals_chart", "calibration_cycle_chart", "calibration_deal_size_chart"]
+
+
+def calibration_cycle_chart(km: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Kaplan–Meier share of deals closed by day ``t`` (with its 95% band) against each fitted CDF.
+
+    ``km`` is the calibration's ``km.csv``: ``days, km_sf, km_ci_low, km_ci_high`` and one
+    ``cdf_<family>`` column per fit (``cdf_closed_only_lognormal`` is drawn dashed: the
+    biased fit that ignores open deals).
+    """
+    check_table(km, "km", ["days", "km_sf", "km_ci_low", "km_ci_high"])
+    fig, ax = figure_and_axes(ax, (7, 4.5))
+    days = km["days"].to_numpy(float)
+    ax.step(days, 1 - km["km_sf"], where="post", color="black", label="Kaplan–Meier (open deals censored)")
+    ax.fill_between(days, 1 - km["km_ci_high"], 1 - km["km_ci_low"], step="post", color="0.85", label="95% band")
+    grid = np.linspace(0, days.max(), 200)
+    fits = [c for c in km.columns if c.startswith("cdf_")]
+    for i, column in enumerate(fits):
+        dashed = "closed_only" in column
+        label = column.removeprefix("cdf_").replace("_", " ")
+        ax.plot(
+            days,
+            km[column],
+            color=SERIES_COLORS[i % len(SERIES_COLORS)],
+            linestyle="--" if dashed else "-",
+            label=f"{label} fit" + (" (open deals dropped: biased)" if dashed else ""),
+        )
+    ax.set_xlim(0, grid.max())
+    ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("days from opportunity created")
+    ax.set_ylabel("share of deals closed")
+    ax.set_title("Sales cycle: Kaplan–Meier vs fitted distributions")
+    ax.legend(loc="lower right", fontsize="small")
+    return fig, ax
+
+
+def calibration_arrivals_chart(arrivals: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Opportunities per month (scaled to full months) and the fitted seasonal level.
+
+    ``arrivals`` is the calibration's ``arrivals.csv``; the rows with ``kind == "opportunities"``
+    are drawn: ``month``, ``per_month`` and ``seasonality_multiplier``.
+    """
+    check_table(arrivals, "arrivals", ["kind", "month", "per_month", "seasonality_multiplier"])
+    rows = arrivals[arrivals["kind"] == "opportunities"]
+    fig, ax = figure_and_axes(ax, (8, 4))
+    x = np.arange(len(rows))
+    ax.bar(x, rows["per_month"], color=BAR_COLOR, label="observed (per full month)")
+    weights = rows["days_observed"].to_numpy(float) if "days_observed" in rows else np.ones(len(rows))
+    level = np.nansum(rows["per_month"] * weights) / weights.sum() if weights.sum() else math.nan
+    ax.plot(x, level * rows["seasonality_multiplier"], color=LINE_COLOR, marker="o", label="mean x seasonality")
+    month_ticks(ax, x, [str(m) for m in rows["month"]])
+    ax.set_ylabel("opportunities per month")
+    ax.set_title("Opportunity arrivals by month")
+    ax.legend(loc="upper left", fontsize="small")
+    return fig, ax
+
+
+def calibration_deal_size_chart(
+    amounts: pd.Series, mean: float, sd: float, currency: str = "", ax: Axes | None = None
+) -> tuple[Figure, Axes]:
+    """Histogram of deal amounts with the fitted lognormal density (parametrised by mean and sd)."""
+    from scipy import stats
+
+    values = np.asarray(amounts, float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if len(values) == 0:
+        raise ValueError("amounts is empty: need at least one positive amount")
+    fig, ax = figure_and_axes(ax, (7, 4))
+    ax.hist(values, bins=min(40, max(10, len(values) // 10)), density=True, color=BAR_COLOR, alpha=0.7, label="deals")
+    sigma2 = math.log1p((sd / mean) ** 2)
+    grid = np.linspace(0, values.max(), 300)[1:]
+    density = stats.lognorm.pdf(grid, math.sqrt(sigma2), scale=mean * math.exp(-sigma2 / 2))
+    ax.plot(grid, density, color=LINE_COLOR, label=f"lognormal fit: mean {mean:,.0f}, sd {sd:,.0f}")
+    ax.xaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
+    ax.set_xlabel(f"deal amount ({currency})" if currency else "deal amount")
+    ax.set_ylabel("density")
+    ax.set_title("Deal size")
+    ax.legend(loc="upper right", fontsize="small")
+    return fig, ax

@@ -1,0 +1,394 @@
+"""What the command line prints: the rich tables and summary lines of ``run``, ``run --runs``,
+``plan``, ``compare``, ``calibrate``, ``sweep`` and ``sensitivity``.
+
+Results go to :data:`out` (stdout) and narration, warnings and errors to :data:`err`
+(stderr), so ``--json`` and pipes see only results. Cells are compact (``12.3M``, ``41.5%``);
+full precision is in ``--json`` and the CSV files.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from funnelsim.calibrate import Calibration
+    from funnelsim.studies.compare import Attribution, Comparison
+    from funnelsim.studies.planner.plan import Plan, PlanDiagnostics
+    from funnelsim.studies.replications import Replications
+    from funnelsim.studies.sensitivity import Sensitivity
+    from funnelsim.studies.sweep import Sweep
+
+__all__ = [
+    "err",
+    "metric_format",
+    "out",
+    "pct",
+    "plus_minus",
+    "print_attribution",
+    "print_calibration",
+    "print_comparison",
+    "print_plan",
+    "print_replications",
+    "print_sensitivity",
+    "print_summary",
+    "print_sweep",
+    "short",
+    "value_text",
+]
+
+# soft_wrap: messages stay on one line in logs and CI, where grep must find them.
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+out = Console(soft_wrap=True)
+
+
+def print_replications(reps: Replications) -> None:
+    cur = reps.scenario.currency
+    table = Table(
+        title=f"{reps.completed} replications (95% CI of the mean; percentiles across runs)", title_justify="left"
+    )
+    for name in ("metric", "mean", "95% CI", "P10", "P50", "P90"):
+        table.add_column(name, justify="left" if name == "metric" else "right")
+    summary = reps.summary().set_index("metric")
+    shown = [
+        ("leads", "leads", "{:,.0f}"),
+        ("MQLs", "mqls", "{:,.0f}"),
+        ("SQLs", "sqls", "{:,.0f}"),
+        ("opportunities", "opportunities", "{:,.0f}"),
+        ("wins", "wins", "{:,.0f}"),
+        (f"revenue ({cur})", "revenue", "money"),
+        ("win rate", "win_rate", "{:.1%}"),
+        ("median cycle, days", "median_cycle_days", "{:.0f}"),
+        (f"CAC ({cur})", "cac", "money"),
+    ]
+    for label, key, fmt in shown:
+        row = summary.loc[key]
+        cells = [row["mean"], row["ci_low"], row["ci_high"], row["p10"], row["p50"], row["p90"]]
+        f = [short(x, fmt) for x in cells]
+        table.add_row(label, f[0], f"{f[1]}–{f[2]}", f[3], f[4], f[5])
+    out.print(table)
+    stop = reps.stopped
+    if reps.precision is not None:
+        width = reps.to_json()["revenue_ci_half_width_relative"]
+        shown_width = "n/a" if width is None else f"{width:.2%}"
+        stop += f" (CI half-width {shown_width} of mean revenue; asked {reps.precision:.2%})"
+    out.print(f"runs:             {reps.completed} of {reps.requested} ({stop})")
+    p = reps.p_goal()
+    if p is not None and reps.goal is not None:
+        out.print(
+            f"P(revenue >= {reps.goal:,.0f} {cur}): {pct(p['estimate'])} "
+            f"(95% CI {pct(p['ci_low'])} – {pct(p['ci_high'])}, {p['hits']} of {p['n']} runs)"
+        )
+
+
+def short(x: float, fmt: str) -> str:
+    """Compact cells for the terminal (full precision is in --json and the CSV files)."""
+    if not math.isfinite(x):
+        return "n/a"
+    if fmt != "money":
+        return fmt.format(x)
+    for size, suffix in ((1e9, "bn"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= size:
+            return f"{x / size:.3g}{suffix}"
+    return f"{x:.0f}"
+
+
+def print_summary(stats: dict[str, float], currency: str) -> None:
+    table = Table(title="Funnel", title_justify="left")
+    table.add_column("stage")
+    table.add_column("volume", justify="right")
+    table.add_column("conversion from previous", justify="right")
+    rows = [
+        ("leads", "leads", None),
+        ("MQLs", "mqls", "lead_to_mql"),
+        ("SQLs", "sqls", "mql_to_sql"),
+        ("opportunities", "opportunities", "sql_to_opportunity"),
+        ("wins", "wins", "opportunity_to_win"),
+    ]
+    for label, key, conv in rows:
+        table.add_row(label, f"{stats[key]:,.0f}", "" if conv is None else pct(stats[conv]))
+    out.print(table)
+    out.print(f"revenue booked:   {stats['revenue']:,.0f} {currency}")
+    if "pipeline_revenue" in stats:  # the scenario starts from an open pipeline
+        out.print(
+            f"  from pipeline:  {stats['pipeline_revenue']:,.0f} {currency} "
+            f"({stats['pipeline_wins']:,.0f} of {stats['pipeline_deals']:,.0f} deals open on day 0 won, "
+            f"{stats['pipeline_losses']:,.0f} lost)"
+        )
+    out.print(f"win rate:         {pct(stats['win_rate'])} of closed opportunities")
+    out.print(f"average deal:     {stats['average_deal_size']:,.0f} {currency}")
+    out.print(f"median cycle:     {stats['median_cycle_days']:.0f} days (opportunity to win)")
+    out.print(f"median lead->win: {stats['median_lead_to_win_days']:.0f} days")
+    out.print(
+        f"cost:             {stats['total_cost']:,.0f} {currency} "
+        f"(marketing {stats['marketing_cost']:,.0f}, sales {stats['sales_cost']:,.0f}); "
+        f"CAC {stats['cac']:,.0f}"
+    )
+    out.print(
+        f"utilisation:      SDRs {pct(stats['sdr_utilisation'])}, AEs {pct(stats['ae_utilisation'])} (time-weighted)"
+    )
+
+
+def pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
+
+
+def print_plan(p: Plan, d: PlanDiagnostics) -> None:
+    """The plan: its joint-target sheet, then one line each for marketing, sales, capacity and confidence."""
+    cur = p.scenario.currency
+    out.print(f"Plan: {p.goal:,.0f} {cur} closed in {p.period} with {p.confidence:.0%} confidence (lever: {p.lever})")
+    sheet = p.sheet
+    heads = p.headcount.set_index("month")
+    out.print(_plan_table(p, heads))
+    per_month = sheet[(sheet["stage"] == "leads") & (sheet["phase"] == "period")]
+    out.print(
+        f"marketing:        leads x{p.lead_multiplier:.3f} of today's volume, "
+        f"{per_month['target'].sum():,.0f} leads in the period (+ {p.lead_in_months} months lead-in)"
+    )
+    hires = f"+{p.extra_aes} AEs hired on {p.scenario.start_date}" if p.extra_aes else "no extra AEs"
+    out.print(f"sales:            {hires}, {p.sdrs} SDRs")
+    inside = heads[heads["phase"] == "period"]
+    short_months = inside[(inside["aes_needed"] > inside["aes"]) | (inside["sdrs_needed"] > inside["sdrs"])]
+    out.print(
+        f"capacity check:   busiest month needs {inside['aes_needed'].max():.1f} AEs and "
+        f"{inside['sdrs_needed'].max():.1f} SDRs at 80% utilisation (Little's law); "
+        + (
+            f"short in {len(short_months)} month(s): see headcount.csv"
+            if len(short_months)
+            else "the plan's headcount covers it"
+        )
+    )
+    terms = p.handoff_terms
+    out.print(
+        f"hand-off terms:   follow up {terms['follow_up_rate']:.0%} of MQLs, mean response "
+        f"{terms['response_time_hours_mean']:.1f} h, SQL bar {terms['sql_threshold']:g}"
+    )
+    pg = p.p_goal
+    out.print(
+        f"confidence:       goal reached in {pct(pg['estimate'])} of {pg['n']} runs "
+        f"(95% CI {pct(pg['ci_low'])} – {pct(pg['ci_high'])}); revenue P10 {short(p.revenue['p10'], 'money')}, "
+        f"P50 {short(p.revenue['p50'], 'money')}, P90 {short(p.revenue['p90'], 'money')}"
+    )
+    out.print(
+        f"cost in period:   {p.cost['period_total']:,.0f} {cur} (marketing {p.cost['marketing']:,.0f}); "
+        f"CAC {p.cost['cac']:,.0f}"
+    )
+    out.print(
+        f"analytic plan:    leads x{d.analytic_multiplier:.3f} (no queues); simulation needed x{p.lead_multiplier:.3f}"
+    )
+
+
+def _plan_table(p: Plan, heads: pd.DataFrame) -> Table:
+    """The joint-target sheet, one row per month; lead-in months dimmed and starred."""
+    cur = p.scenario.currency
+    sheet = p.sheet
+    table = Table(
+        title="Joint targets per month: marketing (MKT), hand-off (SHARED), sales",
+        title_justify="left",
+        caption="* lead-in month: builds the pipeline for the period",
+        caption_justify="left",
+    )
+    columns = [
+        ("month", None),
+        ("leads\nMKT", "leads"),
+        ("MQLs\nMKT", "mqls"),
+        ("SQLs\nSHARED", "sqls"),
+        ("opps\nSALES", "opportunities"),
+        ("wins\nSALES", "wins"),
+        (f"revenue\n{cur}", "revenue"),
+        ("AEs\nramped", None),
+        ("SDRs", None),
+    ]
+    for name, _ in columns:
+        table.add_column(name, justify="left" if name == "month" else "right", no_wrap=True)
+    # Marketing's leads: every source but the deals AEs prospect themselves.
+    wide = sheet[sheet["source"] != "prospecting"].groupby(["month", "stage"])["target"].sum().unstack()
+    for month in wide.index:
+        lead_in = heads.loc[month, "phase"] != "period"
+        cells = [f"{month}{'*' if lead_in else ''}"]
+        cells += [f"{wide.loc[month, key]:,.0f}" for _, key in columns[1:6] if key is not None]
+        cells += [short(wide.loc[month, "revenue"], "money")]
+        cells += [f"{heads.loc[month, 'aes']:.1f}", f"{heads.loc[month, 'sdrs']:.0f}"]
+        table.add_row(*cells, style="dim" if lead_in else None)
+    return table
+
+
+def print_attribution(attribution: Attribution, currency: str) -> None:
+    a, b = attribution.labels
+    table = Table(
+        title=f"Revenue gap {b} - {a} by lever (Shapley values on common replications, 95% CI)", title_justify="left"
+    )
+    for name in ("lever", "contribution", "95% CI", "share", "alone", "parameters"):
+        table.add_column(name, justify="left" if name in ("lever", "parameters") else "right")
+    for row in attribution.table().to_dict("records"):
+        table.add_row(
+            row["lever"],
+            short(row["contribution"], "money"),
+            f"{short(row['ci_low'], 'money')} – {short(row['ci_high'], 'money')}",
+            pct(row["share_of_gap"]),
+            "" if row["lever"] == "total" else short(row["alone"], "money"),
+            row["parameters"],
+        )
+    out.print(table)
+    out.print(f"amounts in {currency}; alone: switching only that lever in {a}")
+
+
+def print_sweep(result: Sweep, metric: str) -> None:
+    fmt = metric_format(metric)
+    best = result.optimum(metric)
+    diffs = result.differences(metric, against=best.point).set_index("point")
+    rows = result.table(metric)
+    title = f"{result.n_runs} common replications per point; difference = point - best (paired, 95% CI)"
+    table = Table(title=title, title_justify="left")
+    # A long path breaks at its dots, so a narrow terminal keeps every column readable.
+    for path in result.parameters:
+        table.add_column(path.replace(".", ".\n"), justify="right")
+    for name in (f"{metric} mean", "95% CI", "P10–P90", "vs best ± 95% CI"):
+        table.add_column(name, justify="right")
+    for row in rows.to_dict("records"):
+        d = diffs.loc[row["point"]]
+        is_best = row["point"] == best.point
+        table.add_row(
+            *[value_text(row[p]) for p in result.parameters],
+            short(row[f"{metric}_mean"], fmt),
+            f"{short(row[f'{metric}_ci_low'], fmt)}–{short(row[f'{metric}_ci_high'], fmt)}",
+            f"{short(row[f'{metric}_p10'], fmt)}–{short(row[f'{metric}_p90'], fmt)}",
+            "best" if is_best else plus_minus(d["difference"], d["paired_half_width"], fmt),
+            style="bold" if is_best else None,
+        )
+    out.print(table)
+    where = ", ".join(f"{p}={value_text(v)}" for p, v in best.values.items())
+    shape = "inside the range" if best.interior else "at the edge of the range: widen it to find the optimum"
+    worse = int(best.neighbours["significant"].sum())
+    out.print(
+        f"best {metric}:  {short(best.mean, fmt)} at {where} "
+        f"(95% CI {short(best.ci_low, fmt)}–{short(best.ci_high, fmt)}), {shape}; "
+        f"{worse} of {len(best.neighbours)} neighbouring points significantly "
+        f"{'lower' if best.maximize else 'higher'}"
+    )
+
+
+def plus_minus(x: float, half: float, fmt: str) -> str:
+    # Paired intervals are symmetric: "-1.5M ± 160k" says as much as two bounds, in half the width.
+    return f"{short(x, fmt)} ± {short(half, fmt)}"
+
+
+def metric_format(metric: str) -> str:
+    if metric in ("revenue", "average_deal_size", "revenue_per_ae") or "cost" in metric or metric == "cac":
+        return "money"
+    if "rate" in metric or "_to_" in metric or "utilisation" in metric:
+        return "{:.1%}"
+    return "{:,.3g}"
+
+
+def value_text(x: Any) -> str:
+    if not isinstance(x, float):
+        return str(x)
+    return f"{x:,.0f}" if abs(x) >= 1e4 else f"{x:.4g}"
+
+
+def print_sensitivity(result: Sensitivity) -> None:
+    metric = result.metric
+    fmt = metric_format(metric)
+    rows = result.table()
+    base = rows["base_mean"].iloc[0]
+    title = (
+        f"{metric} at -{result.by:.0%} / +{result.by:.0%} of each parameter; base {short(base, fmt)}; "
+        f"{result.base.completed} common replications (paired 95% CI)"
+    )
+    table = Table(title=title, title_justify="left")
+    for name in ("parameter", "low / high", "effect of low ± 95% CI", "effect of high ± 95% CI", "swing"):
+        table.add_column(name, justify="left" if name == "parameter" else "right", overflow="fold")
+    for row in rows.to_dict("records"):
+        low_half = (row["low_diff_ci_high"] - row["low_diff_ci_low"]) / 2
+        high_half = (row["high_diff_ci_high"] - row["high_diff_ci_low"]) / 2
+        table.add_row(
+            row["parameter"] + (" (mean)" if row["kind"] == "distribution" else ""),
+            f"{value_text(row['low_value'])} / {value_text(row['high_value'])}",
+            plus_minus(row["low_diff"], low_half, fmt),
+            plus_minus(row["high_diff"], high_half, fmt),
+            short(row["swing"], fmt),
+        )
+    out.print(table)
+    noted = rows[rows["note"].str.contains("clipped|not run|not allowed", regex=True)]
+    for row in noted.to_dict("records"):
+        out.print(f"note: {row['parameter']}: {row['note']}")
+    out.print(f"not varied: {len(result.skipped)} keys (see skipped.csv or --json: each with its reason)")
+
+
+def print_comparison(result: Comparison, runs: int, currency: str) -> None:
+    """Each headline metric per scenario, with its paired difference against the first; then the attribution."""
+    table = Table(
+        title=f"{runs} common replications; difference = scenario - {result.labels[0]} (paired, 95% CI)",
+        title_justify="left",
+    )
+    for name in ("metric", "scenario", "mean", "difference", "95% CI", "CI vs unpaired"):
+        table.add_column(name, justify="left" if name in ("metric", "scenario") else "right")
+    shown = {
+        "revenue": f"revenue ({currency})",
+        "wins": "wins",
+        "sqls": "SQLs",
+        "mqls": "MQLs",
+        "cac": f"CAC ({currency})",
+    }
+    rows = result.table(list(shown))
+    for row in rows.to_dict("records"):
+        first = row["scenario"] == result.labels[0]
+        fmt = "money" if row["metric"] in ("revenue", "cac") else "{:,.0f}"
+        table.add_row(
+            shown[row["metric"]],
+            row["scenario"],
+            short(row["mean"], fmt),
+            "" if first else short(row["difference"], fmt),
+            "" if first else f"{short(row['diff_ci_low'], fmt)} – {short(row['diff_ci_high'], fmt)}",
+            "" if first else f"{row['narrower']:.1f}x narrower",
+        )
+    out.print(table)
+    if result.attribution is not None:
+        print_attribution(result.attribution, currency)
+
+
+def print_calibration(cal: Calibration, written: tuple[Path, Path, Path]) -> None:
+    """How each export was read (on stderr), the fitted cycle, win rate and pipeline, and what was written."""
+    _print_exports_read(cal)
+    b, w = cal.best, cal.win
+    others = ", ".join(f"{f.family} {f.aic:.1f}" for f in cal.fits[1:])
+    out.print(f"as of:            {cal.as_of}")
+    out.print(
+        f"sales cycle:      {b.family} by AIC ({b.aic:.1f}; {others}); mean {b.mean:.1f} d "
+        f"(95% CI {b.mean_ci[0]:.1f}-{b.mean_ci[1]:.1f}); closed deals only would say {cal.naive_closed_only.mean:.1f}"
+    )
+    out.print(
+        f"win rate:         competing risks {pct(w['competing_risks'])} (95% CI {pct(w['ci_low'])}-"
+        f"{pct(w['ci_high'])}) vs naive won/(won+lost) {pct(w['naive'])}"
+    )
+    out.print(f"pipeline:         {len(cal.pipeline)} deals open on {cal.as_of}")
+    if "stages.csv" in cal.tables:
+        from funnelsim.report.calibration import stages_line
+
+        out.print(escape(f"time in stage:    {stages_line(cal.tables['stages.csv'])}"))
+    err.print(f"wrote {written[0]}, {written[1].name}, {written[2].name}/")
+
+
+def _print_exports_read(cal: Calibration) -> None:
+    from funnelsim.calibrate.readers import REASONS
+
+    for t in (cal.opportunities, cal.leads, cal.history):
+        if t is None:
+            continue
+        dates = ", ".join(f"{c} {f}" for c, f in t.date_conventions.items())
+        line = f"{t.path.name}: {t.dialect} ({t.dialect_how}); dates {dates}; "
+        line += f"{t.rows_read} rows read, {t.rows_read - len(t.issues)} used, {len(t.issues)} rejected"
+        err.print(escape(line))
+        for reason, count in t.rejected.items():
+            lines = [str(i.line) for i in t.issues if i.reason == reason][:3]
+            more = ", ..." if count > 3 else ""
+            err.print(escape(f"  {count} {REASONS[str(reason)]} (lines {', '.join(lines)}{more})"))
