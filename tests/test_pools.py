@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from funnelsim.engine.pools import SlotPool
-from funnelsim.records import TEAMS, Recorder
+from funnelsim.engine.recorder import Recorder
+from funnelsim.vocabulary import TEAMS
 
 
 class _Request:
