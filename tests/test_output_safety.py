@@ -66,7 +66,7 @@ def no_simulation(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("simulated before checking --out")
 
     monkeypatch.setattr(cli, "simulate", refuse)
-    monkeypatch.setattr(mc, "replicate", refuse)
+    monkeypatch.setattr(mc, "replicate_one", refuse)
 
 
 def _one_line(stderr: str) -> str:
