@@ -50,8 +50,8 @@ __all__ = [
 
 # Measured by benchmarks/workload.py on the baseline company (rounded up, see the module docstring).
 SECONDS_PER_RUN_FIXED = 0.05
-SECONDS_PER_LEAD = 8e-6
-SECONDS_PER_AE_DAY = 1.5e-5
+SECONDS_PER_LEAD = 6e-6
+SECONDS_PER_AE_DAY = 1.5e-6
 BYTES_BASE = 200e6  # the interpreter with numpy, pandas, scipy and simpy loaded
 BYTES_PER_LEAD = 1_000.0
 BYTES_PER_AE = 20_000.0
