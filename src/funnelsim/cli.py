@@ -62,7 +62,7 @@ from funnelsim.run.metrics import summarize_run
 from funnelsim.run.result import resolve_seed
 from funnelsim.studies.compare import Attribution, CompareError, Comparison
 from funnelsim.studies.compare import compare as make_comparison
-from funnelsim.studies.planner.plan import (
+from funnelsim.studies.planner import (
     LEVERS,
     MAX_EVALUATIONS,
     Lever,
@@ -72,7 +72,7 @@ from funnelsim.studies.planner.plan import (
     PlanError,
     PlanInfeasible,
 )
-from funnelsim.studies.planner.plan import plan as make_plan
+from funnelsim.studies.planner import plan as make_plan
 from funnelsim.studies.replications import MAX_RUNS, MonteCarloError, Replications, interruption_of, stop_on_signals
 from funnelsim.studies.replications import executor as mc_executor
 from funnelsim.studies.replications import run as mc_run

@@ -84,7 +84,7 @@ if TYPE_CHECKING:
     from funnelsim.model.scenario import Scenario
     from funnelsim.run.result import RunResult
     from funnelsim.studies.compare import Comparison
-    from funnelsim.studies.planner.plan import Plan, PlanDiagnostics
+    from funnelsim.studies.planner import Plan, PlanDiagnostics
     from funnelsim.studies.replications import Replications
     from funnelsim.studies.sweep import Sensitivity, Sweep
 
