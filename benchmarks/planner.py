@@ -2,7 +2,7 @@
 
     python benchmarks/planner.py [--goal 5M] [--runs 100] [--jobs 2] [--no-reference]
 
-Times :func:`funnelsim.studies.planner.plan.plan` (the code path of ``funnelsim plan``) on the
+Times :func:`funnelsim.studies.planner.plan` (the code path of ``funnelsim plan``) on the
 bundled baseline, and as the reference, in the same process, the straightforward
 search a user would write: bisection on the same 2% grid of lead volumes between half
 and twice the analytic guess, ``runs`` replications per step on the same seeds. Prints
@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 from funnelsim import load_scenario
-from funnelsim.studies import executors
+from funnelsim.studies import executors, planner
 from funnelsim.studies import replications as mc
-from funnelsim.studies.planner import plan as planner
 from funnelsim.units import parse_amount
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -40,7 +40,7 @@ from funnelsim.model.mechanisms import win_probability
 from funnelsim.model.paths import apply_overrides
 from funnelsim.run import metrics as m
 from funnelsim.run.metrics import summarize_run
-from funnelsim.studies.planner.plan import Period, analytic_multiplier, frame, pipeline_flow, plan
+from funnelsim.studies.planner import Period, analytic_multiplier, frame, pipeline_flow, plan
 from scaled import TENTH, tiny_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -600,7 +600,7 @@ def test_planned_toml_carries_the_pipeline_rows(tmp_path: Path) -> None:
 
 def test_a_period_before_the_pipeline_date_is_refused() -> None:
     """The open deals describe start_date: a plan cannot start earlier, nor ask for a lead-in before it."""
-    from funnelsim.studies.planner.plan import PlanError
+    from funnelsim.studies.planner import PlanError
 
     with pytest.raises(PlanError, match="before 2027-01-01, the date of the scenario's initial_pipeline"):
         frame(_scaled(), Period.parse("2026-10-01:2027-06-30"), 3)

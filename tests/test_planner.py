@@ -15,7 +15,7 @@ from funnelsim.model.analytic import delay_pmf, renewal_function
 from funnelsim.model.distributions import Gamma, LogNormal
 from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
-from funnelsim.studies.planner.plan import (
+from funnelsim.studies.planner import (
     Period,
     PlanError,
     analytic_multiplier,

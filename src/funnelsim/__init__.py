@@ -50,10 +50,10 @@ _API = {
     "Sweep": ("funnelsim.studies.sweep", "Sweep"),
     "sensitivity": ("funnelsim.studies.sensitivity", "sensitivity"),
     "Sensitivity": ("funnelsim.studies.sensitivity", "Sensitivity"),
-    "plan": ("funnelsim.studies.planner.plan", "plan"),
-    "Plan": ("funnelsim.studies.planner.plan", "Plan"),
-    "PlanDiagnostics": ("funnelsim.studies.planner.plan", "PlanDiagnostics"),
-    "PlanInfeasible": ("funnelsim.studies.planner.plan", "PlanInfeasible"),
+    "plan": ("funnelsim.studies.planner", "plan"),
+    "Plan": ("funnelsim.studies.planner", "Plan"),
+    "PlanDiagnostics": ("funnelsim.studies.planner", "PlanDiagnostics"),
+    "PlanInfeasible": ("funnelsim.studies.planner", "PlanInfeasible"),
     "Budget": ("funnelsim.studies.workload", "Budget"),
     "calibrate": ("funnelsim.calibrate", "calibrate"),
     "Calibration": ("funnelsim.calibrate", "Calibration"),
@@ -96,7 +96,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from funnelsim.run.result import RunResult
     from funnelsim.studies.compare import Comparison, compare
     from funnelsim.studies.executors import executor
-    from funnelsim.studies.planner.plan import Plan, PlanDiagnostics, PlanInfeasible, plan
+    from funnelsim.studies.planner import Plan, PlanDiagnostics, PlanInfeasible, plan
     from funnelsim.studies.replications import Replications
     from funnelsim.studies.replications import run as replicate
     from funnelsim.studies.sensitivity import Sensitivity, sensitivity

@@ -73,7 +73,7 @@ from funnelsim.studies.compare import CompareError, Comparison
 from funnelsim.studies.compare import compare as make_comparison
 from funnelsim.studies.executors import MonteCarloError, interruption_of, stop_on_signals
 from funnelsim.studies.executors import executor as mc_executor
-from funnelsim.studies.planner.plan import (
+from funnelsim.studies.planner import (
     LEVERS,
     MAX_EVALUATIONS,
     Lever,
@@ -83,7 +83,7 @@ from funnelsim.studies.planner.plan import (
     PlanError,
     PlanInfeasible,
 )
-from funnelsim.studies.planner.plan import plan as make_plan
+from funnelsim.studies.planner import plan as make_plan
 from funnelsim.studies.replications import MAX_RUNS, Replications
 from funnelsim.studies.replications import run as mc_run
 from funnelsim.studies.sensitivity import Sensitivity

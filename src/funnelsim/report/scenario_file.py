@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from funnelsim.model.scenario import Scenario
-    from funnelsim.studies.planner.plan import Plan
+    from funnelsim.studies.planner import Plan
 
 __all__ = [
     "planned_toml",

@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 
     from funnelsim.run.result import RunResult
     from funnelsim.studies.compare import Comparison
-    from funnelsim.studies.planner.plan import Plan, PlanDiagnostics
+    from funnelsim.studies.planner import Plan, PlanDiagnostics
     from funnelsim.studies.replications import Replications
     from funnelsim.studies.sensitivity import Sensitivity
     from funnelsim.studies.sweep import Sweep

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from funnelsim.calibrate import Calibration
     from funnelsim.studies.compare import Attribution, Comparison
-    from funnelsim.studies.planner.plan import Plan, PlanDiagnostics
+    from funnelsim.studies.planner import Plan, PlanDiagnostics
     from funnelsim.studies.replications import Replications
     from funnelsim.studies.sensitivity import Sensitivity
     from funnelsim.studies.sweep import Sweep

@@ -66,7 +66,7 @@ def quota_chart(sheet: pd.DataFrame) -> tuple[Figure, tuple[Axes, Axes]]:
     Parameters
     ----------
     sheet
-        The joint-target sheet (:attr:`funnelsim.studies.planner.plan.Plan.sheet`): columns ``month``,
+        The joint-target sheet (:attr:`funnelsim.studies.planner.Plan.sheet`): columns ``month``,
         ``phase``, ``stage``, ``source``, ``team`` and ``target``.
 
     Returns

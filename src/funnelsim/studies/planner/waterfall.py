@@ -1,0 +1,493 @@
+r"""The analytic funnel worked backwards: the expected daily flow of a scenario, and the volume a goal needs.
+
+Every stage is the one before it convolved with that stage's delay on a grid of whole
+days (:func:`funnelsim.model.analytic.delay_pmf`) and multiplied by its conversion.
+For source ``s`` with ``r_s(t)`` leads a day,
+
+.. math:: \text{mql}_s = y_s\,(r_s * g_s), \qquad
+          \text{sql} = \sum_s q_s\,(\text{mql}_s * h), \qquad
+          \text{win} = w\,(o\,\text{sql} * c),
+
+``*`` the convolution, ``g_s`` the time to MQL, ``h`` the response delay plus the SDR's
+work, ``c`` the sales cycle, ``y_s``, ``q_s``, ``o``, ``w`` the lead -> MQL, MQL -> SQL,
+SQL -> opportunity and opportunity -> win shares. ``y_s``, ``g_s`` and the fit and
+engagement of the MQLs come from the nurture equations applied to a fixed sample of
+40,000 leads (:func:`source_yields`; there is no closed form); the rest is exact
+(:mod:`funnelsim.model.analytic`). Queues, abandonment, recycling and randomness are
+ignored, except that AEs prospect only with their free slots (mean field; Little's law
+gives the open deals). :func:`analytic_multiplier` finds the lead volume whose expected
+revenue in the period is the goal; :func:`ae_revenue_ceiling` bounds what AE capacity
+alone can close.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+
+from funnelsim.engine.nurture import MQL, nurture_batch
+from funnelsim.model.analytic import delay_pmf, expectation, expected_contact_rate, renewal_function
+from funnelsim.model.mechanisms import productivity, score, slots, win_probability
+from funnelsim.model.scenario import DAYS_PER_MONTH, Scenario, rate
+from funnelsim.studies import replications as mc
+from funnelsim.studies.planner.errors import PlanInfeasible
+from funnelsim.studies.planner.levers import MAX_LEAD_MULTIPLIER, apply_changes, planned_changes
+from funnelsim.studies.planner.period import Period
+
+__all__ = [
+    "NURTURE_SAMPLE",
+    "STAGES",
+    "TARGET_UTILISATION",
+    "PipelineFlow",
+    "SourceYield",
+    "Waterfall",
+    "ae_revenue_ceiling",
+    "analytic_multiplier",
+    "pipeline_flow",
+    "source_yields",
+    "waterfall",
+]
+
+TARGET_UTILISATION = 0.8
+"""The share of their time reps are planned to be busy (Little's law sizing)."""
+NURTURE_SAMPLE = 40_000
+"""Leads per source run through the nurture equations for :func:`source_yields`."""
+_ANALYTIC_SEED = 20_270_101  # fixed: the analytic waterfall is a pure function of the scenario
+STAGES = mc.MONTHLY_COLUMNS  # leads, mqls, sqls, opportunities, wins, revenue
+_LEVELS = {"sdrs_needed": "mean", "aes_needed": "mean", "sdrs": "mean", "aes": "mean", "ae_headcount": "mean"}
+
+
+@dataclass(frozen=True)
+class SourceYield:
+    """What one lead of a source is expected to become (unlimited capacity, no recycling).
+
+    ``mql_delay`` is the distribution of days from lead to MQL on the day grid
+    (given the lead becomes an MQL).
+    """
+
+    mql_rate: float
+    mql_delay: np.ndarray
+    sqls_per_mql: float
+    opportunity: float
+    win: float
+    deal_size: float
+
+
+@dataclass(frozen=True)
+class Waterfall:
+    """The analytic flow of one scenario.
+
+    ``months`` has one row per month of the scenario: ``month``, ``phase`` ("lead-in" or
+    "period"), ``leads_<source>`` per source, ``prospected`` (deals AEs source
+    themselves), ``leads`` (all, prospected included, as the simulation counts them),
+    ``mqls``, ``sqls``, ``opportunities``, ``wins``, ``revenue`` (expected counts by the
+    month they happen), ``sdrs_needed``, ``aes_needed`` (Little's law at the target
+    utilisation), ``sdrs``, ``aes`` (planned headcount, AEs in ramped-up equivalents),
+    and ``cost`` (leads bought plus rep salaries in the month).
+    """
+
+    months: pd.DataFrame
+    period: Period
+    yields: dict[str, SourceYield]
+    lag_p90_days: float
+
+    @property
+    def in_period(self) -> pd.DataFrame:
+        """The rows of the period's months."""
+        return self.months[self.months["phase"] == "period"]
+
+    @property
+    def revenue(self) -> float:
+        """Expected revenue closed in the period."""
+        return float(self.in_period["revenue"].sum())
+
+
+# ---------------------------------------------------------------------------
+# Yields per source
+
+
+def source_yields(scenario: Scenario) -> dict[str, SourceYield]:
+    """Per-source conversion rates and time to MQL; deterministic (fixed sample, fixed seed)."""
+    h, s = scenario.handoff, scenario.sales
+    mql_rule, sql_rule = scenario.qualification.mql, scenario.qualification.sql
+    contact = expected_contact_rate(h.speed_to_lead, h.response_delay_days)
+    intent = np.array([p.buying_intent for p in scenario.personas.values()])
+    response = np.array([p.engagement_response for p in scenario.personas.values()])
+    deal = np.array([s.deal_size_by_persona.get(p, s.deal_size).mean for p in scenario.personas])
+    names = list(scenario.personas)
+    days = math.ceil(scenario.nurture.max_nurture_days) + 2
+    out = {}
+    for index, (name, src) in enumerate(scenario.sources.items()):
+        rng = np.random.default_rng([_ANALYTIC_SEED, index])
+        n = NURTURE_SAMPLE
+        mix = np.array([src.persona_mix.get(p, 0.0) for p in names])
+        persona = rng.choice(len(names), size=n, p=mix / mix.sum())
+        fit = src.fit.sample(rng, n)
+        engagement = src.initial_engagement.sample(rng, n)
+        if src.entry_stage == "mql":
+            mql, when = np.ones(n, dtype=bool), np.zeros(n)
+        else:
+            outcome, when, engagement = nurture_batch(
+                _touch_streams(index),
+                scenario.nurture,
+                mql_rule,
+                fit,
+                engagement,
+                response[persona],
+                np.zeros(n),
+                math.inf,
+            )
+            mql = outcome == MQL
+        if not mql.any():
+            out[name] = SourceYield(0.0, np.eye(1, days)[0], 0.0, rate(s.opportunity_rate), 0.0, 0.0)
+            continue
+        qualify = intent[persona[mql]] * (score(sql_rule, fit[mql], engagement[mql]) >= sql_rule.threshold)
+        won = qualify * win_probability(rate(s.win_rate), s.fit_effect, fit[mql])
+        out[name] = SourceYield(
+            mql_rate=float(mql.mean()),
+            mql_delay=np.bincount(np.floor(when[mql] + 0.5).astype(int), minlength=days)[:days] / mql.sum(),
+            sqls_per_mql=rate(h.follow_up_rate) * contact * float(qualify.mean()),
+            opportunity=rate(s.opportunity_rate),
+            win=float(won.sum() / qualify.sum()) if qualify.sum() > 0 else 0.0,
+            deal_size=float((won * deal[persona[mql]]).sum() / won.sum()) if won.sum() > 0 else 0.0,
+        )
+    return out
+
+
+def _touch_streams(source: int) -> Callable[[int], np.random.Generator]:
+    """One random stream per nurture touch of a source's sample, fixed by the analytic seed."""
+    return lambda touch: np.random.default_rng([_ANALYTIC_SEED, source, touch + 1])
+
+
+# ---------------------------------------------------------------------------
+# The day grid and what flows on it
+
+
+def _conv(x: np.ndarray, pmf: np.ndarray) -> np.ndarray:
+    """``x`` delayed by ``pmf`` on the day grid (mass past the grid's end dropped)."""
+    return np.convolve(x, pmf)[: len(x)]
+
+
+def _days_to_months(scenario: Scenario, days: int) -> np.ndarray:
+    """The ``"YYYY-MM"`` of every day of the grid."""
+    start = scenario.start_date
+    dates = [start + dt.timedelta(days=d) for d in range(days)]
+    return np.array([f"{d.year:04d}-{d.month:02d}" for d in dates])
+
+
+@dataclass(frozen=True)
+class _DayGrid:
+    """The scenario's days, their months, and the stage delays on the grid."""
+
+    days: int
+    month: np.ndarray  # "YYYY-MM" per day
+    calendar: np.ndarray  # calendar month index 0..11 per day (for seasonality)
+    handoff: np.ndarray  # MQL -> SQL: response delay plus SDR work
+    cycle: np.ndarray  # opportunity -> close
+    survival: np.ndarray  # P(a deal is still open d days after it opened)
+
+
+def _day_grid(scenario: Scenario) -> _DayGrid:
+    """Decides the grid (one cell per day of the horizon) and the delays every stage convolves with."""
+    days = round(scenario.horizon_days)
+    h, s = scenario.handoff, scenario.sales
+    day_month = _days_to_months(scenario, days)
+    calendar = np.array([int(m[5:]) - 1 for m in day_month])
+    handoff = np.convolve(delay_pmf(h.response_delay_days, days), delay_pmf(h.sdr.work_days, days))[:days]
+    cycle = delay_pmf(s.cycle_days, days)
+    return _DayGrid(days, day_month, calendar, handoff, cycle, 1 - np.cumsum(cycle))
+
+
+@dataclass(frozen=True)
+class _LeadFlow:
+    """The expected daily flow of the sources' leads down the funnel (prospecting and pipeline apart)."""
+
+    leads: dict[str, np.ndarray]  # "leads_<source>" -> leads per day
+    mqls: np.ndarray
+    sqls: np.ndarray
+    opportunities: np.ndarray
+    wins: np.ndarray
+    revenue: np.ndarray
+    marketing_cost: np.ndarray
+
+
+def _lead_flow(scenario: Scenario, grid: _DayGrid, yields: dict[str, SourceYield]) -> _LeadFlow:
+    """Decides each source's leads per day (volume x seasonality) and carries them stage by stage."""
+    columns: dict[str, np.ndarray] = {}
+    mqls = np.zeros(grid.days)
+    sqls = np.zeros(grid.days)
+    opps = np.zeros(grid.days)
+    wins = np.zeros(grid.days)
+    revenue = np.zeros(grid.days)
+    marketing_cost = np.zeros(grid.days)
+    for name, src in scenario.sources.items():
+        y = yields[name]
+        leads = src.leads_per_day_mean * np.array(src.seasonality)[grid.calendar]
+        columns[f"leads_{name}"] = leads
+        marketing_cost += leads * src.cost_per_lead
+        m = _conv(leads, y.mql_delay) * y.mql_rate
+        q = _conv(m, grid.handoff) * y.sqls_per_mql
+        mqls += m
+        sqls += q
+        opps += q * y.opportunity
+        w = _conv(q * y.opportunity, grid.cycle) * y.win
+        wins += w
+        revenue += w * y.deal_size
+    return _LeadFlow(columns, mqls, sqls, opps, wins, revenue, marketing_cost)
+
+
+def _ae_schedule(scenario: Scenario, days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per day: AE headcount, ramped-up equivalents and open-deal slots (attrition ignored)."""
+    ae = scenario.sales.ae
+    t = np.arange(days) + 0.5
+    heads = np.full(days, float(ae.count))
+    fte = np.full(days, float(ae.count))
+    slot = np.full(days, float(ae.count * slots(ae, 1.0)))
+    for hire in ae.hires:
+        day = (hire.date - scenario.start_date).days
+        months = (t - day) / DAYS_PER_MONTH
+        share = np.array([productivity(ae, m) for m in months]) * (t >= day)
+        heads += hire.count * (t >= day)
+        fte += hire.count * share
+        slot += hire.count * np.array([slots(ae, x) for x in share])
+    return heads, fte, slot
+
+
+def _prospected_win_rate(scenario: Scenario) -> float:
+    """Win probability of a deal an AE sources, averaged over ``prospecting.fit``."""
+    s = scenario.sales
+    win_rate = rate(s.win_rate)
+    return expectation(scenario.prospecting.fit, lambda f: win_probability(win_rate, s.fit_effect, f))
+
+
+def _prospecting_per_ae_day(scenario: Scenario) -> float:
+    """Deals one ramped-up AE with every slot free sources a day."""
+    return scenario.prospecting.opportunities_per_ae_per_month / DAYS_PER_MONTH
+
+
+def _prospecting(
+    scenario: Scenario, grid: _DayGrid, open_from_leads: np.ndarray, fte: np.ndarray, slot: np.ndarray
+) -> np.ndarray:
+    """Decides the deals AEs source per day: rate x ramped AEs x free share of their slots (mean field).
+
+    A slot is busy with a deal from leads or the pipeline (``open_from_leads``) or with an
+    earlier prospected deal still open (Little's law, day by day).
+    """
+    prospected = np.zeros(grid.days)
+    per_ae = _prospecting_per_ae_day(scenario)
+    if per_ae > 0:
+        survival = grid.survival
+        for t in range(grid.days):
+            busy = open_from_leads[t] + float(prospected[:t] @ survival[t - 1 :: -1][:t]) if t else open_from_leads[t]
+            free = max(0.0, 1.0 - busy / slot[t]) if slot[t] > 0 else 0.0
+            prospected[t] = per_ae * fte[t] * free
+    return prospected
+
+
+@dataclass(frozen=True)
+class PipelineFlow:
+    """The expected path of the deals open on day 0, per day of the grid."""
+
+    deals: int
+    wins: np.ndarray
+    revenue: np.ndarray
+    open: np.ndarray
+
+
+def pipeline_flow(scenario: Scenario, days: int) -> PipelineFlow:
+    r"""Expected closes, wins and revenue of the initial pipeline per day, and its open deals.
+
+    Deal ``i``, open for ``a_i`` days on day 0, is still open at time ``t`` with
+    probability ``S(a_i + t) / S(a_i)`` (``S`` the survival of ``cycle_days``), so it
+    closes on day ``d`` of the grid (``d - 1/2 <= t < d + 1/2``, as :func:`delay_pmf`)
+    with the difference of two such terms; a deal the cycle cannot reach
+    (``S(a_i) = 0``) closes on day 0, as in the engine. It is won with
+    ``p_i = win_probability(win_rate, fit_effect, fit_i)`` (averaged over
+    ``prospecting.fit`` when its fit is not given) and worth its ``deal_size`` (or the
+    mean deal size of its persona).
+
+    .. math:: \text{wins}(d) = \sum_i p_i \, \frac{S(a_i + d - \tfrac12) - S(a_i + d + \tfrac12)}{S(a_i)}
+    """
+    s = scenario.sales
+    deals = scenario.open_deals
+    if not deals:
+        zero = np.zeros(days)
+        return PipelineFlow(0, zero, zero, zero)
+    age = np.array([d.age_days for d in deals], dtype=float)[:, None]
+    edges = np.arange(days + 1) - 0.5
+    edges[0] = 0.0
+    start = s.cycle_days.survival(age)
+    reached = start > 0
+    still_open = np.where(reached, s.cycle_days.survival(age + edges) / np.where(reached, start, 1.0), 0.0)
+    still_open[:, 0] = 1.0  # open at day 0, even a deal the cycle cannot reach (it closes at once)
+    closes = -np.diff(still_open, axis=1)
+    win_rate = rate(s.win_rate)
+    drawn = _prospected_win_rate(scenario)
+    win = np.array([drawn if d.fit is None else float(win_probability(win_rate, s.fit_effect, d.fit)) for d in deals])
+    amount = np.array(
+        [s.deal_size_by_persona.get(d.persona, s.deal_size).mean if d.deal_size is None else d.deal_size for d in deals]
+    )
+    return PipelineFlow(len(deals), win @ closes, (win * amount) @ closes, still_open[:, 1:].sum(axis=0))
+
+
+# ---------------------------------------------------------------------------
+# The waterfall
+
+
+def _capacity_columns(
+    scenario: Scenario,
+    mqls: np.ndarray,
+    open_deals: np.ndarray,
+    schedule: tuple[np.ndarray, np.ndarray, np.ndarray],
+    marketing_cost: np.ndarray,
+    target_utilisation: float,
+) -> dict[str, np.ndarray]:
+    """Decides the reps the flow keeps busy (Little's law at the target utilisation), the planned ones, and cost."""
+    h, s = scenario.handoff, scenario.sales
+    heads, fte, _ = schedule
+    days = len(mqls)
+    sdr_load = mqls * rate(h.follow_up_rate) * h.sdr.work_days.mean  # busy SDRs (Little's law)
+    return {
+        "sdrs_needed": sdr_load / target_utilisation,
+        "aes_needed": open_deals / (slots(s.ae, 1.0) * target_utilisation),
+        "sdrs": np.full(days, float(h.sdr.count)),
+        "aes": fte,
+        "ae_headcount": heads,
+        "cost": marketing_cost + (heads * s.ae.cost_per_year + h.sdr.count * h.sdr.cost_per_year) / 365.25,
+    }
+
+
+def _monthly(daily: pd.DataFrame, period: Period) -> pd.DataFrame:
+    """Decides the month rows: flows summed, headcounts averaged, each month marked lead-in or period."""
+    flows = [c for c in daily.columns if c.startswith("leads") or c in (*STAGES, "prospected", "cost")]
+    months = daily.groupby("month", sort=True).agg({**dict.fromkeys(flows, "sum"), **_LEVELS}).reset_index()
+    months.insert(1, "phase", np.where(months["month"].isin(period.months), "period", "lead-in"))
+    return months
+
+
+def _lag_p90_days(
+    scenario: Scenario, grid: _DayGrid, leads: dict[str, np.ndarray], yields: dict[str, SourceYield]
+) -> float:
+    """Decides the default lead-in: the 90th percentile of the lead -> win lag, sources weighted by their wins."""
+    mix = [
+        (sum(leads[f"leads_{n}"]) * y.mql_rate * y.sqls_per_mql * y.opportunity * y.win, y) for n, y in yields.items()
+    ]
+    lag = sum(weight * np.convolve(np.convolve(y.mql_delay, grid.handoff), grid.cycle) for weight, y in mix)
+    total = float(np.sum(lag)) if np.ndim(lag) else 0.0
+    return float(np.searchsorted(np.cumsum(lag) / total, 0.9)) if total > 0 else float(scenario.sales.cycle_days.mean)
+
+
+def waterfall(
+    scenario: Scenario,
+    period: Period,
+    target_utilisation: float = TARGET_UTILISATION,
+    yields: dict[str, SourceYield] | None = None,
+) -> Waterfall:
+    """The expected monthly flow of ``scenario`` (framed to end with ``period``), analytically.
+
+    Every stage is the one before it, convolved with that stage's delay (whole days)
+    and multiplied by its conversion; see the module docstring for what is ignored.
+    ``yields`` (from :func:`source_yields`) may be passed when the scenario differs from
+    the one they were computed for only in volumes, dates or headcount.
+    """
+    yields = yields or source_yields(scenario)
+    grid = _day_grid(scenario)
+    flow = _lead_flow(scenario, grid, yields)
+    schedule = _ae_schedule(scenario, grid.days)
+    pipe = pipeline_flow(scenario, grid.days)
+    revenue = flow.revenue
+    revenue += pipe.revenue
+    # Deals held by AEs that prospecting did not bring: from leads and from the initial pipeline.
+    open_from_leads = _conv(flow.opportunities, grid.survival) + pipe.open
+    prospected = _prospecting(scenario, grid, open_from_leads, schedule[1], schedule[2])
+    if _prospecting_per_ae_day(scenario) > 0:
+        s, p = scenario.sales, scenario.prospecting
+        w = _conv(prospected, grid.cycle) * _prospected_win_rate(scenario)
+        revenue += w * s.deal_size_by_persona.get(p.persona, s.deal_size).mean
+    else:
+        w = np.zeros(grid.days)
+    opportunities = flow.opportunities + prospected
+    opportunities[0] += pipe.deals  # the open deals count as opportunities of day 0, as in the simulation
+    open_deals = open_from_leads + _conv(prospected, grid.survival)
+    daily = pd.DataFrame(
+        {
+            "month": grid.month,
+            **flow.leads,
+            "prospected": prospected,
+            "leads": sum(flow.leads.values()) + prospected,
+            "mqls": flow.mqls,
+            "sqls": flow.sqls,
+            "opportunities": opportunities,
+            "wins": flow.wins + w + pipe.wins,
+            "revenue": revenue,
+            **_capacity_columns(scenario, flow.mqls, open_deals, schedule, flow.marketing_cost, target_utilisation),
+        }
+    )
+    return Waterfall(_monthly(daily, period), period, yields, _lag_p90_days(scenario, grid, flow.leads, yields))
+
+
+# ---------------------------------------------------------------------------
+# Working back from the goal
+
+
+def analytic_multiplier(
+    scenario: Scenario, period: Period, goal: float, yields: dict[str, SourceYield] | None = None
+) -> float:
+    """The lead volume multiplier whose analytic expected revenue in ``period`` is ``goal``.
+
+    Revenue from leads is linear in the multiplier; prospecting is not (more deals from
+    leads leave AEs fewer free slots), so the equation is solved numerically (Brent).
+
+    Raises
+    ------
+    PlanInfeasible
+        If even ``MAX_LEAD_MULTIPLIER`` times the volume falls short.
+    """
+
+    yields = yields or source_yields(scenario)
+
+    def gap(k: float) -> float:
+        flow = waterfall(apply_changes(scenario, planned_changes(scenario, k)), period, yields=yields)
+        return flow.revenue - goal
+
+    if gap(0.0) >= 0:
+        return 0.0
+    if gap(MAX_LEAD_MULTIPLIER) < 0:
+        raise PlanInfeasible(
+            "lead volume",
+            f"even {MAX_LEAD_MULTIPLIER:g}x today's leads would not close {goal:,.0f} {scenario.currency} in "
+            f"{period} by the analytic waterfall.",
+            "lower the goal, lengthen the period, or improve conversion (qualification, hand-off, win rate).",
+        )
+    return float(optimize.brentq(gap, 0.0, MAX_LEAD_MULTIPLIER, xtol=1e-10, rtol=1e-12))
+
+
+def ae_revenue_ceiling(scenario: Scenario, period: Period, yields: dict[str, SourceYield]) -> float:
+    """Upper bound on revenue in the period from AE capacity alone (leads unlimited).
+
+    Every slot is kept busy back to back from the moment it exists (renewal function of
+    the cycle), every deal has the best win rate times deal size of any source or of
+    prospecting. Attrition is ignored, so this is optimistic: a goal above it is
+    infeasible without more AEs.
+    """
+    days = round(scenario.horizon_days)
+    s = scenario.sales
+    _, _, slot = _ae_schedule(scenario, days)
+    m = np.concatenate([[0.0], renewal_function(delay_pmf(s.cycle_days, days))])
+    p0 = (period.start - scenario.start_date).days
+    added = np.diff(slot, prepend=0.0)
+    starts: list[int] = np.flatnonzero(added > 0).tolist()
+    closes = sum(added[day] * (m[max(days - day, 0)] - m[max(p0 - day, 0)]) for day in starts)
+    pw = win_probability(rate(s.win_rate), s.fit_effect, 1.0)  # a perfect fit wins most often
+    best_deal = max([y.deal_size for y in yields.values()] + [spec.mean for spec in s.deal_size_by_persona.values()])
+    best_deal = max(best_deal, s.deal_size.mean)
+    # A deal open on day 0 closes sooner than a fresh cycle: at most one more close per
+    # deal than the renewal count of its slot (and over-cap deals hold no slot at all).
+    pipeline = sum(best_deal if d.deal_size is None else max(d.deal_size, best_deal) for d in scenario.open_deals)
+    return float((closes * best_deal + pipeline) * pw)
