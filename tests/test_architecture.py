@@ -119,3 +119,13 @@ def test_the_readme_python_example_runs_on_the_curated_api(monkeypatch: pytest.M
             elif isinstance(node, ast.Import):
                 assert all(a.name == "funnelsim" for a in node.names), ast.unparse(node)
         exec(compile(block, "README.md", "exec"), {})
+
+
+def test_every_package_is_installed() -> None:
+    """pyproject.toml lists packages by hand (the bundled scenarios live outside src/), so a new
+    sub-package must be added there, or a fresh install lacks it while the source tree hides it."""
+    import tomllib
+
+    listed = set(tomllib.loads((SRC.parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {_name(init) for init in SRC.rglob("__init__.py")}
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
