@@ -14,6 +14,14 @@ import funnelsim
 SRC = Path(__file__).resolve().parents[1] / "src" / "funnelsim"
 MODULES = sorted(SRC.rglob("*.py"))
 MAX_FUNCTION_LINES = 80
+# Not yet broken into steps (the calibrate package, issue 15's remaining work). The list may only
+# shrink: a listed function that is now short, or gone, fails the test until it is struck off.
+KNOWN_LONG = {
+    "calibrate/__init__.py": {"calibrate", "_fill", "_volumes_from_leads"},
+    "calibrate/export.py": {"export_opportunities"},
+    "calibrate/readers.py": {"_parse_rows", "read_opportunities"},
+    "report/calibration.py": {"report_markdown"},
+}
 
 # Each layer may import from itself and the layers before it (data flows one way).
 LAYERS = ("foundation", "model", "run", "engine", "studies", "calibrate", "report", "cli")
@@ -62,13 +70,18 @@ def test_module_shape(path: Path) -> None:
     tree = ast.parse(path.read_text())
     where = path.relative_to(SRC)
     assert ast.get_docstring(tree), f"{where}: no module docstring saying what it owns"
-    long = [
-        f"{where}:{node.lineno} {node.name} is {node.end_lineno - node.lineno + 1} lines"
+    lengths = {
+        node.name: (node.end_lineno or node.lineno) - node.lineno + 1
         for node in ast.walk(tree)
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        and (node.end_lineno or node.lineno) - node.lineno + 1 > MAX_FUNCTION_LINES
+    }
+    known = KNOWN_LONG.get(where.as_posix(), set())
+    long = [
+        f"{where} {name} is {n} lines" for name, n in lengths.items() if n > MAX_FUNCTION_LINES and name not in known
     ]
     assert not long, f"break these into named steps (at most {MAX_FUNCTION_LINES} lines): {long}"
+    done = [name for name in known if lengths.get(name, 0) <= MAX_FUNCTION_LINES]
+    assert not done, f"{where}: strike {done} off KNOWN_LONG (now short or gone)"
     me = _name(path)
     mine = LAYERS.index(_layer(me))
     for line, module, names in _imports(tree):
