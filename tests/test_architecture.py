@@ -20,7 +20,6 @@ KNOWN_LONG = {
     "calibrate/__init__.py": {"calibrate", "_fill", "_volumes_from_leads"},
     "calibrate/export.py": {"export_opportunities"},
     "calibrate/readers.py": {"_parse_rows", "read_opportunities"},
-    "report/calibration.py": {"report_markdown"},
 }
 
 # Each layer may import from itself and the layers before it (data flows one way).

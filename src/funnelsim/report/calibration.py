@@ -157,12 +157,22 @@ def fits_table(cal: Calibration) -> pd.DataFrame:
 
 def report_markdown(cal: Calibration, scenario_name: str = "scenario.toml") -> str:
     """The human summary: inputs, rows used and rejected, fits, win rate, what is assumed."""
-    o = cal.opportunities
     lines = [
         f"# Calibration of {scenario_name}",
         "",
         f"As of **{cal.as_of}** (the state at 00:00; the scenario starts then). Base: `{cal.base_path.name}`.",
         "",
+    ]
+    for section in (_inputs_section, _cycle_section, _win_section, _stages_section, _parameters_section):
+        lines += section(cal)
+    return "\n".join(lines) + "\n"
+
+
+def _inputs_section(cal: Calibration) -> list[str]:
+    """The input files, how they were read, and the rejected rows by reason."""
+    lines: list[str] = []
+    o = cal.opportunities
+    lines += [
         "## Inputs",
         "",
         "| file | dialect | rows read | rows used | rejected | dates | decimal mark |",
@@ -183,6 +193,12 @@ def report_markdown(cal: Calibration, scenario_name: str = "scenario.toml") -> s
         for (file, meaning), group in messy.groupby(["file", "meaning"], sort=False):
             shown = ", ".join(str(x) for x in group["line"].head(5)) + (", ..." if len(group) > 5 else "")
             lines.append(f"| `{file}` | {meaning} | {len(group)} | {shown} |")
+    return lines
+
+
+def _cycle_section(cal: Calibration) -> list[str]:
+    """The sales-cycle fits, open deals censored, against the biased closed-only fit."""
+    lines: list[str] = []
     b = cal.best
     lines += [
         "",
@@ -201,6 +217,12 @@ def report_markdown(cal: Calibration, scenario_name: str = "scenario.toml") -> s
         f"| lognormal, closed deals only (biased) | – | {n.mean:.1f} ({n.mean_ci[0]:.1f}–{n.mean_ci[1]:.1f}) "
         f"| {n.median:.1f} |"
     )
+    return lines
+
+
+def _win_section(cal: Calibration) -> list[str]:
+    """The win rate by competing risks against the naive one."""
+    lines: list[str] = []
     w = cal.win
     lines += [
         "",
@@ -213,6 +235,12 @@ def report_markdown(cal: Calibration, scenario_name: str = "scenario.toml") -> s
         f"- {w['won']} won, {w['lost']} lost, {w['open']} open at the as-of date",
         "",
     ]
+    return lines
+
+
+def _stages_section(cal: Calibration) -> list[str]:
+    """Time in each stage, from the stage history (when given)."""
+    lines: list[str] = []
     st = cal.tables.get("stages.csv")
     if st is not None:
         lines += [
@@ -229,6 +257,12 @@ def report_markdown(cal: Calibration, scenario_name: str = "scenario.toml") -> s
                 f"| {_days(r['mean_days_ended'])} |"
             )
         lines.append("")
+    return lines
+
+
+def _parameters_section(cal: Calibration) -> list[str]:
+    """Every scenario value with its status, rows and interval, then the notes."""
+    lines: list[str] = []
     lines += [
         "## Scenario values (`parameters.csv`)",
         "",
@@ -240,4 +274,4 @@ def report_markdown(cal: Calibration, scenario_name: str = "scenario.toml") -> s
         lines.append(f"| `{p['path']}` | {p['value']} | {p['status']} | {p['rows']} | {ci} | {p['note']} |")
     if cal.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in cal.notes]
-    return "\n".join(lines) + "\n"
+    return lines
