@@ -23,7 +23,8 @@ holds marketing's leads with their first MQL, SQL and opportunity dates.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -77,62 +78,92 @@ def export_opportunities(
     amount = opp["amount"].to_numpy(float)
     won = outcome == "won"
     is_closed = outcome != "open"
-    # An open deal's stage is a working stage, picked by its lead id so the export is deterministic.
-    if dialect == "salesforce":
-        expected = (created + pd.Timedelta(days=60)).dt.strftime("%Y-%m-%d")
-        stage = [
-            "Closed Won" if o == "won" else "Closed Lost" if o == "lost" else OPEN_STAGES_SF[i % 5]
-            for i, o in zip(opp["lead"], outcome, strict=True)
-        ]
-        return pd.DataFrame(
-            {
-                "Id": ids,
-                "Name": [f"Deal {i}" for i in opp["lead"]],
-                "CreatedDate": created.dt.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
-                "CloseDate": np.where(is_closed, close_at.dt.strftime("%Y-%m-%d"), expected),
-                "StageName": stage,
-                "Amount": np.round(amount, 2),
-                "IsWon": np.where(won, "true", "false"),
-                "IsClosed": np.where(is_closed, "true", "false"),
-                "OwnerId": owner,
-                "LeadSource": source,
-                "Type": segment,
-            }
-        )
-    if dialect == "hubspot":
-        stage = [
-            "closedwon" if o == "won" else "closedlost" if o == "lost" else OPEN_STAGES_HS[i % 4]
-            for i, o in zip(opp["lead"], outcome, strict=True)
-        ]
-        return pd.DataFrame(
-            {
-                "hs_object_id": [str(9_000_000 + lead) for lead in opp["lead"]],
-                "dealname": [f"Deal {i}" for i in opp["lead"]],
-                "createdate": created.dt.strftime("%Y-%m-%d %H:%M"),
-                "closedate": np.where(is_closed, close_at.dt.strftime("%Y-%m-%d %H:%M"), ""),
-                "dealstage": stage,
-                "amount": [f"{a:.2f}" for a in amount],
-                "hs_is_closed_won": np.where(won, "true", "false"),
-                "hs_is_closed": np.where(is_closed, "true", "false"),
-                "hubspot_owner_id": [str(100 + ae) for ae in opp["ae"]],
-                "hs_analytics_source": source,
-                "dealtype": segment,
-            }
-        )
-    if dialect == "generic":
-        return pd.DataFrame(
-            {
-                "id": ids,
-                "created": created.dt.strftime("%m/%d/%Y"),
-                "closed": np.where(is_closed, close_at.dt.strftime("%m/%d/%Y"), ""),
-                "status": outcome,
-                "amount": [f"${a:,.2f}" for a in amount],
-                "owner": owner,
-                "source": source,
-                "segment": segment,
-            }
-        )
+    d = _Deals(opp["lead"], outcome, created, close_at, ids, owner, source, segment, amount, won, is_closed, opp["ae"])
+    writers = {"salesforce": _salesforce, "hubspot": _hubspot, "generic": _generic}
+    if dialect in writers:
+        return writers[dialect](d)
     raise ValueError(f"dialect must be salesforce, hubspot or generic, got {dialect!r}")
+
+
+@dataclass(frozen=True)
+class _Deals:
+    """The columns every dialect's export is built from, one entry per opportunity."""
+
+    lead: Any
+    outcome: Any
+    created: Any
+    close_at: Any
+    ids: list[str]
+    owner: list[str]
+    source: Any
+    segment: Any
+    amount: Any
+    won: Any
+    is_closed: Any
+    ae: Any
+
+
+def _salesforce(d: _Deals) -> pd.DataFrame:
+    """Salesforce's opportunity report; an open deal's stage is a working stage picked by its lead id."""
+    expected = (d.created + pd.Timedelta(days=60)).dt.strftime("%Y-%m-%d")
+    stage = [
+        "Closed Won" if o == "won" else "Closed Lost" if o == "lost" else OPEN_STAGES_SF[i % 5]
+        for i, o in zip(d.lead, d.outcome, strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "Id": d.ids,
+            "Name": [f"Deal {i}" for i in d.lead],
+            "CreatedDate": d.created.dt.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            "CloseDate": np.where(d.is_closed, d.close_at.dt.strftime("%Y-%m-%d"), expected),
+            "StageName": stage,
+            "Amount": np.round(d.amount, 2),
+            "IsWon": np.where(d.won, "true", "false"),
+            "IsClosed": np.where(d.is_closed, "true", "false"),
+            "OwnerId": d.owner,
+            "LeadSource": d.source,
+            "Type": d.segment,
+        }
+    )
+
+
+def _hubspot(d: _Deals) -> pd.DataFrame:
+    """HubSpot's deals export."""
+    stage = [
+        "closedwon" if o == "won" else "closedlost" if o == "lost" else OPEN_STAGES_HS[i % 4]
+        for i, o in zip(d.lead, d.outcome, strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "hs_object_id": [str(9_000_000 + lead) for lead in d.lead],
+            "dealname": [f"Deal {i}" for i in d.lead],
+            "createdate": d.created.dt.strftime("%Y-%m-%d %H:%M"),
+            "closedate": np.where(d.is_closed, d.close_at.dt.strftime("%Y-%m-%d %H:%M"), ""),
+            "dealstage": stage,
+            "amount": [f"{a:.2f}" for a in d.amount],
+            "hs_is_closed_won": np.where(d.won, "true", "false"),
+            "hs_is_closed": np.where(d.is_closed, "true", "false"),
+            "hubspot_owner_id": [str(100 + ae) for ae in d.ae],
+            "hs_analytics_source": d.source,
+            "dealtype": d.segment,
+        }
+    )
+
+
+def _generic(d: _Deals) -> pd.DataFrame:
+    """A spreadsheet's columns: US dates and dollar amounts."""
+    return pd.DataFrame(
+        {
+            "id": d.ids,
+            "created": d.created.dt.strftime("%m/%d/%Y"),
+            "closed": np.where(d.is_closed, d.close_at.dt.strftime("%m/%d/%Y"), ""),
+            "status": d.outcome,
+            "amount": [f"${a:,.2f}" for a in d.amount],
+            "owner": d.owner,
+            "source": d.source,
+            "segment": d.segment,
+        }
+    )
 
 
 def export_leads(result: RunResult, dialect: str = "generic", as_of: float | dt.date | None = None) -> pd.DataFrame:
