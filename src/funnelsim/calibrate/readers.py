@@ -447,6 +447,23 @@ def _read_rows(path: Path, what: str) -> tuple[list[str], pd.DataFrame, list[tup
         export.close()
 
 
+def _header(row: list[str] | None, what: str, path: Path) -> list[str]:
+    """The column names of line 1: stripped, unnamed ones numbered, a name given twice refused."""
+    if row is None:
+        raise CalibrationError(f"{what}: {path} is empty (no header row)")
+    # A column without a name (e.g. after a trailing delimiter) gets one, so it can be told apart.
+    header = [h.strip() or f"(unnamed {number})" for number, h in enumerate(row, 1)]
+    seen: dict[str, int] = {}
+    for number, name in enumerate(header, 1):
+        if name in seen:
+            raise CalibrationError(
+                f"{what}: {path}, line 1: column {name!r} appears twice (columns {seen[name]} and {number}); "
+                "rename one in the file"
+            )
+        seen[name] = number
+    return header
+
+
 def _parse_rows(export: _Export, encoding: str) -> tuple[list[str], pd.DataFrame, list[tuple[int, str, str, str]]]:
     """:func:`_read_rows` in one encoding (a decoding error escapes as UnicodeDecodeError)."""
     path, what = export.path, export.what
@@ -468,21 +485,8 @@ def _parse_rows(export: _Export, encoding: str) -> tuple[list[str], pd.DataFrame
     width = 0
     try:
         with _field_limit(MAX_FIELD_CHARS):
-            try:
-                header = [h.strip() for h in next(reader)]
-            except StopIteration:
-                raise CalibrationError(f"{what}: {path} is empty (no header row)") from None
+            header = _header(next(reader, None), what, path)
             width = len(header)
-            # A column without a name (e.g. after a trailing delimiter) gets one, so it can be told apart.
-            header = [name or f"(unnamed {number})" for number, name in enumerate(header, 1)]
-            seen: dict[str, int] = {}
-            for number, name in enumerate(header, 1):
-                if name in seen:
-                    raise CalibrationError(
-                        f"{what}: {path}, line 1: column {name!r} appears twice (columns {seen[name]} and {number}); "
-                        "rename one in the file"
-                    )
-                seen[name] = number
             start = reader.line_num + 1
             for row in reader:
                 n = len(row)
@@ -901,19 +905,7 @@ def read_opportunities(
     _in_range(dates["created"], columns["created"], path, "--opportunities")
     check.flag(dates["created"].bad, "bad_created", columns["created"], raw["created"])
 
-    # Outcome: flags first (they are what the CRM reports), then the stage label.
-    outcome = pd.Series("open", index=frame.index, dtype=object)
-    if "stage" in columns:
-        outcome = _by_distinct(raw["stage"], lambda s: stage_map.get(normalise_label(s), "open"))
-    if "won" in columns:
-        won, bad_won = _flags(raw["won"])
-        check.flag(bad_won, "bad_flag", columns["won"], raw["won"])
-        if "is_closed" in columns:
-            closed_flag, bad_closed_flag = _flags(raw["is_closed"])
-            check.flag(bad_closed_flag, "bad_flag", columns["is_closed"], raw["is_closed"])
-            outcome = pd.Series(np.where(won, "won", np.where(closed_flag, "lost", "open")), index=frame.index)
-        else:
-            outcome = outcome.where(~won, "won")
+    outcome = _outcomes(raw, columns, frame.index, stage_map, check)
     closed = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
     if "closed" in columns:
         dc = dates["closed"]
@@ -929,12 +921,7 @@ def read_opportunities(
     created = dates["created"].values
     check.flag(closed < created.dt.normalize(), "close_before_create", close_col, raw.get("closed", ids))
 
-    amount = pd.Series(np.nan, index=frame.index)
-    mark = "."
-    if "amount" in columns:
-        amount, bad_amount, mark = parse_amounts(raw["amount"])
-        check.flag(bad_amount, "bad_amount", columns["amount"], raw["amount"])
-        check.flag(amount < 0, "negative_amount", columns["amount"], raw["amount"])
+    amount, mark = _amounts(raw, columns, frame.index, check)
     dup = ids.duplicated(keep="first") & (ids != "")
     check.flag(dup, "duplicate_id", columns["id"], ids)
 
@@ -953,6 +940,37 @@ def read_opportunities(
     keep = ~rows.index.isin(list(check.bad))
     issues = check.sorted()
     return Table(path, dialect, how, columns, rows[keep], len(frame), issues, conventions, mark)
+
+
+def _outcomes(
+    raw: dict[str, pd.Series], columns: dict[str, str], index: pd.Index, stage_map: dict[str, str], check: _Checker
+) -> pd.Series:
+    """Each deal's outcome (won|lost|open): the won/closed flags first (what the CRM reports), then the stage."""
+    outcome = pd.Series("open", index=index, dtype=object)
+    if "stage" in columns:
+        outcome = _by_distinct(raw["stage"], lambda s: stage_map.get(normalise_label(s), "open"))
+    if "won" in columns:
+        won, bad_won = _flags(raw["won"])
+        check.flag(bad_won, "bad_flag", columns["won"], raw["won"])
+        if "is_closed" in columns:
+            closed_flag, bad_closed_flag = _flags(raw["is_closed"])
+            check.flag(bad_closed_flag, "bad_flag", columns["is_closed"], raw["is_closed"])
+            outcome = pd.Series(np.where(won, "won", np.where(closed_flag, "lost", "open")), index=index)
+        else:
+            outcome = outcome.where(~won, "won")
+    return outcome
+
+
+def _amounts(
+    raw: dict[str, pd.Series], columns: dict[str, str], index: pd.Index, check: _Checker
+) -> tuple[pd.Series, str]:
+    """The deal amounts (NaN where missing) and the decimal mark they were written with."""
+    if "amount" not in columns:
+        return pd.Series(np.nan, index=index), "."
+    amount, bad_amount, mark = parse_amounts(raw["amount"])
+    check.flag(bad_amount, "bad_amount", columns["amount"], raw["amount"])
+    check.flag(amount < 0, "negative_amount", columns["amount"], raw["amount"])
+    return amount, mark
 
 
 def read_leads(
