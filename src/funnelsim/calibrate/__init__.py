@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +161,6 @@ def calibrate(
     CalibrationError
         Missing files or columns, ambiguous dates, too little data, a messy row with ``strict``.
     """
-    from funnelsim.engine import simulate
     from funnelsim.model.loading import load_scenario
     from funnelsim.model.scenario import ScenarioError
 
@@ -174,42 +174,11 @@ def calibrate(
     lead_table = read_leads(leads, fmt, columns, dayfirst, date_format, strict) if leads is not None else None
     hist = read_history(history, fmt, columns, dayfirst, date_format, strict) if history is not None else None
 
-    rows = opps.rows
-    if isinstance(as_of, str):
-        as_of = as_of_date(as_of)
-    elif as_of is not None:
-        as_of = check_as_of(as_of)
-    if as_of is None:
-        latest = pd.concat([rows["created"], rows["closed"]]).max()
-        if lead_table is not None:
-            latest = max(latest, lead_table.rows[["created", "mql", "sql", "opportunity"]].max().max())
-        if pd.isna(latest):
-            raise CalibrationError(f"{opps.path}: no usable rows (every row was rejected; see the messy rows)")
-        as_of = (latest.normalize() + pd.Timedelta(days=1)).date()
-    assert isinstance(as_of, dt.date)
+    as_of = _resolve_as_of(as_of, opps, lead_table)
     cut = pd.Timestamp(as_of)
-    late = rows["created"] >= cut
-    for line in rows.index[late]:
-        opps.issues.append(Issue(opps.path.name, int(line), "created_after_as_of", opps.columns["created"], ""))
-    rows = rows[~late].copy()
-    if len(rows) < 10:
-        raise CalibrationError(f"{opps.path}: only {len(rows)} usable opportunities before {as_of}; need at least 10")
-
-    # Deals closed on or after the as-of date were still open then: censored at the as-of date.
-    closed_by_cut = (rows["outcome"] != "open") & (rows["closed"] < cut)
-    outcome = rows["outcome"].where(closed_by_cut, "open")
-    end = rows["closed"].where(closed_by_cut, cut)
-    duration = np.maximum(_days(end, rows["created"]), MIN_HALF_DAY)
-    is_closed = (outcome != "open").to_numpy()
-    closed_t, open_t = duration[is_closed], duration[~is_closed]
-    if len(closed_t) < 10:
-        raise CalibrationError(f"{opps.path}: only {len(closed_t)} closed deals before {as_of}; need at least 10")
-    fits = fitting.fit_cycles(closed_t, open_t)
-    naive = fitting.fit_cycle(closed_t, np.array([]), "lognormal")
-    km = fitting.kaplan_meier(closed_t, open_t)
-    for f in fits:
-        km[f"cdf_{f.family}"] = f.dist.cdf(km["days"].to_numpy())
-    km["cdf_closed_only_lognormal"] = naive.dist.cdf(km["days"].to_numpy())
+    rows = _created_before(opps, cut, as_of)
+    outcome, duration = _censored(rows, cut)
+    fits, naive, km = _cycle_fits(duration, outcome, opps, as_of)
     win = fitting.win_rate(duration, outcome.to_numpy())
     cif = fitting.aalen_johansen(duration, outcome.to_numpy())
 
@@ -230,11 +199,7 @@ def calibrate(
     if hist is not None:
         _stages(cal, hist, cut, stages, set(rows["id"]))
 
-    # One run of the base: the fit of its opportunities (CRMs do not record fit) and its volumes.
-    base_run = simulate(base_sc, seed=base_sc.seed if base_sc.seed is not None else 0)
-    base_leads = base_run.leads
-    base_opps = base_leads[base_leads["opportunity"].notna()]
-    months = base_sc.horizon_days / fitting.DAYS_PER_MONTH
+    base_leads, base_opps, months = _base_run(base_sc)
     _fill(cal, base_sc, rows, outcome, duration, cut, base_opps, months, base_leads, pipeline_file, name)
     return cal
 
@@ -278,6 +243,69 @@ def _param(
             "note": note,
         }
     )
+
+
+def _base_run(base_sc: Any) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """One run of the base: its leads, its opportunities (CRMs record no fit: theirs stand in) and its months."""
+    from funnelsim.engine import simulate
+
+    base_leads = simulate(base_sc, seed=base_sc.seed if base_sc.seed is not None else 0).leads
+    return base_leads, base_leads[base_leads["opportunity"].notna()], base_sc.horizon_days / fitting.DAYS_PER_MONTH
+
+
+def _resolve_as_of(as_of: str | dt.date | None, opps: Table, lead_table: Table | None) -> dt.date:
+    """The as-of date: given (checked), else the day after the latest date in the exports."""
+    if isinstance(as_of, str):
+        as_of = as_of_date(as_of)
+    elif as_of is not None:
+        as_of = check_as_of(as_of)
+    if as_of is not None:
+        return as_of
+    rows = opps.rows
+    latest = pd.concat([rows["created"], rows["closed"]]).max()
+    if lead_table is not None:
+        latest = max(latest, lead_table.rows[["created", "mql", "sql", "opportunity"]].max().max())
+    if pd.isna(latest):
+        raise CalibrationError(f"{opps.path}: no usable rows (every row was rejected; see the messy rows)")
+    return typing.cast(dt.date, (latest.normalize() + pd.Timedelta(days=1)).date())
+
+
+def _created_before(opps: Table, cut: pd.Timestamp, as_of: dt.date) -> pd.DataFrame:
+    """The deals created before the as-of date; later ones are counted as messy rows."""
+    rows = opps.rows
+    late = rows["created"] >= cut
+    for line in rows.index[late]:
+        opps.issues.append(Issue(opps.path.name, int(line), "created_after_as_of", opps.columns["created"], ""))
+    rows = rows[~late].copy()
+    if len(rows) < 10:
+        raise CalibrationError(f"{opps.path}: only {len(rows)} usable opportunities before {as_of}; need at least 10")
+    return rows
+
+
+def _censored(rows: pd.DataFrame, cut: pd.Timestamp) -> tuple[pd.Series, np.ndarray]:
+    """Each deal's outcome at the as-of date and its duration in days (still-open deals censored there)."""
+    # Deals closed on or after the as-of date were still open then: censored at the as-of date.
+    closed_by_cut = (rows["outcome"] != "open") & (rows["closed"] < cut)
+    outcome = rows["outcome"].where(closed_by_cut, "open")
+    end = rows["closed"].where(closed_by_cut, cut)
+    return outcome, np.maximum(_days(end, rows["created"]), MIN_HALF_DAY)
+
+
+def _cycle_fits(
+    duration: np.ndarray, outcome: pd.Series, opps: Table, as_of: dt.date
+) -> tuple[list[fitting.CycleFit], fitting.CycleFit, pd.DataFrame]:
+    """The censored cycle fits (best first), the biased closed-only fit, and the Kaplan-Meier table with each CDF."""
+    is_closed = (outcome != "open").to_numpy()
+    closed_t, open_t = duration[is_closed], duration[~is_closed]
+    if len(closed_t) < 10:
+        raise CalibrationError(f"{opps.path}: only {len(closed_t)} closed deals before {as_of}; need at least 10")
+    fits = fitting.fit_cycles(closed_t, open_t)
+    naive = fitting.fit_cycle(closed_t, np.array([]), "lognormal")
+    km = fitting.kaplan_meier(closed_t, open_t)
+    for f in fits:
+        km[f"cdf_{f.family}"] = f.dist.cdf(km["days"].to_numpy())
+    km["cdf_closed_only_lognormal"] = naive.dist.cdf(km["days"].to_numpy())
+    return fits, naive, km
 
 
 def _fill(
