@@ -645,6 +645,12 @@ def _volumes_from_leads(
             Issue(cal.leads.path.name, int(line), "created_after_as_of", cal.leads.columns["created"], "")
         )
     lr = lr[~late]
+    _lead_volumes(cal, base_sc, sources, cut, put, lr)
+    _lead_conversions(cal, base_sc, sales, cut, put, lr, base_leads)
+
+
+def _lead_volumes(cal: Calibration, base_sc: Any, sources: Any, cut: pd.Timestamp, put: Any, lr: pd.DataFrame) -> None:
+    """Leads per month and seasonality of each source the base knows (others are reported, not simulated)."""
     first = lr["created"].min().normalize()
     norm = {s.lower().replace(" ", "_"): s for s in base_sc.sources}
     observed = lr["source"].fillna("").astype(str)
@@ -691,6 +697,12 @@ def _volumes_from_leads(
         )
     if frames:
         cal.tables["arrivals.csv"] = pd.concat([cal.tables["arrivals.csv"], *frames], ignore_index=True)
+
+
+def _lead_conversions(
+    cal: Calibration, base_sc: Any, sales: Any, cut: pd.Timestamp, put: Any, lr: pd.DataFrame, base_leads: pd.DataFrame
+) -> None:
+    """Conversions between stages: SQL to opportunity sets the scenario's rate, the others are reported."""
     # Conversions: only leads old enough to have had their chance (the base's nurture window / 30 days).
     conv: list[dict[str, Any]] = []
     mature_lead = lr["created"] < cut - pd.Timedelta(days=float(base_sc.nurture.max_nurture_days))
