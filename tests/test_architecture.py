@@ -14,11 +14,6 @@ import funnelsim
 SRC = Path(__file__).resolve().parents[1] / "src" / "funnelsim"
 MODULES = sorted(SRC.rglob("*.py"))
 MAX_FUNCTION_LINES = 80
-# Not yet broken into steps (the calibrate package, issue 15's remaining work). The list may only
-# shrink: a listed function that is now short, or gone, fails the test until it is struck off.
-KNOWN_LONG = {
-    "calibrate/__init__.py": {"_fill"},
-}
 
 # Each layer may import from itself and the layers before it (data flows one way).
 LAYERS = ("foundation", "model", "run", "engine", "studies", "calibrate", "report", "cli")
@@ -67,18 +62,13 @@ def test_module_shape(path: Path) -> None:
     tree = ast.parse(path.read_text())
     where = path.relative_to(SRC)
     assert ast.get_docstring(tree), f"{where}: no module docstring saying what it owns"
-    lengths = {
-        node.name: (node.end_lineno or node.lineno) - node.lineno + 1
+    long = [
+        f"{where}:{node.lineno} {node.name} is {node.end_lineno - node.lineno + 1} lines"
         for node in ast.walk(tree)
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-    }
-    known = KNOWN_LONG.get(where.as_posix(), set())
-    long = [
-        f"{where} {name} is {n} lines" for name, n in lengths.items() if n > MAX_FUNCTION_LINES and name not in known
+        and (node.end_lineno or node.lineno) - node.lineno + 1 > MAX_FUNCTION_LINES
     ]
     assert not long, f"break these into named steps (at most {MAX_FUNCTION_LINES} lines): {long}"
-    done = [name for name in known if lengths.get(name, 0) <= MAX_FUNCTION_LINES]
-    assert not done, f"{where}: strike {done} off KNOWN_LONG (now short or gone)"
     me = _name(path)
     mine = LAYERS.index(_layer(me))
     for line, module, names in _imports(tree):

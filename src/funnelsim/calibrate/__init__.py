@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import tomlkit
 
 from funnelsim.calibrate import fitting
 from funnelsim.calibrate.export import export_leads, export_opportunities
@@ -37,6 +38,7 @@ from funnelsim.calibrate.readers import (
     read_leads,
     read_opportunities,
 )
+from funnelsim.model.scenario import Scenario
 
 __all__ = [
     "Calibration",
@@ -322,307 +324,382 @@ def _fill(
     name: str,
 ) -> None:
     """Decide every scenario value: calibrated, observed only, or assumed from the base."""
-    import tomlkit
+    filler = _Filler(
+        cal, base_sc, rows, outcome, duration, cut, base_opps, base_months, base_leads, pipeline_file, name
+    )
+    for step in (
+        filler.cycle,
+        filler.win_rate,
+        filler.deal_size,
+        filler.reps,
+        filler.hires,
+        filler.volumes,
+        filler.pipeline,
+        filler.finish,
+    ):
+        step()
 
-    from funnelsim.model.scenario import Scenario
 
-    doc = tomlkit.parse(cal.base_path.read_text(encoding="utf-8"))
-    sales = doc["sales"]
-    touched: set[str] = set()
-    cal.document = doc
+@dataclass
+class _Filler:
+    """What :func:`_fill` decides, one section at a time, into the base's TOML document ``doc``."""
 
-    def put(table: Any, key: str, value: Any, comment: str, path: str) -> None:
+    cal: Calibration
+    base_sc: Any
+    rows: pd.DataFrame
+    outcome: pd.Series
+    duration: np.ndarray
+    cut: pd.Timestamp
+    base_opps: pd.DataFrame
+    base_months: float
+    base_leads: pd.DataFrame
+    pipeline_file: str
+    name: str
+    doc: Any = None
+    sales: Any = None
+    touched: set[str] = field(default_factory=set)
+    w: dict[str, Any] = field(default_factory=dict)
+    at_half: float = math.nan
+    fit_effect: float = math.nan
+    personas: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.doc = tomlkit.parse(self.cal.base_path.read_text(encoding="utf-8"))
+        self.sales = self.doc["sales"]
+        self.cal.document = self.doc
+
+    def put(self, table: Any, key: str, value: Any, comment: str, path: str) -> None:
+        """Set ``key`` of ``table`` with its comment, and note the dotted ``path`` as decided."""
         if isinstance(value, dict):
             inline = tomlkit.inline_table()
             inline.update(value)
             value = inline
         table[key] = value
         table[key].comment(comment)
-        touched.add(path)
+        self.touched.add(path)
 
-    n_closed, n_open = int(cal.best.n_closed), int(cal.best.n_open)
-    best = cal.best
-    spec = best.spec()
-    put(
-        sales,
-        "cycle_days",
-        spec,
-        f"calibrated: {best.family} (best AIC) from {n_closed} closed + {n_open} open deals; mean {best.mean:.1f} d "
-        f"(95% CI {best.mean_ci[0]:.1f}-{best.mean_ci[1]:.1f}, delta method)",
-        "sales.cycle_days",
-    )
-    _param(
-        cal,
-        "sales.cycle_days",
-        spec,
-        "calibrated",
-        n_closed + n_open,
-        best.mean_ci,
-        f"{best.family}; CI is of the mean",
-    )
-
-    # Win rate: the competing-risks estimate is the average opportunity's; the scenario's
-    # win_rate is at fit 0.5, so solve the intercept over the base's opportunity fits.
-    w = cal.win
-    fit_effect = float(base_sc.sales.fit_effect)
-    fits = base_opps["fit"].to_numpy(float)
-    at_half = fitting.intercept_for_average(w["competing_risks"], fit_effect, fits)
-    lo = fitting.intercept_for_average(w["ci_low"], fit_effect, fits)
-    hi = fitting.intercept_for_average(w["ci_high"], fit_effect, fits)
-    n_eff = w["n_eff"]
-    win_value: Any = round(at_half, 4)
-    if math.isfinite(n_eff) and n_eff > 2:
-        win_value = {"dist": "beta", "a": _r(at_half * n_eff), "b": _r((1 - at_half) * n_eff)}
-    put(
-        sales,
-        "win_rate",
-        win_value,
-        f"calibrated: competing risks {w['competing_risks']:.3f} (95% CI {w['ci_low']:.3f}-{w['ci_high']:.3f}) "
-        f"from {w['won']} won, {w['lost']} lost, {w['open']} open; at fit 0.5 with fit_effect {fit_effect:g}",
-        "sales.win_rate",
-    )
-    _param(
-        cal,
-        "sales.win_rate",
-        round(at_half, 4),
-        "calibrated",
-        w["won"] + w["lost"] + w["open"],
-        (lo, hi),
-        f"Beta(a, b) with the bootstrap variance; average opportunity {w['competing_risks']:.4f}, naive closed-only "
-        f"{w['naive']:.4f}; fit of opportunities from one run of the base (mean {np.mean(fits):.3f})",
-    )
-    _param(cal, "sales.fit_effect", fit_effect, "assumed (from base)", note="CRM exports carry no fit")
-
-    # Deal size: won deals when there are enough of them (revenue is what they book).
-    won_amounts = rows.loc[outcome == "won", "amount"].dropna()
-    pool, which = (won_amounts, "won deals") if len(won_amounts) >= 20 else (rows["amount"].dropna(), "all deals")
-    size = fitting.fit_lognormal_sizes(pool.to_numpy())
-    segments = []
-    personas = set(base_sc.personas)
-    by_persona: dict[str, Any] = {}
-    if rows["segment"].ne("").any():
-        for seg, group in rows[outcome == "won" if which == "won deals" else slice(None)].groupby("segment"):
-            if seg == "":
-                continue
-            s = fitting.fit_lognormal_sizes(group["amount"].to_numpy(float))
-            segments.append({"segment": seg, **s, "persona": seg if seg in personas else ""})
-            if seg in personas and s["n"] >= 10:
-                by_persona[seg] = {"dist": "lognormal", "mean": _r(s["mean"]), "sd": _r(s["sd"])}
-    cal.tables["deal_sizes.csv"] = pd.DataFrame([{"segment": "(all)", **size, "persona": ""}, *segments])
-    if size["n"] >= 2:
-        put(
-            sales,
-            "deal_size",
-            {"dist": "lognormal", "mean": _r(size["mean"]), "sd": _r(size["sd"])},
-            f"calibrated: lognormal from {size['n']} {which}; mean {size['mean']:,.0f} "
-            f"(95% CI {size['mean_ci_low']:,.0f}-{size['mean_ci_high']:,.0f})",
-            "sales.deal_size",
+    def cycle(self) -> None:
+        """The sales cycle: the best censored fit."""
+        n_closed, n_open = int(self.cal.best.n_closed), int(self.cal.best.n_open)
+        best = self.cal.best
+        spec = best.spec()
+        self.put(
+            self.sales,
+            "cycle_days",
+            spec,
+            f"calibrated: {best.family} (best AIC) from {n_closed} closed + {n_open} open deals; "
+            f"mean {best.mean:.1f} d (95% CI {best.mean_ci[0]:.1f}-{best.mean_ci[1]:.1f}, delta method)",
+            "sales.cycle_days",
         )
         _param(
-            cal,
-            "sales.deal_size",
-            {"mean": size["mean"], "sd": size["sd"]},
+            self.cal,
+            "sales.cycle_days",
+            spec,
             "calibrated",
-            size["n"],
-            (size["mean_ci_low"], size["mean_ci_high"]),
-            which,
-        )
-    if by_persona:
-        table = tomlkit.inline_table()
-        for persona, s in by_persona.items():
-            inner = tomlkit.inline_table()
-            inner.update(s)
-            table[persona] = inner
-        sales["deal_size_by_persona"] = table
-        sales["deal_size_by_persona"].comment("calibrated: lognormal per segment matching a persona (>= 10 deals)")
-        touched.add("sales.deal_size_by_persona")
-        for persona, s in by_persona.items():
-            _param(cal, f"sales.deal_size_by_persona.{persona}", s, "calibrated", note="segment column")
-    elif segments:
-        _param(
-            cal,
-            "sales.deal_size_by_persona",
-            "",
-            "observed only",
-            note="segments are not personas of the base; see deal_sizes.csv",
+            n_closed + n_open,
+            best.mean_ci,
+            f"{best.family}; CI is of the mean",
         )
 
-    # Reps: owners active at the as-of date, and how many deals each held at once.
-    offset = -_days(pd.Series(cut, index=rows.index), rows["created"])  # days before the as-of date (< 0)
-    start_day = np.floor(offset).astype(int)
-    end_day = np.ceil(offset + duration).astype(int)
-    reps = fitting.concurrency(rows["owner"].replace("", "(none)"), start_day, end_day)
-    cal.tables["reps.csv"] = reps
-    recent = rows["created"] >= cut - pd.Timedelta(days=ACTIVE_DAYS)
-    active = rows.loc[recent | (outcome == "open"), "owner"]
-    active = active[active != ""].nunique()
-    ae = sales["ae"]
-    if rows["owner"].ne("").any() and active > 0:
-        put(
-            ae,
-            "count",
-            int(active),
-            f"calibrated: owners with a deal open or created in the last {ACTIVE_DAYS} days "
-            f"({rows['owner'].nunique()} in the file)",
-            "sales.ae.count",
+    def win_rate(self) -> None:
+        """The win rate at fit 0.5 from the competing-risks estimate (and the fit effect, assumed)."""
+        # Win rate: the competing-risks estimate is the average opportunity's; the scenario's
+        # win_rate is at fit 0.5, so solve the intercept over the base's opportunity fits.
+        self.w = w = self.cal.win
+        self.fit_effect = float(self.base_sc.sales.fit_effect)
+        fits = self.base_opps["fit"].to_numpy(float)
+        self.at_half = fitting.intercept_for_average(w["competing_risks"], self.fit_effect, fits)
+        lo = fitting.intercept_for_average(w["ci_low"], self.fit_effect, fits)
+        hi = fitting.intercept_for_average(w["ci_high"], self.fit_effect, fits)
+        n_eff = w["n_eff"]
+        win_value: Any = round(self.at_half, 4)
+        if math.isfinite(n_eff) and n_eff > 2:
+            win_value = {"dist": "beta", "a": _r(self.at_half * n_eff), "b": _r((1 - self.at_half) * n_eff)}
+        self.put(
+            self.sales,
+            "win_rate",
+            win_value,
+            f"calibrated: competing risks {w['competing_risks']:.3f} (95% CI {w['ci_low']:.3f}-{w['ci_high']:.3f}) "
+            f"from {w['won']} won, {w['lost']} lost, {w['open']} open; at fit 0.5 with fit_effect {self.fit_effect:g}",
+            "sales.win_rate",
         )
         _param(
-            cal,
-            "sales.ae.count",
-            int(active),
+            self.cal,
+            "sales.win_rate",
+            round(self.at_half, 4),
             "calibrated",
-            len(rows),
-            note=f"{rows['owner'].nunique()} distinct owners in the file",
+            w["won"] + w["lost"] + w["open"],
+            (lo, hi),
+            f"Beta(a, b) with the bootstrap variance; average opportunity {w['competing_risks']:.4f}, "
+            f"naive closed-only {w['naive']:.4f}; fit of opportunities from one run of the base "
+            f"(mean {np.mean(fits):.3f})",
         )
-        observed_max = int(reps["max_open"].max())
-        p90 = float(reps["p90_open"].max())
-        cap = max(int(base_sc.sales.ae.max_open_opportunities), observed_max)
-        put(
-            ae,
-            "max_open_opportunities",
-            cap,
-            f"lower bound {observed_max} observed (max over reps; P90 {p90:g}); "
-            f"base {base_sc.sales.ae.max_open_opportunities}",
-            "sales.ae.max_open_opportunities",
-        )
-        _param(
-            cal,
-            "sales.ae.max_open_opportunities",
-            cap,
-            "calibrated" if cap > base_sc.sales.ae.max_open_opportunities else "assumed (from base)",
-            len(rows),
-            note=f"observed max {observed_max}, P90 {p90:g} (a lower bound)",
-        )
-    # Hires keep their offset from the start, so a plan written for the base still reads the same.
-    shift = dt.timedelta(days=(cal.as_of - base_sc.start_date).days)
-    if base_sc.sales.ae.hires:
-        hires = tomlkit.array()
-        for h in base_sc.sales.ae.hires:
-            t = tomlkit.inline_table()
-            t.update({"date": h.date + shift, "count": h.count})
-            hires.append(t)
-        ae["hires"] = hires
-        cal.notes.append(
-            f"sales.ae.hires: the base's hires moved by {shift.days} days to keep their offset from start_date"
-        )
+        _param(self.cal, "sales.fit_effect", self.fit_effect, "assumed (from base)", note="CRM exports carry no fit")
 
-    # Volumes: leads per source from the leads export, else scaled so the base yields the observed opportunities.
-    first = rows["created"].min().normalize()
-    opp_months = fitting.arrivals_by_month(rows["created"], first, cut - pd.Timedelta(days=1))
-    season, season_note = fitting.seasonality(opp_months)
-    opp_months["seasonality_multiplier"] = [season[m - 1] if season else 1.0 for m in opp_months["calendar_month"]]
-    cal.tables["arrivals.csv"] = opp_months.assign(kind="opportunities", source="(all)")
-    observed_rate = opp_months["count"].sum() / opp_months["days_observed"].sum() * fitting.DAYS_PER_MONTH
-    base_rate = len(base_opps) / base_months
-    sources = doc["sources"]
-    if cal.leads is not None:
-        _volumes_from_leads(cal, base_sc, sources, sales, cut, put, base_leads)
-    elif base_rate > 0:
-        k = observed_rate / base_rate
-        for sname, src in base_sc.sources.items():
-            new = src.leads_per_day_mean * fitting.DAYS_PER_MONTH * k
-            _set_volume(
-                sources, sname, _r(new), put,
-                f"scaled x{k:.3f}: base funnel gives {base_rate:.1f} opportunities/month, CRM {observed_rate:.1f} "
-                "(no leads export)",
-            )  # fmt: skip
-            _param(
-                cal,
-                f"sources.{sname}.leads_per_month",
-                _r(new),
-                "calibrated",
-                len(rows),
-                note=f"scaled x{k:.3f} from opportunity volume; persona mix, fit, cost from base",
+    def deal_size(self) -> None:
+        """Deal sizes: lognormal over won deals (or all), and per segment that names a persona."""
+        # Deal size: won deals when there are enough of them (revenue is what they book).
+        won_amounts = self.rows.loc[self.outcome == "won", "amount"].dropna()
+        pool, which = (
+            (won_amounts, "won deals") if len(won_amounts) >= 20 else (self.rows["amount"].dropna(), "all deals")
+        )
+        size = fitting.fit_lognormal_sizes(pool.to_numpy())
+        segments = []
+        self.personas = set(self.base_sc.personas)
+        by_persona: dict[str, Any] = {}
+        if self.rows["segment"].ne("").any():
+            for seg, group in self.rows[self.outcome == "won" if which == "won deals" else slice(None)].groupby(
+                "segment"
+            ):
+                if seg == "":
+                    continue
+                s = fitting.fit_lognormal_sizes(group["amount"].to_numpy(float))
+                segments.append({"segment": seg, **s, "persona": seg if seg in self.personas else ""})
+                if seg in self.personas and s["n"] >= 10:
+                    by_persona[seg] = {"dist": "lognormal", "mean": _r(s["mean"]), "sd": _r(s["sd"])}
+        self.cal.tables["deal_sizes.csv"] = pd.DataFrame([{"segment": "(all)", **size, "persona": ""}, *segments])
+        if size["n"] >= 2:
+            self.put(
+                self.sales,
+                "deal_size",
+                {"dist": "lognormal", "mean": _r(size["mean"]), "sd": _r(size["sd"])},
+                f"calibrated: lognormal from {size['n']} {which}; mean {size['mean']:,.0f} "
+                f"(95% CI {size['mean_ci_low']:,.0f}-{size['mean_ci_high']:,.0f})",
+                "sales.deal_size",
             )
-    _param(
-        cal,
-        "opportunities_per_month",
-        _r(observed_rate),
-        "observed only",
-        len(rows),
-        note=f"base run: {base_rate:.1f}; seasonality {season_note}",
-    )
+            _param(
+                self.cal,
+                "sales.deal_size",
+                {"mean": size["mean"], "sd": size["sd"]},
+                "calibrated",
+                size["n"],
+                (size["mean_ci_low"], size["mean_ci_high"]),
+                which,
+            )
+        if by_persona:
+            table = tomlkit.inline_table()
+            for persona, s in by_persona.items():
+                inner = tomlkit.inline_table()
+                inner.update(s)
+                table[persona] = inner
+            self.sales["deal_size_by_persona"] = table
+            self.sales["deal_size_by_persona"].comment(
+                "calibrated: lognormal per segment matching a persona (>= 10 deals)"
+            )
+            self.touched.add("sales.deal_size_by_persona")
+            for persona, s in by_persona.items():
+                _param(self.cal, f"sales.deal_size_by_persona.{persona}", s, "calibrated", note="segment column")
+        elif segments:
+            _param(
+                self.cal,
+                "sales.deal_size_by_persona",
+                "",
+                "observed only",
+                note="segments are not personas of the base; see deal_sizes.csv",
+            )
 
-    # Initial pipeline: the deals open at the as-of date. CRMs record no fit, and an open deal
-    # without one would draw it from prospecting.fit (the fit of AE-sourced deals, not of the
-    # qualified leads that make most opportunities), winning too rarely. Each deal gets instead
-    # the fit at which the calibrated win_rate gives the estimated win probability of an average
-    # opportunity, so the pipeline's expected wins are the data's (a single p per deal gives a
-    # binomial count, slightly wider than the true mixture: erring on the wide side).
-    open_rows = rows[(outcome == "open").to_numpy()]
-    pipeline_fit = fitting.fit_for_win_probability(w["competing_risks"], at_half, fit_effect)
-    pipeline = pd.DataFrame(
-        {
-            "id": open_rows["id"].to_numpy(),
-            "age_days": np.round(_days(pd.Series(cut, index=open_rows.index), open_rows["created"]), 3),
-            "deal_size": open_rows["amount"].to_numpy(),
-            "fit": np.full(len(open_rows), round(pipeline_fit, 4)),
-            "persona": [s if s in personas else "buyer" for s in open_rows["segment"]],
-            "owner": open_rows["owner"].to_numpy(),
-        }
-    )
-    cal.pipeline = pipeline
-    cal.pipeline_supported = "initial_pipeline" in Scenario.model_fields
-    if cal.pipeline_supported:
-        section = tomlkit.table()
-        section.add(
-            tomlkit.comment(f"calibrated: {len(pipeline)} deals open on {cal.as_of}, ages in days on start_date")
-        )
-        section["file"] = pipeline_file
-        doc["initial_pipeline"] = section
-        touched.add("initial_pipeline")
-    else:
-        cal.notes.append(
-            f"initial pipeline: {len(pipeline)} open deals written to {pipeline_file}, but this funnelsim has no "
-            "[initial_pipeline] section yet, so the scenario does not load them"
-        )
-    _param(
-        cal,
-        "initial_pipeline",
-        f"{len(pipeline)} open deals",
-        "calibrated" if cal.pipeline_supported else "observed only",
-        len(pipeline),
-        note=f"fit {pipeline_fit:.4f} for every deal: win probability {w['competing_risks']:.4f} "
-        f"at win_rate {at_half:.4f}, fit_effect {fit_effect:g} (CRMs record no fit)",
-    )
+    def reps(self) -> None:
+        """The AE team: owners active at the as-of date, and the most deals one held at once."""
+        # Reps: owners active at the as-of date, and how many deals each held at once.
+        offset = -_days(
+            pd.Series(self.cut, index=self.rows.index), self.rows["created"]
+        )  # days before the as-of date (< 0)
+        start_day = np.floor(offset).astype(int)
+        end_day = np.ceil(offset + self.duration).astype(int)
+        reps = fitting.concurrency(self.rows["owner"].replace("", "(none)"), start_day, end_day)
+        self.cal.tables["reps.csv"] = reps
+        recent = self.rows["created"] >= self.cut - pd.Timedelta(days=ACTIVE_DAYS)
+        active = self.rows.loc[recent | (self.outcome == "open"), "owner"]
+        active = active[active != ""].nunique()
+        ae = self.sales["ae"]
+        if self.rows["owner"].ne("").any() and active > 0:
+            self.put(
+                ae,
+                "count",
+                int(active),
+                f"calibrated: owners with a deal open or created in the last {ACTIVE_DAYS} days "
+                f"({self.rows['owner'].nunique()} in the file)",
+                "sales.ae.count",
+            )
+            _param(
+                self.cal,
+                "sales.ae.count",
+                int(active),
+                "calibrated",
+                len(self.rows),
+                note=f"{self.rows['owner'].nunique()} distinct owners in the file",
+            )
+            observed_max = int(reps["max_open"].max())
+            p90 = float(reps["p90_open"].max())
+            cap = max(int(self.base_sc.sales.ae.max_open_opportunities), observed_max)
+            self.put(
+                ae,
+                "max_open_opportunities",
+                cap,
+                f"lower bound {observed_max} observed (max over reps; P90 {p90:g}); "
+                f"base {self.base_sc.sales.ae.max_open_opportunities}",
+                "sales.ae.max_open_opportunities",
+            )
+            _param(
+                self.cal,
+                "sales.ae.max_open_opportunities",
+                cap,
+                "calibrated" if cap > self.base_sc.sales.ae.max_open_opportunities else "assumed (from base)",
+                len(self.rows),
+                note=f"observed max {observed_max}, P90 {p90:g} (a lower bound)",
+            )
 
-    doc["start_date"] = cal.as_of
-    doc["start_date"].comment("calibrated: the as-of date of the CRM export")
-    doc["name"] = name
-    doc["description"] = f"Calibrated from {cal.opportunities.path.name} on {cal.as_of} (base: {cal.base_path.name})."
-    assumed = [k for k in ("personas", "nurture", "qualification", "handoff", "recycling", "prospecting") if k in doc]
-    for key in assumed:
-        _param(cal, key, "", "assumed (from base)")
-        # a comment is one line: a file name may hold a line break (TOML strings are escaped by tomlkit)
-        doc[key].comment(f"assumed: from base {_one_line(cal.base_path.name)}")
-    for sname in base_sc.sources:
-        if f"sources.{sname}.leads_per_month" not in touched:
-            _param(cal, f"sources.{sname}", "", "assumed (from base)")
-    for key in ("fit_effect", "queue", "patience_days", "deal_size_by_persona"):
-        if f"sales.{key}" not in touched:
-            _param(cal, f"sales.{key}", "", "assumed (from base)")
-    if "sales.opportunity_rate" not in touched:
+    def hires(self) -> None:
+        """The base's hires, moved to keep their offset from the new start date."""
+        ae = self.sales["ae"]
+        # Hires keep their offset from the start, so a plan written for the base still reads the same.
+        shift = dt.timedelta(days=(self.cal.as_of - self.base_sc.start_date).days)
+        if self.base_sc.sales.ae.hires:
+            hires = tomlkit.array()
+            for h in self.base_sc.sales.ae.hires:
+                t = tomlkit.inline_table()
+                t.update({"date": h.date + shift, "count": h.count})
+                hires.append(t)
+            ae["hires"] = hires
+            self.cal.notes.append(
+                f"sales.ae.hires: the base's hires moved by {shift.days} days to keep their offset from start_date"
+            )
+
+    def volumes(self) -> None:
+        """Lead volumes: from the leads export, else the base's scaled to the observed opportunities."""
+        # Volumes: leads per source from the leads export, else scaled so the base yields the observed opportunities.
+        first = self.rows["created"].min().normalize()
+        opp_months = fitting.arrivals_by_month(self.rows["created"], first, self.cut - pd.Timedelta(days=1))
+        season, season_note = fitting.seasonality(opp_months)
+        opp_months["seasonality_multiplier"] = [season[m - 1] if season else 1.0 for m in opp_months["calendar_month"]]
+        self.cal.tables["arrivals.csv"] = opp_months.assign(kind="opportunities", source="(all)")
+        observed_rate = opp_months["count"].sum() / opp_months["days_observed"].sum() * fitting.DAYS_PER_MONTH
+        base_rate = len(self.base_opps) / self.base_months
+        sources = self.doc["sources"]
+        if self.cal.leads is not None:
+            _volumes_from_leads(self.cal, self.base_sc, sources, self.sales, self.cut, self.put, self.base_leads)
+        elif base_rate > 0:
+            k = observed_rate / base_rate
+            for sname, src in self.base_sc.sources.items():
+                new = src.leads_per_day_mean * fitting.DAYS_PER_MONTH * k
+                _set_volume(
+                    sources, sname, _r(new), self.put,
+                    f"scaled x{k:.3f}: base funnel gives {base_rate:.1f} opportunities/month, CRM {observed_rate:.1f} "
+                    "(no leads export)",
+                )  # fmt: skip
+                _param(
+                    self.cal,
+                    f"sources.{sname}.leads_per_month",
+                    _r(new),
+                    "calibrated",
+                    len(self.rows),
+                    note=f"scaled x{k:.3f} from opportunity volume; persona mix, fit, cost from base",
+                )
         _param(
-            cal,
-            "sales.opportunity_rate",
-            "",
-            "assumed (from base)",
-            note="needs a leads export with SQL and opportunity dates",
+            self.cal,
+            "opportunities_per_month",
+            _r(observed_rate),
+            "observed only",
+            len(self.rows),
+            note=f"base run: {base_rate:.1f}; seasonality {season_note}",
         )
-    for key in ("ramp", "attrition_per_year", "backfill_days", "cost_per_year", "hires"):
-        _param(cal, f"sales.ae.{key}", "", "assumed (from base)")
-    header = tomlkit.document()
-    header.add(tomlkit.comment(f"Calibrated by `funnelsim calibrate` from CRM exports as of {cal.as_of}."))
-    header.add(tomlkit.comment("Keys marked 'calibrated' come from the data (rows used and 95% CIs on their line);"))
-    header.add(
-        tomlkit.comment(f"everything else, and every section marked 'assumed', is from the base {cal.base_path.name}.")
-    )
-    header.add(
-        tomlkit.comment("The full report (fits, messy rows, figures) is in the .calibration folder beside this file.")
-    )
-    header.add(tomlkit.nl())
-    cal.document = tomlkit.parse(tomlkit.dumps(header) + tomlkit.dumps(doc))
-    cal.tables["parameters.csv"] = pd.DataFrame(cal.parameters).astype({"value": str, "rows": str})
+
+    def pipeline(self) -> None:
+        """The initial pipeline: the deals open at the as-of date, each at the fit of the average deal."""
+        # Initial pipeline: the deals open at the as-of date. CRMs record no fit, and an open deal
+        # without one would draw it from prospecting.fit (the fit of AE-sourced deals, not of the
+        # qualified leads that make most opportunities), winning too rarely. Each deal gets instead
+        # the fit at which the calibrated win_rate gives the estimated win probability of an average
+        # opportunity, so the pipeline's expected wins are the data's (a single p per deal gives a
+        # binomial count, slightly wider than the true mixture: erring on the wide side).
+        open_rows = self.rows[(self.outcome == "open").to_numpy()]
+        pipeline_fit = fitting.fit_for_win_probability(self.w["competing_risks"], self.at_half, self.fit_effect)
+        pipeline = pd.DataFrame(
+            {
+                "id": open_rows["id"].to_numpy(),
+                "age_days": np.round(_days(pd.Series(self.cut, index=open_rows.index), open_rows["created"]), 3),
+                "deal_size": open_rows["amount"].to_numpy(),
+                "fit": np.full(len(open_rows), round(pipeline_fit, 4)),
+                "persona": [s if s in self.personas else "buyer" for s in open_rows["segment"]],
+                "owner": open_rows["owner"].to_numpy(),
+            }
+        )
+        self.cal.pipeline = pipeline
+        self.cal.pipeline_supported = "initial_pipeline" in Scenario.model_fields
+        if self.cal.pipeline_supported:
+            section = tomlkit.table()
+            section.add(
+                tomlkit.comment(
+                    f"calibrated: {len(pipeline)} deals open on {self.cal.as_of}, ages in days on start_date"
+                )
+            )
+            section["file"] = self.pipeline_file
+            self.doc["initial_pipeline"] = section
+            self.touched.add("initial_pipeline")
+        else:
+            self.cal.notes.append(
+                f"initial pipeline: {len(pipeline)} open deals written to {self.pipeline_file}, "
+                "but this funnelsim has no [initial_pipeline] section yet, so the scenario does not load them"
+            )
+        _param(
+            self.cal,
+            "initial_pipeline",
+            f"{len(pipeline)} open deals",
+            "calibrated" if self.cal.pipeline_supported else "observed only",
+            len(pipeline),
+            note=f"fit {pipeline_fit:.4f} for every deal: win probability {self.w['competing_risks']:.4f} "
+            f"at win_rate {self.at_half:.4f}, fit_effect {self.fit_effect:g} (CRMs record no fit)",
+        )
+
+    def finish(self) -> None:
+        """Dates and labels, what is assumed from the base, the header, and the parameters table."""
+        self.doc["start_date"] = self.cal.as_of
+        self.doc["start_date"].comment("calibrated: the as-of date of the CRM export")
+        self.doc["name"] = self.name
+        self.doc["description"] = (
+            f"Calibrated from {self.cal.opportunities.path.name} on {self.cal.as_of} (base: {self.cal.base_path.name})."
+        )
+        assumed = [
+            k for k in ("personas", "nurture", "qualification", "handoff", "recycling", "prospecting") if k in self.doc
+        ]
+        for key in assumed:
+            _param(self.cal, key, "", "assumed (from base)")
+            # a comment is one line: a file name may hold a line break (TOML strings are escaped by tomlkit)
+            self.doc[key].comment(f"assumed: from base {_one_line(self.cal.base_path.name)}")
+        for sname in self.base_sc.sources:
+            if f"sources.{sname}.leads_per_month" not in self.touched:
+                _param(self.cal, f"sources.{sname}", "", "assumed (from base)")
+        for key in ("fit_effect", "queue", "patience_days", "deal_size_by_persona"):
+            if f"sales.{key}" not in self.touched:
+                _param(self.cal, f"sales.{key}", "", "assumed (from base)")
+        if "sales.opportunity_rate" not in self.touched:
+            _param(
+                self.cal,
+                "sales.opportunity_rate",
+                "",
+                "assumed (from base)",
+                note="needs a leads export with SQL and opportunity dates",
+            )
+        for key in ("ramp", "attrition_per_year", "backfill_days", "cost_per_year", "hires"):
+            _param(self.cal, f"sales.ae.{key}", "", "assumed (from base)")
+        header = tomlkit.document()
+        header.add(tomlkit.comment(f"Calibrated by `funnelsim calibrate` from CRM exports as of {self.cal.as_of}."))
+        header.add(
+            tomlkit.comment("Keys marked 'calibrated' come from the data (rows used and 95% CIs on their line);")
+        )
+        header.add(
+            tomlkit.comment(
+                f"everything else, and every section marked 'assumed', is from the base {self.cal.base_path.name}."
+            )
+        )
+        header.add(
+            tomlkit.comment(
+                "The full report (fits, messy rows, figures) is in the .calibration folder beside this file."
+            )
+        )
+        header.add(tomlkit.nl())
+        self.cal.document = tomlkit.parse(tomlkit.dumps(header) + tomlkit.dumps(self.doc))
+        self.cal.tables["parameters.csv"] = pd.DataFrame(self.cal.parameters).astype({"value": str, "rows": str})
 
 
 def _set_volume(sources: Any, name: str, leads_per_month: float, put: Any, comment: str) -> None:
