@@ -378,3 +378,10 @@ def test_cli_history_writes_stages_csv_and_prints_a_time_in_stage_line(
     assert stages["spells"].tolist() == [5, 5, 1] and stages["open"].tolist() == [0, 2, 0]
     report = (tmp_path / "acme.calibration" / "report.md").read_text(encoding="utf-8")
     assert "## Time in each stage" in report and "5 opportunity id(s) not among the usable" in report
+
+
+def test_calibrate_reports_each_phase_as_it_starts() -> None:
+    """A long calibration says what it is doing (the CLI shows it on a spinner in a terminal)."""
+    phases: list[str] = []
+    calibrate(CRM.parents[1] / "examples" / "crm" / "opportunities.csv", progress=phases.append)
+    assert [p.split()[0] for p in phases] == ["reading", "fitting", "simulating"]

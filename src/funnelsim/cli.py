@@ -396,11 +396,7 @@ def _make_plan(
     narrate: bool,
 ) -> tuple[Plan, PlanDiagnostics]:
     """Run the planner on a pool, with a spinner on stderr saying what it is doing (in a terminal)."""
-    with err.status("planning", spinner="dots") if narrate and err.is_terminal else _nothing() as status:
-
-        def progress(text: str) -> None:
-            if status is not None:
-                status.update(text)
+    with _spinner("planning", narrate) as progress:
 
         def go() -> tuple[Plan, PlanDiagnostics]:
             with executor(jobs, scheduler) as pool:
@@ -410,8 +406,13 @@ def _make_plan(
 
 
 @contextmanager
-def _nothing() -> Iterator[None]:
-    yield None
+def _spinner(label: str, narrate: bool) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr (in a terminal only) whose text each phase of the work replaces."""
+    if not (narrate and err.is_terminal):
+        yield lambda _: None
+        return
+    with err.status(label, spinner="dots") as status:
+        yield lambda text: status.update(text)
 
 
 @app.command()
@@ -543,23 +544,26 @@ def calibrate(
 
     _guard(lambda: check_outputs(out_path, force))
     stem = out_path.with_suffix("").name
-    cal = _guard(
-        lambda: fit_scenario(
-            opportunities,
-            leads,
-            history,
-            fmt=crm_format,
-            mapping=tuple(mapping or ()),
-            as_of=as_of,
-            base=base,
-            strict=strict,
-            dayfirst=dayfirst,
-            date_format=date_format,
-            pipeline_file=f"{stem}.pipeline.csv",
-            name=stem,
+    with _spinner("calibrating", not quiet) as progress:
+        cal = _guard(
+            lambda: fit_scenario(
+                opportunities,
+                leads,
+                history,
+                fmt=crm_format,
+                mapping=tuple(mapping or ()),
+                as_of=as_of,
+                base=base,
+                strict=strict,
+                dayfirst=dayfirst,
+                date_format=date_format,
+                pipeline_file=f"{stem}.pipeline.csv",
+                name=stem,
+                progress=progress,
+            )
         )
-    )
-    written = _guard(lambda: write_calibration(cal, out_path, force=force))
+        progress("writing the scenario and the report")
+        written = _guard(lambda: write_calibration(cal, out_path, force=force))
     if not quiet:
         print_calibration(cal, written)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,7 @@ def calibrate(
     date_format: str | None = None,
     pipeline_file: str = "pipeline.csv",
     name: str = "calibrated",
+    progress: Callable[[str], None] | None = None,
 ) -> Calibration:
     """Fit a scenario to CRM exports.
 
@@ -157,25 +158,22 @@ def calibrate(
         Turn the first messy row into a :class:`CalibrationError`.
     pipeline_file
         File name the scenario's ``[initial_pipeline]`` refers to (written next to it).
+    progress
+        Called with the name of each phase as it starts (a million rows take about a minute).
 
     Raises
     ------
     CalibrationError
         Missing files or columns, ambiguous dates, too little data, a messy row with ``strict``.
     """
-    from funnelsim.model.loading import load_scenario
-    from funnelsim.model.scenario import ScenarioError
-
-    base_path = Path(base) if base is not None else BASELINE
-    try:
-        base_sc = load_scenario(base_path)
-    except ScenarioError as exc:
-        raise CalibrationError(f"--base: {exc}") from None
+    phase = progress or (lambda _: None)
+    base_path, base_sc = _load_base(base)
+    phase("reading the exports")
     columns, stages = parse_mapping(mapping)
     opps = read_opportunities(opportunities, fmt, columns, stages, dayfirst, date_format, strict)
     lead_table = read_leads(leads, fmt, columns, dayfirst, date_format, strict) if leads is not None else None
     hist = read_history(history, fmt, columns, dayfirst, date_format, strict) if history is not None else None
-
+    phase("fitting the sales cycle and the win rate (bootstrap)")
     as_of = _resolve_as_of(as_of, opps, lead_table)
     cut = pd.Timestamp(as_of)
     rows = _created_before(opps, cut, as_of)
@@ -195,12 +193,11 @@ def calibrate(
         fits=fits,
         naive_closed_only=naive,
         win=win,
+        tables={"km.csv": km, "win_rate.csv": cif},
     )
-    cal.tables["km.csv"] = km
-    cal.tables["win_rate.csv"] = cif
     if hist is not None:
         _stages(cal, hist, cut, stages, set(rows["id"]))
-
+    phase("simulating the base for the fits and volumes CRMs do not record")
     base_leads, base_opps, months = _base_run(base_sc)
     _fill(cal, base_sc, rows, outcome, duration, cut, base_opps, months, base_leads, pipeline_file, name)
     return cal
@@ -245,6 +242,18 @@ def _param(
             "note": note,
         }
     )
+
+
+def _load_base(base: str | Path | None) -> tuple[Path, Any]:
+    """The base scenario (everything the data cannot tell), a bad one reported as ``--base``."""
+    from funnelsim.model.loading import load_scenario
+    from funnelsim.model.scenario import ScenarioError
+
+    base_path = Path(base) if base is not None else BASELINE
+    try:
+        return base_path, load_scenario(base_path)
+    except ScenarioError as exc:
+        raise CalibrationError(f"--base: {exc}") from None
 
 
 def _base_run(base_sc: Any) -> tuple[pd.DataFrame, pd.DataFrame, float]:
