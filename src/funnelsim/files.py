@@ -30,7 +30,7 @@ class UnreadableFile(ValueError):
 
 def human_size(n_bytes: float) -> str:
     """``1.5 GB``, ``10 MB``, ``1,000 bytes``: sizes in messages."""
-    for unit, size in (("GB", 1e9), ("MB", MB), ("kB", 1e3)):
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", MB), ("kB", 1e3)):
         if n_bytes >= size:
             return f"{n_bytes / size:,.3g} {unit}"
     return f"{n_bytes:,.0f} bytes"

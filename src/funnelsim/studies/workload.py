@@ -33,6 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
 
+from funnelsim.files import human_size
 from funnelsim.model.scenario import Scenario
 
 __all__ = [
@@ -135,7 +136,7 @@ class Workload:
             f"~{self.leads_per_run:,.0f} leads per run, {self.replications:,} run"
             f"{'s' if self.replications != 1 else ''} on {max(1, min(self.workers, self.replications))} "
             f"worker{'s' if min(self.workers, self.replications) > 1 else ''}: "
-            f"estimated {_duration(self.seconds)}, {_size(self.memory_bytes)} of memory"
+            f"estimated {_duration(self.seconds)}, {human_size(self.memory_bytes)} of memory"
         )
 
     def scaled(self, replications: int) -> Workload:
@@ -245,7 +246,9 @@ def check(work: Workload, allow_large: bool = False, limits: Limits | None = Non
 def _over(work: Workload, limits: Limits) -> list[str]:
     over = []
     if work.memory_bytes > limits.memory_bytes:
-        over.append(f"{_size(work.memory_bytes)} of memory (limit {_size(limits.memory_bytes)}, half this machine's)")
+        over.append(
+            f"{human_size(work.memory_bytes)} of memory (limit {human_size(limits.memory_bytes)}, half this machine's)"
+        )
     if work.seconds > limits.seconds:
         over.append(f"{_duration(work.seconds)} (limit {_duration(limits.seconds)})")
     return over
@@ -263,10 +266,3 @@ def _duration(seconds: float) -> str:
     if seconds < 48 * 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:,.0f} days"
-
-
-def _size(n_bytes: float) -> str:
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
-        if n_bytes >= size:
-            return f"{n_bytes / size:,.1f} {unit}"
-    return f"{n_bytes / 1e3:.0f} kB"
