@@ -28,8 +28,9 @@ SPEED_TO_LEAD = {
 
 
 def tiny_scenario() -> dict[str, Any]:
-    """A minimal valid scenario as plain data."""
+    """A minimal valid scenario as plain data, started cold (tests of a mechanism see every lead's whole life)."""
     return {
+        "start": "cold",
         "start_date": dt.date(2027, 1, 1),
         "horizon_days": 60,
         "personas": {"buyer": {"buying_intent": 0.8}},

@@ -171,8 +171,11 @@ def test_beta_conversion_is_the_uniform_prior_posterior() -> None:
 
 @pytest.fixture(scope="module")
 def history() -> tuple[object, object]:
-    """400 days of the baseline company (full size: enough deals for tight intervals)."""
-    scenario = load_scenario(BASELINE, ["horizon_days=400"])
+    """400 days of the baseline company from its first day (full size: enough deals for tight intervals).
+
+    Cold: every deal of the export opened inside it, so what calibrate reads is the whole truth.
+    """
+    scenario = load_scenario(BASELINE, ["horizon_days=400", "start=cold"])
     return scenario, simulate(scenario, seed=11)
 
 
@@ -308,7 +311,7 @@ def test_backtest_next_quarter_forecast_covers_the_held_out_wins(backtest: dict[
     assert low <= actual <= high, (low, actual, high)
     p_low, p_high = np.percentile(reps["pipeline_wins"], [5, 95])
     assert p_low <= actual_pipeline <= p_high, (p_low, actual_pipeline, p_high)
-    empty = forecast.model_copy(update={"initial_pipeline": None})  # type: ignore[attr-defined]
+    empty = forecast.model_copy(update={"initial_pipeline": None, "start": "cold"})  # type: ignore[attr-defined]
     cold = run(empty, 20, seed=5).table
     assert np.percentile(cold["wins"], 95) < low
 

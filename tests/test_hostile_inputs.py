@@ -104,11 +104,16 @@ def test_plan_states_and_respects_its_work_budget(earlier: Path) -> None:
 def test_the_estimate_is_cheap_and_within_a_factor_of_the_measured_cost() -> None:
     """The formula sees volumes, horizon, reps and runs; the benchmark (benchmarks/workload.py) checks its
     coefficients against measured runs, this checks that it scales the way the work does."""
-    base = estimate(load_scenario(BASELINE))
-    double = estimate(load_scenario(BASELINE, ["horizon_days=730"]))
+    base = estimate(load_scenario(BASELINE, ["start=cold"]))
+    double = estimate(load_scenario(BASELINE, ["horizon_days=730", "start=cold"]))
     assert double.leads_per_run == pytest.approx(2 * base.leads_per_run, rel=0.05)
-    assert estimate(load_scenario(BASELINE), 100, 2).seconds == pytest.approx(50 * base.seconds_per_run)
+    assert estimate(load_scenario(BASELINE, ["start=cold"]), 100, 2).seconds == pytest.approx(50 * base.seconds_per_run)
     assert base.drivers[0][0] == "sources.inbound.leads_per_month"
+    # A warm start simulates its burn-in in every run, and once a pilot to choose it.
+    burnt = estimate(load_scenario(BASELINE, ["burn_in_days=365"]), 100, 2)
+    assert burnt.leads_per_run == pytest.approx(2 * base.leads_per_run, rel=0.05) and burnt.pilot_days == 0
+    chosen = estimate(load_scenario(BASELINE), 100, 2)
+    assert chosen.pilot_days > 0 and chosen.seconds > 50 * chosen.seconds_per_run
     # A small job passes a tight limit; the same job times a million does not.
     limits = Limits(memory_bytes=2e9, seconds=60)
     check(base, limits=limits)

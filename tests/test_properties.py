@@ -125,6 +125,9 @@ def scenarios(draw: st.DrawFn, unlimited: bool = False) -> Scenario:
     ]
     raw: dict[str, Any] = {
         "name": "random",
+        # Cold: the invariants are those of a lead's whole life; a warm start's window of a run is
+        # checked against the whole run in tests/test_warm_start.py.
+        "start": "cold",
         "start_date": start,
         "horizon_days": horizon,
         "personas": {

@@ -44,7 +44,8 @@ from rich.progress import (
 
 from funnelsim import __version__
 from funnelsim.calibrate.readers import CalibrationError
-from funnelsim.engine import simulate
+from funnelsim.engine import simulate, warm_start
+from funnelsim.engine.warmup import start_of
 from funnelsim.model.loading import load_scenario
 from funnelsim.model.scenario import Scenario, ScenarioError
 from funnelsim.randomness import resolve_seed
@@ -266,17 +267,34 @@ def _single_run(
     if narrate:
         rep_note = f", replication {which}" if which else ""
         err.print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {seed}{rep_note}")
+    sc = _warm(sc, seed, narrate)
     result = _guard(lambda: simulate(sc, seed=seed, replication=which))
     stats = _guard(lambda: summarize_run(result))
     if out_dir is not None:
         _write_out(lambda: write_run(result, out_dir, figure_format=figure_format, force=force), narrate)
     if as_json:
-        doc = {"scenario": sc.name, "seed": result.seed, "currency": sc.currency, "summary": stats}
+        doc = {
+            "scenario": sc.name,
+            "seed": result.seed,
+            "currency": sc.currency,
+            "start": start_of(sc),
+            "summary": stats,
+        }
         if which:
             doc["replication"] = which
         sys.stdout.write(json.dumps(doc, indent=2, default=_json_number) + "\n")
         return
     print_summary(stats, sc.currency)
+
+
+def _warm(sc: Scenario, seed: int, narrate: bool) -> Scenario:
+    """The scenario with its warm start's burn-in chosen (pilot runs, once), narrated."""
+    with _spinner("choosing the warm start's burn-in", narrate and sc.start_mode == "warm"):
+        resolved, burn_in = _guard(lambda: warm_start(sc, seed))
+    if narrate and burn_in is not None:
+        settled = "" if burn_in.settled else " [yellow]not settled: the funnel keeps filling[/]"
+        err.print(f"warm start: {burn_in.days:g} days of burn-in before {sc.start_date} ({burn_in.chosen_by}){settled}")
+    return resolved
 
 
 def _bad(message: str) -> None:
@@ -298,6 +316,7 @@ def _monte_carlo(
     if narrate:
         where = f"Dask {scheduler}" if scheduler else f"{jobs} process{'es' if jobs > 1 else ''}"
         err.print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {seed}, replications on {where}")
+    sc = _warm(sc, seed, narrate)
     with _replication_bar(narrate, max_runs if precision is not None else runs) as progress:
 
         def go() -> Replications:

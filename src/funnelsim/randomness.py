@@ -31,17 +31,22 @@ def _key(name: str) -> int:
 
 
 class Streams:
-    """Generators for replication ``replication`` of ``seed``."""
+    """Generators for replication ``replication`` of ``seed``.
 
-    def __init__(self, seed: int, replication: int = 0) -> None:
+    ``domain`` names a family of runs apart from the replications (the pilot runs of a
+    warm start): its streams are disjoint from every replication's of the same seed.
+    """
+
+    def __init__(self, seed: int, replication: int = 0, domain: str = "") -> None:
         if seed < 0 or replication < 0:
             raise ValueError(f"seed and replication must be >= 0, got {seed}, {replication}")
         self.seed = seed
         self.replication = replication
+        self._prefix = (_key(domain),) if domain else ()
 
     def rng(self, purpose: str, *names: str) -> np.random.Generator:
         """A fresh generator for ``purpose`` (and optional sub-names, e.g. a source)."""
-        key = (self.replication, _key(purpose), *(_key(n) for n in names))
+        key = (*self._prefix, self.replication, _key(purpose), *(_key(n) for n in names))
         return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=key))
 
 

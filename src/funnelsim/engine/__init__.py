@@ -4,7 +4,7 @@
 straightforward one-process-per-lead model kept as its test oracle.
 """
 
-from funnelsim.engine.fast import simulate
+from funnelsim.engine.fast import simulate, warm_start
 from funnelsim.engine.reference import simulate_reference
 
-__all__ = ["simulate", "simulate_reference"]
+__all__ = ["simulate", "simulate_reference", "warm_start"]

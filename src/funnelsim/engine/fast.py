@@ -19,6 +19,7 @@ from functools import partial
 
 import numpy as np
 
+from funnelsim.engine import warmup
 from funnelsim.engine.nurture import DORMANT, MQL, nurture_batch
 from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.world import MQL_CODE, Step, World, gc_paused
@@ -51,11 +52,38 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
         in the result so the run can be replayed).
     replication
         Index of the replication: child ``replication`` of ``SeedSequence(seed)``.
+
+    A warm scenario (the default without an ``initial_pipeline``) is run from its burn-in
+    before ``start_date`` (:func:`warm_start`); the result holds the horizon only.
     """
     seed = resolve_seed(scenario, seed)
-    streams = Streams(seed, replication)
+    scenario, _ = warm_start(scenario, seed)
+    return run_on(scenario, Streams(seed, replication), seed, replication)
+
+
+def warm_start(scenario: Scenario, seed: int) -> tuple[Scenario, warmup.BurnIn | None]:
+    """``scenario`` with its warm start's burn-in fixed, chosen by pilot runs of ``seed`` if it
+    does not give one (:mod:`.warmup`); any other scenario as it is, with ``None``.
+
+    Studies call it once before handing replications out, so workers run no pilot.
+    """
+    return warmup.resolve(scenario, seed, partial(pilot_run, seed))
+
+
+def pilot_run(seed: int, scenario: Scenario, index: int) -> RunResult:
+    """Pilot run ``index`` of a warm start's burn-in choice, on streams no replication uses."""
+    return run_on(scenario, Streams(seed, index, domain="pilot"), seed, index)
+
+
+def run_on(reported: Scenario, streams: Streams, seed: int, replication: int) -> RunResult:
+    """One run of ``reported`` (its burn-in fixed, if warm) on ``streams``: the engine proper.
+
+    A warm scenario runs from ``burn_in_days`` before its start date; the result holds
+    the horizon only (:meth:`RunResult.build`).
+    """
+    scenario, origin = warmup.shifted(reported)
     recorder = Recorder()
-    world = World(scenario, streams, recorder)
+    world = World(scenario, streams, recorder, origin)
     horizon = scenario.horizon_days
 
     leads, draws, order = draw_arrivals(scenario, streams, world)
@@ -93,7 +121,7 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
         _hand_over(world, when[mql], mql, own)
         world.run()
     return RunResult.build(
-        scenario, seed, replication, recorder, world.attributes(), world.source_names, world.parameters
+        reported, seed, replication, recorder, world.attributes(), world.source_names, world.parameters, origin
     )
 
 

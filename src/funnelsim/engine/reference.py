@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from funnelsim.engine import warmup
+from funnelsim.engine.fast import warm_start
 from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.world import Process, World
 from funnelsim.model.mechanisms import decay, score, touch
@@ -21,8 +23,8 @@ from funnelsim.vocabulary import EVENT_CODE
 
 
 class ReferenceWorld(World):
-    def __init__(self, scenario: Scenario, streams: Streams, recorder: Recorder) -> None:
-        super().__init__(scenario, streams, recorder)
+    def __init__(self, scenario: Scenario, streams: Streams, recorder: Recorder, origin: float = 0.0) -> None:
+        super().__init__(scenario, streams, recorder, origin)
         self.open_pipeline()
         self.touch_gap = buffered(scenario.nurture.touch_interval_days, streams.rng("reference_nurture"))
         persona_names = self.persona_names
@@ -94,9 +96,12 @@ class ReferenceWorld(World):
 def simulate_reference(scenario: Scenario, seed: int | None = None, replication: int = 0) -> RunResult:
     """Run one replication with the one-process-per-lead model (slow; for tests and benchmarks)."""
     seed = resolve_seed(scenario, seed)
+    # A warm start's burn-in is chosen as the fast engine chooses it (the same pilot runs).
+    reported, _ = warm_start(scenario, seed)
+    scenario, origin = warmup.shifted(reported)
     recorder = Recorder()
-    world = ReferenceWorld(scenario, Streams(seed, replication), recorder)
+    world = ReferenceWorld(scenario, Streams(seed, replication), recorder, origin)
     world.run()
     return RunResult.build(
-        scenario, seed, replication, recorder, world.attributes(), world.source_names, world.parameters
+        reported, seed, replication, recorder, world.attributes(), world.source_names, world.parameters, origin
     )

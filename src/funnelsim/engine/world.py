@@ -183,7 +183,10 @@ def gc_paused() -> Iterator[None]:
 class World:
     """Shared state of one run; see the module docstring."""
 
-    def __init__(self, scenario: Scenario, streams: Streams, recorder: Recorder) -> None:
+    def __init__(self, scenario: Scenario, streams: Streams, recorder: Recorder, origin: float = 0.0) -> None:
+        """``origin``: the day the reported run starts (after a warm start's burn-in, else 0); the
+        starting AEs' attrition begins then, so the team on that day is ``sales.ae.count``."""
+        self.origin = origin
         # Rates given as distributions are drawn once, here: one value per replication.
         sc, self.parameters = draw_parameters(scenario, lambda path: streams.rng("parameters", path))
         self.sc = sc
@@ -535,7 +538,7 @@ class World:
     def _start_sales_team(self) -> None:
         ae = self.sc.sales.ae
         for _ in range(ae.count):
-            self._join(ramped=True)
+            self._join(ramped=True, tenure_from=self.origin)
         for hire in ae.hires:
             day = (hire.date - self.sc.start_date).days
             self.env.process(self._hire_on(day, hire.count))
@@ -545,7 +548,7 @@ class World:
         for _ in range(count):
             self._join(ramped=False)
 
-    def _join(self, ramped: bool) -> None:
+    def _join(self, ramped: bool, tenure_from: float = 0.0) -> None:
         ae = self.sc.sales.ae
         share = 1.0 if ramped else productivity(ae, 0)
         rep = self.ae.add_rep(slots(ae, share))
@@ -557,7 +560,7 @@ class World:
         if not ramped and len(ae.ramp) > 1:
             self.env.process(self._ramp(rep))
         if ae.attrition_per_year > 0:
-            self.env.process(self._tenure(rep))
+            self.env.process(self._tenure(rep, tenure_from))
         self._staff_changed.succeed()
         self._staff_changed = self.env.event()
 
@@ -569,9 +572,9 @@ class World:
                 return  # left before ramping up
             self._set_productivity(rep, productivity(ae, month), "ramp")
 
-    def _tenure(self, rep: int) -> Process:
+    def _tenure(self, rep: int, tenure_from: float) -> Process:
         ae = self.sc.sales.ae
-        yield self.env.timeout(self.staffing.exponential(365.25 / ae.attrition_per_year))
+        yield self.env.timeout(tenure_from + self.staffing.exponential(365.25 / ae.attrition_per_year))
         # A leaver takes no new deals; open ones are handed over and run to close.
         self.ae_left[rep] = True
         self._set_productivity(rep, 0.0, "left")

@@ -370,7 +370,23 @@ class Scenario(_Model):
     sales: Sales
     prospecting: Prospecting = Field(default_factory=Prospecting)
     initial_pipeline: InitialPipeline | None = Field(
-        None, description="Opportunities already open on start_date; none = the run starts with an empty pipeline."
+        None, description='Opportunities already open on start_date (read with start = "pipeline").'
+    )
+    start: Literal["warm", "cold", "pipeline"] | None = Field(
+        None,
+        description=(
+            "How the funnel looks on start_date. warm: as it would after running at this scenario's own rates "
+            "long enough to be steady (a burn-in before start_date that is simulated, not reported); cold: empty "
+            "(no leads in nurture, no open deals, idle reps); pipeline: empty but for initial_pipeline. "
+            "Default: pipeline when there is an initial_pipeline, else warm."
+        ),
+    )
+    burn_in_days: NonNegative | None = Field(
+        None,
+        description=(
+            "Days simulated before start_date for a warm start; none = chosen per scenario by the MSER-5 test "
+            "on a pilot run (see docs/model.md, Warm start)."
+        ),
     )
 
     @model_validator(mode="after")
@@ -383,6 +399,25 @@ class Scenario(_Model):
                 f"at most {last:,} days"
             )
         return self
+
+    @model_validator(mode="after")
+    def _start_matches_pipeline(self) -> Scenario:
+        if self.start == "pipeline" and self.initial_pipeline is None:
+            raise ValueError("start = 'pipeline' needs an initial_pipeline (the deals open on start_date)")
+        if self.start in ("warm", "cold") and self.initial_pipeline is not None:
+            raise ValueError(
+                f"start = {self.start!r} does not read initial_pipeline: use start = 'pipeline' or remove the pipeline"
+            )
+        if self.burn_in_days is not None and self.start_mode != "warm":
+            raise ValueError(f"burn_in_days is for a warm start; this scenario starts {self.start_mode}")
+        return self
+
+    @property
+    def start_mode(self) -> Literal["warm", "cold", "pipeline"]:
+        """``start``, or its default: ``"pipeline"`` with an initial pipeline, else ``"warm"``."""
+        if self.start is not None:
+            return self.start
+        return "pipeline" if self.initial_pipeline is not None else "warm"
 
     @property
     def open_deals(self) -> list[OpenDeal]:

@@ -308,6 +308,8 @@ def write_manifest(
 
     Call it last: it lists every file already in the folder.
     """
+    from funnelsim.engine.warmup import start_of
+
     libraries = {"python": platform.python_version()}
     libraries.update({name: _version(name) for name in (*LIBRARIES, *extra_libraries)})
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
@@ -317,6 +319,7 @@ def write_manifest(
         "scenario_name": sc.name,
         "scenario_sha256": sc.sha256(),
         **run,
+        "start": start_of(sc),
         "start_date": sc.start_date.isoformat(),
         "horizon_days": float(sc.horizon_days),
         "currency": sc.currency,

@@ -159,7 +159,7 @@ def _tables(result: RunResult) -> dict[str, pd.DataFrame]:
         "revenue_by_quarter.csv": metrics.revenue_by_period(ev, start, "quarter", horizon),
         "leakage.csv": metrics.leakage(ev),
         "capacity_by_month.csv": metrics.capacity_by_month(result.levels, ev, start, horizon),
-        "pipeline.csv": metrics.pipeline_over_time(ev),
+        "pipeline.csv": metrics.pipeline_over_time(ev, _opening(result)),
         "by_source.csv": metrics.by_segment(result.leads, by="source"),
         "by_persona.csv": metrics.by_segment(result.leads, by="persona"),
         "leads.csv": result.leads,
@@ -409,3 +409,9 @@ def write_sensitivity(
         write_manifest(sc, folder, figure_format, run)
 
     return write_atomically(out_dir, force, figure_format, fill)
+
+
+def _opening(result: RunResult) -> tuple[int, float]:
+    """The opportunities open on day 0 that the log does not open (a warm start's), and their value."""
+    opening = result.metadata.get("open_at_start", {})
+    return int(opening.get("opportunities", 0)), float(opening.get("value", 0.0))

@@ -739,13 +739,17 @@ def capacity_by_month(
     return out.drop(columns="order").reset_index(drop=True)
 
 
-def pipeline_over_time(events: pd.DataFrame) -> pd.DataFrame:
+def pipeline_over_time(events: pd.DataFrame, opening: tuple[int, float] = (0, 0.0)) -> pd.DataFrame:
     """Open pipeline as a step function: one row per time it changes.
 
     Parameters
     ----------
     events
         The event log.
+    opening
+        Opportunities open at time 0 and their value that the log does not open (a warm
+        start's, see ``open_at_start`` in :attr:`RunResult.metadata`): the pipeline starts
+        there, with a row at time 0.
 
     Returns
     -------
@@ -759,14 +763,16 @@ def pipeline_over_time(events: pd.DataFrame) -> pd.DataFrame:
     opened = (ev["event"] == "opportunity").to_numpy()
     closed = ev["event"].isin(("won", "lost")).to_numpy()
     sel = opened | closed
+    times = ev["time"].to_numpy(float)[sel]
     step = np.where(opened[sel], 1, -1)
     value = ev["value"].to_numpy(float)[sel]
+    change = np.where(opened[sel], value, -value)
+    if opening[0]:
+        times, step, change = np.r_[0.0, times], np.r_[opening[0], step], np.r_[float(opening[1]), change]
     count = np.cumsum(step)
-    amount = np.cumsum(np.where(opened[sel], value, -value))
+    amount = np.cumsum(change)
     amount[count == 0] = 0.0  # no rounding residue in an empty pipeline
-    out = pd.DataFrame(
-        {"time": ev["time"].to_numpy(float)[sel], "open_opportunities": count.astype(np.int64), "open_value": amount}
-    )
+    out = pd.DataFrame({"time": times, "open_opportunities": count.astype(np.int64), "open_value": amount})
     return out.drop_duplicates("time", keep="last").reset_index(drop=True)
 
 
@@ -786,7 +792,9 @@ def costs(
     Parameters
     ----------
     attributes
-        Per-lead traits (one row per lead created; column ``source``).
+        Per-lead traits (one row per lead of the log, by id; column ``source``). Only the
+        leads created in the run cost marketing: a warm start's leads from the burn-in
+        were paid for then.
     roster
         ``(time, team, rep, change, productivity)``; ``change`` is joined, ramp or left.
     scenario
@@ -809,7 +817,8 @@ def costs(
     """
     horizon = float(scenario.horizon_days if horizon_days is None else horizon_days)
     _check_horizon(horizon)
-    per_source = attributes["source"].astype(str).value_counts()
+    created = events.loc[events["event"] == "created", "lead"].to_numpy(np.int64)
+    per_source = attributes["source"].astype(str).iloc[created].value_counts()
     vol = stage_volumes(events)
     revenue = float(events.loc[events["event"] == "won", "value"].sum())
     return _costs(scenario, per_source.to_dict(), _Roster(roster), vol.to_dict(), revenue, horizon)
@@ -919,7 +928,10 @@ def summarize_run(result: RunResult) -> dict[str, float]:
     _check_horizon(horizon)
     out = _summary(_Log(result.events))
     source = result.attributes["source"]
-    per_source = np.bincount(source.cat.codes.to_numpy(np.int64), minlength=len(source.cat.categories))
+    # Leads created in the run (a warm start's leads carried over from the burn-in were paid for then).
+    created = result.events.loc[result.events["event"] == "created", "lead"].to_numpy(np.int64)
+    codes = source.cat.codes.to_numpy(np.int64)[created]
+    per_source = np.bincount(codes, minlength=len(source.cat.categories))
     count = dict(zip(source.cat.categories.astype(str), per_source.tolist(), strict=True))
     money = _costs(scenario, count, _Roster(result.roster), out, out["revenue"], horizon)
     by_source = money.pop("marketing_cost_by_source")

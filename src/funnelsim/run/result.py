@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from funnelsim.model.scenario import Scenario
-from funnelsim.vocabulary import MILESTONES, STATE_AFTER, STATES
+from funnelsim.vocabulary import MILESTONES, OPEN_STATES, STATE_AFTER, STATES
 
-__all__ = ["Logs", "RunResult"]
+__all__ = ["Logs", "RunResult", "window"]
 
 
 class Logs(Protocol):
@@ -58,7 +58,11 @@ class RunResult:
         attributes: dict[str, np.ndarray],
         source_names: list[str],
         parameters: dict[str, float] | None = None,
+        origin: float = 0.0,
     ) -> RunResult:
+        """The result of a run whose logs ``recorder`` holds; ``origin``: the day of the log that
+        is ``start_date`` (after a warm start's burn-in): only what happens from then on is kept
+        (:func:`window`)."""
         persona_names = list(scenario.personas)
         frame = pd.DataFrame(
             {
@@ -70,21 +74,18 @@ class RunResult:
                 "recycles": attributes["recycles"],
             }
         )
-        return cls(
-            scenario=scenario,
-            seed=seed,
-            replication=replication,
-            events=recorder.events_frame(),
-            levels=recorder.levels_frame(),
-            roster=recorder.roster_frame(),
-            attributes=frame,
-            metadata={
-                "horizon_days": scenario.horizon_days,
-                "start_date": scenario.start_date.isoformat(),
-                # Rates drawn for this replication when the scenario gives them as distributions.
-                "parameters": dict(parameters or {}),
-            },
-        )
+        metadata: dict[str, Any] = {
+            "horizon_days": scenario.horizon_days,
+            "start_date": scenario.start_date.isoformat(),
+            # Rates drawn for this replication when the scenario gives them as distributions.
+            "parameters": dict(parameters or {}),
+            "start": scenario.start_mode,
+        }
+        events, levels, roster = recorder.events_frame(), recorder.levels_frame(), recorder.roster_frame()
+        if origin > 0:
+            events, levels, roster, frame, metadata["open_at_start"] = window(events, levels, roster, frame, origin)
+            metadata["burn_in_days"] = origin
+        return cls(scenario, seed, replication, events, levels, roster, frame, metadata)
 
     @cached_property
     def leads(self) -> pd.DataFrame:
@@ -110,7 +111,10 @@ class RunResult:
         final = np.zeros(n, dtype=np.int16)
         final[last["lead"].to_numpy()] = [state_code[STATE_AFTER[e]] for e in last["event"].astype(str)]
         out["state"] = pd.Categorical.from_codes(final, categories=list(states))
-        deals = ev[ev["event"] == "opportunity"].drop_duplicates("lead", keep="last")
+        # A deal's amount and AE: its opportunity's, or, for a deal opened before the run (a warm
+        # start's), its close's (a close carries the amount at stake and the AE).
+        closes = ev[ev["event"].isin(("won", "lost"))].drop_duplicates("lead", keep="last")
+        deals = pd.concat([closes, ev[ev["event"] == "opportunity"]]).drop_duplicates("lead", keep="last")
         amount = np.full(n, np.nan)
         amount[deals["lead"].to_numpy()] = deals["value"].to_numpy()
         out["amount"] = amount
@@ -118,3 +122,58 @@ class RunResult:
         ae[deals["lead"].to_numpy()] = deals["rep"].to_numpy()
         out["ae"] = ae
         return out
+
+
+def window(
+    events: pd.DataFrame, levels: pd.DataFrame, roster: pd.DataFrame, attributes: pd.DataFrame, origin: float
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """The logs of a warm run from ``origin`` on, re-timed so that ``origin`` is day 0.
+
+    Events before ``origin`` are dropped; leads with no event left are dropped and the
+    others renumbered in order (a lead carried over from the burn-in keeps its traits
+    but has no ``created`` row). A team's level and a rep's productivity at ``origin``
+    become rows at time 0 (a rep on staff then "joined" at 0; one gone by then is
+    left out). Also returns what was open at ``origin``: ``opportunities`` and their
+    ``value``, and ``leads`` in an open state (:data:`~funnelsim.vocabulary.OPEN_STATES`).
+    """
+    time = events["time"].to_numpy(float)
+    inside = time >= origin
+    opening = _open_at(events[~inside])
+    kept = events[inside]
+    keep = np.unique(kept["lead"].to_numpy())
+    new_id = np.full(len(attributes), -1, dtype=np.int64)
+    new_id[keep] = np.arange(len(keep))
+    kept = kept.assign(time=kept["time"].to_numpy(float) - origin, lead=new_id[kept["lead"].to_numpy()])
+    attributes = attributes.iloc[keep].assign(lead=np.arange(len(keep))).reset_index(drop=True)
+    return kept.reset_index(drop=True), _levels_from(levels, origin), _roster_from(roster, origin), attributes, opening
+
+
+def _open_at(before: pd.DataFrame) -> dict[str, float]:
+    """What the events ``before`` leave open: open leads, open opportunities and their value."""
+    # A lead's last event in time order; its creation first at a tie in time.
+    ev = before.assign(later=(before["event"] != "created").to_numpy())
+    ev = ev.sort_values(["lead", "time", "later"], kind="stable").drop_duplicates("lead", keep="last")
+    state = ev["event"].astype(str).map(STATE_AFTER)
+    deal = (state == "opportunity").to_numpy()
+    return {
+        "leads": int(state.isin(OPEN_STATES).sum()),
+        "opportunities": int(deal.sum()),
+        "value": float(ev["value"].to_numpy(float)[deal].sum()),
+    }
+
+
+def _levels_from(levels: pd.DataFrame, origin: float) -> pd.DataFrame:
+    """Each team's level log from ``origin`` on, re-timed, its level at ``origin`` a row at 0."""
+    before = levels[levels["time"].to_numpy(float) < origin].drop_duplicates("team", keep="last")
+    after = levels[levels["time"].to_numpy(float) >= origin]
+    out = pd.concat([before.assign(time=origin), after]).sort_values("time", kind="stable")
+    return out.assign(time=out["time"].to_numpy(float) - origin).reset_index(drop=True)
+
+
+def _roster_from(roster: pd.DataFrame, origin: float) -> pd.DataFrame:
+    """The roster from ``origin`` on, re-timed: reps on staff at ``origin`` "joined" at 0."""
+    early = roster["time"].to_numpy(float) < origin
+    last = roster[early].drop_duplicates(["team", "rep"], keep="last")
+    on_staff = last[last["change"] != "left"].assign(time=origin, change="joined")
+    out = pd.concat([on_staff, roster[~early]]).sort_values("time", kind="stable")
+    return out.assign(time=out["time"].to_numpy(float) - origin).reset_index(drop=True)

@@ -186,6 +186,9 @@ def compare(
     total = runs * (len(scenarios) + extra)
     every = [*scenarios, *(plan.distinct.values() if plan is not None else ())]
     (budget or Budget()).admit(largest(every, total, workers_of(pool)), "this comparison")
+    scenarios = mc.same_burn_in(scenarios, seed, scenarios)  # all on the same warm start
+    if plan is not None:
+        plan = _combinations(scenarios[0], scenarios[1], levers)
     results = {}
     for k, (label, sc) in enumerate(zip(names, scenarios, strict=True)):
         step = mc.offset(progress, k * runs, total)

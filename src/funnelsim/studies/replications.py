@@ -23,7 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from funnelsim.engine import simulate
+from funnelsim.engine import simulate, warm_start
+from funnelsim.engine.warmup import start_of, with_burn_in
 from funnelsim.model.scenario import Scenario
 from funnelsim.randomness import resolve_seed
 from funnelsim.run.metrics import leakage_counts, stages_by_month, summarize_run
@@ -179,6 +180,7 @@ class Replications:
             "completed": self.completed,
             "complete": self.complete,
             "stopped": self.stopped,
+            "start": start_of(self.scenario),
             "confidence": self.confidence,
             "summary": summary,
         }
@@ -244,6 +246,7 @@ def run(
     pool = pool or SerialExecutor()
     most = len(replications) if replications is not None else runs if precision is None else max_runs or MAX_RUNS
     (budget or Budget()).admit(estimate(scenario, most, workers_of(pool)), "this Monte Carlo run")
+    scenario, _ = warm_start(scenario, seed)  # once, here: the workers run no pilot
     results: dict[int, Replication] = {}
     stopped, interruption = "completed", typing.cast(Interruption | None, None)
     requested = (max_runs or MAX_RUNS) if precision is not None else runs
@@ -265,6 +268,23 @@ def run(
     if interruption is not None:
         record_interruption(interruption)
     return reps
+
+
+def same_burn_in(scenarios: Sequence[Scenario], seed: int, chosen_from: Sequence[Scenario]) -> list[Scenario]:
+    """The ``scenarios`` of one study on the same warm start.
+
+    Each warm scenario without a ``burn_in_days`` of its own gets the longest burn-in
+    chosen for the scenarios ``chosen_from`` (a pilot each, :func:`warm_start`), so the
+    study compares them over the same window from the same kind of start, on the same
+    random streams.
+    """
+    chosen = [burn_in for sc in chosen_from if (burn_in := warm_start(sc, seed)[1]) is not None]
+    if not chosen:
+        return list(scenarios)
+    longest = max(chosen, key=lambda b: b.days)
+    return [
+        with_burn_in(sc, longest) if sc.start_mode == "warm" and sc.burn_in_days is None else sc for sc in scenarios
+    ]
 
 
 def _check_options(

@@ -460,6 +460,25 @@ class Sensitivity:
         return pd.concat([front, reps.table.reset_index(drop=True)], axis=1)
 
 
+def _chosen(found: list[Perturbation], skipped: pd.DataFrame, params: Sequence[str]) -> list[Perturbation]:
+    """The perturbations of ``params`` (``--param``), in their order; an unknown or unvaried path is an error."""
+    by_path = {p.parameter: p for p in found}
+    reasons = dict(zip(skipped["parameter"], skipped["reason"], strict=True))
+    chosen = []
+    for path in dict.fromkeys(params):
+        if path in by_path:
+            chosen.append(by_path[path])
+        elif path in reasons:
+            raise SweepError(f"--param {path}: not varied by sensitivity: {reasons[path]}")
+        else:
+            hint = difflib.get_close_matches(path, list(by_path), n=1, cutoff=0.6)
+            raise SweepError(
+                f"--param {path}: no such numeric parameter in the scenario"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            )
+    return chosen
+
+
 def sensitivity(
     scenario: Scenario,
     by: float = 0.2,
@@ -503,21 +522,7 @@ def sensitivity(
         raise SweepError(f"--runs must be >= 2 to pair with the base, got {runs}")
     found, skipped = sensitivity_parameters(scenario, by)
     if params is not None:
-        by_path = {p.parameter: p for p in found}
-        reasons = dict(zip(skipped["parameter"], skipped["reason"], strict=True))
-        chosen = []
-        for path in dict.fromkeys(params):
-            if path in by_path:
-                chosen.append(by_path[path])
-            elif path in reasons:
-                raise SweepError(f"--param {path}: not varied by sensitivity: {reasons[path]}")
-            else:
-                hint = difflib.get_close_matches(path, list(by_path), n=1, cutoff=0.6)
-                raise SweepError(
-                    f"--param {path}: no such numeric parameter in the scenario"
-                    + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                )
-        found = chosen
+        found = _chosen(found, skipped, params)
     if not found:
         raise SweepError("the scenario has no numeric parameter to vary")
     seed = resolve_seed(scenario, seed)
@@ -525,6 +530,8 @@ def sensitivity(
     total = (1 + len(todo)) * runs
     every = [scenario, *(sc for _, _, sc in todo)]
     (budget or Budget()).admit(largest(every, total, workers_of(pool)), "this sensitivity analysis")
+    scenario, *changed = mc.same_burn_in(every, seed, [scenario])  # every change on the base's warm start
+    todo = [(path, side, sc) for (path, side, _), sc in zip(todo, changed, strict=True)]
     base = mc.run(
         scenario, runs, seed, pool, confidence=confidence, progress=mc.offset(progress, 0, total), budget=UNLIMITED
     )

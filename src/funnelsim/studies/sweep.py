@@ -427,6 +427,7 @@ def sweep(
     seed = resolve_seed(scenario, seed)
     total = len(scenarios) * runs
     (budget or Budget()).admit(largest(scenarios, total, workers_of(pool)), "this sweep")
+    scenarios = mc.same_burn_in(scenarios, seed, [scenario])  # every point on the base's warm start
     results = []
     for k, sc in enumerate(scenarios):
         step = mc.offset(progress, k * runs, total)

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
 
+from funnelsim.engine.warmup import PILOT_DAYS, PILOT_RUNS
 from funnelsim.files import human_size
 from funnelsim.model.scenario import Scenario
 
@@ -105,6 +106,13 @@ class Workload:
     workers: int
     drivers: tuple[tuple[str, float], ...]  # (field, leads it brings), largest first
     horizon_days: float = 365.0
+    burn_in_days: float = 0.0  # simulated before the horizon in every run (a warm start)
+    pilot_days: float = 0.0  # simulated once, before the runs, to choose the burn-in
+
+    @property
+    def simulated_days(self) -> float:
+        """Days one run simulates: its burn-in and its horizon."""
+        return self.horizon_days + self.burn_in_days
 
     @property
     def events_per_run(self) -> float:
@@ -118,11 +126,12 @@ class Workload:
     def seconds(self) -> float:
         """Estimated wall time of the whole job."""
         at_once = max(1, min(self.workers, self.replications))
-        return self.seconds_per_run * self.replications / at_once
+        pilot = self.seconds_per_run * self.pilot_days / self.simulated_days
+        return pilot + self.seconds_per_run * self.replications / at_once
 
     @property
     def memory_bytes_per_worker(self) -> float:
-        ae_count = self.ae_days_per_run / max(1.0, self.horizon_days)
+        ae_count = self.ae_days_per_run / max(1.0, self.simulated_days)
         return BYTES_BASE + BYTES_PER_LEAD * self.leads_per_run + BYTES_PER_AE * ae_count
 
     @property
@@ -183,13 +192,20 @@ def estimate(scenario: Scenario, replications: int = 1, workers: int = 1) -> Wor
     Cheap (no simulation): O(sources + hires). See the module docstring for the formula.
     """
     horizon = float(scenario.horizon_days)
+    burn_in, pilot = 0.0, 0.0
+    if scenario.start_mode == "warm":
+        # Unchosen, the burn-in of a funnel that settles is at most half the first pilot's length
+        # (one that does not settle runs a longer pilot and burn-in: up to ~1.6x this).
+        burn_in = float(scenario.burn_in_days if scenario.burn_in_days is not None else PILOT_DAYS[0] // 2)
+        pilot = 0.0 if scenario.burn_in_days is not None else float(PILOT_RUNS * PILOT_DAYS[0])
+    days = horizon + burn_in
     drivers = []
     for name, source in scenario.sources.items():
         seasonal = sum(source.seasonality) / len(source.seasonality)
         field = next(
             f for f in ("leads_per_month", "leads_per_week", "leads_per_day") if getattr(source, f) is not None
         )
-        drivers.append((f"sources.{name}.{field}", source.leads_per_day_mean * seasonal * horizon))
+        drivers.append((f"sources.{name}.{field}", source.leads_per_day_mean * seasonal * days))
     drivers.append(("initial_pipeline", float(len(scenario.open_deals))))
     drivers.sort(key=lambda d: d[1], reverse=True)
     leads = sum(n for _, n in drivers)
@@ -197,7 +213,7 @@ def estimate(scenario: Scenario, replications: int = 1, workers: int = 1) -> Wor
     # Backfills at most double a team; hires join for part of the horizon, counted whole (pessimistic).
     aes = (ae.count + sum(h.count for h in ae.hires)) * (2 if ae.backfill_days is not None else 1)
     aes += scenario.handoff.sdr.count
-    return Workload(leads, aes * horizon, int(replications), int(workers), tuple(drivers), horizon)
+    return Workload(leads, aes * days, int(replications), int(workers), tuple(drivers), horizon, burn_in, pilot)
 
 
 def largest(scenarios: list[Scenario] | tuple[Scenario, ...], replications: int, workers: int) -> Workload:
@@ -229,18 +245,23 @@ def check(work: Workload, allow_large: bool = False, limits: Limits | None = Non
             else f"{work.replications:,} replications of {_duration(work.seconds_per_run)} each: lower --runs"
         )
     elif SECONDS_PER_AE_DAY * work.ae_days_per_run > SECONDS_PER_LEAD * work.leads_per_run:
-        reps = work.ae_days_per_run / max(1.0, work.horizon_days)
-        driver = f"~{reps:,.0f} reps over horizon_days = {work.horizon_days:g}: check sales.ae.count, handoff.sdr.count"
+        reps = work.ae_days_per_run / max(1.0, work.simulated_days)
+        driver = f"~{reps:,.0f} reps over {_days(work)}: check sales.ae.count, handoff.sdr.count"
     else:
         field, leads = work.drivers[0]
         driver = (
             f"{work.leads_per_run:,.0f} leads per run, {leads:,.0f} of them from {field}, "
-            f"over horizon_days = {work.horizon_days:g}: check {field} and horizon_days"
+            f"over {_days(work)}: check {field} and horizon_days"
         )
     raise WorkloadTooLarge(
         f"{what} is too large: estimated {' and '.join(over)}; {driver}. "
         "If that is what you meant, pass --allow-large to run it anyway."
     )
+
+
+def _days(work: Workload) -> str:
+    burn_in = f" and a warm start's burn-in of up to {work.burn_in_days:,.0f} days" if work.burn_in_days else ""
+    return f"horizon_days = {work.horizon_days:g}{burn_in}"
 
 
 def _over(work: Workload, limits: Limits) -> list[str]:

@@ -1,0 +1,166 @@
+"""Warm start: how long to run a scenario before ``start_date`` so that day 0 looks like any other day.
+
+A warm run simulates a burn-in of ``burn_in_days`` before ``start_date`` at the
+scenario's own rates (its seasonality by calendar month, its team, its prospecting)
+and reports only the horizon. The initial AEs are on staff and fully ramped at the
+start of the burn-in, and attrition starts on ``start_date`` (so the team on day 0 is
+``sales.ae.count``, as the scenario says); dated hires keep their dates.
+
+The burn-in, unless the scenario fixes it, is chosen once per scenario and seed by a
+pilot (:func:`choose_burn_in`): :data:`PILOT_RUNS` cold runs of the scenario with its
+seasonality flattened to its yearly mean, no dated hires and uncertain rates at their
+means, on streams of their own (no replication sees them). The daily work in
+progress (open leads, open opportunities) and won value, averaged over the pilot
+runs, each get an MSER-5 truncation point (:mod:`funnelsim.run.steady`); the burn-in
+is the largest, rounded up to whole 30-day months. When a series has not settled
+within the pilot, the pilot is doubled, up to :data:`PILOT_DAYS`'s last length; a
+funnel that never settles (a queue that only grows) keeps the longest burn-in tried
+and is reported as not settled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from funnelsim.model.scenario import Scenario
+from funnelsim.run.result import RunResult
+from funnelsim.run.steady import daily_levels, mser
+
+__all__ = [
+    "PILOT_DAYS",
+    "PILOT_RUNS",
+    "BurnIn",
+    "choose_burn_in",
+    "pilot_scenario",
+    "resolve",
+    "shifted",
+    "start_of",
+    "with_burn_in",
+]
+
+PILOT_RUNS = 8
+"""Pilot runs averaged before the MSER-5 rule is applied."""
+PILOT_DAYS = (1095, 2190)
+"""Pilot lengths tried, days: three years, then six."""
+MONTH = 30
+
+Pilot = Callable[[Scenario, int], RunResult]
+"""Runs pilot run ``i`` of a scenario (on streams no replication uses)."""
+
+_CHOSEN: dict[tuple[str, int], BurnIn] = {}  # by (scenario as given, seed)
+_RESOLVED: dict[str, BurnIn] = {}  # by the scenario with its burn-in fixed
+
+
+@dataclass(frozen=True)
+class BurnIn:
+    """The burn-in of a warm start and how it was chosen."""
+
+    days: float
+    chosen_by: str
+    settled: bool = True
+    truncation_days: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "burn_in_days": self.days,
+            "chosen_by": self.chosen_by,
+            "settled": self.settled,
+            "truncation_days": dict(self.truncation_days),
+        }
+
+
+def pilot_scenario(scenario: Scenario, days: float) -> Scenario:
+    """The scenario the pilot runs: cold, ``days`` long, flat seasonality, no dated hires, mean rates."""
+    sources = {
+        name: source.model_copy(update={"seasonality": [float(np.mean(source.seasonality))] * 12})
+        for name, source in scenario.sources.items()
+    }
+    means = {path: spec.mean for path, spec in scenario.uncertain_parameters().items()}
+    sales = scenario.sales.model_copy(update={"ae": scenario.sales.ae.model_copy(update={"hires": []})})
+    pilot = scenario.with_parameters(means) if means else scenario
+    return pilot.model_copy(
+        update={
+            "sources": sources,
+            "sales": sales,
+            "horizon_days": float(days),
+            "start": "cold",
+            "burn_in_days": None,
+            "initial_pipeline": None,
+        }
+    )
+
+
+def choose_burn_in(scenario: Scenario, pilot_run: Pilot) -> BurnIn:
+    """The burn-in of a warm start by MSER-5 on pilot runs (see the module docstring)."""
+    cuts: dict[str, int] = {}
+    for days in PILOT_DAYS:
+        pilot = pilot_scenario(scenario, days)
+        runs = [pilot_run(pilot, i).events for i in range(PILOT_RUNS)]
+        mean = sum(daily_levels(events, days) for events in runs) / PILOT_RUNS
+        found = {name: mser(mean[name].to_numpy()) for name in mean.columns}
+        cuts = {name: cut for name, (cut, _) in found.items()}
+        settled = all(ok for _, ok in found.values())
+        if settled:
+            break
+    how = f"MSER-5 on daily open leads, open deals and won value (mean of {PILOT_RUNS} pilot runs, {days:,} days)"
+    burn_in = days // 2 if not settled else max(cuts.values())
+    return BurnIn(float(MONTH * max(1, math.ceil(burn_in / MONTH))), how, settled, cuts)
+
+
+def resolve(scenario: Scenario, seed: int, pilot_run: Pilot) -> tuple[Scenario, BurnIn | None]:
+    """The scenario with its burn-in fixed (``burn_in_days`` set) and how it was chosen.
+
+    Scenarios that are not warm come back as they are with ``None``; a warm one with
+    ``burn_in_days`` given keeps it. A chosen burn-in is remembered per scenario and
+    seed within the process.
+    """
+    if scenario.start_mode != "warm":
+        return scenario, None
+    if scenario.burn_in_days is not None:
+        return scenario, BurnIn(scenario.burn_in_days, "burn_in_days in the scenario")
+    key = (scenario.sha256(), seed)
+    if key not in _CHOSEN:
+        if len(_CHOSEN) > 64:
+            _CHOSEN.clear()
+            _RESOLVED.clear()
+        _CHOSEN[key] = choose_burn_in(scenario, pilot_run)
+    burn_in = _CHOSEN[key]
+    resolved = scenario.model_copy(update={"burn_in_days": burn_in.days})
+    _RESOLVED[resolved.sha256()] = burn_in
+    return resolved, burn_in
+
+
+def with_burn_in(scenario: Scenario, burn_in: BurnIn) -> Scenario:
+    """``scenario`` warm-started with ``burn_in`` (chosen for another scenario of the same study)."""
+    fixed = scenario.model_copy(update={"burn_in_days": burn_in.days})
+    _RESOLVED[fixed.sha256()] = burn_in
+    return fixed
+
+
+def start_of(scenario: Scenario) -> dict[str, Any]:
+    """How a (resolved) scenario starts, for manifests: ``mode``, and for a warm start the
+    burn-in and what chose it (a pilot in this process, or the scenario's ``burn_in_days``)."""
+    if scenario.start_mode != "warm" or scenario.burn_in_days is None:
+        return {"mode": scenario.start_mode}
+    given = BurnIn(scenario.burn_in_days, "burn_in_days in the scenario")
+    return {"mode": "warm", **_RESOLVED.get(scenario.sha256(), given).to_json()}
+
+
+def shifted(scenario: Scenario) -> tuple[Scenario, float]:
+    """The scenario as the engine runs it, and the day of the event log that is ``start_date``.
+
+    A warm scenario (with its burn-in fixed) starts ``burn_in_days`` earlier and runs that
+    much longer; any other runs as it is, from 0.
+    """
+    if scenario.start_mode != "warm" or not scenario.burn_in_days:
+        return scenario, 0.0
+    days = math.ceil(scenario.burn_in_days)
+    start = scenario.start_date - dt.timedelta(days=days)
+    update = {"start_date": start, "horizon_days": scenario.horizon_days + days, "start": "cold", "burn_in_days": None}
+    return scenario.model_copy(update=update), float(days)
