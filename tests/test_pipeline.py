@@ -271,6 +271,7 @@ def _tiny(pipeline: list[dict[str, Any]], **sales: Any) -> dict[str, Any]:
         **sales,
     }
     raw["prospecting"] = {"opportunities_per_ae_per_month": 0.0, "fit": {"dist": "beta", "a": 3.0, "b": 3.0}}
+    raw["start"] = "pipeline"
     raw["initial_pipeline"] = {"opportunities": pipeline}
     return raw
 
