@@ -284,7 +284,8 @@ def _fit_history(
     found = diagnostics.stale_deals(outcome, duration, stale)
     keep, outcome, duration = found.apply(outcome, duration)
     kept, outcome, duration = every[keep], outcome[keep], duration[keep]
-    fits, naive, km = _cycle_fits(duration, outcome, opps, as_of)
+    timed = found.in_cycle_fit(keep)  # close-lost deals died at an unknown time: not in the cycle fit
+    fits, naive, km = _cycle_fits(duration[timed], outcome[timed], opps, as_of)
     cal = Calibration(
         document=None,
         pipeline=pd.DataFrame(),
@@ -885,7 +886,8 @@ class _Filler:
         days = float((window.measure_to - window.measure_from) / pd.Timedelta(days=1))
         rate = float(months.loc[inside, "opportunities"].sum()) / max(days, 1.0)
         observed_share = flow.observed_prospecting_share(self.rows["source"])
-        base = flow.base_flow(self.base_sc, self.base_run.events, self.base_run.attributes["source"])
+        run = self.base_run
+        base = flow.base_flow(self.base_sc, run.events, run.attributes["source"], run.levels)
         share, how = (
             (observed_share, "observed (the source column names AE-sourced deals)")
             if observed_share is not None
@@ -896,6 +898,7 @@ class _Filler:
             opportunities_per_day=rate,
             prospecting_share=share,
             share_how=how,
+            sdr_utilisation=base["sdr_utilisation"],
             start_day=window.day(window.measure_from),
             end_day=window.day(window.measure_to),
             cycle_mean_days=float(self.cal.best.mean),
@@ -924,7 +927,8 @@ class _Filler:
                 cap = math.ceil(need / max(count, 1))
             else:
                 count = math.ceil(need / cap)
-        return replace(knobs, sdr_count=flow.sdr_count_for(load), ae_count=count, ae_max_open=cap)
+        sdr = flow.sdr_count_for(load, target.sdr_utilisation)
+        return replace(knobs, sdr_count=sdr, ae_count=count, ae_max_open=cap)
 
     def finish(self) -> None:
         """Dates and labels, what is assumed from the base, the header, and the parameters table."""

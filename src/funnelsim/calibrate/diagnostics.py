@@ -9,8 +9,9 @@ Stale open deals
     do with them (:data:`STALE_POLICIES`):
 
     ``close-lost`` (default)
-        lost on the day it went stale (its age is set to the P99): for the cycle and the win
-        rate it is a loss at the longest cycle seen; it is not in the initial pipeline.
+        lost, on the day it went stale (its age set to the P99) for the win rate's competing
+        risks; left out of the cycle fit, since when it died is unknown (placing it at the P99
+        would pile up mass there and lengthen the mean), and out of the initial pipeline.
     ``drop``
         left out of every fit and of the initial pipeline (the win rate is then that of the
         deals whose fate is known).
@@ -92,7 +93,7 @@ class StaleDeals:
                 f"(P99 of {self.n_closed} closed cycles)"
             )
         what = {
-            "close-lost": "counted as lost on the day they went stale, and left out of the initial pipeline",
+            "close-lost": "counted as lost for the win rate, left out of the cycle fit and the initial pipeline",
             "drop": "left out of the fits and of the initial pipeline",
             "keep": "kept open (censored at their age) and in the initial pipeline",
         }[self.policy]
@@ -103,7 +104,10 @@ class StaleDeals:
         )
 
     def apply(self, outcome: pd.Series, duration: np.ndarray) -> tuple[np.ndarray, pd.Series, np.ndarray]:
-        """``(keep, outcome, duration)``: the deals kept for the fits, with the stale ones treated per ``policy``."""
+        """``(keep, outcome, duration)``: the deals kept for the win rate, with the stale ones treated per ``policy``.
+
+        The cycle fit takes the kept deals less :attr:`dead` (see :attr:`in_cycle_fit`).
+        """
         keep = np.ones(len(duration), dtype=bool)
         if self.policy == "close-lost":
             outcome = outcome.where(~self.mask, "lost")
@@ -111,6 +115,11 @@ class StaleDeals:
         elif self.policy == "drop":
             keep = ~self.mask
         return keep, outcome, duration
+
+    def in_cycle_fit(self, keep: np.ndarray) -> np.ndarray:
+        """Of the kept deals, those the cycle fit uses: all but the ones closed as lost by ``close-lost``."""
+        mask = self.mask[keep]
+        return ~mask if self.policy == "close-lost" else np.ones(len(mask), dtype=bool)
 
 
 def stale_deals(outcome: pd.Series, duration: np.ndarray, policy: str) -> StaleDeals:

@@ -9,8 +9,13 @@ capacity is sized from the flow it must carry, and the flow is then checked by s
 SDRs (an M/G/c queue, one MQL per SDR at a time)
     Offered load :math:`a = \lambda_{\text{MQL}} \cdot E[\text{work}]` SDR-days per day, with
     :math:`\lambda_{\text{MQL}}` the MQLs sales follows up per day. The team is the smallest
-    :math:`c` with :math:`a / c \le \rho^* =` :data:`UTILISATION_TARGET`. The work time per MQL
-    stays the base's (an export does not record it): the count is *sized*, not observed.
+    :math:`c` with :math:`a / c \le \rho^*`, where :math:`\rho^*` is the base's own SDR
+    utilisation (measured after its first months) kept within :data:`SDR_UTILISATION_RANGE`:
+    speed to lead makes the hand-off's conversion depend on *hours* of waiting, so the
+    calibrated team works at no higher a load than the base's (at the same load more SDRs
+    wait less, so the base's conversions are kept or bettered, and the volumes fit absorbs
+    the difference). The work time per MQL stays the base's (an export does not record it):
+    the count is *sized*, not observed.
 
 AEs (each holds ``max_open_opportunities`` deals for a cycle each)
     Little's law: deals open at once :math:`L = \lambda_{\text{opp}} \cdot E[\text{cycle}]`.
@@ -63,12 +68,14 @@ __all__ = [
 ]
 
 UTILISATION_TARGET = 0.75
-"""Planned utilisation of SDRs and AE slots (call-centre planning works at 75-85%)."""
+"""Planned utilisation of AE slots (call-centre planning works at 75-85%), and the most for SDRs."""
+SDR_UTILISATION_RANGE = (0.5, UTILISATION_TARGET)
+"""The SDR utilisation aimed at is the base's, kept within this range (see the module docstring)."""
 RESIZE_BAND = 0.1  # keep a team whose utilisation is within +-0.1 of the target (no jitter between rounds)
 FIT_TOLERANCE = 0.03
-MAX_FIT_ROUNDS = 6
-FIT_OPPORTUNITIES = 2_000  # simulated opportunities per round over all runs: ~2% Monte Carlo error
-MAX_FIT_RUNS = 16
+MAX_FIT_ROUNDS = 8
+FIT_OPPORTUNITIES = 1_000  # simulated opportunities per round over all runs: ~3% Monte Carlo error
+MAX_FIT_RUNS = 8
 STEP_LIMIT = 4.0  # a round changes a volume or rate at most 4x (a first guess far off converges in steps)
 SHARE_TOLERANCE = 0.05
 PROSPECTING = "prospecting"
@@ -107,6 +114,7 @@ class Target:
     opportunities_per_day: float
     prospecting_share: float
     share_how: str
+    sdr_utilisation: float
     start_day: float
     end_day: float
     cycle_mean_days: float
@@ -152,20 +160,25 @@ def marketing_leads_per_day(scenario: Scenario) -> float:
     return sum(src.leads_per_day_mean * float(np.mean(src.seasonality)) for src in scenario.sources.values())
 
 
-def base_flow(scenario: Scenario, events: pd.DataFrame, sources: pd.Series) -> dict[str, float]:
+def base_flow(scenario: Scenario, events: pd.DataFrame, sources: pd.Series, levels: pd.DataFrame) -> dict[str, float]:
     """What one run of the base says about flows a CRM does not record.
 
-    ``requests_per_lead`` is MQLs sent to the SDRs per marketing lead and ``prospecting_share``
-    the AE-sourced share of opportunities, both measured after the base's longest nurture (or
-    over the second half of the run when it is shorter): its first months start empty.
+    ``requests_per_lead`` is MQLs sent to the SDRs per marketing lead, ``prospecting_share``
+    the AE-sourced share of opportunities and ``sdr_utilisation`` the SDRs' (within
+    :data:`SDR_UTILISATION_RANGE`), all measured after the base's longest nurture (or over the
+    second half of the run when it is shorter): its first months start empty.
     """
     horizon = float(scenario.horizon_days)
     t0 = min(float(scenario.nurture.max_nurture_days), horizon / 2)
     m = measure(events, sources, None, t0, horizon)
     leads = marketing_leads_per_day(scenario)
+    busy = time_weighted_mean(levels, "sdr", "busy", t0, horizon) / time_weighted_mean(
+        levels, "sdr", "capacity", t0, horizon
+    )
     return {
         "requests_per_lead": m["sdr_requests"] / leads if leads > 0 else 0.0,
         "prospecting_share": m["prospected"] / m["opportunities"] if m["opportunities"] > 0 else 0.0,
+        "sdr_utilisation": float(np.clip(busy, *SDR_UTILISATION_RANGE)) if math.isfinite(busy) else UTILISATION_TARGET,
     }
 
 
@@ -220,12 +233,14 @@ def _simulate_round(scenario: Scenario, target: Target, runs: int, seed: int) ->
     return mean
 
 
-def _resize(knobs: Knobs, m: dict[str, float], target: Target, work_days: float) -> Knobs:
-    """SDRs from the simulated offered load; AE slots raised to Little's law's need (never lowered)."""
-    load = m["sdr_requests"] * work_days
+def _resize(knobs: Knobs, new: Knobs, m: dict[str, float], target: Target, work_days: float) -> Knobs:
+    """SDRs for the offered load the ``new`` volumes will bring; AE slots raised to Little's law's need (never
+    lowered)."""
+    load = m["sdr_requests"] * work_days * new.volume_factor / knobs.volume_factor
     sdr = knobs.sdr_count
-    if abs(load / sdr - UTILISATION_TARGET) > RESIZE_BAND:
-        sdr = sdr_count_for(load)
+    # grow as soon as the load is above the target, shrink only well below it: no jitter between rounds
+    if not target.sdr_utilisation - RESIZE_BAND <= load / sdr <= target.sdr_utilisation:
+        sdr = sdr_count_for(load, target.sdr_utilisation)
     need = ae_slots_needed(target.opportunities_per_day, target.cycle_mean_days)
     count, cap = knobs.ae_count, knobs.ae_max_open
     have = m["ae_capacity"]
@@ -235,7 +250,7 @@ def _resize(knobs: Knobs, m: dict[str, float], target: Target, work_days: float)
             cap = math.ceil(cap * grow)
         else:
             count = math.ceil(max(count, 1) * grow)
-    return replace(knobs, sdr_count=sdr, ae_count=count, ae_max_open=cap)
+    return replace(new, sdr_count=sdr, ae_count=count, ae_max_open=cap)
 
 
 def _rescale(knobs: Knobs, m: dict[str, float], target: Target) -> Knobs:
@@ -297,7 +312,7 @@ def fit_flow(
             progress(f"fitting volumes and capacity by simulation (round {number}, {runs} runs)")
         m = _simulate_round(window_scenario(raw, knobs, volumes), target, runs, seed)
         rounds.append(_round_row(number, knobs, m, target, work_days))
-        new = _rescale(_resize(knobs, m, target, work_days), m, target)
+        new = _resize(knobs, _rescale(knobs, m, target), m, target, work_days)
         if _converged(knobs, new, m, target):
             done = True
             break

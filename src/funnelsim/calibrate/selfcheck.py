@@ -231,7 +231,7 @@ def self_check(
         return skipped("not run (--check-runs 0)", start)
     workers = workers_of(pool)
     per_run = estimate(window, 1, 1).seconds
-    affordable = int(budget_seconds * workers / per_run) if per_run > 0 else runs
+    affordable = runs if per_run <= 0 or math.isinf(budget_seconds) else int(budget_seconds * workers / per_run)
     if affordable < min(runs, MIN_RUNS):
         return skipped(
             f"not run: one replication of the {window.horizon_days:.0f}-day history window is estimated at "
