@@ -141,6 +141,8 @@ class Calibration:
             lines.append("self-check FAILED: " + "; ".join(self.check.failures))
         elif self.check is not None and self.check.passed is None:
             lines.append(f"self-check {self.check.note}")
+        elif self.check is not None and self.check.note:
+            lines.append(f"self-check: {self.check.note}")
         return lines
 
     def messy_rows(self) -> pd.DataFrame:
@@ -880,9 +882,9 @@ class _Filler:
 
         months = self.cal.observed
         start = pd.PeriodIndex(months["month"], freq="M").start_time
-        inside = (
-            (start >= window.measure_from) & (start < window.measure_to) if months["full"].any() else start == start
-        )
+        inside = np.asarray((start >= window.measure_from) & (start < window.measure_to))
+        if not months["full"].any():  # no full month: the whole export
+            inside = np.ones(len(months), dtype=bool)
         days = float((window.measure_to - window.measure_from) / pd.Timedelta(days=1))
         rate = float(months.loc[inside, "opportunities"].sum()) / max(days, 1.0)
         observed_share = flow.observed_prospecting_share(self.rows["source"])

@@ -250,11 +250,14 @@ def self_check(
         for r in verdicts.itertuples()
         if not r.passed
     ]
-    note = (
-        ""
+    notes = (
+        []
         if used == runs
-        else f"{used} of the {runs} runs asked: the rest do not fit the {budget_seconds:,.0f} s budget"
+        else [f"{used} of the {runs} runs asked: the rest do not fit the {budget_seconds:,.0f} s budget"]
     )
+    if not verdicts["can_fail"].any():
+        notes.append("too few full months compared for any quantity to fail: the check cannot say much")
+    note = "; ".join(notes)
     return SelfCheck(table, verdicts, not failures, used, seed, start, RULE, note, failures)
 
 
