@@ -523,6 +523,24 @@ def _levers(specs: list[str]) -> dict[str, list[str]]:
     return named
 
 
+StaleOpt = Annotated[
+    str,
+    typer.Option(
+        "--stale",
+        help="Open deals older than the P99 of closed cycles: close-lost (lost the day they went stale; "
+        "not in the pipeline), drop (left out of fits and pipeline) or keep (open, as the CRM says).",
+    ),
+]
+ShiftHiresOpt = Annotated[
+    bool,
+    typer.Option("--shift-hires", help="Keep the base's AE hires, moved to keep their offset (default: dropped)."),
+]
+CheckRunsOpt = Annotated[
+    int,
+    typer.Option("--check-runs", help="Replications of the self-check over the history (0: no self-check).", min=0),
+]
+
+
 @app.command()
 def calibrate(
     opportunities: Annotated[Path, typer.Option(help="Opportunities (deals) export, CSV.", show_default=False)],
@@ -540,7 +558,10 @@ def calibrate(
         typer.Option("--map", help="COLUMN=FIELD, or STAGE LABEL=won|lost|open (repeatable).", show_default=False),
     ] = None,
     as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Date of the export, YYYY-MM-DD (default: day after the latest date).")
+        str | None,
+        typer.Option(
+            "--as-of", help="Date of the export, YYYY-MM-DD, counted to the end of that day (default: the latest date)."
+        ),
     ] = None,
     base: Annotated[
         Path | None, typer.Option(help="Scenario for everything not calibrated (default: baseline).")
@@ -554,16 +575,22 @@ def calibrate(
     strict: Annotated[
         bool, typer.Option("--strict", help="A messy row is an error (exit 2) instead of rejected.")
     ] = False,
+    stale: StaleOpt = "close-lost",
+    shift_hires: ShiftHiresOpt = False,
+    check_runs: CheckRunsOpt = 100,
+    jobs: JobsOpt = 1,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Fit a scenario to CRM exports: cycle, win rate, deal size, volumes, reps and the open pipeline."""
+    """Fit a scenario to CRM exports (cycle, win rate, deal size, volumes, reps, hand-off capacity, open
+    pipeline), then simulate it over the history: exit 1 if observed months fall outside its P10-P90 more
+    often than a binomial(months, 0.2) allows. --as-of D counts all of day D; the scenario starts D+1."""
     from funnelsim.calibrate import calibrate as fit_scenario
     from funnelsim.report.calibration import check_outputs, write_calibration
 
     _guard(lambda: check_outputs(out_path, force))
     stem = out_path.with_suffix("").name
-    with _spinner("calibrating", not quiet) as progress:
+    with executor(jobs) as pool, _spinner("calibrating", not quiet) as progress:
         cal = _guard(
             lambda: fit_scenario(
                 opportunities,
@@ -578,6 +605,10 @@ def calibrate(
                 date_format=date_format,
                 pipeline_file=f"{stem}.pipeline.csv",
                 name=stem,
+                stale=stale,
+                shift_hires=shift_hires,
+                check_runs=check_runs,
+                pool=pool,
                 progress=progress,
             )
         )
@@ -585,6 +616,17 @@ def calibrate(
         written = _guard(lambda: write_calibration(cal, out_path, force=force))
     if not quiet:
         print_calibration(cal, written)
+    _exit_if_check_failed(cal, written[2])
+
+
+def _exit_if_check_failed(cal: Any, report: Path) -> None:
+    """Exit 1, after everything is written, when the calibrated scenario does not reproduce its history."""
+    if cal.check is not None and cal.check.passed is False:
+        err.print(
+            "[bold red]self-check failed:[/] the calibrated scenario does not reproduce its own history "
+            f"({escape('; '.join(cal.check.failures))}); see {escape(report.name)}/report.md"
+        )
+        raise typer.Exit(EXIT_FAILURE)
 
 
 ParamSpecOpt = Annotated[

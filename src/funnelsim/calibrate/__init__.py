@@ -2,13 +2,17 @@
 
 :func:`calibrate` turns an opportunities export (and optionally leads and stage history)
 into a scenario: the sales cycle (censored fits, chosen by AIC), the win rate (competing
-risks), deal sizes, lead volumes and seasonality, the SQL->opportunity conversion (Beta),
-the AE team and the open pipeline at the as-of date. Everything the data cannot tell is
-kept from a base scenario and listed as *assumed* in the report. See docs/calibrate.md.
+risks), deal sizes (the observed amounts, resampled), lead volumes and seasonality, the
+SQL->opportunity conversion (Beta), the AE team, the hand-off capacity sized from the
+observed flow (:mod:`.flow`) and the open pipeline at the as-of date. Stale open deals and a
+truncated history are detected (:mod:`.diagnostics`), and the calibrated scenario is
+simulated over the history it came from (:mod:`.selfcheck`). Everything the data cannot tell
+is kept from a base scenario and listed as *assumed* in the report. See docs/calibrate.md.
 
-The as-of date ``D`` means the state at 00:00 on ``D``: everything dated before ``D``
-has happened, a deal closed on ``D`` or later is still open, and the calibrated scenario
-starts on ``D`` with the open deals as its initial pipeline.
+The as-of date ``D`` means the **end** of day ``D``: everything dated ``D`` or earlier has
+happened (a deal closed on ``D`` is closed, one created on ``D`` is in), a deal closed after
+``D`` is still open, and the calibrated scenario starts on ``D + 1`` with the deals open at
+00:00 that day as its initial pipeline (their ages counted to then).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import datetime as dt
 import math
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +30,10 @@ import numpy as np
 import pandas as pd
 import tomlkit
 
-from funnelsim.calibrate import fitting
+from funnelsim.calibrate import diagnostics, fitting
+from funnelsim.calibrate.diagnostics import DEFAULT_STALE, STALE_POLICIES, Finding, StaleDeals
 from funnelsim.calibrate.export import export_leads, export_opportunities
+from funnelsim.calibrate.flow import FlowFit
 from funnelsim.calibrate.readers import (
     CalibrationError,
     Issue,
@@ -38,9 +45,17 @@ from funnelsim.calibrate.readers import (
     read_leads,
     read_opportunities,
 )
+from funnelsim.calibrate.selfcheck import CHECK_RUNS, SelfCheck, Window
 from funnelsim.model.scenario import Scenario
 
+if typing.TYPE_CHECKING:
+    from funnelsim.run.result import RunResult
+
 __all__ = [
+    "CHECK_RUNS",
+    "DEFAULT_STALE",
+    "STALE_POLICIES",
+    "WORK_BUDGET_SECONDS",
     "Calibration",
     "CalibrationError",
     "calibrate",
@@ -62,6 +77,10 @@ def _bundled(name: str) -> Path:
 BASELINE = _bundled("baseline.toml")
 MIN_HALF_DAY = 0.5  # a deal closed the day it was created counts as half a day (dates have no time)
 ACTIVE_DAYS = 90  # an owner with a deal created in the last 90 days, or one open, is on the team
+FIT_SEED = 20_161  # the fit by simulation's seed (the self-check uses another: selfcheck.CHECK_SEED)
+WORK_BUDGET_SECONDS = 300.0
+"""Estimated seconds (on one core) the fit by simulation and the self-check may each spend; a bigger
+company is sized analytically and its self-check runs fewer replications (or none), and the report says so."""
 
 
 @dataclass
@@ -69,8 +88,12 @@ class Calibration:
     """What :func:`calibrate` found: the scenario document, the pipeline and the report tables.
 
     ``parameters`` has one row per scenario key decided (``path, value, status, rows,
-    ci_low, ci_high, note``) with ``status`` in ``calibrated``, ``assumed (from base)``,
-    ``observed only``; the other tables are written to the report folder as CSV.
+    ci_low, ci_high, note``) with ``status`` in ``calibrated`` (from the data),
+    ``fitted (simulation)`` (set so the simulated history reproduces the observed flow),
+    ``sized (from flow)`` (capacity the data does not record, sized for the observed flow),
+    ``assumed (from base)``, ``dropped (from base)`` and ``observed only``; the other tables
+    are written to the report folder as CSV. ``stale`` and ``truncation`` are what
+    :mod:`.diagnostics` found, ``flow`` the fit of volumes and capacity, ``check`` the self-check.
     """
 
     document: Any  # tomlkit document of the calibrated scenario
@@ -87,10 +110,40 @@ class Calibration:
     parameters: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     pipeline_supported: bool = False
+    stale: StaleDeals | None = None
+    truncation: list[Finding] = field(default_factory=list)
+    observed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    flow: FlowFit | None = None
+    check: SelfCheck | None = None
+    window: Window | None = None
+    dropped: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> fitting.CycleFit:
         return self.fits[0]
+
+    @property
+    def start_date(self) -> dt.date:
+        """The calibrated scenario's first day: the day after the as-of date (which counts whole)."""
+        return self.as_of + dt.timedelta(days=1)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What a user must not miss, one line each: a truncated history, stale deals, dropped base values,
+        and a self-check that failed or did not run."""
+        lines = [f"truncated history: {f.message}" for f in self.truncation]
+        if self.stale is not None and self.stale.count:
+            lines.append(f"stale deals: {self.stale.describe()}")
+        lines += [f"dropped from the base: {d}" for d in self.dropped]
+        if self.flow is not None and not self.flow.converged:
+            lines.append(f"capacity and volumes: {self.flow.note}")
+        if self.check is not None and self.check.passed is False:
+            lines.append("self-check FAILED: " + "; ".join(self.check.failures))
+        elif self.check is not None and self.check.passed is None:
+            lines.append(f"self-check {self.check.note}")
+        elif self.check is not None and self.check.note:
+            lines.append(f"self-check: {self.check.note}")
+        return lines
 
     def messy_rows(self) -> pd.DataFrame:
         issues: list[Issue] = list(self.opportunities.issues)
@@ -138,69 +191,161 @@ def calibrate(
     date_format: str | None = None,
     pipeline_file: str = "pipeline.csv",
     name: str = "calibrated",
+    stale: str = DEFAULT_STALE,
+    shift_hires: bool = False,
+    check_runs: int = CHECK_RUNS,
+    pool: Executor | None = None,
+    budget_seconds: float = WORK_BUDGET_SECONDS,
     progress: Callable[[str], None] | None = None,
 ) -> Calibration:
-    """Fit a scenario to CRM exports.
+    """Fit a scenario to CRM exports, and check that it reproduces them.
 
     Parameters
     ----------
     opportunities, leads, history
         CSV exports (see docs/calibrate.md for the columns of each dialect).
-    fmt
-        ``salesforce``, ``hubspot`` or ``generic``; detected from the headers when None.
-    mapping
-        ``--map`` items: ``"Column=field"`` or ``"Stage label=won|lost|open"``.
+    fmt, mapping
+        ``salesforce``, ``hubspot`` or ``generic`` (None: detected from the headers); ``--map``
+        items ``"Column=field"`` or ``"Stage label=won|lost|open"``.
     as_of
-        The date of the export (``YYYY-MM-DD``); default: the day after the latest date.
+        The date of the export (``YYYY-MM-DD``), counted to the end of that day; default: the
+        latest date in the exports. The scenario starts the day after.
     base
         Scenario for everything the data cannot tell (default: the bundled baseline).
-    strict
-        Turn the first messy row into a :class:`CalibrationError`.
-    pipeline_file
-        File name the scenario's ``[initial_pipeline]`` refers to (written next to it).
+    strict, pipeline_file
+        Turn the first messy row into a :class:`CalibrationError`; the file name of the scenario's
+        ``[initial_pipeline]`` (written next to it).
+    stale
+        Open deals older than the P99 of closed cycles: ``close-lost`` (default), ``drop`` or
+        ``keep`` (:mod:`.diagnostics`).
+    shift_hires
+        Keep the base's AE hires, moved to keep their offset from the start date (default:
+        dropped and listed in the report; the base's plan is not this company's).
+    check_runs
+        Replications of the self-check (0: no self-check); see :mod:`.selfcheck`.
+    pool, budget_seconds
+        Executor of the self-check's replications (in-process when None); the estimated seconds
+        the fit by simulation and the self-check may each spend.
     progress
         Called with the name of each phase as it starts (a million rows take about a minute).
 
     Raises
     ------
     CalibrationError
-        Missing files or columns, ambiguous dates, too little data, a messy row with ``strict``.
+        Missing files or columns, ambiguous dates, too little data, a messy row with ``strict``, a bad ``stale``.
     """
     phase = progress or (lambda _: None)
+    if stale not in STALE_POLICIES:
+        raise CalibrationError(f"--stale must be one of {', '.join(STALE_POLICIES)}, got {stale!r}")
     base_path, base_sc = _load_base(base)
     phase("reading the exports")
     columns, stages = parse_mapping(mapping)
-    opps = read_opportunities(opportunities, fmt, columns, stages, dayfirst, date_format, strict)
-    lead_table = read_leads(leads, fmt, columns, dayfirst, date_format, strict) if leads is not None else None
-    hist = read_history(history, fmt, columns, dayfirst, date_format, strict) if history is not None else None
+    opps, lead_table, hist = _read_exports(
+        (opportunities, leads, history), fmt, columns, stages, (dayfirst, date_format, strict)
+    )
     phase("fitting the sales cycle and the win rate (bootstrap)")
-    as_of = _resolve_as_of(as_of, opps, lead_table)
-    cut = pd.Timestamp(as_of)
-    rows = _created_before(opps, cut, as_of)
-    outcome, duration = _censored(rows, cut)
-    fits, naive, km = _cycle_fits(duration, outcome, opps, as_of)
-    win = fitting.win_rate(duration, outcome.to_numpy())
-    cif = fitting.aalen_johansen(duration, outcome.to_numpy())
+    latest = _latest_date(opps, lead_table)
+    as_of = _resolve_as_of(as_of, latest, opps)
+    cut = pd.Timestamp(as_of) + pd.Timedelta(days=1)  # the end of the as-of day
+    cal, rows, outcome, duration = _fit_history(opps, as_of, cut, stale, base_path)
+    cal.leads, cal.history = lead_table, hist
+    _diagnose(cal, rows["every"], latest, cut)
+    if hist is not None:
+        _stages(cal, hist, cut, stages, set(rows["kept"]["id"]))
+    phase("simulating the base for the fits and volumes CRMs do not record")
+    settings = _Settings(pipeline_file, name, shift_hires, check_runs, pool, budget_seconds, phase)
+    _fill(cal, base_sc, rows["kept"], outcome, duration, cut, _base_run(base_sc), settings)
+    _check(cal, settings)
+    return cal
 
+
+def _read_exports(
+    paths: tuple[Any, Any, Any], fmt: str | None, columns: dict[str, str], stages: dict[str, str], dates: Any
+) -> tuple[Table, Table | None, Table | None]:
+    """The opportunities, leads and stage-history exports (the last two when given)."""
+    opportunities, leads, history = paths
+    opps = read_opportunities(opportunities, fmt, columns, stages, *dates)
+    lead_table = read_leads(leads, fmt, columns, *dates) if leads is not None else None
+    hist = read_history(history, fmt, columns, *dates) if history is not None else None
+    return opps, lead_table, hist
+
+
+def _fit_history(
+    opps: Table, as_of: dt.date, cut: pd.Timestamp, stale: str, base_path: Path
+) -> tuple[Calibration, dict[str, pd.DataFrame], pd.Series, np.ndarray]:
+    """The observed months, the stale deals, the cycle fits and the win rate of the deals up to the as-of day.
+
+    Returns the calibration so far, the deals (``every`` created by the as-of day, ``kept`` for
+    the fits after the stale policy) and the kept deals' outcomes and durations.
+    """
+    every = _created_before(opps, cut, as_of)
+    outcome, duration = _censored(every, cut)
+    observed = diagnostics.observed_months(
+        every["created"], every["closed"], (outcome == "won").to_numpy(), every["amount"], cut
+    )
+    found = diagnostics.stale_deals(outcome, duration, stale)
+    keep, outcome, duration = found.apply(outcome, duration)
+    kept, outcome, duration = every[keep], outcome[keep], duration[keep]
+    timed = found.in_cycle_fit(keep)  # close-lost deals died at an unknown time: not in the cycle fit
+    fits, naive, km = _cycle_fits(duration[timed], outcome[timed], opps, as_of)
     cal = Calibration(
         document=None,
         pipeline=pd.DataFrame(),
         as_of=as_of,
         base_path=base_path,
         opportunities=opps,
-        leads=lead_table,
-        history=hist,
+        leads=None,
+        history=None,
         fits=fits,
         naive_closed_only=naive,
-        win=win,
-        tables={"km.csv": km, "win_rate.csv": cif},
+        win=fitting.win_rate(duration, outcome.to_numpy()),
+        tables={"km.csv": km, "win_rate.csv": fitting.aalen_johansen(duration, outcome.to_numpy())},
+        stale=found,
+        observed=observed,
     )
-    if hist is not None:
-        _stages(cal, hist, cut, stages, set(rows["id"]))
-    phase("simulating the base for the fits and volumes CRMs do not record")
-    base_leads, base_opps, months = _base_run(base_sc)
-    _fill(cal, base_sc, rows, outcome, duration, cut, base_opps, months, base_leads, pipeline_file, name)
-    return cal
+    return cal, {"every": every, "kept": kept}, outcome, duration
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The options of one :func:`calibrate` call that the steps after the fits need."""
+
+    pipeline_file: str
+    name: str
+    shift_hires: bool
+    check_runs: int
+    pool: Executor | None
+    budget_seconds: float
+    phase: Callable[[str], None]
+
+
+def _latest_date(opps: Table, lead_table: Table | None) -> pd.Timestamp:
+    """The latest date in the exports (created or closed; the leads' stage dates)."""
+    rows = opps.rows
+    latest = pd.concat([rows["created"], rows["closed"]]).max()
+    if lead_table is not None:
+        latest = max(latest, lead_table.rows[["created", "mql", "sql", "opportunity"]].max().max())
+    if pd.isna(latest):
+        raise CalibrationError(f"{opps.path}: no usable rows (every row was rejected; see the messy rows)")
+    return typing.cast(pd.Timestamp, latest)
+
+
+def _diagnose(cal: Calibration, every: pd.DataFrame, latest: pd.Timestamp, cut: pd.Timestamp) -> None:
+    """The stale deals (``stale_deals.csv``) and the signs of a truncated history."""
+    assert cal.stale is not None
+    stale = every[cal.stale.mask]
+    cal.tables["stale_deals.csv"] = pd.DataFrame(
+        {
+            "id": stale["id"].to_numpy(),
+            "created": stale["created"].dt.strftime("%Y-%m-%d").to_numpy(),
+            "age_days": np.round(cal.stale.ages, 1),
+            "owner": stale["owner"].to_numpy(),
+            "amount": stale["amount"].to_numpy(),
+            "treated_as": {"close-lost": "lost", "drop": "dropped", "keep": "open"}[cal.stale.policy],
+        }
+    )
+    history_first = cal.history.rows["date"].min() if cal.history is not None and len(cal.history.rows) else None
+    cal.truncation = diagnostics.truncation(every["created"], cal.observed, cut, latest, history_first)
 
 
 def _stages(cal: Calibration, hist: Table, cut: pd.Timestamp, stages: dict[str, str], ids: set[str]) -> None:
@@ -231,6 +376,8 @@ def _param(
     ci: Any = None,
     note: str = "",
 ) -> None:
+    """One row of ``parameters.csv``; a later decision on the same ``path`` replaces the earlier row."""
+    cal.parameters[:] = [p for p in cal.parameters if p["path"] != path]
     cal.parameters.append(
         {
             "path": path,
@@ -256,46 +403,39 @@ def _load_base(base: str | Path | None) -> tuple[Path, Any]:
         raise CalibrationError(f"--base: {exc}") from None
 
 
-def _base_run(base_sc: Any) -> tuple[pd.DataFrame, pd.DataFrame, float]:
-    """One run of the base: its leads, its opportunities (CRMs record no fit: theirs stand in) and its months."""
+def _base_run(base_sc: Any) -> RunResult:
+    """One run of the base: its opportunities stand in for the fits CRMs do not record, its flow for the SDRs'."""
     from funnelsim.engine import simulate
 
-    base_leads = simulate(base_sc, seed=base_sc.seed if base_sc.seed is not None else 0).leads
-    return base_leads, base_leads[base_leads["opportunity"].notna()], base_sc.horizon_days / fitting.DAYS_PER_MONTH
+    return simulate(base_sc, seed=base_sc.seed if base_sc.seed is not None else 0)
 
 
-def _resolve_as_of(as_of: str | dt.date | None, opps: Table, lead_table: Table | None) -> dt.date:
-    """The as-of date: given (checked), else the day after the latest date in the exports."""
+def _resolve_as_of(as_of: str | dt.date | None, latest: pd.Timestamp, opps: Table) -> dt.date:
+    """The as-of date: given (checked), else the day of the latest date in the exports (counted whole)."""
     if isinstance(as_of, str):
         as_of = as_of_date(as_of)
     elif as_of is not None:
         as_of = check_as_of(as_of)
     if as_of is not None:
         return as_of
-    rows = opps.rows
-    latest = pd.concat([rows["created"], rows["closed"]]).max()
-    if lead_table is not None:
-        latest = max(latest, lead_table.rows[["created", "mql", "sql", "opportunity"]].max().max())
-    if pd.isna(latest):
-        raise CalibrationError(f"{opps.path}: no usable rows (every row was rejected; see the messy rows)")
-    return typing.cast(dt.date, (latest.normalize() + pd.Timedelta(days=1)).date())
+    return check_as_of(typing.cast(dt.date, latest.normalize().date()))
 
 
 def _created_before(opps: Table, cut: pd.Timestamp, as_of: dt.date) -> pd.DataFrame:
-    """The deals created before the as-of date; later ones are counted as messy rows."""
+    """The deals created up to the end of the as-of day; later ones are counted as messy rows."""
     rows = opps.rows
     late = rows["created"] >= cut
     for line in rows.index[late]:
         opps.issues.append(Issue(opps.path.name, int(line), "created_after_as_of", opps.columns["created"], ""))
     rows = rows[~late].copy()
     if len(rows) < 10:
-        raise CalibrationError(f"{opps.path}: only {len(rows)} usable opportunities before {as_of}; need at least 10")
+        raise CalibrationError(f"{opps.path}: only {len(rows)} usable opportunities up to {as_of}; need at least 10")
     return rows
 
 
 def _censored(rows: pd.DataFrame, cut: pd.Timestamp) -> tuple[pd.Series, np.ndarray]:
-    """Each deal's outcome at the as-of date and its duration in days (still-open deals censored there)."""
-    # Deals closed on or after the as-of date were still open then: censored at the as-of date.
+    """Each deal's outcome at the end of the as-of day and its duration in days (still-open deals censored there)."""
+    # Deals closed after the as-of day were still open then: censored at the end of that day.
     closed_by_cut = (rows["outcome"] != "open") & (rows["closed"] < cut)
     outcome = rows["outcome"].where(closed_by_cut, "open")
     end = rows["closed"].where(closed_by_cut, cut)
@@ -309,7 +449,7 @@ def _cycle_fits(
     is_closed = (outcome != "open").to_numpy()
     closed_t, open_t = duration[is_closed], duration[~is_closed]
     if len(closed_t) < 10:
-        raise CalibrationError(f"{opps.path}: only {len(closed_t)} closed deals before {as_of}; need at least 10")
+        raise CalibrationError(f"{opps.path}: only {len(closed_t)} closed deals up to {as_of}; need at least 10")
     fits = fitting.fit_cycles(closed_t, open_t)
     naive = fitting.fit_cycle(closed_t, np.array([]), "lognormal")
     km = fitting.kaplan_meier(closed_t, open_t)
@@ -326,16 +466,11 @@ def _fill(
     outcome: pd.Series,
     duration: np.ndarray,
     cut: pd.Timestamp,
-    base_opps: pd.DataFrame,
-    base_months: float,
-    base_leads: pd.DataFrame,
-    pipeline_file: str,
-    name: str,
+    base_run: RunResult,
+    settings: _Settings,
 ) -> None:
-    """Decide every scenario value: calibrated, observed only, or assumed from the base."""
-    filler = _Filler(
-        cal, base_sc, rows, outcome, duration, cut, base_opps, base_months, base_leads, pipeline_file, name
-    )
+    """Decide every scenario value: calibrated, fitted, sized, observed only, assumed or dropped from the base."""
+    filler = _Filler(cal, base_sc, rows, outcome, duration, cut, base_run, settings)
     for step in (
         filler.cycle,
         filler.win_rate,
@@ -344,6 +479,7 @@ def _fill(
         filler.hires,
         filler.volumes,
         filler.pipeline,
+        filler.capacity,
         filler.finish,
     ):
         step()
@@ -359,11 +495,8 @@ class _Filler:
     outcome: pd.Series
     duration: np.ndarray
     cut: pd.Timestamp
-    base_opps: pd.DataFrame
-    base_months: float
-    base_leads: pd.DataFrame
-    pipeline_file: str
-    name: str
+    base_run: RunResult
+    settings: _Settings
     doc: Any = None
     sales: Any = None
     touched: set[str] = field(default_factory=set)
@@ -371,6 +504,22 @@ class _Filler:
     at_half: float = math.nan
     fit_effect: float = math.nan
     personas: set[str] = field(default_factory=set)
+    scaled_volumes: dict[str, float] = field(default_factory=dict)  # sources scaled to the opportunities
+    owners_observed: bool = False
+    base_requests_per_lead: float = 0.0
+
+    @property
+    def base_leads(self) -> pd.DataFrame:
+        return self.base_run.leads
+
+    @property
+    def base_opps(self) -> pd.DataFrame:
+        leads = self.base_run.leads
+        return leads[leads["opportunity"].notna()]
+
+    @property
+    def base_months(self) -> float:
+        return float(self.base_sc.horizon_days) / fitting.DAYS_PER_MONTH
 
     def __post_init__(self) -> None:
         self.doc = tomlkit.parse(self.cal.base_path.read_text(encoding="utf-8"))
@@ -446,63 +595,96 @@ class _Filler:
         _param(self.cal, "sales.fit_effect", self.fit_effect, "assumed (from base)", note="CRM exports carry no fit")
 
     def deal_size(self) -> None:
-        """Deal sizes: lognormal over won deals (or all), and per segment that names a persona."""
-        # Deal size: won deals when there are enough of them (revenue is what they book).
-        won_amounts = self.rows.loc[self.outcome == "won", "amount"].dropna()
-        pool, which = (
-            (won_amounts, "won deals") if len(won_amounts) >= 20 else (self.rows["amount"].dropna(), "all deals")
-        )
-        size = fitting.fit_lognormal_sizes(pool.to_numpy())
-        segments = []
+        """Deal sizes: the observed amounts of won deals (or all), resampled; per segment that names a persona."""
+        # Won deals when there are enough of them (revenue is what they book). A price list is
+        # multimodal: a lognormal through it can put the mean far from the sample's, so the
+        # amounts themselves are resampled (their mean is the sample mean, exactly).
+        won = self.outcome == "won"
+        enough = int(self.rows.loc[won, "amount"].notna().sum()) >= 20
+        pool = self.rows[won] if enough else self.rows
+        which = "won deals" if enough else "deals (fewer than 20 won with an amount)"
+        size = fitting.empirical_sizes(pool["amount"].to_numpy(float))
         self.personas = set(self.base_sc.personas)
-        by_persona: dict[str, Any] = {}
-        if self.rows["segment"].ne("").any():
-            for seg, group in self.rows[self.outcome == "won" if which == "won deals" else slice(None)].groupby(
-                "segment"
-            ):
-                if seg == "":
-                    continue
-                s = fitting.fit_lognormal_sizes(group["amount"].to_numpy(float))
+        segments = []
+        for seg, group in pool.groupby("segment"):
+            if seg != "":
+                s = fitting.empirical_sizes(group["amount"].to_numpy(float))
                 segments.append({"segment": seg, **s, "persona": seg if seg in self.personas else ""})
-                if seg in self.personas and s["n"] >= 10:
-                    by_persona[seg] = {"dist": "lognormal", "mean": _r(s["mean"]), "sd": _r(s["sd"])}
-        self.cal.tables["deal_sizes.csv"] = pd.DataFrame([{"segment": "(all)", **size, "persona": ""}, *segments])
+        columns = ["segment", "persona", "n", "mean", "mean_ci_low", "mean_ci_high", "median", "sd"]
+        columns += ["lognormal_mean", "support"]
+        table = pd.DataFrame([{"segment": "(all)", **size, "persona": ""}, *segments])
+        self.cal.tables["deal_sizes.csv"] = table[columns]
         if size["n"] >= 2:
             self.put(
                 self.sales,
                 "deal_size",
-                {"dist": "lognormal", "mean": _r(size["mean"]), "sd": _r(size["sd"])},
-                f"calibrated: lognormal from {size['n']} {which}; mean {size['mean']:,.0f} "
-                f"(95% CI {size['mean_ci_low']:,.0f}-{size['mean_ci_high']:,.0f})",
+                {"dist": "empirical", "values": size["values"]},
+                f"calibrated: the amounts of {size['n']} {which}, resampled ({size['support']}); mean "
+                f"{size['mean']:,.0f} (95% bootstrap CI {size['mean_ci_low']:,.0f}-{size['mean_ci_high']:,.0f}); "
+                f"a lognormal would say {size['lognormal_mean']:,.0f}",
                 "sales.deal_size",
             )
             _param(
                 self.cal,
                 "sales.deal_size",
-                {"mean": size["mean"], "sd": size["sd"]},
+                f"empirical: {size['n']} {which} ({size['support']}), mean {size['mean']:,.2f}",
                 "calibrated",
                 size["n"],
                 (size["mean_ci_low"], size["mean_ci_high"]),
-                which,
+                f"CI: percentile bootstrap of the mean; lognormal MLE mean {size['lognormal_mean']:,.2f} (not used)",
             )
+        self._deal_size_by_persona(segments, which)
+
+    def _deal_size_by_persona(self, segments: list[dict[str, Any]], which: str) -> None:
+        """Segments naming a persona (>= 10 deals) set its deal size; the base's other per-persona sizes go."""
+        by_persona = {
+            s["segment"]: {"dist": "empirical", "values": s["values"]}
+            for s in segments
+            if s["persona"] and s["n"] >= 10
+        }
+        base_own = set(self.base_sc.sales.deal_size_by_persona)
+        dropped = sorted(base_own - set(by_persona))
         if by_persona:
             table = tomlkit.inline_table()
-            for persona, s in by_persona.items():
+            for persona, spec in by_persona.items():
                 inner = tomlkit.inline_table()
-                inner.update(s)
+                inner.update(spec)
                 table[persona] = inner
             self.sales["deal_size_by_persona"] = table
             self.sales["deal_size_by_persona"].comment(
-                "calibrated: lognormal per segment matching a persona (>= 10 deals)"
+                f"calibrated: the amounts of the {which} of each segment naming a persona (>= 10 deals), resampled"
             )
-            self.touched.add("sales.deal_size_by_persona")
-            for persona, s in by_persona.items():
-                _param(self.cal, f"sales.deal_size_by_persona.{persona}", s, "calibrated", note="segment column")
-        elif segments:
+            for persona in by_persona:
+                n = next(s["n"] for s in segments if s["segment"] == persona)
+                _param(
+                    self.cal,
+                    f"sales.deal_size_by_persona.{persona}",
+                    "empirical",
+                    "calibrated",
+                    n,
+                    note="segment column",
+                )
+        elif "deal_size_by_persona" in self.sales:
+            del self.sales["deal_size_by_persona"]
+        self.touched.add("sales.deal_size_by_persona")
+        if dropped:
+            line = (
+                f"sales.deal_size_by_persona of {', '.join(dropped)} (the base's own sizes; these personas now "
+                "take the calibrated sales.deal_size)"
+            )
+            self.cal.dropped.append(line)
             _param(
                 self.cal,
                 "sales.deal_size_by_persona",
-                "",
+                ", ".join(dropped),
+                "dropped (from base)",
+                note="not in the export's segments: the calibrated deal size applies",
+            )
+        if segments and not by_persona:
+            _param(
+                self.cal,
+                "deal sizes per segment",
+                len(segments),
                 "observed only",
                 note="segments are not personas of the base; see deal_sizes.csv",
             )
@@ -522,6 +704,7 @@ class _Filler:
         active = active[active != ""].nunique()
         ae = self.sales["ae"]
         if self.rows["owner"].ne("").any() and active > 0:
+            self.owners_observed = True
             self.put(
                 ae,
                 "count",
@@ -559,20 +742,33 @@ class _Filler:
             )
 
     def hires(self) -> None:
-        """The base's hires, moved to keep their offset from the new start date."""
+        """The base's hires: dropped (listed in the report), or with ``--shift-hires`` moved to keep their offset."""
+        hires_base = self.base_sc.sales.ae.hires
+        if not hires_base:
+            _param(self.cal, "sales.ae.hires", "none", "assumed (from base)", note="the base plans no hires")
+            return
         ae = self.sales["ae"]
-        # Hires keep their offset from the start, so a plan written for the base still reads the same.
-        shift = dt.timedelta(days=(self.cal.as_of - self.base_sc.start_date).days)
-        if self.base_sc.sales.ae.hires:
-            hires = tomlkit.array()
-            for h in self.base_sc.sales.ae.hires:
-                t = tomlkit.inline_table()
-                t.update({"date": h.date + shift, "count": h.count})
-                hires.append(t)
-            ae["hires"] = hires
-            self.cal.notes.append(
-                f"sales.ae.hires: the base's hires moved by {shift.days} days to keep their offset from start_date"
-            )
+        listed = ", ".join(f"{h.count} on {h.date}" for h in hires_base)
+        if not self.settings.shift_hires:
+            # The base's hiring plan is another company's: carried over it would add AEs nobody planned.
+            ae["hires"] = tomlkit.array()
+            ae["hires"].comment(f"dropped: the base's hires ({listed}); --shift-hires keeps them")
+            self.cal.dropped.append(f"sales.ae.hires: the base's hires ({listed}); --shift-hires keeps them")
+            _param(self.cal, "sales.ae.hires", listed, "dropped (from base)", note="--shift-hires keeps them")
+            return
+        shift = dt.timedelta(days=(self.cal.start_date - self.base_sc.start_date).days)
+        hires = tomlkit.array()
+        for h in hires_base:
+            t = tomlkit.inline_table()
+            t.update({"date": h.date + shift, "count": h.count})
+            hires.append(t)
+        ae["hires"] = hires
+        ae["hires"].comment(f"assumed: the base's hires moved by {shift.days} days (--shift-hires)")
+        self.cal.notes.append(
+            f"sales.ae.hires: the base's hires ({listed}) moved by {shift.days} days to keep their offset from "
+            "start_date (--shift-hires)"
+        )
+        _param(self.cal, "sales.ae.hires", listed, "assumed (from base)", note=f"moved by {shift.days} days")
 
     def volumes(self) -> None:
         """Lead volumes: from the leads export, else the base's scaled to the observed opportunities."""
@@ -587,23 +783,17 @@ class _Filler:
         sources = self.doc["sources"]
         if self.cal.leads is not None:
             _volumes_from_leads(self.cal, self.base_sc, sources, self.sales, self.cut, self.put, self.base_leads)
-        elif base_rate > 0:
-            k = observed_rate / base_rate
+        from_leads = any(f"sources.{name}.leads_per_month" in self.touched for name in self.base_sc.sources)
+        if not from_leads:
+            # No volume from a leads export: every source scaled so the base's funnel gives the observed
+            # opportunities (a first guess; :meth:`capacity` fits the factor by simulation).
+            k = observed_rate / base_rate if base_rate > 0 else 1.0
             for sname, src in self.base_sc.sources.items():
-                new = src.leads_per_day_mean * fitting.DAYS_PER_MONTH * k
-                _set_volume(
-                    sources, sname, _r(new), self.put,
-                    f"scaled x{k:.3f}: base funnel gives {base_rate:.1f} opportunities/month, CRM {observed_rate:.1f} "
-                    "(no leads export)",
-                )  # fmt: skip
-                _param(
-                    self.cal,
-                    f"sources.{sname}.leads_per_month",
-                    _r(new),
-                    "calibrated",
-                    len(self.rows),
-                    note=f"scaled x{k:.3f} from opportunity volume; persona mix, fit, cost from base",
-                )
+                self.scaled_volumes[sname] = src.leads_per_day_mean * fitting.DAYS_PER_MONTH * k
+            self.cal.notes.append(
+                f"volumes: the base's funnel gives {base_rate:.1f} opportunities/month, the CRM {observed_rate:.1f}: "
+                f"every source scaled x{k:.3f} as a first guess, then fitted by simulation (flow_fit.csv)"
+            )
         _param(
             self.cal,
             "opportunities_per_month",
@@ -639,15 +829,15 @@ class _Filler:
             section = tomlkit.table()
             section.add(
                 tomlkit.comment(
-                    f"calibrated: {len(pipeline)} deals open on {self.cal.as_of}, ages in days on start_date"
+                    f"calibrated: {len(pipeline)} deals open at the end of {self.cal.as_of}, ages in days on start_date"
                 )
             )
-            section["file"] = self.pipeline_file
+            section["file"] = self.settings.pipeline_file
             self.doc["initial_pipeline"] = section
             self.touched.add("initial_pipeline")
         else:
             self.cal.notes.append(
-                f"initial pipeline: {len(pipeline)} open deals written to {self.pipeline_file}, "
+                f"initial pipeline: {len(pipeline)} open deals written to {self.settings.pipeline_file}, "
                 "but this funnelsim has no [initial_pipeline] section yet, so the scenario does not load them"
             )
         _param(
@@ -660,11 +850,93 @@ class _Filler:
             f"at win_rate {self.at_half:.4f}, fit_effect {self.fit_effect:g} (CRMs record no fit)",
         )
 
+    def capacity(self) -> None:
+        """SDRs and AE slots sized for the observed flow; volumes and prospecting fitted by simulation."""
+        from funnelsim.calibrate import flow, selfcheck
+
+        lead_in = selfcheck.lead_in_days(self.base_sc.nurture.max_nurture_days)
+        mid_stream = any(f.kind in diagnostics.MID_STREAM for f in self.cal.truncation)
+        p90 = float(self.cal.best.dist.ppf(0.9))
+        window = selfcheck.history_window(self.cal.observed, self.cut, lead_in, p90, mid_stream)
+        self.cal.window = window
+        raw = selfcheck.window_raw(self.doc, window)
+        target = self._target(window)
+        start = self._start_knobs(raw, target)
+        fit = flow.fit_flow(
+            raw,
+            self.scaled_volumes,
+            start,
+            target,
+            seed=FIT_SEED,
+            budget_seconds=self.settings.budget_seconds,
+            progress=self.settings.phase,
+        )
+        self.cal.flow = fit
+        if len(fit.rounds):
+            self.cal.tables["flow_fit.csv"] = fit.rounds
+        _write_knobs(self, fit, start, target)
+
+    def _target(self, window: Any) -> Any:
+        """The observed flow over the window's measured months, and the AE-sourced share to aim at."""
+        from funnelsim.calibrate import flow
+
+        months = self.cal.observed
+        start = pd.PeriodIndex(months["month"], freq="M").start_time
+        inside = np.asarray((start >= window.measure_from) & (start < window.measure_to))
+        if not months["full"].any():  # no full month: the whole export
+            inside = np.ones(len(months), dtype=bool)
+        days = float((window.measure_to - window.measure_from) / pd.Timedelta(days=1))
+        rate = float(months.loc[inside, "opportunities"].sum()) / max(days, 1.0)
+        observed_share = flow.observed_prospecting_share(self.rows["source"])
+        run = self.base_run
+        base = flow.base_flow(self.base_sc, run.events, run.attributes["source"], run.levels)
+        share, how = (
+            (observed_share, "observed (the source column names AE-sourced deals)")
+            if observed_share is not None
+            else (base["prospecting_share"], "assumed (the base run's share)")
+        )
+        self.base_requests_per_lead = base["requests_per_lead"]
+        return flow.Target(
+            opportunities_per_day=rate,
+            prospecting_share=share,
+            share_how=how,
+            sdr_utilisation=base["sdr_utilisation"],
+            start_day=window.day(window.measure_from),
+            end_day=window.day(window.measure_to),
+            cycle_mean_days=float(self.cal.best.mean),
+            owners_observed=self.owners_observed,
+            scale_marketing=bool(self.scaled_volumes),
+        )
+
+    def _start_knobs(self, raw: dict[str, Any], target: Any) -> Any:
+        """The analytic first guess: SDRs for the base's MQLs per lead at these volumes, AE slots by Little's law."""
+        from funnelsim.calibrate import flow
+
+        knobs = flow.Knobs(
+            volume_factor=1.0,
+            prospecting_rate=float(self.base_sc.prospecting.opportunities_per_ae_per_month),
+            sdr_count=int(self.base_sc.handoff.sdr.count),
+            ae_count=int(self.sales["ae"]["count"]),
+            ae_max_open=int(self.sales["ae"]["max_open_opportunities"]),
+        )
+        scenario = flow.window_scenario(raw, knobs, self.scaled_volumes)
+        work = scenario.handoff.sdr.work_days.mean
+        load = self.base_requests_per_lead * flow.marketing_leads_per_day(scenario) * work
+        need = flow.ae_slots_needed(target.opportunities_per_day, target.cycle_mean_days)
+        count, cap = knobs.ae_count, knobs.ae_max_open
+        if count * cap < need:
+            if target.owners_observed:
+                cap = math.ceil(need / max(count, 1))
+            else:
+                count = math.ceil(need / cap)
+        sdr = flow.sdr_count_for(load, target.sdr_utilisation)
+        return replace(knobs, sdr_count=sdr, ae_count=count, ae_max_open=cap)
+
     def finish(self) -> None:
         """Dates and labels, what is assumed from the base, the header, and the parameters table."""
-        self.doc["start_date"] = self.cal.as_of
-        self.doc["start_date"].comment("calibrated: the as-of date of the CRM export")
-        self.doc["name"] = self.name
+        self.doc["start_date"] = self.cal.start_date
+        self.doc["start_date"].comment(f"calibrated: the day after the as-of date {self.cal.as_of} (counted whole)")
+        self.doc["name"] = self.settings.name
         self.doc["description"] = (
             f"Calibrated from {self.cal.opportunities.path.name} on {self.cal.as_of} (base: {self.cal.base_path.name})."
         )
@@ -689,7 +961,7 @@ class _Filler:
                 "assumed (from base)",
                 note="needs a leads export with SQL and opportunity dates",
             )
-        for key in ("ramp", "attrition_per_year", "backfill_days", "cost_per_year", "hires"):
+        for key in ("ramp", "attrition_per_year", "backfill_days", "cost_per_year"):
             _param(self.cal, f"sales.ae.{key}", "", "assumed (from base)")
         header = tomlkit.document()
         header.add(tomlkit.comment(f"Calibrated by `funnelsim calibrate` from CRM exports as of {self.cal.as_of}."))
@@ -709,6 +981,109 @@ class _Filler:
         header.add(tomlkit.nl())
         self.cal.document = tomlkit.parse(tomlkit.dumps(header) + tomlkit.dumps(self.doc))
         self.cal.tables["parameters.csv"] = pd.DataFrame(self.cal.parameters).astype({"value": str, "rows": str})
+
+
+def _write_knobs(filler: _Filler, fit: FlowFit, start: Any, target: Any) -> None:
+    """Put the fitted volumes, prospecting rate, SDRs and AE slots into the scenario, each with how it was set."""
+    k = fit.knobs
+    how = "fitted (simulation)" if fit.simulated else "calibrated"
+    why = f"{fit.note} (flow_fit.csv)" if fit.simulated else fit.note
+    per_month = target.opportunities_per_day * fitting.DAYS_PER_MONTH
+    sources = filler.doc["sources"]
+    for name, first in filler.scaled_volumes.items():
+        value = _r(first * k.volume_factor)
+        _set_volume(
+            sources,
+            name,
+            value,
+            filler.put,
+            f"{how}: scaled so the simulated history gives the observed {per_month:.1f} opportunities/month",
+        )
+        _param(
+            filler.cal,
+            f"sources.{name}.leads_per_month",
+            value,
+            how,
+            len(filler.rows),
+            note=f"{why}; persona mix, fit and cost from the base",
+        )
+    if start.prospecting_rate > 0:
+        prospecting = filler.doc["prospecting"]
+        filler.put(
+            prospecting,
+            "opportunities_per_ae_per_month",
+            _r(k.prospecting_rate),
+            f"{how}: AE-sourced share {target.prospecting_share:.0%} of opportunities, {target.share_how}",
+            "prospecting.opportunities_per_ae_per_month",
+        )
+        _param(
+            filler.cal,
+            "prospecting.opportunities_per_ae_per_month",
+            _r(k.prospecting_rate),
+            how,
+            note=f"AE-sourced share {target.prospecting_share:.3f}, {target.share_how}; {why}",
+        )
+    _write_teams(filler, fit, k, target)
+
+
+def _write_teams(filler: _Filler, fit: FlowFit, k: Any, target: Any) -> None:
+    """The SDR team (always sized: an export does not record it) and the AE slots when Little's law raised them."""
+    from funnelsim.calibrate.flow import UTILISATION_TARGET
+
+    sdr = filler.doc["handoff"]["sdr"]
+    base_sdr = filler.base_sc.handoff.sdr
+    load = _last(fit, "sdr_offered_load")
+    loaded = f"offered load {load:.2f} SDR-days/day" if math.isfinite(load) else "offered load from the base's MQLs"
+    note = (
+        f"{loaded} at <= {UTILISATION_TARGET:.0%} utilisation; work_days from the base (mean "
+        f"{base_sdr.work_days.mean:g} d); base had {base_sdr.count}"
+    )
+    filler.put(sdr, "count", k.sdr_count, f"sized (from flow): {note}", "handoff.sdr.count")
+    _param(filler.cal, "handoff.sdr.count", k.sdr_count, "sized (from flow)", note=note)
+    ae = filler.sales["ae"]
+    need = _r(target.opportunities_per_day * target.cycle_mean_days / UTILISATION_TARGET)
+    little = (
+        f"Little's law: {target.opportunities_per_day * fitting.DAYS_PER_MONTH:.1f} opportunities/month x "
+        f"{target.cycle_mean_days:.1f} d cycle at <= {UTILISATION_TARGET:.0%} needs {need:g} slots"
+    )
+    if k.ae_max_open != int(ae["max_open_opportunities"]):
+        filler.put(
+            ae,
+            "max_open_opportunities",
+            k.ae_max_open,
+            f"sized (from flow): {little}",
+            "sales.ae.max_open_opportunities",
+        )
+        _param(filler.cal, "sales.ae.max_open_opportunities", k.ae_max_open, "sized (from flow)", note=little)
+    if k.ae_count != int(ae["count"]):
+        filler.put(ae, "count", k.ae_count, f"sized (from flow): {little}", "sales.ae.count")
+        _param(filler.cal, "sales.ae.count", k.ae_count, "sized (from flow)", note=f"{little}; no owner column")
+
+
+def _last(fit: FlowFit, column: str) -> float:
+    """The last simulated round's ``column`` (NaN when nothing was simulated)."""
+    return float(fit.rounds[column].iloc[-1]) if len(fit.rounds) else math.nan
+
+
+def _check(cal: Calibration, settings: _Settings) -> None:
+    """Simulate the calibrated scenario over its history window and compare it month by month (:mod:`.selfcheck`)."""
+    from funnelsim.calibrate import selfcheck
+    from funnelsim.model.loading import parse_scenario
+
+    assert cal.window is not None
+    window = parse_scenario(selfcheck.window_raw(cal.document, cal.window), "calibrated scenario (history window)")
+    cal.check = selfcheck.self_check(
+        window,
+        cal.observed,
+        cal.window.wins_from,
+        runs=settings.check_runs,
+        pool=settings.pool,
+        budget_seconds=settings.budget_seconds,
+        start=cal.window.describe(),
+        progress=settings.phase,
+    )
+    if len(cal.check.table):
+        cal.tables["selfcheck.csv"] = cal.check.table
 
 
 def _set_volume(sources: Any, name: str, leads_per_month: float, put: Any, comment: str) -> None:

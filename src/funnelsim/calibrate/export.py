@@ -1,7 +1,8 @@
 """A simulated run as CRM exports: opportunities (and leads) tables as Salesforce, HubSpot or a
 spreadsheet would write them, seen on an as-of date.
 
-Think of it as pulling a report from the CRM on ``as_of``: only what had happened by then
+Think of it as pulling a report from the CRM on ``as_of`` (a number of days since the start, or
+a date: the end of that day, as ``funnelsim calibrate --as-of`` reads it): only what had happened by then
 is in it, deals not closed by then are open (Salesforce still shows their *expected*
 close date, which :mod:`.readers` ignores for open deals), and each dialect writes dates,
 flags and stage labels its own way:
@@ -44,17 +45,19 @@ def _stamp(start: dt.date, days: np.ndarray) -> pd.Series:
 
 
 def _as_of_days(result: RunResult, as_of: float | dt.date | None) -> float:
+    """The export's cut in days since start: a date counts whole (the end of that day, as ``calibrate --as-of``)."""
     if as_of is None:
         return float(result.scenario.horizon_days)
     if isinstance(as_of, dt.date):
-        return float((as_of - result.scenario.start_date).days)
+        return float((as_of - result.scenario.start_date).days + 1)
     return float(as_of)
 
 
 def export_opportunities(
     result: RunResult, dialect: str = "generic", as_of: float | dt.date | None = None
 ) -> pd.DataFrame:
-    """One row per opportunity opened by ``as_of`` (days since start, or a date; default: the horizon end).
+    """One row per opportunity opened by ``as_of`` (days since start, or a date counted to its end; default:
+    the horizon end).
 
     Parameters
     ----------

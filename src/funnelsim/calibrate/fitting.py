@@ -74,6 +74,8 @@ __all__ = [
     "arrivals_by_month",
     "beta_conversion",
     "concurrency",
+    "empirical_sizes",
+    "equal_mass_means",
     "fit_cycle",
     "fit_for_win_probability",
     "fit_lognormal_sizes",
@@ -589,6 +591,82 @@ def fit_lognormal_sizes(amounts: np.ndarray) -> dict[str, float]:
         "mu": mu,
         "sigma": sigma,
         "sample_mean": float(x.mean()),
+    }
+
+
+MAX_SIZE_VALUES = 500
+"""Largest number of values an empirical deal size lists in the scenario (see :func:`empirical_sizes`)."""
+_BOOT_BATCH_CELLS = 4_000_000  # resampled amounts drawn at once by the mean's bootstrap (32 MB)
+
+
+def equal_mass_means(sorted_values: np.ndarray, k: int) -> np.ndarray:
+    r"""The means of ``k`` slices of equal probability of the empirical distribution of ``sorted_values``.
+
+    Slice ``j`` is the quantile function :math:`Q(p)` of the ``n`` values over
+    :math:`p \in [j/k, (j+1)/k]` (a value straddling two slices is shared between them):
+
+    .. math:: m_j = k \int_{j/k}^{(j+1)/k} Q(p)\,dp, \qquad
+              \frac1k \sum_j m_j = \int_0^1 Q(p)\,dp = \bar x,
+
+    so resampling the ``k`` means has exactly the sample mean (only the spread within each
+    slice is lost: the largest value becomes the mean of the top ``1/k``).
+    """
+    x = np.asarray(sorted_values, float)
+    n = len(x)
+    total = np.concatenate([[0.0], np.cumsum(x)])
+    pos = np.arange(k + 1) * (n / k)  # slice edges, in values
+    whole = np.minimum(np.floor(pos).astype(np.int64), n)
+    part = pos - whole
+    area = total[whole] + part * x[np.minimum(whole, n - 1)]  # integral of Q up to each edge, times n
+    return np.diff(area) * (k / n)
+
+
+def empirical_sizes(
+    amounts: np.ndarray, max_values: int = MAX_SIZE_VALUES, boot: int = 400, seed: int = 0
+) -> dict[str, Any]:
+    """Deal size as the observed amounts, resampled (a bootstrap of the deals), with the mean's interval.
+
+    Amounts below zero or missing are left out. Up to ``max_values`` amounts the scenario lists
+    them all; above, the :func:`equal_mass_means` of ``max_values`` slices, which keep the sample
+    mean exactly. The mean's 95% interval is a percentile bootstrap (``scipy.stats.bootstrap``,
+    ``boot`` resamples, fixed ``seed``). The lognormal maximum-likelihood mean is returned beside it
+    for comparison: on a multimodal price list it can sit far from the sample mean.
+
+    Returns
+    -------
+    dict
+        ``n, values`` (list, rounded to cents), ``support`` (``"observed"`` or ``"equal-mass means"``),
+        ``mean`` (the sample mean), ``mean_ci_low, mean_ci_high``, ``median``, ``sd``, ``lognormal_mean``.
+    """
+    x = np.asarray(amounts, float)
+    x = np.sort(x[np.isfinite(x) & (x >= 0)])
+    n = len(x)
+    if n == 0:
+        return {"n": 0, "values": [], "support": "", "mean": math.nan, "mean_ci_low": math.nan,
+                "mean_ci_high": math.nan, "median": math.nan, "sd": math.nan, "lognormal_mean": math.nan}  # fmt: skip
+    values = x if n <= max_values else equal_mass_means(x, max_values)
+    low = high = float(x[0])
+    if n > 1 and x[-1] > x[0]:
+        ci = stats.bootstrap(
+            (x,),
+            np.mean,
+            n_resamples=boot,
+            batch=max(1, _BOOT_BATCH_CELLS // n),
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
+        low, high = float(ci.low), float(ci.high)
+    positive = x[x > 0]
+    return {
+        "n": n,
+        "values": [round(float(v), 2) for v in values],
+        "support": "observed" if n <= max_values else f"{max_values} equal-mass means",
+        "mean": float(x.mean()),
+        "mean_ci_low": low,
+        "mean_ci_high": high,
+        "median": float(np.median(x)),
+        "sd": float(x.std()),
+        "lognormal_mean": fit_lognormal_sizes(positive)["mean"] if len(positive) >= 2 else math.nan,
     }
 
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from funnelsim.calibrate import Calibration
 
-__all__ = ["outputs_for", "report_markdown", "stages_line", "write_calibration"]
+__all__ = ["outputs_for", "report_markdown", "selfcheck_wide", "stages_line", "write_calibration"]
 
 
 def outputs_for(out: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
@@ -96,7 +96,11 @@ def _fill_report(cal: Calibration, folder: Path, scenario_name: str) -> None:
         "arrivals": plots.calibration_arrivals_chart(tables["arrivals.csv"])[0],
     }
     if size["n"] >= 2:
-        charts["deal_size"] = plots.calibration_deal_size_chart(rows["amount"], size["mean"], size["sd"])[0]
+        won = rows["outcome"] == "won"
+        amounts = rows.loc[won, "amount"] if won.sum() >= 20 else rows["amount"]
+        charts["deal_size"] = plots.calibration_deal_size_chart(amounts, size["mean"], size["lognormal_mean"])[0]
+    if "selfcheck.csv" in tables:
+        charts["selfcheck"] = plots.calibration_selfcheck_chart(tables["selfcheck.csv"])[0]
     save_figures(charts, folder / "figures", "png", f"calibrated {cal.as_of}")
 
 
@@ -160,10 +164,23 @@ def report_markdown(cal: Calibration, scenario_name: str = "scenario.toml") -> s
     lines = [
         f"# Calibration of {scenario_name}",
         "",
-        f"As of **{cal.as_of}** (the state at 00:00; the scenario starts then). Base: `{cal.base_path.name}`.",
+        f"As of the end of **{cal.as_of}** (everything dated then or earlier has happened); the scenario starts "
+        f"**{cal.start_date}**. Base: `{cal.base_path.name}`.",
         "",
     ]
-    for section in (_inputs_section, _cycle_section, _win_section, _stages_section, _parameters_section):
+    if cal.warnings:
+        lines += ["**Warnings**", ""] + [f"- {w}" for w in cal.warnings] + [""]
+    for section in (
+        _inputs_section,
+        _history_section,
+        _cycle_section,
+        _win_section,
+        _deal_size_section,
+        _capacity_section,
+        _selfcheck_section,
+        _stages_section,
+        _parameters_section,
+    ):
         lines += section(cal)
     return "\n".join(lines) + "\n"
 
@@ -193,6 +210,119 @@ def _inputs_section(cal: Calibration) -> list[str]:
         for (file, meaning), group in messy.groupby(["file", "meaning"], sort=False):
             shown = ", ".join(str(x) for x in group["line"].head(5)) + (", ..." if len(group) > 5 else "")
             lines.append(f"| `{file}` | {meaning} | {len(group)} | {shown} |")
+    return lines
+
+
+def _history_section(cal: Calibration) -> list[str]:
+    """Stale open deals and the signs of a truncated history."""
+    lines = ["", "## History: stale deals and truncation (`stale_deals.csv`)", ""]
+    if cal.stale is not None:
+        lines.append(f"- {cal.stale.describe()}")
+    if cal.truncation:
+        lines += [f"- truncated history ({f.kind}): {f.message}" for f in cal.truncation]
+    else:
+        lines.append(
+            "- no sign of a truncated history (the first month ramps up, no import on day one, no stage change "
+            "before the first deal, the as-of date within a week of the latest date)"
+        )
+    return lines
+
+
+def _deal_size_section(cal: Calibration) -> list[str]:
+    """The observed amounts, resampled: sample mean with its bootstrap interval, against a lognormal's mean."""
+    table = cal.tables.get("deal_sizes.csv")
+    if table is None or table.empty:
+        return []
+    lines = [
+        "",
+        "## Deal size (`deal_sizes.csv`, `figures/deal_size.png`)",
+        "",
+        'The scenario resamples the observed amounts (`dist = "empirical"`): its mean is the sample mean. '
+        "A lognormal fitted to them is shown for comparison only.",
+        "",
+        "| segment | persona | deals | mean (95% bootstrap CI) | median | lognormal MLE mean | values listed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in table.to_dict("records"):
+        lines.append(
+            f"| {r['segment']} | {r['persona'] or '–'} | {r['n']} | {r['mean']:,.0f} ({r['mean_ci_low']:,.0f}–"
+            f"{r['mean_ci_high']:,.0f}) | {r['median']:,.0f} | {r['lognormal_mean']:,.0f} | {r['support']} |"
+        )
+    return lines
+
+
+def _capacity_section(cal: Calibration) -> list[str]:
+    """How volumes, prospecting, SDRs and AE slots were fitted to the observed flow."""
+    fit = cal.flow
+    if fit is None:
+        return []
+    lines = ["", "## Capacity and volumes (`flow_fit.csv`)", "", f"- {fit.note}"]
+    if len(fit.rounds):
+        lines += [
+            f"- each round: {fit.runs} runs of the history window (seed {fit.seed})",
+            "",
+            "| round | volume factor | prospecting / AE / month | SDRs | AEs x max open | opportunities / month "
+            "(observed) | AE-sourced share (target) | SDR utilisation | AE utilisation |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in fit.rounds.to_dict("records"):
+            lines.append(
+                f"| {r['round']} | {r['volume_factor']:.3f} | {r['prospecting_per_ae_per_month']:.3f} | "
+                f"{r['sdr_count']} | {r['ae_count']} x {r['ae_max_open']} | {r['opportunities_per_month']:.1f} "
+                f"({r['target_per_month']:.1f}) | {r['prospecting_share']:.1%} ({r['target_prospecting_share']:.1%}) | "
+                f"{r['sdr_utilisation']:.0%} | {r['ae_utilisation']:.0%} |"
+            )
+    return lines
+
+
+def selfcheck_wide(table: pd.DataFrame) -> pd.DataFrame:
+    """The self-check table one row per month: each quantity's observed value and simulated P10–P90, flagged."""
+    rows = []
+    for month, group in table.groupby("month", sort=True):
+        row = {"month": month}
+        for r in group.to_dict("records"):
+            mark = {"below": " ▼", "above": " ▲"}.get(r["position"], "")
+            shown = "not compared" if not r["compared"] else f"{_number(r['sim_p10'])}–{_number(r['sim_p90'])}"
+            row[r["quantity"]] = f"{_number(r['observed'])}{mark} [{shown}]"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _number(x: float) -> str:
+    if pd.isna(x):
+        return "–"
+    return f"{x:,.0f}"
+
+
+def _selfcheck_section(cal: Calibration) -> list[str]:
+    """Observed months against the simulated P10–P90, the rule and the verdict."""
+    check = cal.check
+    if check is None:
+        return []
+    lines = ["", "## Self-check: the calibrated scenario over its own history (`selfcheck.csv`)", ""]
+    if check.passed is None:
+        return [*lines, f"- {check.note}"]
+    verdict = "**passed**" if check.passed else "**FAILED** (" + "; ".join(check.failures) + ")"
+    lines += [
+        f"- {verdict}; {check.runs} runs, seed {check.seed}; {check.start}",
+        f"- rule: {check.rule}",
+    ]
+    if check.note:
+        lines.append(f"- {check.note}")
+    lines += ["", "| quantity | months compared | outside P10–P90 | most allowed |", "|---|---|---|---|"]
+    for r in check.verdicts.to_dict("records"):
+        note = "" if r["can_fail"] else " (too few months to fail)"
+        lines.append(f"| {r['quantity']} | {r['months']} | {r['outside']} | {r['allowed']}{note} |")
+    wide = selfcheck_wide(check.table)
+    lines += [
+        "",
+        "Observed, ▼ below / ▲ above the simulated [P10–P90]:",
+        "",
+        "| month | opportunities | wins | won value |",
+        "|---|---|---|---|",
+    ]
+    for r in wide.to_dict("records"):
+        lines.append(f"| {r['month']} | {r['opportunities']} | {r['wins']} | {r['won_value']} |")
     return lines
 
 

@@ -357,11 +357,12 @@ def print_comparison(result: Comparison, runs: int, currency: str) -> None:
 
 
 def print_calibration(cal: Calibration, written: tuple[Path, Path, Path]) -> None:
-    """How each export was read (on stderr), the fitted cycle, win rate and pipeline, and what was written."""
+    """How each export was read (on stderr), the fitted cycle, win rate, deal size, capacity and pipeline,
+    the self-check table, the warnings (on stderr) and what was written."""
     _print_exports_read(cal)
     b, w = cal.best, cal.win
     others = ", ".join(f"{f.family} {f.aic:.1f}" for f in cal.fits[1:])
-    out.print(f"as of:            {cal.as_of}")
+    out.print(f"as of:            end of {cal.as_of} (the scenario starts {cal.start_date})")
     out.print(
         f"sales cycle:      {b.family} by AIC ({b.aic:.1f}; {others}); mean {b.mean:.1f} d "
         f"(95% CI {b.mean_ci[0]:.1f}-{b.mean_ci[1]:.1f}); closed deals only would say {cal.naive_closed_only.mean:.1f}"
@@ -370,12 +371,68 @@ def print_calibration(cal: Calibration, written: tuple[Path, Path, Path]) -> Non
         f"win rate:         competing risks {pct(w['competing_risks'])} (95% CI {pct(w['ci_low'])}-"
         f"{pct(w['ci_high'])}) vs naive won/(won+lost) {pct(w['naive'])}"
     )
-    out.print(f"pipeline:         {len(cal.pipeline)} deals open on {cal.as_of}")
+    size = cal.tables["deal_sizes.csv"].iloc[0]
+    if size["n"]:
+        out.print(
+            f"deal size:        {size['n']} amounts resampled; mean {size['mean']:,.0f} (95% CI "
+            f"{size['mean_ci_low']:,.0f}-{size['mean_ci_high']:,.0f}); "
+            f"a lognormal would say {size['lognormal_mean']:,.0f}"
+        )
+    if cal.stale is not None:
+        out.print(escape(f"stale deals:      {cal.stale.describe()}"))
+    _print_capacity(cal)
+    out.print(f"pipeline:         {len(cal.pipeline)} deals open at the end of {cal.as_of}")
     if "stages.csv" in cal.tables:
         from funnelsim.report.calibration import stages_line
 
         out.print(escape(f"time in stage:    {stages_line(cal.tables['stages.csv'])}"))
+    _print_selfcheck(cal)
+    for line in cal.warnings:
+        err.print(f"[bold yellow]warning:[/] {escape(line)}")
     err.print(f"wrote {written[0]}, {written[1].name}, {written[2].name}/")
+
+
+def _print_capacity(cal: Calibration) -> None:
+    """SDRs, AE slots, volumes and prospecting as fitted to the observed flow (one line)."""
+    params = {p["path"]: p for p in cal.parameters}
+    parts = []
+    for path, label in (
+        ("handoff.sdr.count", "SDRs"),
+        ("sales.ae.count", "AEs"),
+        ("sales.ae.max_open_opportunities", "max open per AE"),
+    ):
+        if path in params:
+            parts.append(f"{label} {params[path]['value']} ({params[path]['status']})")
+    if cal.flow is not None:
+        parts.append(cal.flow.note)
+    out.print(escape("capacity:         " + "; ".join(parts)))
+
+
+def _print_selfcheck(cal: Calibration) -> None:
+    """The self-check: a table of observed months against the simulated P10-P90, and the verdict."""
+    check = cal.check
+    if check is None:
+        return
+    if check.passed is None:
+        out.print(escape(f"self-check:       {check.note}"))
+        return
+    from funnelsim.report.calibration import selfcheck_wide
+
+    table = Table(
+        title=escape(f"Self-check: observed [simulated P10-P90], {check.runs} runs; ▼ below / ▲ above"),
+        title_justify="left",
+        caption=escape(check.start),
+        caption_justify="left",
+    )
+    for name in ("month", "opportunities", "wins", "won value"):
+        table.add_column(name, justify="left" if name == "month" else "right")
+    for r in selfcheck_wide(check.table).to_dict("records"):
+        table.add_row(r["month"], escape(r["opportunities"]), escape(r["wins"]), escape(r["won_value"]))
+    out.print(table)
+    verdicts = "; ".join(
+        f"{r.quantity} {r.outside} of {r.months} outside (<= {r.allowed})" for r in check.verdicts.itertuples()
+    )
+    out.print(f"self-check:       {'passed' if check.passed else 'FAILED'}: {verdicts}")
 
 
 def _print_exports_read(cal: Calibration) -> None:

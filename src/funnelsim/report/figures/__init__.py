@@ -17,6 +17,7 @@ from funnelsim.report.figures.calibration import (
     calibration_arrivals_chart,
     calibration_cycle_chart,
     calibration_deal_size_chart,
+    calibration_selfcheck_chart,
 )
 from funnelsim.report.figures.compare import (
     compare_funnel_chart,
@@ -35,6 +36,7 @@ __all__ = [
     "calibration_arrivals_chart",
     "calibration_cycle_chart",
     "calibration_deal_size_chart",
+    "calibration_selfcheck_chart",
     "capacity_chart",
     "compare_funnel_chart",
     "compare_leakage_chart",

@@ -1,5 +1,5 @@
 """Figures of a calibration (``funnelsim calibrate``): the Kaplan–Meier sales cycle against
-each fitted distribution, monthly arrivals, and the deal-size fit."""
+each fitted distribution, monthly arrivals, the deal sizes, and the self-check."""
 
 from __future__ import annotations
 
@@ -21,7 +21,12 @@ from funnelsim.report.figures.style import (
     month_ticks,
 )
 
-__all__ = ["calibration_arrivals_chart", "calibration_cycle_chart", "calibration_deal_size_chart"]
+__all__ = [
+    "calibration_arrivals_chart",
+    "calibration_cycle_chart",
+    "calibration_deal_size_chart",
+    "calibration_selfcheck_chart",
+]
 
 
 def calibration_cycle_chart(km: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
@@ -80,24 +85,63 @@ def calibration_arrivals_chart(arrivals: pd.DataFrame, ax: Axes | None = None) -
 
 
 def calibration_deal_size_chart(
-    amounts: pd.Series, mean: float, sd: float, currency: str = "", ax: Axes | None = None
+    amounts: pd.Series, mean: float, lognormal_mean: float, currency: str = "", ax: Axes | None = None
 ) -> tuple[Figure, Axes]:
-    """Histogram of deal amounts with the fitted lognormal density (parametrised by mean and sd)."""
-    from scipy import stats
+    """Histogram of deal amounts, their mean (what the resampled deal size gives) and a lognormal fit's mean.
 
+    A price list is multimodal; a lognormal through it can put the mean well away from the
+    sample's, which is why the scenario resamples the amounts instead.
+    """
     values = np.asarray(amounts, float)
-    values = values[np.isfinite(values) & (values > 0)]
+    values = values[np.isfinite(values) & (values >= 0)]
     if len(values) == 0:
-        raise ValueError("amounts is empty: need at least one positive amount")
+        raise ValueError("amounts is empty: need at least one amount")
     fig, ax = figure_and_axes(ax, (7, 4))
-    ax.hist(values, bins=min(40, max(10, len(values) // 10)), density=True, color=BAR_COLOR, alpha=0.7, label="deals")
-    sigma2 = math.log1p((sd / mean) ** 2)
-    grid = np.linspace(0, values.max(), 300)[1:]
-    density = stats.lognorm.pdf(grid, math.sqrt(sigma2), scale=mean * math.exp(-sigma2 / 2))
-    ax.plot(grid, density, color=LINE_COLOR, label=f"lognormal fit: mean {mean:,.0f}, sd {sd:,.0f}")
+    ax.hist(values, bins=min(60, max(10, len(values) // 10)), density=True, color=BAR_COLOR, alpha=0.7, label="deals")
+    ax.axvline(mean, color=LINE_COLOR, label=f"sample mean {mean:,.0f} (the scenario's)")
+    if math.isfinite(lognormal_mean):
+        ax.axvline(lognormal_mean, color="0.4", linestyle="--", label=f"lognormal fit's mean {lognormal_mean:,.0f}")
     ax.xaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
     ax.set_xlabel(f"deal amount ({currency})" if currency else "deal amount")
     ax.set_ylabel("density")
-    ax.set_title("Deal size")
+    ax.set_title("Deal size: observed amounts, resampled")
     ax.legend(loc="upper right", fontsize="small")
     return fig, ax
+
+
+def calibration_selfcheck_chart(table: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Observed months against the simulated P10–P90 band, one panel per quantity (``selfcheck.csv``).
+
+    Months outside the band are drawn filled red; months not compared hollow. Returns the figure
+    and the first panel's axes (with ``ax`` given, only opportunities are drawn on it).
+    """
+    check_table(table, "selfcheck", ["month", "quantity", "observed", "sim_p10", "sim_p50", "sim_p90", "compared"])
+    quantities = ["opportunities", "wins", "won_value"]
+    if ax is not None:
+        fig, first = figure_and_axes(ax, (8, 3))
+        axes, quantities = [first], quantities[:1]
+    else:
+        fig = Figure(figsize=(8, 8), layout="constrained")
+        axes = list(fig.subplots(len(quantities), 1, sharex=True, squeeze=False)[:, 0])
+    for panel, quantity in zip(axes, quantities, strict=True):
+        rows = table[table["quantity"] == quantity]
+        x = np.arange(len(rows))
+        panel.fill_between(x, rows["sim_p10"], rows["sim_p90"], color="0.85", step="mid", label="simulated P10–P90")
+        panel.plot(x, rows["sim_p50"], color="0.5", drawstyle="steps-mid", label="simulated median")
+        compared = rows["compared"].to_numpy(bool)
+        outside = compared & ((rows["observed"] < rows["sim_p10"]) | (rows["observed"] > rows["sim_p90"])).to_numpy()
+        y = rows["observed"].to_numpy(float)
+        inside = compared & ~outside
+        panel.scatter(x[inside], y[inside], color=LINE_COLOR, zorder=3, label="observed")
+        panel.scatter(x[outside], y[outside], color="tab:red", zorder=3, label="observed, outside")
+        panel.scatter(
+            x[~compared], y[~compared], facecolors="none", edgecolors=LINE_COLOR, zorder=3, label="not compared"
+        )
+        panel.set_ylabel(quantity.replace("_", " "))
+        if quantity == "won_value":
+            panel.yaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
+        month_ticks(panel, x, [str(m) for m in rows["month"]])
+    axes[0].set_title("Self-check: observed months against the calibrated scenario")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", fontsize="small", ncol=5)
+    return fig, axes[0]
