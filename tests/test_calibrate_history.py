@@ -94,7 +94,7 @@ def test_as_of_counts_the_whole_day_and_the_scenario_starts_the_day_after(tmp_pa
 
 def test_export_as_of_a_date_includes_that_whole_day() -> None:
     """export_opportunities(as_of=date) pulls the CRM at the end of that day, as calibrate reads --as-of."""
-    scenario = load_scenario(BASELINE, ["horizon_days=60"])
+    scenario = load_scenario(BASELINE, ["horizon_days=60", "start=cold"])
     result = simulate(scenario, seed=2)
     by_date = export_opportunities(result, "generic", dt.date(2027, 1, 31))
     by_days = export_opportunities(result, "generic", 31.0)  # 31 days after 2027-01-01 00:00: 1 Feb, 00:00
@@ -177,7 +177,7 @@ def test_a_history_starting_mid_stream_is_flagged_and_simulated_with_a_lead_in(t
     """The same simulated company exported whole (it started empty: its opportunities ramp up) and cut to the
     deals created from day 200 on (deals open before are missing): only the cut one is flagged, in the terminal
     too, and its self-check window starts a lead-in before the first month compared."""
-    scenario = load_scenario(BASELINE, ["horizon_days=420"])
+    scenario = load_scenario(BASELINE, ["horizon_days=420", "start=cold"])  # a company from its first day
     whole = export_opportunities(simulate(scenario, seed=8), "generic", 420)
     created = pd.to_datetime(whole["created"], format="%m/%d/%Y")
     _write(whole, tmp_path / "whole.csv")

@@ -21,8 +21,10 @@ BASELINE = ROOT / "scenarios" / "baseline.toml"
 
 
 def company(k: float, days: int, extra: tuple[str, ...] = ()) -> list[str]:
-    """The baseline company with ``k`` times its leads, SDRs and AEs, no hires, over ``days``."""
+    """The baseline company with ``k`` times its leads, SDRs and AEs, no hires, over ``days`` from its
+    first day (cold: the export holds its whole history)."""
     return [
+        "start=cold",
         f"sources.inbound.leads_per_month={2500 * k}",
         f"sources.events.leads_per_month={400 * k}",
         f"sources.partner.leads_per_month={80 * k}",
@@ -166,7 +168,7 @@ def test_self_check_false_alarms_and_coverage_on_histories_it_did_not_choose(tmp
     below the binomial(40, 0.05) 99.9% quantile of 7 (Bonferroni-designed ~5% false alarm, plus correlation)."""
     inside = compared = failures = 0
     for seed in range(100, 140):
-        scenario = load_scenario(BASELINE, ["horizon_days=400"])
+        scenario = load_scenario(BASELINE, ["horizon_days=400", "start=cold"])
         export = tmp_path / f"h{seed}.csv"
         export_opportunities(simulate(scenario, seed=seed), "generic", 400).to_csv(export, index=False)
         cal = calibrate(export, check_runs=100, stale="keep")

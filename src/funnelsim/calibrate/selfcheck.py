@@ -147,7 +147,7 @@ def history_window(
 def window_raw(document: Any, window: Window) -> dict[str, Any]:
     """The calibrated scenario's data (a tomlkit document) moved to the history window.
 
-    No initial pipeline (the window starts empty), no hires (the team of the as-of date
+    Cold, without the initial pipeline (the window starts empty), no hires (the team of the as-of date
     throughout), ``start_date`` and ``horizon_days`` of the window.
     """
     import tomllib
@@ -156,6 +156,7 @@ def window_raw(document: Any, window: Window) -> dict[str, Any]:
 
     raw: dict[str, Any] = tomllib.loads(tomlkit.dumps(document))
     raw.pop("initial_pipeline", None)
+    raw["start"] = "cold"  # empty at the window's start; a mid-stream history gets the lead-in instead
     raw["start_date"] = window.start
     raw["horizon_days"] = window.horizon_days
     raw["sales"]["ae"]["hires"] = []
