@@ -143,7 +143,8 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 def _rewrite_after_the_cut(folder: Path, to: Path) -> None:
     """The same exports with everything dated on or after the cut changed: later deals' amounts
     and outcomes, the outcome and close date of deals open at the cut, 25 made-up deals, later
-    leads dropped and later stage dates moved, later history rows replaced. (An open deal's amount
+    leads dropped, later stage dates moved, old SQLs converted after the cut, later history rows
+    replaced. (An open deal's amount
     carries no date: an export shows its latest value, which the cut cannot undo; docs/calibrate.md.)"""
     cut = CUT.isoformat()
     opps = pd.read_csv(folder / "opps.csv", dtype=str, keep_default_na=False)
@@ -167,6 +168,9 @@ def _rewrite_after_the_cut(folder: Path, to: Path) -> None:
         moved = leads[column] >= cut
         leads.loc[moved, column] = "2026-08-15"
     leads.loc[leads["ConvertedDate"] >= cut, "IsConverted"] = "true"
+    # SQLs of long before the cut that never converted convert after it (a deal revived later).
+    stale = (leads["SQL_Date__c"] != "") & (leads["SQL_Date__c"] < "2026-02-01") & (leads["ConvertedDate"] == "")
+    leads.loc[stale, ["ConvertedDate", "IsConverted"]] = ["2026-06-01", "true"]
     leads.loc[(leads["SQL_Date__c"] >= cut) & (leads["ConvertedDate"] == ""), "IsConverted"] = "true"
     leads.to_csv(to / "leads.csv", index=False)
 
