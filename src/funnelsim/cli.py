@@ -70,6 +70,7 @@ from funnelsim.report.terminal import (
     print_sweep,
 )
 from funnelsim.run.metrics import summarize_run
+from funnelsim.studies.backtest import BacktestError
 from funnelsim.studies.compare import CompareError, Comparison
 from funnelsim.studies.compare import compare as make_comparison
 from funnelsim.studies.executors import MonteCarloError, interruption_of, stop_on_signals
@@ -142,6 +143,7 @@ def _guard(action: Callable[[], T]) -> T:
         PlanError,
         CompareError,
         CalibrationError,
+        BacktestError,
         SweepError,
         UnitError,
         WorkloadTooLarge,
@@ -627,6 +629,69 @@ def _exit_if_check_failed(cal: Any, report: Path) -> None:
             f"({escape('; '.join(cal.check.failures))}); see {escape(report.name)}/report.md"
         )
         raise typer.Exit(EXIT_FAILURE)
+
+
+@app.command()
+def backtest(
+    export: Annotated[Path, typer.Argument(help="Opportunities (deals) export, CSV, reaching past the quarters.")],
+    as_of: Annotated[
+        str, typer.Option("--as-of", help="Cut-off date YYYY-MM-DD: fit on what happened before 00:00 that day.")
+    ],
+    quarters: Annotated[int, typer.Option(help="Quarters to forecast and score after the cut-off.")] = 3,
+    leads: Annotated[Path | None, typer.Option(help="Leads (contacts) export, CSV.")] = None,
+    history: Annotated[Path | None, typer.Option(help="Stage history export (one row per stage change), CSV.")] = None,
+    crm_format: Annotated[
+        str | None, typer.Option("--format", help="salesforce, hubspot or generic (default: detected from headers).")
+    ] = None,
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="COLUMN=FIELD, or STAGE LABEL=won|lost|open (repeatable).", show_default=False),
+    ] = None,
+    base: Annotated[
+        Path | None, typer.Option(help="Scenario for everything not calibrated (default: baseline).")
+    ] = None,
+    dayfirst: Annotated[
+        bool | None, typer.Option("--dayfirst/--no-dayfirst", help="Slash dates are DD/MM (or MM/DD) when ambiguous.")
+    ] = None,
+    date_format: Annotated[
+        str | None, typer.Option("--date-format", help="strptime format for every date column.")
+    ] = None,
+    runs: Annotated[int, typer.Option(help="Replications of the forecast.", min=1)] = 200,
+    seed: SeedOpt = None,
+    jobs: JobsOpt = 1,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write backtest.csv, forecast, actuals, figures and manifest here.")
+    ] = None,
+    force: ForceOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the back-test as one JSON document.")] = False,
+    quiet: QuietOpt = False,
+    allow_large: AllowLargeOpt = False,
+) -> None:
+    """Fit on EXPORT up to --as-of, forecast the next --quarters, and score the actual wins and won value."""
+    from funnelsim.calibrate.backtest import backtest as run_backtest
+    from funnelsim.report.backtest import write_backtest
+    from funnelsim.report.terminal import print_backtest
+
+    if out_dir is not None:
+        _guard(lambda: check_target(out_dir, force))
+    narrate = not (quiet or as_json)
+    with _spinner("back-testing", narrate) as progress:
+
+        def go() -> Any:
+            with executor(jobs, None) as pool:
+                return run_backtest(
+                    export, as_of=as_of, quarters=quarters, leads=leads, history=history, fmt=crm_format,
+                    mapping=tuple(mapping or ()), base=base, dayfirst=dayfirst, date_format=date_format,
+                    runs=runs, seed=seed, pool=pool, progress=progress, budget=_budget(allow_large, narrate),
+                )  # fmt: skip
+
+        result = _guard(go)
+    if out_dir is not None:
+        _write_out(lambda: write_backtest(result, out_dir, force=force), narrate)
+    if as_json:
+        _print_json(result.to_json())
+        return
+    print_backtest(result)
 
 
 ParamSpecOpt = Annotated[

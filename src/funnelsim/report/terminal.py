@@ -1,5 +1,5 @@
 """What the command line prints: the rich tables and summary lines of ``run``, ``run --runs``,
-``plan``, ``compare``, ``calibrate``, ``sweep`` and ``sensitivity``.
+``plan``, ``compare``, ``calibrate``, ``backtest``, ``sweep`` and ``sensitivity``.
 
 Results go to :data:`out` (stdout) and narration, warnings and errors to :data:`err`
 (stderr), so ``--json`` and pipes see only results. Cells are compact (``12.3M``, ``41.5%``);
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from funnelsim.calibrate import Calibration
+    from funnelsim.studies.backtest import Backtest
     from funnelsim.studies.compare import Attribution, Comparison
     from funnelsim.studies.planner import Plan, PlanDiagnostics
     from funnelsim.studies.replications import Replications
@@ -34,6 +35,7 @@ __all__ = [
     "pct",
     "plus_minus",
     "print_attribution",
+    "print_backtest",
     "print_calibration",
     "print_comparison",
     "print_plan",
@@ -449,3 +451,33 @@ def _print_exports_read(cal: Calibration) -> None:
             lines = [str(i.line) for i in t.issues if i.reason == reason][:3]
             more = ", ..." if count > 3 else ""
             err.print(escape(f"  {count} {REASONS[str(reason)]} (lines {', '.join(lines)}{more})"))
+
+
+def print_backtest(result: Backtest) -> None:
+    """The cut-off and what the fit stood on, one row per quarter and metric, and the coverage."""
+    facts, cur = result.facts, result.scenario.currency
+    out.print(
+        f"cut-off:          {result.as_of} 00:00; fitted on {facts['deals_before_cutoff']} deals created before it, "
+        f"{facts['open_at_cutoff']} of them open then (the forecast starts from those)"
+    )
+    out.print(f"forecast:         {result.reps.completed} replications, seed {result.reps.seed}; money in {cur}")
+    out.print(f"quarters:         {', '.join(q.label for q in result.quarters)}")
+    table = Table(title="Forecast ranges vs what happened", title_justify="left")
+    for name in ("", "metric", "actual", "P10", "P50", "P90", "inside", "PIT", "CRPS"):
+        table.add_column(name, justify="left" if name in ("", "metric") else "right")
+    for row in result.scores.to_dict("records"):
+        money = row["metric"] == "won_value"
+        fmt = "money" if money else "{:,.0f}"
+        cells = [short(row[k], fmt) for k in ("actual", "p10", "p50", "p90")]
+        inside = "yes" if row["inside"] else "[bold red]no[/]"
+        crps = short(row["crps"], "money" if money else "{:,.1f}")
+        table.add_row(f"Q{row['quarter']}", "won value" if money else "wins", *cells, inside, f"{row['pit']:.2f}", crps)
+    out.print(table)
+    coverage = result.coverage()
+    parts = [f"{metric.replace('_', ' ')} {c['inside']} of {c['quarters']}" for metric, c in coverage.items()]
+    out.print(
+        f"inside P10–P90:   {', '.join(parts)} quarters (a calibrated forecast: 80% over many back-tests; "
+        "a few quarters alone cannot tell)"
+    )
+    for note in result.notes:
+        err.print(escape(f"note: {note}"))

@@ -1,7 +1,7 @@
 """Every figure funnelsim draws, one module per family: a run (:mod:`.run`), many runs
 (:mod:`.montecarlo`), a plan (:mod:`.planner`), a comparison (:mod:`.compare`), a sweep or
-sensitivity (:mod:`.sweep`) and a calibration (:mod:`.calibration`); their shared look is
-:mod:`.style`.
+sensitivity (:mod:`.sweep`), a calibration (:mod:`.calibration`) and a back-test (:mod:`.backtest`);
+their shared look is :mod:`.style`.
 
 Every function takes tidy tables (from :mod:`funnelsim.run.metrics`, or the per-replication
 tables of the Monte Carlo runs) and an optional matplotlib ``ax`` to draw into, and
@@ -13,6 +13,7 @@ accumulates no open figures and any backend (including a headless one) works. Sa
 ``fig.savefig(path)``.
 """
 
+from funnelsim.report.figures.backtest import backtest_chart
 from funnelsim.report.figures.calibration import (
     calibration_arrivals_chart,
     calibration_cycle_chart,
@@ -33,6 +34,7 @@ from funnelsim.report.figures.sweep import sweep_chart, sweep_heatmap, tornado_c
 
 __all__ = [
     "INFO_REASONS",
+    "backtest_chart",
     "calibration_arrivals_chart",
     "calibration_cycle_chart",
     "calibration_deal_size_chart",
