@@ -186,7 +186,9 @@ def fit_before(
         history,
         fmt="generic",
         mapping=_stage_items(exports.stages),
-        as_of=as_of,
+        # calibrate's as-of date is the end of that day: the end of the day before the cut is 00:00 on
+        # it, so the calibrated scenario starts on the cut-off, the first day forecast.
+        as_of=as_of - dt.timedelta(days=1),
         base=base,
         date_format=DATE_TIME,
         pipeline_file=PIPELINE_FILE,
