@@ -242,8 +242,6 @@ class SpeedToLead(_Model):
 
 
 class Hire(_Model):
-    """Reps joining on one date (they ramp up as their team's ``ramp`` says)."""
-
     date: dt.date
     count: Annotated[int, Field(ge=1)]
 

@@ -514,13 +514,16 @@ def _find(
     """Decides the plan: the unchanged scenario if it passes verification, else the search's pick, verified and
     stepped further up the lever until it passes."""
     today = (1.0, 0, evaluate.framed.handoff.sdr.count)
+    checked = None
     if request.lever != "leads" and evaluate.ok(evaluate(*today)):
         # The search's own runs say no change is needed: verify that first (the lead search starts from it).
-        verdict, reps = verifier(*today)
-        if verdict.passed:
-            return verdict, reps, None
+        checked = verifier(*today)
+        if checked[0].passed:
+            return *checked, None
     chosen, tradeoff = _search(evaluate, request, start)
-    verdict, reps = verifier(chosen.lead_multiplier, chosen.extra_aes, chosen.sdrs)
+    levers = (chosen.lead_multiplier, chosen.extra_aes, chosen.sdrs)
+    # The unchanged scenario failed verification but the search picks it again: step from its verdict.
+    verdict, reps = checked if checked is not None and levers == today else verifier(*levers)
     level = aim(request.confidence, verifier.runs)
     while not verdict.passed:
         verifier.check_budget()  # before the step's search: say so if no round is left to verify it

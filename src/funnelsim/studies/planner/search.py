@@ -419,12 +419,15 @@ def search_both(evaluate: Evaluator, rungs: list[Rung], slope: float) -> tuple[C
         if best is None or c.cost < best.cost:
             best = c
     if best is None:
-        if infeasible is not None:
-            raise infeasible  # what binds on the last rung simulated
+        tried = ", ".join(f"+{r.extra_aes}" for r in sorted(rungs, key=lambda r: r.extra_aes))
+        ladder = f" (--lever both tried {tried} AEs, each with the lead lever up to its cap)"
+        if infeasible is not None:  # what binds on the last rung simulated
+            raise PlanInfeasible(infeasible.constraint, infeasible.explanation + ladder, infeasible.remedy)
         raise PlanInfeasible(
             "AE capacity",
-            "even the largest number of extra AEs tried cannot close the goal in the period, by the analytic bound.",
-            "lengthen the period, start earlier (--lead-in), or lower the goal.",
+            "even the largest number of extra AEs tried cannot close the goal in the period, by the analytic "
+            f"bound{ladder}.",
+            "lengthen the period, start earlier (--lead-in, --hire-month), or lower the goal.",
         )
     table = pd.DataFrame([rows[r.extra_aes] for r in sorted(rungs, key=lambda r: r.extra_aes)])
     table["chosen"] = table["extra_aes"] == best.extra_aes

@@ -15,8 +15,9 @@ that is read from the fresh rounds themselves where they can tell, else from a m
   ``G / q`` times the failed plan's (it knows prospecting, not queues, so it tends to
   step short rather than past the goal, and the next round corrects it);
 - **AEs** (``reps``): revenue per extra AE is the least-squares slope of mean revenue
-  over the AE counts the search simulated (common random numbers), or the secant of
-  two failed rounds' quantiles; ``a' = a + (G - q) / slope``.
+  over the AE counts the search simulated (common random numbers; one more AE is
+  simulated there if it has fewer than two), scaled to the fresh runs:
+  ``a' = a + (G - q) / (slope * q / mean)``, ``mean`` the search's mean revenue at ``a``.
 
 Every step moves at least one grid point (one AE) up. An AE lever that no longer adds
 revenue on the search's runs (elasticity below :data:`MIN_ELASTICITY`), or a step past a
@@ -113,11 +114,10 @@ def _quantiles(evaluate: Evaluator, verifier: Verifier, level: float) -> dict[in
 
 
 def _previous(verifier: Verifier, verdict: Verdict) -> Verdict | None:
-    """The last earlier round at the same headcount (lead steps) or volume (AE steps), if any."""
+    """The last earlier round at the same headcount and another volume, if any."""
     for old in reversed(verifier.verdicts[:-1]):
-        if old.sdrs == verdict.sdrs and (
-            old.extra_aes == verdict.extra_aes or old.lead_multiplier == verdict.lead_multiplier
-        ):
+        same = (old.extra_aes, old.sdrs) == (verdict.extra_aes, verdict.sdrs)
+        if same and old.lead_multiplier != verdict.lead_multiplier:
             return old
     return None
 
@@ -128,7 +128,7 @@ def _next_leads(evaluate: Evaluator, verifier: Verifier, verdict: Verdict, fresh
     current = grid_point(k)
     before = _previous(verifier, verdict)
     wanted: float | None = None
-    if before is not None and before.extra_aes == verdict.extra_aes and before.lead_multiplier != k:
+    if before is not None:
         q0 = fresh[before.round]
         if q > 0 and q0 > 0 and min(before.runs, verdict.runs) >= SECANT_RUNS:
             # Clamped: two quantiles of a few hundred runs each give the elasticity to within a factor of two.
