@@ -65,13 +65,13 @@ FALLBACK_DESCRIPTIONS = {
     ("ScoringRule", "fit_weight"): "Weight of the lead's fit in the score.",
     ("ScoringRule", "engagement_weight"): "Weight of the lead's engagement in the score.",
     ("ScoringRule", "threshold"): "A lead qualifies when its score is at least this.",
-    ("Hire", "date"): "Day the new AEs join (on or after start_date).",
-    ("Hire", "count"): "Number of AEs joining that day.",
+    ("Hire", "date"): "Day the new reps join (on or after start_date).",
+    ("Hire", "count"): "Number of reps joining that day.",
 }
 
 # Models that have no docstring in scenario.py yet.
 CLASS_FALLBACK_DOCS = {
-    "Hire": "A group of AEs joining on one date; each starts at the first `ramp` step (see `sales.ae.ramp`).",
+    "Hire": "A group of reps joining on one date; each starts at the first step of its team's `ramp`.",
 }
 
 # Rules that span several keys: the model validators and cross-reference checks of
@@ -382,7 +382,7 @@ def _title(sec: Section) -> str:
     return ", ".join(f"`{p}`" for p in sec.paths) if sec.paths[0] else "Top level"
 
 
-def render_section(sec: Section, anchors: dict[type[BaseModel], str]) -> list[str]:
+def render_section(sec: Section, anchors: dict[type[BaseModel] | str, str]) -> list[str]:
     model = sec.model
     lines = [f'<a id="{_anchor(sec.paths[0])}"></a>', "", f"## {_title(sec)}", ""]
     doc = _rst_to_md(_doc(model))
@@ -400,7 +400,9 @@ def render_section(sec: Section, anchors: dict[type[BaseModel], str]) -> list[st
         info = describe(f.annotation, list(f.metadata))
         text = info.text
         if info.model is not None:
-            text = f"{info.text} → [below](#{anchors[info.model]})"
+            child = f"{sec.paths[0]}.{key}" if sec.paths[0] else key
+            child += {"map": ".<name>", "list": "[]"}.get(info.container or "", "")
+            text = f"{info.text} → [below](#{anchors.get(child, anchors[info.model])})"
         if info.optional:
             text += " or none"
         description = f.description or FALLBACK_DESCRIPTIONS.get((model.__name__, name))
@@ -568,7 +570,8 @@ def render_overrides() -> list[str]:
 
 def render() -> str:
     secs = sections()
-    anchors = {s.model: _anchor(s.paths[0]) for s in secs}
+    anchors: dict[type[BaseModel] | str, str] = {s.model: _anchor(s.paths[0]) for s in secs}
+    anchors |= {path: _anchor(s.paths[0]) for s in secs for path in s.paths}  # a class used in two places
     lines = [
         "# Scenario reference",
         "",

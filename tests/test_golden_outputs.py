@@ -89,6 +89,8 @@ COMMANDS: dict[str, list[str]] = {
         "600k",
         "--runs",
         "10",
+        "--verify-runs",
+        "100",
         "--seed",
         "5",
         "--lead-in",

@@ -576,8 +576,8 @@ def test_a_healthy_pipeline_needs_fewer_leads() -> None:
     k_with = analytic_multiplier(framed, period, goal)
     k_without = analytic_multiplier(frame(empty, period, 6), period, goal)
     assert 0 < k_with < k_without
-    planned, _ = plan(with_pipeline, goal, 0.8, period=period, runs=10, seed=5)
-    planned_empty, _ = plan(empty, goal, 0.8, period=period, runs=10, seed=5)
+    planned, _ = plan(with_pipeline, goal, 0.8, period=period, runs=10, seed=5, verify_runs=100)
+    planned_empty, _ = plan(empty, goal, 0.8, period=period, runs=10, seed=5, verify_runs=100)
     assert planned.lead_multiplier < planned_empty.lead_multiplier
     assert planned.scenario.open_deals == with_pipeline.open_deals
 
@@ -592,7 +592,9 @@ def test_planned_toml_carries_the_pipeline_rows(tmp_path: Path) -> None:
 
     sets = (*TENTH, "sales.ae.count=3")
     scenario = load_scenario(EXAMPLE, sets)
-    planned, _ = plan(scenario, 300_000, 0.8, period=Period.parse("2027-01-01:2027-06-30"), runs=10, seed=3)
+    planned, _ = plan(
+        scenario, 300_000, 0.8, period=Period.parse("2027-01-01:2027-06-30"), runs=10, seed=3, verify_runs=100
+    )
     assert planned.lead_in_months == 0 and planned.scenario.start_date == scenario.start_date
     text = planned_toml(planned, EXAMPLE.read_text(encoding="utf-8"), sets)
     assert 'file = "pipeline.csv"' not in text and "read from pipeline.csv when planned" in text
@@ -653,5 +655,5 @@ def test_a_goal_the_pipeline_nearly_covers_is_not_called_saturated() -> None:
     so it keeps searching instead of declaring the goal infeasible (it once did, for a
     goal below one it could plan)."""
     period = Period.parse("2027-01-01:2027-06-30")
-    planned, _ = plan(_scaled(), 100_000.0, 0.8, period=period, runs=10, seed=5)
-    assert planned.p_goal["estimate"] >= 0.8
+    planned, _ = plan(_scaled(), 100_000.0, 0.8, period=period, runs=10, seed=5, verify_runs=100)
+    assert planned.p_goal["ci_low"] >= 0.8

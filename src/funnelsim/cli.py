@@ -20,10 +20,10 @@ one line and no partial folder is left behind.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import sys
-import typing
 from collections.abc import Callable, Iterator
 from concurrent.futures import BrokenExecutor, Executor
 from contextlib import contextmanager
@@ -78,12 +78,15 @@ from funnelsim.studies.executors import executor as mc_executor
 from funnelsim.studies.planner import (
     LEVERS,
     MAX_EVALUATIONS,
-    Lever,
+    MAX_VERIFICATIONS,
+    LeadShape,
     Period,
     Plan,
     PlanDiagnostics,
     PlanError,
     PlanInfeasible,
+    lever_name,
+    work_budget,
 )
 from funnelsim.studies.planner import plan as make_plan
 from funnelsim.studies.replications import MAX_RUNS, Replications
@@ -350,6 +353,26 @@ def _json_number(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
+VerifyRunsOpt = Annotated[
+    int | None,
+    typer.Option(help="Fresh runs per verification round (default: enough for a 95% interval of +-2.5 points)."),
+]
+MaxVerificationsOpt = Annotated[
+    int, typer.Option(help="Work budget of verification: at most this many rounds of --verify-runs.", min=1)
+]
+HireMonthOpt = Annotated[
+    str | None, typer.Option(help="Month YYYY-MM the plan's extra AEs and SDRs join (default: the first simulated).")
+]
+LeadSourcesOpt = Annotated[
+    str | None,
+    typer.Option(help="Sources the lead lever scales, with weights: inbound=1,events=0.5 (default: all alike)."),
+]
+LeadMonthsOpt = Annotated[
+    str | None,
+    typer.Option(help="Months the lead lever scales: 2027-03:2027-12, or 2027-03=0.5,2027-04=1 (default: all)."),
+]
+
+
 @app.command()
 def plan(
     scenario: ScenarioArg,
@@ -358,8 +381,12 @@ def plan(
     period: Annotated[
         str | None, typer.Option(help="Whole months START:END, e.g. 2027-01-01:2027-12-31 (default: the horizon).")
     ] = None,
-    lever: Annotated[str, typer.Option(help=f"What the plan may change: {', '.join(LEVERS)}.")] = "leads",
-    runs: Annotated[int, typer.Option(help="Replications per candidate (same seeds for all).", min=1)] = 100,
+    lever: Annotated[
+        str, typer.Option(help=f"What the plan may change: {', '.join(LEVERS)} ('aes' is 'reps').")
+    ] = "leads",
+    runs: Annotated[
+        int, typer.Option(help="Replications per candidate of the search (same seeds for all).", min=1)
+    ] = 100,
     lead_in: Annotated[
         int | None, typer.Option("--lead-in", help="Months simulated before the period (default: 90% of leads close).")
     ] = None,
@@ -378,21 +405,31 @@ def plan(
         int,
         typer.Option(help="Work budget of the search: at most this many candidates of --runs replications.", min=2),
     ] = MAX_EVALUATIONS,
+    verify_runs: VerifyRunsOpt = None,
+    max_verifications: MaxVerificationsOpt = MAX_VERIFICATIONS,
+    hire_month: HireMonthOpt = None,
+    lead_sources: LeadSourcesOpt = None,
+    lead_months: LeadMonthsOpt = None,
     allow_large: AllowLargeOpt = False,
 ) -> None:
-    """Work back from a revenue GOAL to monthly targets for marketing and sales (exit 3 if infeasible)."""
+    """Work back from a revenue GOAL to monthly targets for marketing and sales, verified on fresh seeds
+    (exit 3 if infeasible)."""
     sc = _load(scenario, overrides)
     amount = _guard(lambda: parse_amount(goal, "--goal"))
     window = _guard(lambda: Period.parse(period)) if period is not None else None
-    if lever not in LEVERS:
-        _guard(lambda: _bad(f"--lever must be one of {', '.join(LEVERS)}, got {lever!r}"))
+    chosen = _guard(lambda: lever_name(lever))
+    shape = _guard(lambda: LeadShape.parse(lead_sources, lead_months))
+    hired = _guard(lambda: _month_option(hire_month, "--hire-month")) if hire_month is not None else None
     if out_dir is not None:
         _guard(lambda: check_target(out_dir, force, figure_format))
     narrate = not (quiet or as_json)
     if narrate:
-        err.print(f"{sc.name}: planning {amount:,.0f} {sc.currency} at {confidence:.0%} confidence, lever {lever}")
-    options = {"period": window, "lever": typing.cast(Lever, lever), "runs": runs, "seed": seed}
-    options |= {"lead_in_months": lead_in, "max_evaluations": max_evaluations}
+        err.print(f"{sc.name}: planning {amount:,.0f} {sc.currency} at {confidence:.0%} confidence, lever {chosen}")
+        work = _guard(lambda: work_budget(confidence, runs, max_evaluations, verify_runs, max_verifications))
+        err.print(f"work budget: {work.describe()}")
+    options: dict[str, Any] = {"period": window, "lever": chosen, "runs": runs, "seed": seed, "lead_in_months": lead_in}
+    options |= {"max_evaluations": max_evaluations, "verify_runs": verify_runs, "max_verifications": max_verifications}
+    options |= {"lead_shape": shape, "hire_month": hired}
     result, diagnostics = _make_plan(
         sc, amount, confidence, options, jobs, scheduler, _budget(allow_large, narrate), narrate
     )
@@ -404,6 +441,16 @@ def plan(
         _print_json(result.to_json())
     else:
         print_plan(result, diagnostics)
+
+
+def _month_option(text: str, flag: str) -> dt.date:
+    """``YYYY-MM`` as the 1st of that month; bad input names ``flag``."""
+    try:
+        if len(text) != 7:
+            raise ValueError(text)
+        return dt.date.fromisoformat(f"{text}-01")
+    except ValueError:
+        raise PlanError(f"{flag}: expected a month YYYY-MM, e.g. 2027-03, got {text!r}") from None
 
 
 def _make_plan(

@@ -15,6 +15,7 @@ one-process-per-lead model of the same funnel, kept as test oracle.
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import partial
 
 import numpy as np
@@ -178,19 +179,21 @@ ARRIVAL_BLOCK = 1024
 
 
 def arrival_times(
-    rng: np.random.Generator, rate: float, seasonality: list[float], segments: list[tuple[float, float, int]]
+    rng: np.random.Generator, rate: float, factors: list[float], segments: list[tuple[float, float, int]]
 ) -> np.ndarray:
     """Arrival times of a Poisson process whose rate is constant within each calendar month.
 
-    By a change of time: with unit exponential gaps ``E_j`` and the cumulative intensity
-    ``Λ(t) = ∫ rate · seasonality(month(s)) ds``, lead ``j`` arrives at
+    ``factors`` holds the volume factor of each segment (seasonality times the month's
+    multiplier, :meth:`~funnelsim.model.scenario.Source.volume_factor`). By a change of
+    time: with unit exponential gaps ``E_j`` and the cumulative intensity
+    ``Λ(t) = ∫ rate · factor(month(s)) ds``, lead ``j`` arrives at
     ``Λ^{-1}(E_1 + … + E_j)`` while that is within the horizon. The gaps are drawn in fixed
     blocks, so lead ``j``'s draw never depends on the volume: multiplying the volume by
     ``k`` brings the same leads at ``Λ^{-1}(S_j / k)`` and adds new ones after them. This
     coupling keeps common random numbers strong across scenarios that differ in volume.
     """
     edges = np.array([t0 for t0, _, _ in segments] + [segments[-1][1]]) if segments else np.zeros(1)
-    mass = np.array([rate * seasonality[m] * (t1 - t0) for t0, t1, m in segments])
+    mass = np.array([rate * factor * (t1 - t0) for (t0, t1, _), factor in zip(segments, factors, strict=True)])
     cumulative = np.concatenate([[0.0], np.cumsum(mass)])
     total = float(cumulative[-1])
     blocks, reached = [], 0.0
@@ -255,11 +258,13 @@ def draw_arrivals(
     ``order[i]`` (most leads never use theirs, so they are not sorted).
     """
     segments = calendar_months(scenario.start_date, scenario.horizon_days)
+    month_dates = [scenario.start_date + dt.timedelta(days=t0) for t0, _, _ in segments]
     intent = np.array([p.buying_intent for p in scenario.personas.values()])
     response = np.array([p.engagement_response for p in scenario.personas.values()])
     parts, draws = [], []
     for index, (name, source) in enumerate(scenario.sources.items()):
-        time = arrival_times(streams.rng("arrivals", name), source.leads_per_day_mean, source.seasonality, segments)
+        factors = [source.volume_factor(d.year, d.month) for d in month_dates]
+        time = arrival_times(streams.rng("arrivals", name), source.leads_per_day_mean, factors, segments)
         n = len(time)
         mix_names = list(source.persona_mix)
         mix_index = np.array([world.persona_names.index(p) for p in mix_names], dtype=np.int16)

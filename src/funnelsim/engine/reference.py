@@ -9,13 +9,15 @@ shortcut the fast engine takes: array work for everything before the MQL.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
 from funnelsim.engine import warmup
 from funnelsim.engine.fast import warm_start
 from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.world import Process, World
-from funnelsim.model.mechanisms import decay, score, touch
+from funnelsim.model.mechanisms import calendar_months, decay, score, touch
 from funnelsim.model.scenario import Scenario, Source
 from funnelsim.randomness import Streams, buffered, resolve_seed
 from funnelsim.run.result import RunResult
@@ -35,17 +37,18 @@ class ReferenceWorld(World):
         sc = self.sc
         rng = streams.rng("reference_arrivals", name)
         traits = streams.rng("reference_traits", name)
-        peak = source.leads_per_day_mean * max(source.seasonality)
+        # The peak over the year's seasonality (and any month multiplier), as before multipliers existed.
+        factors = [source.volume_factor(y, m) for y, m in _months(sc)]
+        peak = source.leads_per_day_mean * max([*source.seasonality, *factors])
         if peak <= 0:
             return
         mix = list(source.persona_mix)
         shares = np.array([source.persona_mix[p] for p in mix])
         while True:
             yield self.env.timeout(rng.exponential(1 / peak))
-            day = sc.start_date.toordinal() + int(self.env.now)
-            month = type(sc.start_date).fromordinal(day).month - 1
-            if rng.random() * peak >= source.leads_per_day_mean * source.seasonality[month]:
-                continue  # thinning: seasonality below its peak
+            day = type(sc.start_date).fromordinal(sc.start_date.toordinal() + int(self.env.now))
+            if rng.random() * peak >= source.leads_per_day_mean * source.volume_factor(day.year, day.month):
+                continue  # thinning: seasonality (and month multipliers) below its peak
             persona = persona_names.index(mix[int(traits.choice(len(mix), p=shares / shares.sum()))])
             p = sc.personas[persona_names[persona]]
             lead = self.new_lead(
@@ -91,6 +94,16 @@ class ReferenceWorld(World):
             if score(rule, self.fit[lead], self.engagement[lead]) >= rule.threshold:
                 self._hand_off(lead)
                 return
+
+
+def _months(scenario: Scenario) -> list[tuple[int, int]]:
+    """The (year, month) of every calendar month the run touches."""
+    start = scenario.start_date
+    months = []
+    for t0, _, _ in calendar_months(start, scenario.horizon_days):
+        day = start + dt.timedelta(days=t0)
+        months.append((day.year, day.month))
+    return months
 
 
 def simulate_reference(scenario: Scenario, seed: int | None = None, replication: int = 0) -> RunResult:

@@ -8,8 +8,8 @@ start of the burn-in, and attrition starts on ``start_date`` (so the team on day
 
 The burn-in, unless the scenario fixes it, is chosen once per scenario and seed by a
 pilot (:func:`choose_burn_in`): :data:`PILOT_RUNS` cold runs of the scenario with its
-seasonality flattened to its yearly mean, no dated hires and uncertain rates at their
-means, on streams of their own (no replication sees them). The daily work in
+seasonality flattened to its yearly mean, no month multipliers, no dated hires and
+uncertain rates at their means, on streams of their own (no replication sees them). The daily work in
 progress (open leads, open opportunities) and won value, averaged over the pilot
 runs, each get an MSER-5 truncation point (:mod:`funnelsim.run.steady`); the burn-in
 is the largest, rounded up to whole 30-day months. When a series has not settled
@@ -76,18 +76,24 @@ class BurnIn:
 
 
 def pilot_scenario(scenario: Scenario, days: float) -> Scenario:
-    """The scenario the pilot runs: cold, ``days`` long, flat seasonality, no dated hires, mean rates."""
+    """The scenario the pilot runs: cold, ``days`` long, flat seasonality and no month multipliers, no
+    dated hires (AEs or SDRs), mean rates."""
     sources = {
-        name: source.model_copy(update={"seasonality": [float(np.mean(source.seasonality))] * 12})
+        name: source.model_copy(
+            update={"seasonality": [float(np.mean(source.seasonality))] * 12, "month_multipliers": {}}
+        )
         for name, source in scenario.sources.items()
     }
     means = {path: spec.mean for path, spec in scenario.uncertain_parameters().items()}
     sales = scenario.sales.model_copy(update={"ae": scenario.sales.ae.model_copy(update={"hires": []})})
+    sdr = scenario.handoff.sdr.model_copy(update={"hires": []})
+    handoff = scenario.handoff.model_copy(update={"sdr": sdr})
     pilot = scenario.with_parameters(means) if means else scenario
     return pilot.model_copy(
         update={
             "sources": sources,
             "sales": sales,
+            "handoff": handoff,
             "horizon_days": float(days),
             "start": "cold",
             "burn_in_days": None,

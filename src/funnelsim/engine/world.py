@@ -3,8 +3,9 @@
 From the moment a lead becomes an MQL it competes with other leads for reps, so
 it needs the event loop. :class:`World` holds the SimPy environment, the two rep
 pools, the lead attributes and the random streams, and runs every mechanism after
-nurture. The fast engine and the reference model differ only in how leads reach the
-hand-off (array work vs. one process per lead, see :meth:`World.renurture`).
+nurture (the SDR team's hires and leavers are :mod:`.staffing`'s). The fast engine
+and the reference model differ only in how leads reach the hand-off (array work vs.
+one process per lead, see :meth:`World.renurture`).
 
 A lead's way through the hand-off and sales is a chain of :class:`Step` events,
 each calling the next stage when it fires (response delay, SDR work, sales cycle),
@@ -39,6 +40,7 @@ from simpy.events import NORMAL, URGENT, EventPriority
 from funnelsim.engine.nurture import MQL, nurture_one
 from funnelsim.engine.pools import SlotPool
 from funnelsim.engine.recorder import Recorder
+from funnelsim.engine.staffing import SdrStaffing
 from funnelsim.model.mechanisms import ContactCurve, productivity, score, slots, win_probability
 from funnelsim.model.scenario import DAYS_PER_MONTH, PIPELINE_SOURCE, Scenario, draw_parameters, rate
 from funnelsim.randomness import Streams, buffered
@@ -245,6 +247,12 @@ class World:
         for _ in range(h.sdr.count):
             rep = self.sdr.add_rep(1)
             recorder.roster.append((0.0, "sdr", rep, "joined", 1.0))
+        if SdrStaffing.needed(h.sdr):
+            # Its own stream: SDR tenures shift no other draw of the replication.
+            staffing = SdrStaffing(
+                self.env, self.sdr, h.sdr, sc.start_date, streams.rng("sdr_staffing"), recorder.roster
+            )
+            staffing.start(list(range(h.sdr.count)), self.origin)
         self._start_sales_team()
         if sc.prospecting.opportunities_per_ae_per_month > 0:
             self.env.process(self._prospect())

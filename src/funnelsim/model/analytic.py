@@ -6,7 +6,8 @@ against them. Every function is pure and cheap; none simulates.
 Expected arrivals
     Source ``s`` brings leads as a Poisson process whose rate is constant within each
     calendar month ``m``: ``r_s * k_s(m)``, with ``r_s`` the mean leads per day and
-    ``k_s(m)`` the seasonality multiplier. Over a window ``[t0, t1)`` (days)
+    ``k_s(m)`` the seasonality multiplier (times the month's entry of
+    ``month_multipliers``). Over a window ``[t0, t1)`` (days)
 
     .. math:: \Lambda_s(t_0, t_1) = \sum_m r_s\, k_s(m)\, |[t_0, t_1) \cap \text{month } m|.
 
@@ -43,6 +44,7 @@ Yield of an MQL with unlimited capacity
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,12 +108,13 @@ def expected_leads(
         raise KeyError(f"unknown source {source!r}; defined: {list(scenario.sources)}")
     names = [source] if source is not None else list(scenario.sources)
     total = 0.0
-    for t0, t1, month in calendar_months(scenario.start_date, scenario.horizon_days):
+    for t0, t1, _ in calendar_months(scenario.start_date, scenario.horizon_days):
         overlap = max(0.0, min(t1, end) - max(t0, start_day))
         if overlap > 0:
+            day = scenario.start_date + dt.timedelta(days=t0)
             for name in names:
                 src = scenario.sources[name]
-                total += src.leads_per_day_mean * src.seasonality[month] * overlap
+                total += src.leads_per_day_mean * src.volume_factor(day.year, day.month) * overlap
     return total
 
 

@@ -457,12 +457,24 @@ def _reference_problems(raw: Any) -> list[tuple[str, str]]:
             )
     if isinstance(personas, dict) and not personas:
         problems.append(("personas", "define at least one persona"))
+    return problems + _hire_date_problems(raw)
+
+
+def _hire_date_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
+    """Hires of either team dated before ``start_date``."""
+    problems: list[tuple[str, str]] = []
+    sales = raw.get("sales")
     start = _as_date(raw.get("start_date"))
-    ae = sales.get("ae") if isinstance(sales, dict) else None
-    hires = ae.get("hires") if isinstance(ae, dict) else None
-    if start is not None and isinstance(hires, list):
-        for i, hire in enumerate(hires):
-            when = _as_date(hire.get("date")) if isinstance(hire, dict) else None
-            if when is not None and when < start:
-                problems.append((f"sales.ae.hires.{i}.date", f"{when} is before start_date {start}"))
+    handoff = raw.get("handoff")
+    teams = {
+        "sales.ae": sales.get("ae") if isinstance(sales, dict) else None,
+        "handoff.sdr": handoff.get("sdr") if isinstance(handoff, dict) else None,
+    }
+    for path, team in teams.items():
+        hires = team.get("hires") if isinstance(team, dict) else None
+        if start is not None and isinstance(hires, list):
+            for i, hire in enumerate(hires):
+                when = _as_date(hire.get("date")) if isinstance(hire, dict) else None
+                if when is not None and when < start:
+                    problems.append((f"{path}.hires.{i}.date", f"{when} is before start_date {start}"))
     return problems

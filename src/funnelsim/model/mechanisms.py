@@ -20,6 +20,11 @@ Speed to lead (hand-off)
 
 Win probability (sales)
     ``logit P(win) = logit(win_rate) + fit_effect * (fit - 0.5)``.
+
+Ramp-up (both teams)
+    A rep hired ``m`` whole months ago works at ``ramp[min(m, len(ramp) - 1)]`` of full
+    productivity and has ``floor(capacity * share + 1/2)`` slots: an AE's capacity is
+    its ``max_open_opportunities``, an SDR's one lead, so an SDR takes leads from 0.5 on.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import TypeVar
 import numpy as np
 from scipy.special import expit
 
-from funnelsim.model.scenario import AETeam, ScoringRule, SpeedToLead
+from funnelsim.model.scenario import AETeam, ScoringRule, SDRTeam, SpeedToLead
 
 HOURS_PER_DAY = 24.0
 
@@ -105,16 +110,17 @@ def win_probability(win_rate: float, fit_effect: float, fit: np.ndarray | float)
     return np.asarray(expit(logit))
 
 
-def productivity(ae: AETeam, months_since_hire: float) -> float:
-    """Ramp-up: share of full capacity of an AE hired ``months_since_hire`` ago."""
+def productivity(ae: AETeam | SDRTeam, months_since_hire: float) -> float:
+    """Ramp-up: share of full capacity of a rep (AE or SDR) hired ``months_since_hire`` ago."""
     if months_since_hire < 0:
         return 0.0
     return ae.ramp[min(int(months_since_hire), len(ae.ramp) - 1)]
 
 
-def slots(ae: AETeam, share: float) -> int:
-    """Open-opportunity slots of an AE working at ``share`` of full productivity."""
-    return math.floor(ae.max_open_opportunities * share + 0.5)
+def slots(ae: AETeam | SDRTeam, share: float) -> int:
+    """Slots of a rep working at ``share`` of full productivity: open deals of an AE, leads of an SDR (one)."""
+    capacity = ae.max_open_opportunities if isinstance(ae, AETeam) else 1
+    return math.floor(capacity * share + 0.5)
 
 
 def calendar_months(start: dt.date, horizon_days: float) -> list[tuple[float, float, int]]:

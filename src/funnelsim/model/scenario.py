@@ -113,6 +113,11 @@ class Source(_Model):
     entry_stage: Literal["lead", "mql"] = Field(
         "lead", description="'lead' enters nurture; 'mql' goes straight to sales (demo requests, referrals)."
     )
+    month_multipliers: dict[str, NonNegative] = Field(
+        default_factory=dict,
+        description="Multiplier on volume for given months, keyed YYYY-MM (e.g. 2027-03 = 1.5), on top of "
+        "seasonality; a month not listed is 1. A campaign burst, or a plan's lead quota month by month.",
+    )
 
     @model_validator(mode="after")
     def _one_volume(self) -> Source:
@@ -121,6 +126,18 @@ class Source(_Model):
         if len(given) != 1:
             raise ValueError(f"give exactly one of {', '.join(names)}; got {' and '.join(given) or 'none'}")
         return self
+
+    @field_validator("month_multipliers")
+    @classmethod
+    def _months_are_dates(cls, months: dict[str, float]) -> dict[str, float]:
+        for key in months:
+            try:
+                valid = len(key) == 7 and dt.date.fromisoformat(f"{key}-01") is not None
+            except ValueError:
+                valid = False
+            if not valid:
+                raise ValueError(f"month keys are YYYY-MM, e.g. 2027-03; got {key!r}")
+        return months
 
     @field_validator("persona_mix")
     @classmethod
@@ -140,6 +157,10 @@ class Source(_Model):
             return self.leads_per_week / 7
         assert self.leads_per_month is not None
         return self.leads_per_month / DAYS_PER_MONTH
+
+    def volume_factor(self, year: int, month: int) -> float:
+        """Multiplier on volume in calendar month ``month`` (1-12) of ``year``: seasonality x month multiplier."""
+        return self.seasonality[month - 1] * self.month_multipliers.get(f"{year:04d}-{month:02d}", 1.0)
 
 
 class Nurture(_Model):
@@ -220,15 +241,30 @@ class SpeedToLead(_Model):
         return self
 
 
+class Hire(_Model):
+    date: dt.date
+    count: Annotated[int, Field(ge=1)]
+
+
 class SDRTeam(_Model):
     """Sales development reps: a resource with `count` servers, one lead at a time each."""
 
-    count: Annotated[int, Field(ge=1)] = Field(description="Number of SDRs.")
+    count: Annotated[int, Field(ge=1)] = Field(description="Number of SDRs at the start (fully ramped).")
     work_days: NonNegativeDist = Field(description="SDR effort to work one MQL (calls, emails), days.")
     patience_days: NonNegativeDist | None = Field(
         None, description="How long an MQL waits in the SDR queue before going cold; none = forever."
     )
     cost_per_year: NonNegative = Field(0.0, description="Fully loaded cost of one SDR per year.")
+    hires: list[Hire] = Field(default_factory=list, description="New SDRs joining on given dates.")
+    ramp: Annotated[list[Probability], Field(min_length=1)] = Field(
+        default_factory=lambda: [1.0],
+        description="Productivity of a new SDR in each month after joining; the last value holds after. "
+        "An SDR works one lead at a time: from 0.5 on, it takes leads.",
+    )
+    attrition_per_year: NonNegative = Field(0.0, description="Share of SDRs leaving per year (exponential tenure).")
+    backfill_days: NonNegative | None = Field(
+        None, description="A leaver is replaced by a new SDR after this many days; none = not replaced."
+    )
 
 
 class Handoff(_Model):
@@ -248,11 +284,6 @@ class Recycling(_Model):
     )
     max_times: Count = Field(0, description="A lead is recycled at most this many times.")
     engagement_kept: Probability = Field(0.5, description="Share of engagement a recycled lead keeps.")
-
-
-class Hire(_Model):
-    date: dt.date
-    count: Annotated[int, Field(ge=1)]
 
 
 class AETeam(_Model):

@@ -27,10 +27,17 @@ def planned_toml(plan: Plan, source_text: str | None = None, overrides: tuple[st
 
     from funnelsim.model.paths import apply_overrides
 
+    pg = plan.p_goal
     header = [
         f"Planned by funnelsim plan: {plan.goal:,.0f} {plan.scenario.currency} closed in {plan.period}",
-        f"with {plan.confidence:.0%} confidence (simulated: {plan.p_goal['estimate']:.0%} of "
-        f"{plan.p_goal['n']} runs, 95% CI {plan.p_goal['ci_low']:.0%}-{plan.p_goal['ci_high']:.0%}).",
+        f"with {plan.confidence:.0%} confidence; verified on {pg['n']} fresh runs (replications from "
+        f"{pg['first_replication']} of seed {pg['seed']}, which the search never ran):",
+        f"goal reached in {pg['estimate']:.1%} (95% Wilson CI {pg['ci_low']:.1%}-{pg['ci_high']:.1%}).",
+        *(
+            ["Already met: the scenario as it was reaches the goal; the plan changes no lever."]
+            if plan.status == "already met"
+            else []
+        ),
         f"The first {plan.lead_in_months} months build the pipeline (lead-in); revenue in the period is",
         f"what closes from {plan.period.start} on: sum monthly.csv of `funnelsim run --runs N` over those months.",
         "Keys changed by the plan say what they were.",
@@ -56,8 +63,10 @@ def planned_toml(plan: Plan, source_text: str | None = None, overrides: tuple[st
         was = old.get(key) if isinstance(old, dict) else None
         if path == "start_date":
             value = dt.date.fromisoformat(value)
-        elif path == "sales.ae.hires":
+        elif path in ("sales.ae.hires", "handoff.sdr.hires"):
             value = _inline_array([{**h, "date": dt.date.fromisoformat(h["date"])} for h in value])
+        elif path.endswith(".month_multipliers"):
+            value = _inline_table(value)
         node[key] = value
         if was is not None and not isinstance(node[key], tomlkit.items.Array):
             node[key].comment(f"planned (was {was})")
@@ -94,6 +103,14 @@ def _inline_array(rows: list[dict[str, Any]]) -> Any:
         table.update(row)
         array.append(table)
     return array
+
+
+def _inline_table(values: dict[str, Any]) -> Any:
+    import tomlkit
+
+    table = tomlkit.inline_table()
+    table.update(values)
+    return table
 
 
 def _drop_none(value: Any) -> Any:

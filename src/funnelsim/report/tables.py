@@ -251,8 +251,9 @@ def write_plan(
 
     Files: ``plan.json`` (the ``--json`` document), ``targets.csv`` (the joint-target
     sheet), ``headcount.csv``, ``stages.csv`` (period totals, analytic vs. simulated),
-    ``candidates.csv`` (every candidate simulated), ``tradeoff.csv`` (lever "both"),
-    ``replications.csv`` and ``monthly.csv`` (the plan's replications),
+    ``candidates.csv`` (every candidate the search simulated), ``verification.csv`` (every
+    verification round), ``tradeoff.csv`` (lever "both"), ``replications.csv`` and
+    ``monthly.csv`` (the plan's verification replications, on fresh seeds),
     ``planned.toml``, ``manifest.json`` and figures ``waterfall``, ``quotas``,
     ``fan_chart`` (and ``tradeoff``). See docs/outputs.md.
     """
@@ -269,6 +270,7 @@ def write_plan(
             "headcount.csv": plan.headcount,
             "stages.csv": stages,
             "candidates.csv": diagnostics.candidates,
+            "verification.csv": diagnostics.verifications,
             "replications.csv": reps.table,
             "monthly.csv": reps.monthly,
         }
@@ -287,12 +289,37 @@ def write_plan(
         }
         if diagnostics.tradeoff is not None:
             charts["tradeoff"] = figures.tradeoff_chart(diagnostics.tradeoff, cur)[0]
-        label = f"{plan.scenario.name}, seed {diagnostics.seed}, {diagnostics.runs} runs per candidate"
+        pg = plan.p_goal
+        label = f"{plan.scenario.name}, seed {diagnostics.seed}, {pg['n']} fresh runs (verification)"
         save_figures(charts, folder / "figures", figure_format, label)
-        run = {"seed": diagnostics.seed, "runs": diagnostics.runs, "goal": plan.goal, "confidence": plan.confidence}
+        run: dict[str, Any] = {"seed": diagnostics.seed, "runs": diagnostics.runs, "goal": plan.goal}
+        run |= {
+            "confidence": plan.confidence,
+            "status": plan.status,
+            "budget": plan.budget,
+            "seeds": _plan_seeds(plan, diagnostics),
+        }
         write_manifest(plan.scenario, folder, figure_format, run)
 
     return write_atomically(out_dir, force, figure_format, fill)
+
+
+def _plan_seeds(plan: Plan, diagnostics: PlanDiagnostics) -> dict[str, Any]:
+    """Which replications of which seed the search and each verification round ran (the manifest's ``seeds``)."""
+    rounds = diagnostics.verifications.to_dict("records")
+    return {
+        "seed": diagnostics.seed,
+        "search": {"replications": [0, diagnostics.runs - 1], "note": "every candidate on the same replications"},
+        "verification": [
+            {
+                "round": int(r["round"]),
+                "replications": [int(r["first_replication"]), int(r["first_replication"] + r["runs"] - 1)],
+            }
+            for r in rounds
+        ],
+        "note": "replications are children of SeedSequence(seed); each verification round runs a block of them "
+        f"the search and the other rounds never ran; the plan's p_goal is round {plan.p_goal['round']}'s",
+    }
 
 
 def write_comparison(

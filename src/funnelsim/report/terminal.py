@@ -144,19 +144,24 @@ def pct(x: float) -> str:
 
 
 def print_plan(p: Plan, d: PlanDiagnostics) -> None:
-    """The plan: its joint-target sheet, then one line each for marketing, sales, capacity and confidence."""
+    """The plan: its joint-target sheet, then one line each for status, marketing, sales, capacity and confidence."""
     cur = p.scenario.currency
     out.print(f"Plan: {p.goal:,.0f} {cur} closed in {p.period} with {p.confidence:.0%} confidence (lever: {p.lever})")
-    sheet = p.sheet
     heads = p.headcount.set_index("month")
     out.print(_plan_table(p, heads))
-    per_month = sheet[(sheet["stage"] == "leads") & (sheet["phase"] == "period")]
+    pg = p.p_goal
+    if p.status == "already met":
+        out.print(
+            f"already met:      the scenario as it is reaches the goal in {pct(pg['estimate'])} of {pg['n']:,} fresh "
+            f"runs (95% CI {pct(pg['ci_low'])} – {pct(pg['ci_high'])}): no more leads or reps are needed"
+        )
+    sheet = p.sheet
+    per_month = sheet[(sheet["stage"] == "leads") & (sheet["phase"] == "period") & (sheet["team"] == "marketing")]
     out.print(
-        f"marketing:        leads x{p.lead_multiplier:.3f} of today's volume, "
+        f"marketing:        leads x{p.lead_multiplier:.3f} of today's volume{_shape_note(p)}, "
         f"{per_month['target'].sum():,.0f} leads in the period (+ {p.lead_in_months} months lead-in)"
     )
-    hires = f"+{p.extra_aes} AEs hired on {p.scenario.start_date}" if p.extra_aes else "no extra AEs"
-    out.print(f"sales:            {hires}, {p.sdrs} SDRs")
+    out.print(f"sales:            {_hires_line(p)}")
     inside = heads[heads["phase"] == "period"]
     short_months = inside[(inside["aes_needed"] > inside["aes"]) | (inside["sdrs_needed"] > inside["sdrs"])]
     out.print(
@@ -173,11 +178,16 @@ def print_plan(p: Plan, d: PlanDiagnostics) -> None:
         f"hand-off terms:   follow up {terms['follow_up_rate']:.0%} of MQLs, mean response "
         f"{terms['response_time_hours_mean']:.1f} h, SQL bar {terms['sql_threshold']:g}"
     )
-    pg = p.p_goal
+    sp = p.search_p_goal
     out.print(
-        f"confidence:       goal reached in {pct(pg['estimate'])} of {pg['n']} runs "
-        f"(95% CI {pct(pg['ci_low'])} – {pct(pg['ci_high'])}); revenue P10 {short(p.revenue['p10'], 'money')}, "
-        f"P50 {short(p.revenue['p50'], 'money')}, P90 {short(p.revenue['p90'], 'money')}"
+        f"confidence:       verified on {pg['n']:,} fresh runs (replications {pg['first_replication']:,}+ of seed "
+        f"{pg['seed']}): goal reached in {pct(pg['estimate'])} (95% CI {pct(pg['ci_low'])} – {pct(pg['ci_high'])}); "
+        f"on the search's own {sp['n']} runs {pct(sp['estimate'])}"
+    )
+    out.print(
+        f"revenue:          P10 {short(p.revenue['p10'], 'money')}, P50 {short(p.revenue['p50'], 'money')}, "
+        f"P90 {short(p.revenue['p90'], 'money')} in the period (monthly revenue targets: the goal spread like the "
+        "mean, summing to it)"
     )
     out.print(
         f"cost in period:   {p.cost['period_total']:,.0f} {cur} (marketing {p.cost['marketing']:,.0f}); "
@@ -186,16 +196,48 @@ def print_plan(p: Plan, d: PlanDiagnostics) -> None:
     out.print(
         f"analytic plan:    leads x{d.analytic_multiplier:.3f} (no queues); simulation needed x{p.lead_multiplier:.3f}"
     )
+    out.print(
+        f"work:             search {len(d.candidates)} candidates, {d.simulated:,} replications; verification "
+        f"{len(d.verifications)} round(s), {d.verified:,} replications (budget {p.budget['max_replications']:,})"
+    )
+
+
+def _shape_note(p: Plan) -> str:
+    """Where the extra leads go when the lead lever is shaped (nothing when every source and month is alike)."""
+    parts = []
+    if p.lead_shape.get("sources") is not None:
+        parts.append("sources " + ", ".join(f"{k}={v:g}" for k, v in p.lead_shape["sources"].items()))
+    if p.lead_shape.get("months") is not None:
+        months = sorted(p.lead_shape["months"])
+        parts.append(f"months {months[0]} to {months[-1]}")
+    return f" (extra leads: {'; '.join(parts)})" if parts else ""
+
+
+def _hires_line(p: Plan) -> str:
+    """The plan's hires and what attrition takes: ``+2 AEs and +1 SDR hired on 2026-06-01; ...``."""
+    ae, sdr = p.hires["ae"], p.hires["sdr"]
+    hired = [f"+{ae['planned']} AEs" if ae["planned"] else "", f"+{sdr['planned']} SDRs" if sdr["planned"] else ""]
+    said = " and ".join(x for x in hired if x)
+    line = f"{said} hired on {p.hire_date}, {p.sdrs} SDRs in all" if said else f"no hires, {p.sdrs} SDRs"
+    for team, info in (("AEs", ae), ("SDRs", sdr)):
+        if info["leavers_expected"] > 0.05:
+            line += (
+                f"; ~{info['leavers_expected']:.1f} {team} expected to leave over the {len(p.headcount)} months, "
+                f"~{info['backfills_expected']:.1f} backfilled (hires to hold the headcount: "
+                f"~{info['leavers_expected']:.1f})"
+            )
+    return line
 
 
 def _plan_table(p: Plan, heads: pd.DataFrame) -> Table:
-    """The joint-target sheet, one row per month; lead-in months dimmed and starred."""
+    """The joint-target sheet, one row per month and a total of the period; lead-in months dimmed and starred."""
     cur = p.scenario.currency
     sheet = p.sheet
     table = Table(
         title="Joint targets per month: marketing (MKT), hand-off (SHARED), sales",
         title_justify="left",
-        caption="* lead-in month: builds the pipeline for the period",
+        caption="* lead-in month: builds the pipeline for the period. Leads: quota; MQLs to wins: the plan's mean;\n"
+        "revenue: the goal spread like the plan's mean revenue (the period sums to the goal)",
         caption_justify="left",
     )
     columns = [
@@ -218,8 +260,11 @@ def _plan_table(p: Plan, heads: pd.DataFrame) -> Table:
         cells = [f"{month}{'*' if lead_in else ''}"]
         cells += [f"{wide.loc[month, key]:,.0f}" for _, key in columns[1:6] if key is not None]
         cells += [short(wide.loc[month, "revenue"], "money")]
-        cells += [f"{heads.loc[month, 'aes']:.1f}", f"{heads.loc[month, 'sdrs']:.0f}"]
+        cells += [f"{heads.loc[month, 'aes']:.1f}", f"{heads.loc[month, 'sdrs']:.1f}"]
         table.add_row(*cells, style="dim" if lead_in else None)
+    inside = wide.loc[[m for m in wide.index if heads.loc[m, "phase"] == "period"]]
+    total = ["period"] + [f"{inside[key].sum():,.0f}" for _, key in columns[1:6] if key is not None]
+    table.add_row(*total, short(inside["revenue"].sum(), "money"), "", "", style="bold")
     return table
 
 

@@ -27,6 +27,7 @@ that drives it and the ``--allow-large`` flag that overrides.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 import os
 from collections.abc import Callable
@@ -189,7 +190,7 @@ def workers_of(pool: Executor | None) -> int:
 def estimate(scenario: Scenario, replications: int = 1, workers: int = 1) -> Workload:
     """The work of ``replications`` runs of ``scenario`` on ``workers`` processes.
 
-    Cheap (no simulation): O(sources + hires). See the module docstring for the formula.
+    Cheap (no simulation): O(sources + hires + listed month multipliers). See the module docstring for the formula.
     """
     horizon = float(scenario.horizon_days)
     burn_in, pilot = 0.0, 0.0
@@ -205,15 +206,32 @@ def estimate(scenario: Scenario, replications: int = 1, workers: int = 1) -> Wor
         field = next(
             f for f in ("leads_per_month", "leads_per_week", "leads_per_day") if getattr(source, f) is not None
         )
-        drivers.append((f"sources.{name}.{field}", source.leads_per_day_mean * seasonal * days))
+        drivers.append(
+            (f"sources.{name}.{field}", source.leads_per_day_mean * (seasonal * days + _extra(scenario, name)))
+        )
     drivers.append(("initial_pipeline", float(len(scenario.open_deals))))
     drivers.sort(key=lambda d: d[1], reverse=True)
     leads = sum(n for _, n in drivers)
     ae = scenario.sales.ae
     # Backfills at most double a team; hires join for part of the horizon, counted whole (pessimistic).
     aes = (ae.count + sum(h.count for h in ae.hires)) * (2 if ae.backfill_days is not None else 1)
-    aes += scenario.handoff.sdr.count
+    sdr = scenario.handoff.sdr
+    aes += (sdr.count + sum(h.count for h in sdr.hires)) * (2 if sdr.backfill_days is not None else 1)
     return Workload(leads, aes * days, int(replications), int(workers), tuple(drivers), horizon, burn_in, pilot)
+
+
+def _extra(scenario: Scenario, source: str) -> float:
+    """Days of volume a source's ``month_multipliers`` add (or remove) within the horizon: O(months listed)."""
+    src, start = scenario.sources[source], scenario.start_date
+    extra = 0.0
+    for key, multiplier in src.month_multipliers.items():
+        first = dt.date.fromisoformat(f"{key}-01")
+        after = dt.date(first.year + first.month // 12, first.month % 12 + 1, 1)
+        t0 = max(0.0, float((first - start).days))
+        t1 = min(float(scenario.horizon_days), float((after - start).days))
+        if t1 > t0:
+            extra += (multiplier - 1) * src.seasonality[first.month - 1] * (t1 - t0)
+    return extra
 
 
 def largest(scenarios: list[Scenario] | tuple[Scenario, ...], replications: int, workers: int) -> Workload:

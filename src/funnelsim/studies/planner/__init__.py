@@ -2,23 +2,38 @@
 
 ``plan(scenario, goal, confidence)`` returns ``(Plan, PlanDiagnostics)`` or raises
 :class:`PlanInfeasible`. The rooms: :mod:`.period` (the period and the simulated time
-frame), :mod:`.levers` (what a plan may change), :mod:`.waterfall` (the analytic funnel
-worked backwards), :mod:`.search` (the simulated search on common random numbers),
-:mod:`.plan` (the entry point and the joint-target sheet), :mod:`.errors`.
+frame), :mod:`.levers` (what a plan may change), :mod:`.staffing` (a team's expected
+headcount: hires, ramp, attrition), :mod:`.waterfall` (the analytic funnel worked
+backwards), :mod:`.search` (the simulated search on common random numbers),
+:mod:`.verify` (the chosen plan on fresh seeds), :mod:`.steps` (further up a lever when
+verification fails; the work budget), :mod:`.sheet` (the joint-target sheet),
+:mod:`.plan` (the entry point), :mod:`.errors`.
 """
 
 from funnelsim.studies.planner.errors import PlanError, PlanInfeasible
 from funnelsim.studies.planner.levers import (
+    LEVER_ALIASES,
     LEVERS,
     MAX_EXTRA_AES,
+    MAX_EXTRA_SDRS,
     MAX_LEAD_MULTIPLIER,
+    LeadShape,
     Lever,
     apply_changes,
+    lever_name,
     planned_changes,
 )
 from funnelsim.studies.planner.period import Period, frame, period_revenue
-from funnelsim.studies.planner.plan import TEAMS, Plan, PlanDiagnostics, plan
+from funnelsim.studies.planner.plan import TEAMS, Plan, PlanDiagnostics, plan, work_budget
 from funnelsim.studies.planner.search import MAX_EVALUATIONS, STEP, Candidate
+from funnelsim.studies.planner.steps import WorkBudget
+from funnelsim.studies.planner.verify import (
+    BLOCK,
+    HALF_WIDTH,
+    MAX_VERIFICATIONS,
+    Verdict,
+    verification_runs,
+)
 from funnelsim.studies.planner.waterfall import (
     STAGES,
     TARGET_UTILISATION,
@@ -33,15 +48,21 @@ from funnelsim.studies.planner.waterfall import (
 )
 
 __all__ = [
+    "BLOCK",
+    "HALF_WIDTH",
     "LEVERS",
+    "LEVER_ALIASES",
     "MAX_EVALUATIONS",
     "MAX_EXTRA_AES",
+    "MAX_EXTRA_SDRS",
     "MAX_LEAD_MULTIPLIER",
+    "MAX_VERIFICATIONS",
     "STAGES",
     "STEP",
     "TARGET_UTILISATION",
     "TEAMS",
     "Candidate",
+    "LeadShape",
     "Lever",
     "Period",
     "PipelineFlow",
@@ -50,15 +71,20 @@ __all__ = [
     "PlanError",
     "PlanInfeasible",
     "SourceYield",
+    "Verdict",
     "Waterfall",
+    "WorkBudget",
     "ae_revenue_ceiling",
     "analytic_multiplier",
     "apply_changes",
     "frame",
+    "lever_name",
     "period_revenue",
     "pipeline_flow",
     "plan",
     "planned_changes",
     "source_yields",
+    "verification_runs",
     "waterfall",
+    "work_budget",
 ]

@@ -1,27 +1,178 @@
-"""What a plan may change: the levers, their limits, and the edits that apply them to a scenario.
+r"""What a plan may change: the levers, their limits, and the edits that apply them to a scenario.
 
-A candidate plan is the scenario with every source's volume times ``k`` (seasonality
-and mix kept), ``a`` extra AEs hired at the start and ``n`` SDRs; ``0 <= k <=``
-:data:`MAX_LEAD_MULTIPLIER` and ``0 <= a <=`` :data:`MAX_EXTRA_AES`. Edits are dotted
-paths, so a plan is written back as a scenario file that validates again.
+A candidate plan is the scenario with more leads, ``a`` extra AEs and ``n`` SDRs in all:
+
+- **leads**: source ``s`` in month ``m`` brings its volume times
+  :math:`1 + (k - 1)\, w_s\, v_m`, ``k`` the lead multiplier (``1 <= k <=``
+  :data:`MAX_LEAD_MULTIPLIER`), ``w_s`` and ``v_m`` the weights of a :class:`LeadShape`
+  (1 for every source and month by default: every volume times ``k``, seasonality and
+  mix kept). A source with weight 0 keeps its volume; a month with weight 0 (e.g. before
+  marketing can ramp up a campaign) too. Uniform months scale the source's volume; other
+  months are written as the source's ``month_multipliers``.
+- **AEs**: ``a`` (``0 <= a <=`` :data:`MAX_EXTRA_AES`) join as one hire on the hire date
+  (by default the first day simulated) and ramp as ``sales.ae.ramp`` says.
+- **SDRs**: the ``n - count`` SDRs above today's join as one hire on the same date and
+  ramp as ``handoff.sdr.ramp`` says.
+
+Hires leave at the team's ``attrition_per_year`` like everyone else (and are backfilled
+if the team backfills). Edits are dotted paths, so a plan is written back as a scenario
+file that validates again.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import difflib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from funnelsim.model.loading import parse_scenario
 from funnelsim.model.paths import set_paths
 from funnelsim.model.scenario import Scenario
+from funnelsim.studies.planner.errors import PlanError
 
-__all__ = ["LEVERS", "MAX_EXTRA_AES", "MAX_LEAD_MULTIPLIER", "Lever", "apply_changes", "planned_changes"]
+__all__ = [
+    "LEVERS",
+    "LEVER_ALIASES",
+    "MAX_EXTRA_AES",
+    "MAX_EXTRA_SDRS",
+    "MAX_LEAD_MULTIPLIER",
+    "LeadShape",
+    "Lever",
+    "apply_changes",
+    "frame_months",
+    "lever_name",
+    "planned_changes",
+]
 
 Lever = Literal["leads", "reps", "both"]
 LEVERS: tuple[Lever, ...] = ("leads", "reps", "both")
+LEVER_ALIASES: dict[str, Lever] = {"aes": "reps"}
+"""Other names accepted for a lever: ``aes`` is ``reps`` (AEs, with SDRs sized to the flow)."""
 MAX_LEAD_MULTIPLIER = 50.0
 """The largest lead volume a plan may ask for, in multiples of the scenario's."""
 MAX_EXTRA_AES = 200
 """The most AEs a plan may hire on top of the scenario's."""
+MAX_EXTRA_SDRS = 200
+"""The most SDRs a plan may hire on top of the scenario's."""
+
+
+def lever_name(text: str) -> Lever:
+    """The lever ``text`` names (``aes`` is ``reps``); :class:`PlanError` naming ``--lever`` otherwise."""
+    name = LEVER_ALIASES.get(text, text)
+    if name not in LEVERS:
+        names = ", ".join([*LEVERS, *LEVER_ALIASES])
+        raise PlanError(f"--lever must be one of {names}, got {text!r}")
+    return typing.cast(Lever, name)
+
+
+@dataclass(frozen=True)
+class LeadShape:
+    """Where the lead lever puts extra leads: a weight per source and per month (``"YYYY-MM"``).
+
+    ``None`` means weight 1 everywhere; a mapping gives the weights of the sources or
+    months it lists and 0 to the others.
+    """
+
+    sources: Mapping[str, float] | None = None
+    months: Mapping[str, float] | None = None
+
+    @classmethod
+    def parse(cls, sources: str | None, months: str | None) -> LeadShape:
+        """From ``--lead-sources inbound=1,events=0.5`` (a bare name weighs 1) and ``--lead-months``
+        ``2027-03:2027-12`` (weight 1 in the range) or ``2027-03=0.5,2027-04=1``."""
+        return cls(
+            None if sources is None else _weights(sources, "--lead-sources"),
+            None if months is None else _month_weights(months),
+        )
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every source and month gets weight 1 (every volume times ``k``)."""
+        return self.sources is None and self.months is None
+
+    def source_weight(self, name: str) -> float:
+        """The weight of source ``name``."""
+        return 1.0 if self.sources is None else float(self.sources.get(name, 0.0))
+
+    def month_weight(self, month: str) -> float:
+        """The weight of month ``month`` (``"YYYY-MM"``)."""
+        return 1.0 if self.months is None else float(self.months.get(month, 0.0))
+
+    def check(self, scenario: Scenario, months: list[str]) -> None:
+        """Refuse weights that name no source of ``scenario`` or no month of ``months`` (the simulated ones)."""
+        if self.sources is not None:
+            for name in self.sources:
+                if name not in scenario.sources:
+                    hint = difflib.get_close_matches(name, list(scenario.sources), n=1)
+                    known = f"did you mean {hint[0]!r}?" if hint else f"the sources are {', '.join(scenario.sources)}"
+                    raise PlanError(f"--lead-sources: no source {name!r}; {known}")
+            if not any(self.source_weight(name) > 0 for name in scenario.sources):
+                raise PlanError("--lead-sources: every weight is 0, so the lead lever would change nothing")
+        if self.months is not None:
+            outside = [m for m in self.months if m not in months]
+            if outside:
+                raise PlanError(
+                    f"--lead-months: {outside[0]} is not a simulated month ({months[0]} to {months[-1]}, "
+                    "the lead-in and the period)"
+                )
+            if not any(self.month_weight(m) > 0 for m in months):
+                raise PlanError("--lead-months: every weight is 0, so the lead lever would change nothing")
+
+
+def _weights(text: str, flag: str) -> dict[str, float]:
+    """``"a=1,b=0.5,c"`` as ``{"a": 1, "b": 0.5, "c": 1}``."""
+    out: dict[str, float] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            raise PlanError(f"{flag}: expected NAME[=WEIGHT],... got {text!r}")
+        name, sep, value = item.partition("=")
+        try:
+            weight = float(value) if sep else 1.0
+        except ValueError:
+            raise PlanError(f"{flag}: the weight of {name.strip()!r} must be a number, got {value!r}") from None
+        if not (weight >= 0 and weight < float("inf")):
+            raise PlanError(f"{flag}: the weight of {name.strip()!r} must be >= 0, got {value!r}")
+        out[name.strip()] = weight
+    return out
+
+
+def _month_weights(text: str) -> dict[str, float]:
+    """``"2027-03:2027-12"`` (weight 1 in the range) or ``"2027-03=0.5,2027-04"``."""
+    if ":" in text and "=" not in text:
+        first, _, last = text.partition(":")
+        start, end = _month(first.strip()), _month(last.strip())
+        if end < start:
+            raise PlanError(f"--lead-months: the range ends ({last.strip()}) before it starts ({first.strip()})")
+        out, day = {}, start
+        while day <= end:
+            out[f"{day.year:04d}-{day.month:02d}"] = 1.0
+            day = dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
+        return out
+    weights = _weights(text, "--lead-months")
+    for key in weights:
+        _month(key)
+    return weights
+
+
+def _month(text: str) -> dt.date:
+    try:
+        if len(text) != 7:
+            raise ValueError(text)
+        return dt.date.fromisoformat(f"{text}-01")
+    except ValueError:
+        raise PlanError(f"--lead-months: months are YYYY-MM (e.g. 2027-03), got {text!r}") from None
+
+
+def frame_months(scenario: Scenario) -> list[str]:
+    """The months (``"YYYY-MM"``) the scenario's horizon touches, in order."""
+    months, day = [], dt.date(scenario.start_date.year, scenario.start_date.month, 1)
+    while day < scenario.end_date:
+        months.append(f"{day.year:04d}-{day.month:02d}")
+        day = dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return months
 
 
 def apply_changes(scenario: Scenario, changes: dict[str, Any]) -> Scenario:
@@ -30,24 +181,54 @@ def apply_changes(scenario: Scenario, changes: dict[str, Any]) -> Scenario:
 
 
 def planned_changes(
-    scenario: Scenario, lead_multiplier: float = 1.0, extra_aes: int = 0, sdrs: int | None = None
+    scenario: Scenario,
+    lead_multiplier: float = 1.0,
+    extra_aes: int = 0,
+    sdrs: int | None = None,
+    *,
+    shape: LeadShape | None = None,
+    hire_date: dt.date | None = None,
 ) -> dict[str, Any]:
     """The dotted-path edits that turn a framed scenario into a candidate plan.
 
-    Every source's volume is multiplied by ``lead_multiplier`` (seasonality and mix
-    kept); ``extra_aes`` join as one hire at the scenario's start and ramp; ``sdrs``
-    sets the SDR team size.
+    ``lead_multiplier`` is ``k`` of the module docstring, shaped by ``shape`` (uniform
+    by default); ``extra_aes`` join as one hire on ``hire_date`` (default the scenario's
+    start) and ramp; ``sdrs`` is the SDR team size, the SDRs above today's hired on the
+    same date.
     """
+    when = (hire_date or scenario.start_date).isoformat()
+    changes = _lead_changes(scenario, lead_multiplier, shape or LeadShape())
+    if extra_aes:
+        hires = [{"date": h.date.isoformat(), "count": h.count} for h in scenario.sales.ae.hires]
+        changes["sales.ae.hires"] = [{"date": when, "count": extra_aes}, *hires]
+    sdr = scenario.handoff.sdr
+    if sdrs is not None and sdrs > sdr.count:
+        hires = [{"date": h.date.isoformat(), "count": h.count} for h in sdr.hires]
+        changes["handoff.sdr.hires"] = [{"date": when, "count": sdrs - sdr.count}, *hires]
+    return changes
+
+
+def _lead_changes(scenario: Scenario, k: float, shape: LeadShape) -> dict[str, Any]:
+    """The volume edits of lead multiplier ``k`` shaped by ``shape``."""
     changes: dict[str, Any] = {}
-    if lead_multiplier != 1.0:
-        for name, source in scenario.sources.items():
+    if k == 1.0:
+        return changes
+    months = frame_months(scenario) if shape.months is not None else []
+    for name, source in scenario.sources.items():
+        w = shape.source_weight(name)
+        if w == 0:
+            continue
+        if shape.months is None:
+            factor = k if w == 1 else max(0.0, 1 + (k - 1) * w)  # below k = 1 only in the analytic search
             for key in ("leads_per_month", "leads_per_week", "leads_per_day"):
                 value = getattr(source, key)
                 if value is not None:
-                    changes[f"sources.{name}.{key}"] = value * lead_multiplier
-    if extra_aes:
-        hires = [{"date": h.date.isoformat(), "count": h.count} for h in scenario.sales.ae.hires]
-        changes["sales.ae.hires"] = [{"date": scenario.start_date.isoformat(), "count": extra_aes}, *hires]
-    if sdrs is not None and sdrs != scenario.handoff.sdr.count:
-        changes["handoff.sdr.count"] = sdrs
+                    changes[f"sources.{name}.{key}"] = value * factor
+            continue
+        multipliers = dict(source.month_multipliers)
+        for month in months:
+            v = shape.month_weight(month)
+            if v != 0:
+                multipliers[month] = multipliers.get(month, 1.0) * max(0.0, 1 + (k - 1) * w * v)
+        changes[f"sources.{name}.month_multipliers"] = multipliers
     return changes

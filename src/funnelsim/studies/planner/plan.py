@@ -11,22 +11,28 @@ month. :func:`plan` is a short sequence of steps:
 3. start from the analytic waterfall's volume for ``G`` (:mod:`.waterfall`);
 4. simulate candidates on common random numbers until the smallest plan reaching the
    confidence is found (:mod:`.search`); ``lever="both"`` takes the cheapest mix;
-5. write the plan: the planned scenario, the joint-target sheet, headcount and cost.
+5. verify that plan on seeds the search never saw, stepping further up the lever until
+   the lower end of its verified ``P(goal)`` interval reaches the confidence
+   (:mod:`.verify`, :mod:`.steps`); the unchanged scenario passing is "already met";
+6. write the plan: the planned scenario, the joint-target sheet, headcount and cost.
 
-Infeasible goals raise :class:`PlanInfeasible`, naming the binding constraint. Revenue
-is counted by close month within the period; extra AEs are hired at the start of the
-lead-in and ramp as the scenario's ``ramp`` says. A scenario with an
-``initial_pipeline`` describes the funnel as it is on its ``start_date``, so it is
-never moved earlier: its open deals take the lead-in's place.
+Infeasible goals raise :class:`PlanInfeasible`, naming the binding constraint and the
+lever caps; a plan that does not pass verification within the work budget (stated up
+front, :class:`~.steps.WorkBudget`) raises :class:`PlanError`. Revenue is counted by
+close month within the period; extra reps are hired on the hire date (by default the
+start of the lead-in) and ramp as the scenario's ``ramp`` says. A scenario with an
+``initial_pipeline`` describes the funnel as it is on its ``start_date``, so it is never
+moved earlier: its open deals take the lead-in's place.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -37,16 +43,37 @@ from funnelsim.randomness import resolve_seed
 from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from funnelsim.studies.planner.errors import PlanError, PlanInfeasible
-from funnelsim.studies.planner.levers import LEVERS, Lever, apply_changes, planned_changes
+from funnelsim.studies.planner.levers import (
+    LeadShape,
+    Lever,
+    apply_changes,
+    frame_months,
+    lever_name,
+    planned_changes,
+)
 from funnelsim.studies.planner.period import Period, add_months, frame, months_between, period_revenue
 from funnelsim.studies.planner.search import (
     MAX_EVALUATIONS,
+    STEP,
     Candidate,
     Evaluator,
     Progress,
+    Rung,
+    grid_point,
+    sdrs_for,
     search_both,
     search_leads,
     search_reps,
+)
+from funnelsim.studies.planner.sheet import TEAMS, headcount_table, joint_target_sheet
+from funnelsim.studies.planner.steps import WorkBudget, step
+from funnelsim.studies.planner.verify import (
+    MAX_VERIFICATIONS,
+    MAX_VERIFY_RUNS,
+    Verdict,
+    Verifier,
+    aim,
+    verification_runs,
 )
 from funnelsim.studies.planner.waterfall import (
     STAGES,
@@ -61,10 +88,9 @@ from funnelsim.studies.planner.waterfall import (
 from funnelsim.studies.stats import json_ready
 from funnelsim.studies.workload import Budget, estimate, workers_of
 
-__all__ = ["TEAMS", "Plan", "PlanDiagnostics", "PlanError", "PlanInfeasible", "plan"]
+__all__ = ["TEAMS", "Plan", "PlanDiagnostics", "PlanError", "PlanInfeasible", "plan", "work_budget"]
 
-TEAMS = {"leads": "marketing", "mqls": "marketing", "sqls": "shared", "opportunities": "sales", "wins": "sales"}
-TEAMS |= {"revenue": "sales", "prospected": "sales"}
+Status = Literal["planned", "already met"]
 
 
 @dataclass(frozen=True)
@@ -73,23 +99,34 @@ class Plan:
 
     Attributes
     ----------
+    status
+        ``"planned"``, or ``"already met"``: the scenario as it is passed verification, so
+        the plan changes nothing (it never plans fewer leads or reps than today).
     scenario
         The planned scenario (framed to the lead-in and period, planned volumes and
         headcount): what ``planned.toml`` holds.
     changes
         The dotted-path edits from the input scenario to ``scenario``.
-    lead_multiplier, extra_aes, sdrs
-        The levers: every source's volume times ``lead_multiplier``; ``extra_aes`` hired
-        at the start of the lead-in; ``sdrs`` SDRs.
+    lead_multiplier, extra_aes, sdrs, hire_date
+        The levers: volume ``k`` times today's (shaped by the lead shape); ``extra_aes``
+        and the SDRs above today's hired on ``hire_date``; ``sdrs`` SDRs in all.
     p_goal
-        ``estimate``, ``ci_low``, ``ci_high`` (95% Wilson), ``hits``, ``n``: the share
-        of the plan's replications that reached the goal.
+        The *verified* ``P(goal)``: ``estimate``, ``ci_low``, ``ci_high`` (95% Wilson),
+        ``half_width``, ``hits``, ``n``, and the ``seed`` and ``first_replication`` of the
+        fresh runs it was measured on (:mod:`.verify`).
+    search_p_goal
+        The same share on the search's runs (``estimate``, ``ci_low``, ``ci_high``, ``hits``,
+        ``n``): optimistic, since the search chose the plan on them.
     sheet
-        The joint-target sheet, one row per month and stage (see :func:`_sheet`).
+        The joint-target sheet, one row per month and stage (:func:`.sheet.joint_target_sheet`).
     headcount
-        One row per month: AE headcount and ramped-up equivalents, SDRs, the reps the
-        expected flow keeps busy at the target utilisation (Little's law), and the
-        month's cost (leads bought and salaries).
+        One row per month: expected headcount of both teams (hires, ramp, attrition,
+        backfills), the reps the expected flow keeps busy, and the month's cost.
+    hires
+        Per team: ``planned`` (the plan's hires), ``hire_date``, ``backfills_expected`` and
+        ``leavers_expected`` (the hires it takes to hold the headcount) over the frame.
+    budget
+        The work budget stated before anything ran (:class:`~.steps.WorkBudget`).
     """
 
     goal: float
@@ -97,17 +134,23 @@ class Plan:
     period: Period
     lever: Lever
     lead_in_months: int
+    status: Status
     scenario: Scenario
     changes: dict[str, Any]
     lead_multiplier: float
     extra_aes: int
     sdrs: int
+    hire_date: dt.date
     p_goal: dict[str, float]
+    search_p_goal: dict[str, float]
     sheet: pd.DataFrame
     headcount: pd.DataFrame
     revenue: dict[str, float]
     cost: dict[str, float]
     handoff_terms: dict[str, Any]
+    hires: dict[str, dict[str, Any]]
+    budget: dict[str, int]
+    lead_shape: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document and ``plan.json`` (keys in docs/outputs.md); NaN as null."""
@@ -116,19 +159,25 @@ class Plan:
         doc = {
             "scenario": sc.name,
             "currency": sc.currency,
+            "status": self.status,
             "goal": self.goal,
             "confidence": self.confidence,
             "period": {"start": self.period.start.isoformat(), "end": self.period.end.isoformat()},
             "lead_in_months": self.lead_in_months,
             "lever": self.lever,
             "p_goal": self.p_goal,
+            "search_p_goal": self.search_p_goal,
             "lead_multiplier": self.lead_multiplier,
+            "lead_shape": self.lead_shape,
             "leads_in_period": float(leads["target"].sum()),
             "extra_aes": self.extra_aes,
             "sdrs": self.sdrs,
+            "hire_date": self.hire_date.isoformat(),
+            "hires": self.hires,
             "revenue": self.revenue,
             "cost": self.cost,
             "handoff_terms": self.handoff_terms,
+            "budget": self.budget,
             "changes": self.changes,
         }
         return json_ready(doc)
@@ -140,10 +189,12 @@ class PlanDiagnostics:
 
     ``analytic`` is the waterfall at the analytic multiplier ``analytic_multiplier``
     (same headcount as the input); ``planned`` the waterfall of the chosen plan;
-    ``candidates`` every simulated candidate in the order tried; ``tradeoff`` (lever
-    "both") the smallest lead volume per number of extra AEs with its cost;
-    ``replications`` the chosen plan's replications (for the fan chart); ``simulated``
-    the replications run in all (a candidate's pilot runs are reused by its full runs).
+    ``candidates`` every candidate simulated by the search in the order tried;
+    ``tradeoff`` (lever "both") each rung of extra AEs with its smallest lead volume, cost
+    and what the search did with it; ``verifications`` every verification round;
+    ``replications`` the plan's verification replications (fresh seeds: the sheet's
+    ranges and the fan chart come from them); ``simulated`` the replications the search
+    ran, ``verified`` those verification ran.
     """
 
     analytic_multiplier: float
@@ -151,15 +202,17 @@ class PlanDiagnostics:
     planned: Waterfall
     candidates: pd.DataFrame
     tradeoff: pd.DataFrame | None
+    verifications: pd.DataFrame
     replications: mc.Replications
     runs: int
     seed: int
     simulated: int
+    verified: int
 
     def stages(self) -> pd.DataFrame:
         """Period totals per stage: ``analytic`` (today's headcount, analytic volume),
         ``planned_analytic`` (the chosen plan, analytically) and the plan's simulated
-        ``simulated_mean``, ``simulated_p10``, ``simulated_p90``."""
+        ``simulated_mean``, ``simulated_p10``, ``simulated_p90`` (per-run totals over the period)."""
         period = self.analytic.period
         inside = self.replications.monthly[self.replications.monthly["month"].isin(period.months)]
         per_run = inside.groupby("replication")[list(STAGES)].sum()
@@ -180,13 +233,35 @@ class PlanDiagnostics:
         return pd.DataFrame(rows)
 
 
+def work_budget(
+    confidence: float,
+    runs: int = 100,
+    max_evaluations: int = MAX_EVALUATIONS,
+    verify_runs: int | None = None,
+    max_verifications: int = MAX_VERIFICATIONS,
+) -> WorkBudget:
+    """The most work :func:`plan` may do with these options (verification runs from the confidence when not
+    given); :class:`PlanError` naming the option out of range."""
+    if not 0 < confidence < 1:
+        raise PlanError(f"--confidence must be between 0 and 1, got {confidence:g}")
+    if runs < 10:
+        raise PlanError(f"--runs must be >= 10 to estimate a probability, got {runs}")
+    if max_evaluations < 2:
+        raise PlanError(f"--max-evaluations must be >= 2 (a search compares candidates), got {max_evaluations}")
+    if verify_runs is not None and not 30 <= verify_runs <= MAX_VERIFY_RUNS:
+        raise PlanError(f"--verify-runs must be between 30 and {MAX_VERIFY_RUNS:,}, got {verify_runs}")
+    if max_verifications < 1:
+        raise PlanError(f"--max-verifications must be >= 1, got {max_verifications}")
+    return WorkBudget(runs, max_evaluations, verify_runs or verification_runs(confidence), max_verifications)
+
+
 def plan(
     scenario: Scenario,
     goal: float,
     confidence: float = 0.8,
     *,
     period: Period | None = None,
-    lever: Lever = "leads",
+    lever: Lever | str = "leads",
     runs: int = 100,
     seed: int | None = None,
     pool: Executor | None = None,
@@ -195,8 +270,12 @@ def plan(
     progress: Progress | None = None,
     budget: Budget | None = None,
     max_evaluations: int = MAX_EVALUATIONS,
+    verify_runs: int | None = None,
+    max_verifications: int = MAX_VERIFICATIONS,
+    lead_shape: LeadShape | None = None,
+    hire_month: dt.date | None = None,
 ) -> tuple[Plan, PlanDiagnostics]:
-    """Work back from ``goal`` (revenue closed in ``period``) to joint targets.
+    """Work back from ``goal`` (revenue closed in ``period``) to joint targets, verified on fresh seeds.
 
     Parameters
     ----------
@@ -207,39 +286,46 @@ def plan(
     period
         Whole months; defaults to the scenario's horizon.
     lever
-        ``"leads"``: marketing volume; ``"reps"``: AEs (SDRs sized to the flow); ``"both"``: cheapest mix.
+        ``"leads"``: marketing volume; ``"reps"`` (or ``"aes"``): AEs, SDRs sized to the
+        flow; ``"both"``: the cheapest mix.
     runs, seed, pool
-        Replications per candidate, on the same seeds for every candidate, run on ``pool``
-        (see :func:`funnelsim.studies.replications.executor`).
+        Replications per candidate of the search, on the same seeds for every candidate,
+        run on ``pool`` (see :func:`funnelsim.studies.replications.executor`).
     lead_in_months
         Months simulated before the period; default: enough for 90% of leads to close (at most 12).
-    budget, max_evaluations
-        The work allowed (:class:`funnelsim.studies.workload.Budget`): the whole search, ``max_evaluations``
-        candidates of ``runs`` replications at the analytic plan's size, is judged (and announced) before
-        the first simulation, each candidate again at its own size; it stops with a :class:`PlanError`
-        rather than go past ``max_evaluations * runs`` replications in all (pilot runs count too).
+    budget, max_evaluations, verify_runs, max_verifications
+        The work allowed: the search simulates at most ``max_evaluations`` candidates of
+        ``runs`` replications, verification at most ``max_verifications`` rounds of
+        ``verify_runs`` (default: enough for a 95% interval of +-2.5 points); the whole
+        (:func:`work_budget`) is judged by ``budget`` (:class:`funnelsim.studies.workload.Budget`)
+        at the analytic plan's size before the first simulation.
+    lead_shape
+        Which sources and months the lead lever scales, with what weight (:class:`~.levers.LeadShape`).
+    hire_month
+        The 1st of the month extra AEs and SDRs join (default: the first simulated day).
 
     Raises
     ------
     PlanError
-        A bad request (goal, confidence, period, lever, runs).
+        A bad request, or no plan passing verification within the work budget.
     PlanInfeasible
-        No plan within reach; names the binding constraint.
+        No plan within reach; names the binding constraint and the lever caps.
     """
-    _check_request(goal, confidence, lever, runs, max_evaluations, target_utilisation, lead_in_months)
-    period = period or Period.of(scenario)
-    _check_lead_in(scenario, period, lead_in_months)
-    seed = resolve_seed(scenario, seed)
-    request = _Request(goal, confidence, period, lever, runs, seed, target_utilisation, max_evaluations)
+    request = _request(scenario, goal, confidence, period, lever, runs, seed, target_utilisation, lead_in_months)
+    request = request.with_work(max_evaluations, verify_runs, max_verifications, lead_shape, hire_month)
     yields = source_yields(scenario)  # volumes, dates and headcount do not change them
     framed, lead_in_months = _framed(scenario, request, lead_in_months, yields)
+    request = _check_levers(framed, request)
     _check_reachable(scenario, framed, request, yields)
     start = _analytic_start(framed, request, yields)
     evaluate = _evaluator(framed, request, yields, start.multiplier, pool, budget, progress)
-    chosen, tradeoff = _search(evaluate, request, start)
-    reps = evaluate.replications(chosen.lead_multiplier, chosen.extra_aes, chosen.sdrs)
-    result, planned = _write_plan(scenario, framed, request, lead_in_months, chosen, reps, yields)
-    return result, _diagnostics(start, planned, evaluate, tradeoff, reps)
+    verifier = Verifier(
+        evaluate.scenario, request.period, goal, confidence, request.budget.verify_runs, request.seed,
+        evaluate.pool, request.budget.max_verifications, progress,
+    )  # fmt: skip
+    verdict, reps, tradeoff = _find(evaluate, verifier, request, start)
+    result, planned = _write_plan(scenario, framed, request, lead_in_months, verdict, reps, evaluate, yields)
+    return result, _diagnostics(start, planned, evaluate, verifier, tradeoff, reps)
 
 
 # ---------------------------------------------------------------------------
@@ -257,33 +343,56 @@ class _Request:
     runs: int
     seed: int
     target_utilisation: float
-    max_evaluations: int
+    budget: WorkBudget = field(default_factory=lambda: WorkBudget(100, MAX_EVALUATIONS, 1))
+    shape: LeadShape = field(default_factory=LeadShape)
+    hire_month: dt.date | None = None
+
+    @property
+    def max_evaluations(self) -> int:
+        return self.budget.max_evaluations
+
+    def with_work(
+        self,
+        max_evaluations: int,
+        verify_runs: int | None,
+        max_verifications: int,
+        shape: LeadShape | None,
+        hire_month: dt.date | None,
+    ) -> _Request:
+        """The request with its work budget and lever options, each checked."""
+        if hire_month is not None and hire_month.day != 1:
+            raise PlanError(f"--hire-month is a month (YYYY-MM), got the date {hire_month}")
+        work = work_budget(self.confidence, self.runs, max_evaluations, verify_runs, max_verifications)
+        return replace(self, budget=work, shape=shape or LeadShape(), hire_month=hire_month)
 
 
-def _check_request(
+def _request(
+    scenario: Scenario,
     goal: float,
     confidence: float,
-    lever: Lever,
+    period: Period | None,
+    lever: Lever | str,
     runs: int,
-    max_evaluations: int,
+    seed: int | None,
     target_utilisation: float,
     lead_in_months: int | None,
-) -> None:
+) -> _Request:
     """Decides whether the request can be carried out at all: every option in its range."""
     if not (goal > 0 and math.isfinite(goal)):
         raise PlanError(f"--goal must be a positive amount, got {goal:g}")
     if not 0 < confidence < 1:
         raise PlanError(f"--confidence must be between 0 and 1, got {confidence:g}")
-    if lever not in LEVERS:
-        raise PlanError(f"--lever must be one of {', '.join(LEVERS)}, got {lever!r}")
+    name = lever_name(str(lever))
     if runs < 10:
         raise PlanError(f"--runs must be >= 10 to estimate a probability, got {runs}")
-    if max_evaluations < 2:
-        raise PlanError(f"--max-evaluations must be >= 2 (a search compares candidates), got {max_evaluations}")
     if not 0 < target_utilisation <= 1:
         raise PlanError(f"target utilisation must be in (0, 1], got {target_utilisation:g}")
     if lead_in_months is not None and not 0 <= lead_in_months <= 24:
         raise PlanError(f"--lead-in must be between 0 and 24 months, got {lead_in_months}")
+    period = period or Period.of(scenario)
+    _check_lead_in(scenario, period, lead_in_months)
+    seed = resolve_seed(scenario, seed)
+    return _Request(goal, confidence, period, name, runs, seed, target_utilisation)
 
 
 def _check_lead_in(scenario: Scenario, period: Period, lead_in_months: int | None) -> None:
@@ -305,15 +414,35 @@ def _framed(
 ) -> tuple[Scenario, int]:
     """Decides the lead-in and frames the scenario to it; returns the framed scenario and its lead-in in months.
 
-    By default the lead-in is the funnel's 90th-percentile lead -> win lag (at most 12
+    A warm scenario needs none by default: its burn-in (chosen once here, for the base, and
+    kept by every candidate and the planned scenario) fills the funnel before the period.
+    Otherwise the lead-in is the funnel's 90th-percentile lead -> win lag (at most 12
     months); the framed scenario may start later than asked (an initial pipeline).
     """
     period = request.period
+    if lead_in_months is None and scenario.start_mode == "warm":
+        lead_in_months = 0
     if lead_in_months is None:
         probe = waterfall(frame(scenario, period, 12), period, request.target_utilisation, yields)
         lead_in_months = min(12, math.ceil(probe.lag_p90_days / DAYS_PER_MONTH))
     framed = frame(scenario, period, lead_in_months)
+    framed = mc.same_burn_in([framed], request.seed, [framed])[0]
     return framed, len(months_between(framed.start_date, period.start))
+
+
+def _check_levers(framed: Scenario, request: _Request) -> _Request:
+    """Decides whether the lead shape and hire month fit the simulated months; the hire date (default: day 0)."""
+    months = frame_months(framed)
+    request.shape.check(framed, months)
+    hire = request.hire_month
+    if hire is None:
+        return replace(request, hire_month=framed.start_date)
+    if not framed.start_date <= hire <= request.period.end:
+        raise PlanError(
+            f"--hire-month {hire:%Y-%m} is outside the simulated months ({months[0]} to {months[-1]}: the lead-in "
+            "and the period); hire within them, or lengthen the lead-in (--lead-in)"
+        )
+    return request
 
 
 def _check_reachable(scenario: Scenario, framed: Scenario, request: _Request, yields: dict[str, SourceYield]) -> None:
@@ -325,7 +454,7 @@ def _check_reachable(scenario: Scenario, framed: Scenario, request: _Request, yi
             earliest = frame(scenario, period, 24)
             raise _ae_bound(framed, period, goal, ceiling, ae_revenue_ceiling(earliest, period, yields))
     else:
-        _check_hiring_in_time(framed, period)
+        _check_hiring_in_time(framed, period, request.hire_month or framed.start_date)
 
 
 @dataclass(frozen=True)
@@ -340,17 +469,23 @@ class _AnalyticStart:
 
 def _analytic_start(framed: Scenario, request: _Request, yields: dict[str, SourceYield]) -> _AnalyticStart:
     """Decides the search's starting volume: the multiplier whose analytic revenue is the goal (1 for reps)."""
-    period = request.period
-    k_analytic = analytic_multiplier(framed, period, request.goal, yields) if request.lever != "reps" else 1.0
+    period, shape = request.period, request.shape
+    k_analytic = 1.0
+    if request.lever != "reps":
+        k_analytic = analytic_multiplier(framed, period, request.goal, yields, shape=shape)
 
     def flow(k: float, extra_aes: int = 0) -> Waterfall:
-        return waterfall(
-            apply_changes(framed, planned_changes(framed, k, extra_aes)), period, request.target_utilisation, yields
-        )
+        changes = _planned(framed, request, k, extra_aes)
+        return waterfall(apply_changes(framed, changes), period, request.target_utilisation, yields)
 
     analytic, without_leads = flow(k_analytic), flow(0.0)
     slope = (analytic.revenue - without_leads.revenue) / k_analytic if k_analytic > 0 else 0.0
     return _AnalyticStart(k_analytic, analytic, slope, flow)
+
+
+def _planned(framed: Scenario, request: _Request, k: float, extra_aes: int, sdrs: int | None = None) -> dict[str, Any]:
+    """The edits of these levers, shaped and dated as the request says."""
+    return planned_changes(framed, k, extra_aes, sdrs, shape=request.shape, hire_date=request.hire_month)
 
 
 def _evaluator(
@@ -362,14 +497,43 @@ def _evaluator(
     budget: Budget | None,
     progress: Progress | None,
 ) -> Evaluator:
-    """Decides whether the whole search fits the budget (judged at the analytic plan's size) and sets it up."""
+    """Decides whether the whole plan fits the budget (search and verification, judged at the analytic plan's
+    size) and sets the search up."""
     pool = pool or executors.SerialExecutor()
     budget = budget or Budget()
-    allowed = request.max_evaluations * request.runs
-    at_analytic = apply_changes(framed, planned_changes(framed, k_analytic, 0))
-    budget.admit(estimate(at_analytic, allowed, workers_of(pool)), "this plan's search budget")
+    work = request.budget
+    at_analytic = apply_changes(framed, _planned(framed, request, max(k_analytic, 1.0), 0))
+    budget.admit(
+        estimate(at_analytic, work.replications, workers_of(pool)), f"this plan's work budget ({work.describe()})"
+    )
     r = request
-    return Evaluator(framed, r.period, r.goal, r.confidence, r.runs, r.seed, pool, progress, yields, budget, allowed)
+    return Evaluator(
+        framed, r.period, r.goal, r.confidence, r.runs, r.seed, pool, progress, yields, budget,
+        work.search_replications, shape=r.shape, hire_date=r.hire_month,
+    )  # fmt: skip
+
+
+def _find(
+    evaluate: Evaluator, verifier: Verifier, request: _Request, start: _AnalyticStart
+) -> tuple[Verdict, mc.Replications, pd.DataFrame | None]:
+    """Decides the plan: the unchanged scenario if it passes verification, else the search's pick, verified and
+    stepped further up the lever until it passes."""
+    today = (1.0, 0, evaluate.framed.handoff.sdr.count)
+    checked = None
+    if request.lever != "leads" and evaluate.ok(evaluate(*today)):
+        # The search's own runs say no change is needed: verify that first (the lead search starts from it).
+        checked = verifier(*today)
+        if checked[0].passed:
+            return *checked, None
+    chosen, tradeoff = _search(evaluate, request, start)
+    levers = (chosen.lead_multiplier, chosen.extra_aes, chosen.sdrs)
+    # The unchanged scenario failed verification but the search picks it again: step from its verdict.
+    verdict, reps = checked if checked is not None and levers == today else verifier(*levers)
+    level = aim(request.confidence, verifier.runs)
+    while not verdict.passed:
+        verifier.check_budget()  # before the step's search: say so if no round is left to verify it
+        verdict, reps = verifier(*step(evaluate, verifier, level, request.lever))
+    return verdict, reps, tradeoff
 
 
 def _search(evaluate: Evaluator, request: _Request, start: _AnalyticStart) -> tuple[Candidate, pd.DataFrame | None]:
@@ -377,8 +541,28 @@ def _search(evaluate: Evaluator, request: _Request, start: _AnalyticStart) -> tu
     if request.lever == "leads":
         return search_leads(evaluate, start.multiplier, 0, evaluate.framed.handoff.sdr.count, start.slope), None
     if request.lever == "reps":
-        return search_reps(evaluate, start.analytic), None
-    return search_both(evaluate, start.analytic, start.multiplier, start.slope, start.flow)
+        return search_reps(evaluate, sdrs_for(start.analytic, evaluate.framed)), None
+    return search_both(evaluate, _rungs(evaluate, request, start), start.slope)
+
+
+def _rungs(evaluate: Evaluator, request: _Request, start: _AnalyticStart) -> list[Rung]:
+    """The ladder of extra AEs (0, 1/2, 1, 2, 3 times the analytic AE shortfall) with each rung's analytic plan."""
+    short = float((start.analytic.in_period["aes_needed"] - start.analytic.in_period["aes"]).max())
+    base = max(1, math.ceil(short))
+    rungs = []
+    for extra in sorted({0, base // 2, base, 2 * base, 3 * base}):
+        sdrs = sdrs_for(start.flow(start.multiplier, extra), evaluate.framed)
+        staffed = evaluate.scenario(1.0, extra, sdrs)
+        if ae_revenue_ceiling(staffed, request.period, evaluate.yields) < request.goal:
+            rungs.append(Rung(extra, sdrs, math.inf, math.inf))
+            continue
+        try:
+            k = analytic_multiplier(staffed, request.period, request.goal, evaluate.yields, shape=request.shape)
+        except PlanInfeasible:
+            rungs.append(Rung(extra, sdrs, math.inf, math.inf))
+            continue
+        rungs.append(Rung(extra, sdrs, k, evaluate.cost(STEP ** grid_point(k), extra, sdrs)))
+    return rungs
 
 
 def _write_plan(
@@ -386,51 +570,91 @@ def _write_plan(
     framed: Scenario,
     request: _Request,
     lead_in_months: int,
-    chosen: Candidate,
+    verdict: Verdict,
     reps: mc.Replications,
+    evaluate: Evaluator,
     yields: dict[str, SourceYield],
 ) -> tuple[Plan, Waterfall]:
     """Decides what the plan says: the planned scenario and its flow, with the sheet, revenue and cost beside it."""
     period = request.period
+    k, extra_aes, sdrs = verdict.lead_multiplier, verdict.extra_aes, verdict.sdrs
     changes = {
         "name": f"{scenario.name}-plan",
         "start_date": framed.start_date.isoformat(),
         "horizon_days": framed.horizon_days,
-        **planned_changes(framed, chosen.lead_multiplier, chosen.extra_aes, chosen.sdrs),
+        **({"burn_in_days": framed.burn_in_days} if framed.burn_in_days is not None else {}),
+        **_planned(framed, request, k, extra_aes, sdrs),
     }
     planned_scenario = apply_changes(scenario, changes)
     planned = waterfall(planned_scenario, period, request.target_utilisation, yields)
+    today = (k, extra_aes, sdrs) == (1.0, 0, framed.handoff.sdr.count)
+    hire_date = request.hire_month or framed.start_date
     result = Plan(
         goal=request.goal,
         confidence=request.confidence,
         period=period,
         lever=request.lever,
         lead_in_months=lead_in_months,
+        status="already met" if today else "planned",
         scenario=planned_scenario,
         changes=changes,
-        lead_multiplier=chosen.lead_multiplier,
-        extra_aes=chosen.extra_aes,
-        sdrs=chosen.sdrs,
-        p_goal={
-            "estimate": chosen.p_goal,
-            "ci_low": chosen.ci_low,
-            "ci_high": chosen.ci_high,
-            "hits": chosen.hits,
-            "n": chosen.runs,
-        },
-        sheet=_sheet(planned, reps, period),
-        headcount=planned.months[
-            ["month", "phase", "ae_headcount", "aes", "aes_needed", "sdrs", "sdrs_needed", "cost"]
-        ],
+        lead_multiplier=k,
+        extra_aes=extra_aes,
+        sdrs=sdrs,
+        hire_date=hire_date,
+        p_goal=_verified(verdict, request.seed),
+        search_p_goal=_search_p_goal(evaluate, verdict),
+        sheet=joint_target_sheet(planned, reps, request.goal),
+        headcount=headcount_table(planned),
         revenue=_revenue_summary(reps, period),
         cost=_cost_summary(planned, planned_scenario, reps, period),
         handoff_terms=_handoff_terms(framed),
+        hires=_hires(planned, framed, extra_aes, sdrs, hire_date),
+        budget=request.budget.to_json(),
+        lead_shape={"sources": request.shape.sources, "months": request.shape.months},
     )
     return result, planned
 
 
+def _verified(verdict: Verdict, seed: int) -> dict[str, Any]:
+    """The verified ``P(goal)`` as the plan reports it, with where its runs came from."""
+    return {
+        "estimate": verdict.p_goal,
+        "ci_low": verdict.ci_low,
+        "ci_high": verdict.ci_high,
+        "half_width": verdict.half_width,
+        "hits": verdict.hits,
+        "n": verdict.runs,
+        "seed": seed,
+        "first_replication": verdict.first_replication,
+        "round": verdict.round,
+    }
+
+
+def _search_p_goal(evaluate: Evaluator, verdict: Verdict) -> dict[str, Any]:
+    """The plan's share of hits on the search's runs (simulated there if verification stepped past the search)."""
+    c = evaluate(verdict.lead_multiplier, verdict.extra_aes, verdict.sdrs)
+    return {"estimate": c.p_goal, "ci_low": c.ci_low, "ci_high": c.ci_high, "hits": c.hits, "n": c.runs}
+
+
+def _hires(
+    planned: Waterfall, framed: Scenario, extra_aes: int, sdrs: int, hire_date: dt.date
+) -> dict[str, dict[str, Any]]:
+    """Per team: the plan's hires and the expected backfills and leavers over the simulated months."""
+    months = planned.months
+    out = {}
+    for team, extra in (("ae", extra_aes), ("sdr", sdrs - framed.handoff.sdr.count)):
+        out[team] = {
+            "planned": extra,
+            "hire_date": hire_date.isoformat(),
+            "backfills_expected": float(months[f"{team}_backfills"].sum()),
+            "leavers_expected": float(months[f"{team}_leavers"].sum()),
+        }
+    return out
+
+
 def _revenue_summary(reps: mc.Replications, period: Period) -> dict[str, float]:
-    """The mean and 10th, 50th and 90th percentiles of the plan's revenue in the period."""
+    """The mean and 10th, 50th and 90th percentiles of the plan's revenue in the period (verification runs)."""
     revenue = period_revenue(reps.monthly, period)
     return {
         "mean": float(revenue.mean()),
@@ -473,20 +697,23 @@ def _diagnostics(
     start: _AnalyticStart,
     planned: Waterfall,
     evaluate: Evaluator,
+    verifier: Verifier,
     tradeoff: pd.DataFrame | None,
     reps: mc.Replications,
 ) -> PlanDiagnostics:
-    """How the plan was found: the analytic start, the plan's flow and every candidate simulated."""
+    """How the plan was found: the analytic start, the plan's flow, every candidate and verification round."""
     return PlanDiagnostics(
         analytic_multiplier=start.multiplier,
         analytic=start.analytic,
         planned=planned,
-        candidates=pd.DataFrame([vars(c) for c in evaluate.seen.values()]),
+        candidates=pd.DataFrame([vars(c) for c in evaluate.history]),
         tradeoff=tradeoff,
+        verifications=verifier.table(),
         replications=reps,
         runs=evaluate.runs,
         seed=evaluate.seed,
         simulated=evaluate.used,
+        verified=verifier.used,
     )
 
 
@@ -509,53 +736,22 @@ def _ae_bound(framed: Scenario, period: Period, goal: float, ceiling: float, ear
         "AE capacity",
         f"{ae.count} AEs (plus {sum(h.count for h in ae.hires)} planned hires) with {ae.max_open_opportunities} "
         f"open deals each and a {framed.sales.cycle_days.mean:.0f}-day mean cycle can close at most "
-        f"{ceiling:,.0f} {cur} in {period}, however many leads marketing brings; the goal is {goal:,.0f} {cur}.",
+        f"{ceiling:,.0f} {cur} in {period}, however many leads marketing brings (with --lever leads the AE "
+        f"team stays as it is); the goal is {goal:,.0f} {cur}.",
         "add AEs (--lever reps or --lever both), or lower the goal.",
     )
 
 
-def _check_hiring_in_time(framed: Scenario, period: Period) -> None:
-    """A hire at the start of the lead-in must be productive at some point in the period."""
+def _check_hiring_in_time(framed: Scenario, period: Period, hire_date: dt.date) -> None:
+    """A hire on the hire date must be productive at some point in the period."""
     ae = framed.sales.ae
-    first = (period.start - framed.start_date).days / DAYS_PER_MONTH
-    last = (period.end - framed.start_date).days / DAYS_PER_MONTH
+    first = (period.start - hire_date).days / DAYS_PER_MONTH
+    last = (period.end - hire_date).days / DAYS_PER_MONTH
     if all(productivity(ae, m) == 0 for m in np.arange(math.floor(first), last + 1)):
         months = next((i for i, x in enumerate(ae.ramp) if x > 0), len(ae.ramp))
         raise PlanInfeasible(
             "hiring lead time",
-            f"a new AE sells nothing for {months} months (sales.ae.ramp), and AEs hired at the earliest date "
-            f"the plan covers ({framed.start_date}) are not productive before {period} ends.",
-            "start earlier (a longer --lead-in), lengthen the period, or use --lever leads.",
+            f"a new AE sells nothing for {months} months (sales.ae.ramp), and AEs hired on {hire_date} "
+            f"are not productive before {period} ends.",
+            "hire earlier (--hire-month, a longer --lead-in), lengthen the period, or use --lever leads.",
         )
-
-
-# ---------------------------------------------------------------------------
-# The joint-target sheet
-
-
-def _sheet(planned: Waterfall, reps: mc.Replications, period: Period) -> pd.DataFrame:
-    """One row per month and stage: ``month, phase, stage, source, team, target, analytic,
-    simulated_mean, simulated_p10, simulated_p90``.
-
-    Lead rows (one per source, and AE-prospected deals) carry the plan's quota as target;
-    every later stage carries the simulated mean of the plan (queues and all), with the
-    analytic expectation beside it. Revenue is by close month.
-    """
-    months = planned.months
-    sim = reps.monthly.groupby("month")
-    rows = []
-    sources = [c[len("leads_") :] for c in months.columns if c.startswith("leads_")]
-    for _, row in months.iterrows():
-        month = row["month"]
-        for name in sources:
-            value = float(row[f"leads_{name}"])
-            rows.append((month, row["phase"], "leads", name, "marketing", value, value, *([math.nan] * 3)))
-        prospected = float(row["prospected"])
-        rows.append((month, row["phase"], "leads", "prospecting", "sales", prospected, prospected, *([math.nan] * 3)))
-        for stage in STAGES[1:]:
-            values = sim.get_group(month)[stage].to_numpy(float) if month in sim.groups else np.zeros(1)
-            p10, p90 = np.percentile(values, [10, 90])
-            mean = float(values.mean())
-            rows.append((month, row["phase"], stage, "", TEAMS[stage], mean, float(row[stage]), mean, p10, p90))
-    columns = ["month", "phase", "stage", "source", "team", "target", "analytic"]
-    return pd.DataFrame(rows, columns=[*columns, "simulated_mean", "simulated_p10", "simulated_p90"])

@@ -2,17 +2,22 @@ r"""The simulated search: the smallest plan on a grid with ``P(revenue in period
 
 Candidates are simulated on the *same* replication seeds (common random numbers), so
 ``P`` is monotone in the levers up to noise and two candidates differ only by what
-changed. Lead volumes move on the grid ``k_j = 1.02^j`` times the scenario's volume,
-headcount in whole reps; the smallest ``j`` (or number of AEs) is found by bracketing
-with doubling steps and bisection (:func:`smallest`). ``P`` is estimated with a 95%
-Wilson interval. With ``lever="both"``, for each of a ladder of extra AEs the smallest
-lead volume is found and the cheapest plan wins. Every candidate is admitted against the
-search's budget of ``max_evaluations * runs`` replications before it runs; a search
-that cannot reach the goal raises :class:`PlanInfeasible` naming the binding constraint.
+changed. Lead volumes move on the grid ``k_j = 1.02^j`` times the scenario's volume
+(``j >= 0``: a plan never asks for fewer leads than today), headcount in whole reps; the
+smallest ``j`` (or number of AEs) is found by bracketing with doubling steps and
+bisection (:func:`smallest`). ``P`` is estimated with a 95% Wilson interval. With
+``lever="both"``, for each of a ladder of extra AEs the smallest lead volume is found
+and the cheapest plan wins; rungs the analytic model shows cannot be cheaper than the
+best plan found are not simulated (:func:`search_both`). Every candidate is admitted
+against the search's budget of ``max_evaluations * runs`` replications before it runs;
+a search that cannot reach the goal raises :class:`PlanInfeasible` naming the binding
+constraint and the lever caps. The plan the search picks is then verified on fresh
+seeds (:mod:`.verify`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -25,7 +30,13 @@ from scipy import stats
 from funnelsim.model.scenario import Scenario
 from funnelsim.studies import replications as mc
 from funnelsim.studies.planner.errors import PlanError, PlanInfeasible
-from funnelsim.studies.planner.levers import MAX_EXTRA_AES, MAX_LEAD_MULTIPLIER, apply_changes, planned_changes
+from funnelsim.studies.planner.levers import (
+    MAX_EXTRA_AES,
+    MAX_LEAD_MULTIPLIER,
+    LeadShape,
+    apply_changes,
+    planned_changes,
+)
 from funnelsim.studies.planner.period import Period, period_revenue
 from funnelsim.studies.planner.waterfall import SourceYield, Waterfall, waterfall
 from funnelsim.studies.stats import paired_difference, probability_at_least
@@ -37,6 +48,7 @@ __all__ = [
     "Candidate",
     "Evaluator",
     "Progress",
+    "candidate_of",
     "search_both",
     "search_leads",
     "search_reps",
@@ -90,12 +102,28 @@ class Evaluator:
     yields: dict[str, SourceYield]
     budget: Budget
     max_replications: int
+    shape: LeadShape = field(default_factory=LeadShape)
+    hire_date: dt.date | None = None
     seen: dict[tuple[float, int, int, int], Candidate] = field(default_factory=dict)
     simulated: dict[tuple[float, int, int], mc.Replications] = field(default_factory=dict)
+    costs: dict[tuple[float, int, int], float] = field(default_factory=dict)
+    history: list[Candidate] = field(default_factory=list)
 
-    def scenario(self, k: float, extra_aes: int, sdrs: int) -> Scenario:
+    def changes(self, k: float, extra_aes: int, sdrs: int | None = None) -> dict[str, object]:
+        """The dotted-path edits of the candidate's levers (shaped leads, hires on the hire date)."""
+        return planned_changes(self.framed, k, extra_aes, sdrs, shape=self.shape, hire_date=self.hire_date)
+
+    def scenario(self, k: float, extra_aes: int, sdrs: int | None = None) -> Scenario:
         """The framed scenario with the candidate's levers applied."""
-        return apply_changes(self.framed, planned_changes(self.framed, k, extra_aes, sdrs))
+        return apply_changes(self.framed, self.changes(k, extra_aes, sdrs))
+
+    def cost(self, k: float, extra_aes: int, sdrs: int) -> float:
+        """The candidate's cost in the period by the analytic waterfall (leads bought, salaries): no simulation."""
+        key = (k, extra_aes, sdrs)
+        if key not in self.costs:
+            flow = waterfall(self.scenario(k, extra_aes, sdrs), self.period, yields=self.yields)
+            self.costs[key] = float(flow.in_period["cost"].sum())
+        return self.costs[key]
 
     def replications(self, k: float, extra_aes: int, sdrs: int, runs: int | None = None) -> mc.Replications:
         """Replications ``0 .. runs-1`` of the candidate, simulating only those not yet run."""
@@ -145,28 +173,38 @@ class Evaluator:
         key = (k, extra_aes, sdrs, runs)
         if key not in self.seen:
             reps = self.replications(k, extra_aes, sdrs, runs)
-            revenue = period_revenue(reps.monthly, self.period)
-            p = probability_at_least(revenue, self.goal, 0.95)
-            self.seen[key] = Candidate(
-                k,
-                extra_aes,
-                sdrs,
-                runs,
-                int(p["hits"]),
-                p["estimate"],
-                p["ci_low"],
-                p["ci_high"],
-                float(revenue.mean()),
-                float(np.percentile(revenue, 10)),
-                float(reps.table["sdr_utilisation"].mean()),
-                float(reps.table["ae_utilisation"].mean()),
-                float(waterfall(reps.scenario, self.period, yields=self.yields).in_period["cost"].sum()),
-            )
+            cost = self.cost(k, extra_aes, sdrs)
+            self.seen[key] = candidate_of(reps, self.period, self.goal, (k, extra_aes, sdrs), cost)
+            self.history.append(self.seen[key])
         return self.seen[key]
 
     def ok(self, candidate: Candidate) -> bool:
         """Whether the candidate reaches the goal with the required confidence."""
         return candidate.p_goal >= self.confidence
+
+
+def candidate_of(
+    reps: mc.Replications, period: Period, goal: float, levers: tuple[float, int, int], cost: float
+) -> Candidate:
+    """What the replications of a plan with ``levers`` (multiplier, extra AEs, SDRs) say about it."""
+    revenue = period_revenue(reps.monthly, period)
+    p = probability_at_least(revenue, goal, 0.95)
+    k, extra_aes, sdrs = levers
+    return Candidate(
+        k,
+        extra_aes,
+        sdrs,
+        len(revenue),
+        int(p["hits"]),
+        p["estimate"],
+        p["ci_low"],
+        p["ci_high"],
+        float(revenue.mean()),
+        float(np.percentile(revenue, 10)),
+        float(reps.table["sdr_utilisation"].mean()),
+        float(reps.table["ae_utilisation"].mean()),
+        cost,
+    )
 
 
 def smallest(ok: Callable[[int], bool], start: int, low: int, high: int) -> int | None:
@@ -213,13 +251,22 @@ def _grid_index(k: float) -> int:
     return math.ceil(math.log(k) / math.log(STEP) - 1e-9) if k > 0 else -200
 
 
+TOP = _grid_index(MAX_LEAD_MULTIPLIER)
+"""The grid point of the largest lead volume a plan may ask for."""
+
+
+def grid_point(k: float) -> int:
+    """The grid point at or just above ``k``, within ``0 .. TOP`` (a plan never asks for fewer leads than today)."""
+    return min(max(_grid_index(k), 0), TOP)
+
+
 def _pilot_start(evaluate: Evaluator, k0: float, extra_aes: int, sdrs: int) -> float:
     """Decides where the full runs start: the analytic guess rescaled by pilots on a quarter of the runs.
 
     The pilot's normal approximation of the revenue quantile at the confidence is scaled
     to the goal (revenue grows about in proportion to leads), at most twice.
     """
-    k = STEP ** round(math.log(max(k0, 1e-3)) / math.log(STEP))
+    k = STEP ** min(max(round(math.log(max(k0, 1e-3)) / math.log(STEP)), 0), TOP)
     pilot = max(10, evaluate.runs // 4)
     z = float(stats.norm.ppf(1 - evaluate.confidence))
     for _ in range(2):
@@ -229,12 +276,25 @@ def _pilot_start(evaluate: Evaluator, k0: float, extra_aes: int, sdrs: int) -> f
         if quantile <= 0 or abs(quantile / evaluate.goal - 1) < 0.05:
             break
         k = min(k * min(evaluate.goal / quantile, 2.0), MAX_LEAD_MULTIPLIER)
-        k = STEP ** round(math.log(k) / math.log(STEP))  # on the grid: the full runs extend the pilot's
+        k = STEP ** min(
+            max(round(math.log(k) / math.log(STEP)), 0), TOP
+        )  # on the grid: the full runs extend the pilot's
     return k
 
 
-def search_leads(evaluate: Evaluator, k0: float, extra_aes: int, sdrs: int, slope: float) -> Candidate:
-    """Smallest grid multiplier reaching the confidence, at fixed headcount.
+class Pruned(Exception):
+    """A rung of the both-lever search that cannot beat the best plan found: its cost bound is reached."""
+
+
+def search_leads(
+    evaluate: Evaluator,
+    k0: float,
+    extra_aes: int,
+    sdrs: int,
+    slope: float,
+    bound: float | None = None,
+) -> Candidate:
+    """Smallest grid multiplier reaching the confidence, at fixed headcount (``j >= 0``: at least today's leads).
 
     A pilot on a quarter of the runs rescales the analytic guess so that the normal
     approximation of the revenue quantile meets the goal (revenue grows about in
@@ -243,32 +303,45 @@ def search_leads(evaluate: Evaluator, k0: float, extra_aes: int, sdrs: int, slop
     expects from it (``slope`` per unit of multiplier), still short of the goal, means
     the funnel is saturated: the search stops with the binding constraint. "Less" is
     judged on the upper end of the gain's paired 95% interval, not its mean.
+
+    With a cost ``bound`` (the both-lever search), a grid point whose analytic cost
+    reaches it counts as reached without being simulated (cost grows with leads, so no
+    cheaper plan lies beyond it) and, if it is the smallest, raises :class:`Pruned`.
     """
-    top = _grid_index(MAX_LEAD_MULTIPLIER)
     k = _pilot_start(evaluate, k0, extra_aes, sdrs)
-    largest: list[int] = []  # grid points tried, increasing
+    largest: list[int] = []  # grid points simulated, increasing
 
     def ok(j: int) -> bool:
+        if bound is not None and evaluate.cost(STEP**j, extra_aes, sdrs) >= bound:
+            return True  # not simulated: no plan from here on is cheaper than the bound
         candidate = evaluate(STEP**j, extra_aes, sdrs)
         reached = evaluate.ok(candidate)
         if not reached and largest and j >= largest[-1] + 4:
-            before = largest[-1]
-            # Saturated only if even the upper end of the gain's paired 95% interval is short:
-            # a small step (tiny multipliers) must not stop the search on noise.
-            gained = paired_difference(
-                period_revenue(evaluate.replications(STEP**before, extra_aes, sdrs).monthly, evaluate.period),
-                period_revenue(evaluate.replications(STEP**j, extra_aes, sdrs).monthly, evaluate.period),
-            )
-            if gained["ci_high"] < 0.25 * slope * (STEP**j - STEP**before):
-                raise diagnose(evaluate, candidate, "leads")
+            _check_saturation(evaluate, largest[-1], j, extra_aes, sdrs, slope, candidate)
         if not largest or j > largest[-1]:
             largest.append(j)
         return reached
 
-    j = smallest(ok, round(math.log(k) / math.log(STEP)), low=_grid_index(1e-3), high=top)
+    j = smallest(ok, round(math.log(k) / math.log(STEP)), low=0, high=TOP)
+    if j is not None and bound is not None and evaluate.cost(STEP**j, extra_aes, sdrs) >= bound:
+        raise Pruned
     if j is None:
-        raise diagnose(evaluate, evaluate(STEP**top, extra_aes, sdrs), "leads")
+        raise diagnose(evaluate, evaluate(STEP**TOP, extra_aes, sdrs), "leads", cap="leads")
     return evaluate(STEP**j, extra_aes, sdrs)
+
+
+def _check_saturation(
+    evaluate: Evaluator, before: int, j: int, extra_aes: int, sdrs: int, slope: float, candidate: Candidate
+) -> None:
+    """Stops the lead search when more leads no longer bring revenue: the gain from grid point ``before``
+    to ``j``, even at the upper end of its paired 95% interval, is under a quarter of the analytic gain."""
+    # A small step (tiny multipliers) must not stop the search on noise: hence the interval's upper end.
+    gained = paired_difference(
+        period_revenue(evaluate.replications(STEP**before, extra_aes, sdrs).monthly, evaluate.period),
+        period_revenue(evaluate.replications(STEP**j, extra_aes, sdrs).monthly, evaluate.period),
+    )
+    if gained["ci_high"] < 0.25 * slope * (STEP**j - STEP**before):
+        raise diagnose(evaluate, candidate, "leads", cap="saturated")
 
 
 def sdrs_for(analytic: Waterfall, framed: Scenario) -> int:
@@ -277,43 +350,86 @@ def sdrs_for(analytic: Waterfall, framed: Scenario) -> int:
     return max(framed.handoff.sdr.count, math.ceil(need - 1e-9))
 
 
-def search_reps(evaluate: Evaluator, analytic: Waterfall) -> Candidate:
-    """Fewest extra AEs reaching the confidence with today's lead volume, SDRs sized to the analytic flow."""
-    sdrs = sdrs_for(analytic, evaluate.framed)
+def search_reps(evaluate: Evaluator, sdrs: int) -> Candidate:
+    """Fewest extra AEs reaching the confidence with today's lead volume and ``sdrs`` SDRs (sized to the
+    analytic flow, :func:`sdrs_for`)."""
 
     def ok(a: int) -> bool:
         return evaluate.ok(evaluate(1.0, a, sdrs))
 
     a = smallest(ok, 0, low=0, high=MAX_EXTRA_AES)
     if a is None:
-        raise diagnose(evaluate, evaluate(1.0, MAX_EXTRA_AES, sdrs), "reps")
+        raise diagnose(evaluate, evaluate(1.0, MAX_EXTRA_AES, sdrs), "reps", cap="aes")
     return evaluate(1.0, a, sdrs)
 
 
-def search_both(
-    evaluate: Evaluator, analytic: Waterfall, k0: float, slope: float, flow: Callable[[float, int], Waterfall]
-) -> tuple[Candidate, pd.DataFrame]:
-    """For a ladder of extra AEs, the smallest lead volume; the cheapest wins."""
-    short = float((analytic.in_period["aes_needed"] - analytic.in_period["aes"]).max())
-    base = max(1, math.ceil(short))
-    ladder = sorted({0, base // 2, base, 2 * base, 3 * base})
-    rows, found = [], []
+@dataclass(frozen=True)
+class Rung:
+    """One number of extra AEs in the both-lever search, with what the analytic model says of it."""
+
+    extra_aes: int
+    sdrs: int
+    analytic_multiplier: float  # the volume whose expected revenue is the goal (inf: AE capacity rules it out)
+    analytic_cost: float  # the cost of that plan in the period
+
+
+def search_both(evaluate: Evaluator, rungs: list[Rung], slope: float) -> tuple[Candidate, pd.DataFrame]:
+    """For a ladder of extra AEs, the smallest lead volume; the cheapest wins (branch and bound).
+
+    Rungs are searched in order of their analytic cost. The simulation needs at least
+    ``0.95 * ratio`` times a rung's analytic volume, ``ratio`` the smallest simulated /
+    analytic volume of the rungs searched so far (today's volume before the first), and
+    cost grows with volume, so ``cost(rung, ratio * k_analytic)`` is a lower bound on the
+    rung's cost: a rung whose bound is not below the best plan found is not simulated,
+    and a rung being searched stops as soon as its volume costs as much as the best.
+    A rung AE capacity rules out (``analytic_multiplier`` infinite) is skipped.
+    """
+    rows: dict[int, dict[str, object]] = {}
+    best: Candidate | None = None
+    ratio: float | None = None  # smallest simulated / analytic volume so far
     infeasible: PlanInfeasible | None = None
-    for extra in ladder:
-        sdrs = sdrs_for(flow(k0, extra), evaluate.framed)
+    for rung in sorted(rungs, key=lambda r: (r.analytic_cost, r.extra_aes)):
+        row: dict[str, object] = {"extra_aes": rung.extra_aes, "sdrs": rung.sdrs, "lead_multiplier": math.nan}
+        row |= {"cost": math.nan, "analytic_multiplier": rung.analytic_multiplier, "cost_bound": math.nan}
+        rows[rung.extra_aes] = row
+        if not math.isfinite(rung.analytic_multiplier):
+            row["outcome"] = "AE capacity: the goal is above what these AEs can close"
+            continue
+        k_low = max(1.0, 0.95 * ratio * rung.analytic_multiplier) if ratio is not None else 1.0
+        bound = evaluate.cost(STEP ** grid_point(k_low), rung.extra_aes, rung.sdrs)
+        row["cost_bound"] = bound
+        if best is not None and bound >= best.cost:
+            row["outcome"] = "pruned: its analytic cost bound is above the best plan's cost"
+            continue
         try:
-            c = search_leads(evaluate, k0, extra, sdrs, slope)
+            c = search_leads(
+                evaluate, rung.analytic_multiplier, rung.extra_aes, rung.sdrs, slope, best.cost if best else None
+            )
+        except Pruned:
+            row["outcome"] = "pruned: costs more than the best plan before reaching the confidence"
+            continue
         except PlanInfeasible as why:
             infeasible = why
-            rows.append({"extra_aes": extra, "sdrs": sdrs, "lead_multiplier": math.nan, "cost": math.nan})
+            row["outcome"] = f"infeasible: {why.constraint}"
             continue
-        found.append(c)
-        rows.append({"extra_aes": extra, "sdrs": sdrs, "lead_multiplier": c.lead_multiplier, "cost": c.cost})
-    if not found:
-        assert infeasible is not None
-        raise infeasible  # what binds with the most AEs tried
-    best = min(found, key=lambda c: c.cost)
-    table = pd.DataFrame(rows)
+        row |= {"lead_multiplier": c.lead_multiplier, "cost": c.cost, "outcome": "reached"}
+        if rung.analytic_multiplier > 0:
+            seen = c.lead_multiplier / rung.analytic_multiplier
+            ratio = seen if ratio is None else min(ratio, seen)
+        if best is None or c.cost < best.cost:
+            best = c
+    if best is None:
+        tried = ", ".join(f"+{r.extra_aes}" for r in sorted(rungs, key=lambda r: r.extra_aes))
+        ladder = f" (--lever both tried {tried} AEs, each with the lead lever up to its cap)"
+        if infeasible is not None:  # what binds on the last rung simulated
+            raise PlanInfeasible(infeasible.constraint, infeasible.explanation + ladder, infeasible.remedy)
+        raise PlanInfeasible(
+            "AE capacity",
+            "even the largest number of extra AEs tried cannot close the goal in the period, by the analytic "
+            f"bound{ladder}.",
+            "lengthen the period, start earlier (--lead-in, --hire-month), or lower the goal.",
+        )
+    table = pd.DataFrame([rows[r.extra_aes] for r in sorted(rungs, key=lambda r: r.extra_aes)])
     table["chosen"] = table["extra_aes"] == best.extra_aes
     return best, table
 
@@ -321,14 +437,26 @@ def search_both(
 # ---------------------------------------------------------------------------
 # Which constraint binds when the search falls short
 
+CAPS = {
+    "leads": f"the lead lever reached its cap of x{MAX_LEAD_MULTIPLIER:g} today's volume",
+    "saturated": "the lead lever stopped adding revenue (a step of 8% or more leads brought less than a quarter "
+    "of the revenue the analytic funnel expects from it)",
+    "aes": f"the AE lever reached its cap of +{MAX_EXTRA_AES} AEs",
+    "aes_flat": "the AE lever stopped adding revenue (one more AE brought none on the search's runs)",
+}
+"""Which lever hit which cap, as the infeasibility message says it."""
 
-def diagnose(evaluate: Evaluator, best: Candidate, lever: str) -> PlanInfeasible:
-    """The binding constraint, judged on the largest candidate tried: busy SDRs, busy AEs, or the funnel itself."""
+
+def diagnose(evaluate: Evaluator, best: Candidate, lever: str, cap: str = "leads") -> PlanInfeasible:
+    """The binding constraint, judged on the largest candidate tried: busy SDRs, busy AEs, or the funnel itself.
+
+    ``cap`` says which lever hit which cap (:data:`CAPS`); the message names it.
+    """
     sc, cur = evaluate.framed, evaluate.framed.currency
     reached = (
-        f"the largest plan tried (leads x{best.lead_multiplier:.2f}, +{best.extra_aes} AEs, {best.sdrs} SDRs) "
-        f"reaches the goal in {best.p_goal:.0%} of runs (mean {best.mean_revenue:,.0f} {cur}), "
-        f"not {evaluate.confidence:.0%}."
+        f"{CAPS[cap]}; the largest plan tried (leads x{best.lead_multiplier:.2f}, +{best.extra_aes} AEs, "
+        f"{best.sdrs} SDRs) reaches the goal in {best.p_goal:.0%} of {best.runs} runs (mean {best.mean_revenue:,.0f} "
+        f"{cur}), not {evaluate.confidence:.0%}."
     )
     busy = f"SDRs are busy {best.sdr_utilisation:.0%} and AEs {best.ae_utilisation:.0%} of the time; "
     if best.sdr_utilisation > 0.85:
@@ -346,12 +474,11 @@ def diagnose(evaluate: Evaluator, best: Candidate, lever: str) -> PlanInfeasible
     if best.ae_utilisation > 0.85:
         ramp = sc.sales.ae.ramp
         months = next((i for i, x in enumerate(ramp) if x >= 1), len(ramp))
+        hired = evaluate.hire_date or sc.start_date
         return PlanInfeasible(
             "hiring lead time",
-            busy
-            + f"new AEs need {months} months to ramp up and are hired at {sc.start_date} at the earliest; "
-            + reached,
-            "start earlier (a longer --lead-in), lengthen the period, or lower the goal.",
+            busy + f"new AEs need {months} months to ramp up and are hired on {hired}; " + reached,
+            "hire earlier (--hire-month, a longer --lead-in), lengthen the period, or lower the goal.",
         )
     if lever == "reps":
         return PlanInfeasible(

@@ -33,12 +33,13 @@ from scipy import optimize
 
 from funnelsim.engine.nurture import MQL, nurture_batch
 from funnelsim.model.analytic import delay_pmf, expectation, expected_contact_rate, renewal_function
-from funnelsim.model.mechanisms import productivity, score, slots, win_probability
-from funnelsim.model.scenario import DAYS_PER_MONTH, Scenario, rate
+from funnelsim.model.mechanisms import score, slots, win_probability
+from funnelsim.model.scenario import DAYS_PER_MONTH, Scenario, Source, rate
 from funnelsim.studies import replications as mc
 from funnelsim.studies.planner.errors import PlanInfeasible
-from funnelsim.studies.planner.levers import MAX_LEAD_MULTIPLIER, apply_changes, planned_changes
+from funnelsim.studies.planner.levers import MAX_LEAD_MULTIPLIER, LeadShape, apply_changes, planned_changes
 from funnelsim.studies.planner.period import Period
+from funnelsim.studies.planner.staffing import TeamSchedule, team_schedule
 
 __all__ = [
     "NURTURE_SAMPLE",
@@ -60,7 +61,8 @@ NURTURE_SAMPLE = 40_000
 """Leads per source run through the nurture equations for :func:`source_yields`."""
 _ANALYTIC_SEED = 20_270_101  # fixed: the analytic waterfall is a pure function of the scenario
 STAGES = mc.MONTHLY_COLUMNS  # leads, mqls, sqls, opportunities, wins, revenue
-_LEVELS = {"sdrs_needed": "mean", "aes_needed": "mean", "sdrs": "mean", "aes": "mean", "ae_headcount": "mean"}
+_LEVELS = dict.fromkeys(("sdrs_needed", "aes_needed", "sdrs", "sdr_headcount", "aes", "ae_headcount"), "mean")
+_TEAM_FLOWS = tuple(f"{t}_{f}" for t in ("sdr", "ae") for f in ("hires", "backfills", "leavers"))  # summed per month
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,11 @@ class Waterfall:
     themselves), ``leads`` (all, prospected included, as the simulation counts them),
     ``mqls``, ``sqls``, ``opportunities``, ``wins``, ``revenue`` (expected counts by the
     month they happen), ``sdrs_needed``, ``aes_needed`` (Little's law at the target
-    utilisation), ``sdrs``, ``aes`` (planned headcount, AEs in ramped-up equivalents),
-    and ``cost`` (leads bought plus rep salaries in the month).
+    utilisation), the expected planned headcount (:mod:`.staffing`: hires, ramp,
+    attrition, backfills): ``sdrs`` (SDRs taking leads), ``sdr_headcount``, ``aes`` (AEs
+    in ramped-up equivalents), ``ae_headcount``, the month's ``*_hires`` (planned),
+    ``*_backfills`` and ``*_leavers`` (the hires it takes to hold the headcount), and ``cost``
+    (leads bought plus the salaries of the reps on staff in the month).
     """
 
     months: pd.DataFrame
@@ -187,7 +192,6 @@ class _DayGrid:
 
     days: int
     month: np.ndarray  # "YYYY-MM" per day
-    calendar: np.ndarray  # calendar month index 0..11 per day (for seasonality)
     handoff: np.ndarray  # MQL -> SQL: response delay plus SDR work
     cycle: np.ndarray  # opportunity -> close
     survival: np.ndarray  # P(a deal is still open d days after it opened)
@@ -198,10 +202,9 @@ def _day_grid(scenario: Scenario) -> _DayGrid:
     days = round(scenario.horizon_days)
     h, s = scenario.handoff, scenario.sales
     day_month = _days_to_months(scenario, days)
-    calendar = np.array([int(m[5:]) - 1 for m in day_month])
     handoff = np.convolve(delay_pmf(h.response_delay_days, days), delay_pmf(h.sdr.work_days, days))[:days]
     cycle = delay_pmf(s.cycle_days, days)
-    return _DayGrid(days, day_month, calendar, handoff, cycle, 1 - np.cumsum(cycle))
+    return _DayGrid(days, day_month, handoff, cycle, 1 - np.cumsum(cycle))
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,7 @@ def _lead_flow(scenario: Scenario, grid: _DayGrid, yields: dict[str, SourceYield
     marketing_cost = np.zeros(grid.days)
     for name, src in scenario.sources.items():
         y = yields[name]
-        leads = src.leads_per_day_mean * np.array(src.seasonality)[grid.calendar]
+        leads = src.leads_per_day_mean * _volume_factors(src, grid.month)
         columns[f"leads_{name}"] = leads
         marketing_cost += leads * src.cost_per_lead
         m = _conv(leads, y.mql_delay) * y.mql_rate
@@ -242,21 +245,10 @@ def _lead_flow(scenario: Scenario, grid: _DayGrid, yields: dict[str, SourceYield
     return _LeadFlow(columns, mqls, sqls, opps, wins, revenue, marketing_cost)
 
 
-def _ae_schedule(scenario: Scenario, days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per day: AE headcount, ramped-up equivalents and open-deal slots (attrition ignored)."""
-    ae = scenario.sales.ae
-    t = np.arange(days) + 0.5
-    heads = np.full(days, float(ae.count))
-    fte = np.full(days, float(ae.count))
-    slot = np.full(days, float(ae.count * slots(ae, 1.0)))
-    for hire in ae.hires:
-        day = (hire.date - scenario.start_date).days
-        months = (t - day) / DAYS_PER_MONTH
-        share = np.array([productivity(ae, m) for m in months]) * (t >= day)
-        heads += hire.count * (t >= day)
-        fte += hire.count * share
-        slot += hire.count * np.array([slots(ae, x) for x in share])
-    return heads, fte, slot
+def _volume_factors(source: Source, day_month: np.ndarray) -> np.ndarray:
+    """Each day's volume factor of ``source``: seasonality times the month's multiplier."""
+    factor = {m: source.volume_factor(int(m[:4]), int(m[5:])) for m in np.unique(day_month)}
+    return np.array([factor[m] for m in day_month])
 
 
 def _prospected_win_rate(scenario: Scenario) -> float:
@@ -344,28 +336,38 @@ def _capacity_columns(
     scenario: Scenario,
     mqls: np.ndarray,
     open_deals: np.ndarray,
-    schedule: tuple[np.ndarray, np.ndarray, np.ndarray],
+    teams: dict[str, TeamSchedule],
     marketing_cost: np.ndarray,
     target_utilisation: float,
 ) -> dict[str, np.ndarray]:
-    """Decides the reps the flow keeps busy (Little's law at the target utilisation), the planned ones, and cost."""
+    """Decides the reps the flow keeps busy (Little's law at the target utilisation), the planned ones, and cost.
+
+    Planned headcount is the expected one: hires, ramp, attrition and backfills
+    (:mod:`.staffing`); ``*_leavers`` are the hires it takes to hold it.
+    """
     h, s = scenario.handoff, scenario.sales
-    heads, fte, _ = schedule
-    days = len(mqls)
+    ae, sdr = teams["ae"], teams["sdr"]
     sdr_load = mqls * rate(h.follow_up_rate) * h.sdr.work_days.mean  # busy SDRs (Little's law)
     return {
         "sdrs_needed": sdr_load / target_utilisation,
         "aes_needed": open_deals / (slots(s.ae, 1.0) * target_utilisation),
-        "sdrs": np.full(days, float(h.sdr.count)),
-        "aes": fte,
-        "ae_headcount": heads,
-        "cost": marketing_cost + (heads * s.ae.cost_per_year + h.sdr.count * h.sdr.cost_per_year) / 365.25,
+        "sdrs": sdr.slots,
+        "sdr_headcount": sdr.heads,
+        "sdr_hires": sdr.joins - sdr.backfills,
+        "sdr_backfills": sdr.backfills,
+        "sdr_leavers": sdr.leavers,
+        "aes": ae.fte,
+        "ae_headcount": ae.heads,
+        "ae_hires": ae.joins - ae.backfills,
+        "ae_backfills": ae.backfills,
+        "ae_leavers": ae.leavers,
+        "cost": marketing_cost + (ae.heads * s.ae.cost_per_year + sdr.heads * h.sdr.cost_per_year) / 365.25,
     }
 
 
 def _monthly(daily: pd.DataFrame, period: Period) -> pd.DataFrame:
     """Decides the month rows: flows summed, headcounts averaged, each month marked lead-in or period."""
-    flows = [c for c in daily.columns if c.startswith("leads") or c in (*STAGES, "prospected", "cost")]
+    flows = [c for c in daily.columns if c.startswith("leads") or c in (*STAGES, *_TEAM_FLOWS, "prospected", "cost")]
     months = daily.groupby("month", sort=True).agg({**dict.fromkeys(flows, "sum"), **_LEVELS}).reset_index()
     months.insert(1, "phase", np.where(months["month"].isin(period.months), "period", "lead-in"))
     return months
@@ -399,13 +401,13 @@ def waterfall(
     yields = yields or source_yields(scenario)
     grid = _day_grid(scenario)
     flow = _lead_flow(scenario, grid, yields)
-    schedule = _ae_schedule(scenario, grid.days)
+    teams = {team: team_schedule(scenario, team, grid.days) for team in ("ae", "sdr")}
     pipe = pipeline_flow(scenario, grid.days)
     revenue = flow.revenue
     revenue += pipe.revenue
     # Deals held by AEs that prospecting did not bring: from leads and from the initial pipeline.
     open_from_leads = _conv(flow.opportunities, grid.survival) + pipe.open
-    prospected = _prospecting(scenario, grid, open_from_leads, schedule[1], schedule[2])
+    prospected = _prospecting(scenario, grid, open_from_leads, teams["ae"].fte, teams["ae"].slots)
     if _prospecting_per_ae_day(scenario) > 0:
         s, p = scenario.sales, scenario.prospecting
         w = _conv(prospected, grid.cycle) * _prospected_win_rate(scenario)
@@ -426,7 +428,7 @@ def waterfall(
             "opportunities": opportunities,
             "wins": flow.wins + w + pipe.wins,
             "revenue": revenue,
-            **_capacity_columns(scenario, flow.mqls, open_deals, schedule, flow.marketing_cost, target_utilisation),
+            **_capacity_columns(scenario, flow.mqls, open_deals, teams, flow.marketing_cost, target_utilisation),
         }
     )
     return Waterfall(_monthly(daily, period), period, yields, _lag_p90_days(scenario, grid, flow.leads, yields))
@@ -437,12 +439,18 @@ def waterfall(
 
 
 def analytic_multiplier(
-    scenario: Scenario, period: Period, goal: float, yields: dict[str, SourceYield] | None = None
+    scenario: Scenario,
+    period: Period,
+    goal: float,
+    yields: dict[str, SourceYield] | None = None,
+    shape: LeadShape | None = None,
 ) -> float:
     """The lead volume multiplier whose analytic expected revenue in ``period`` is ``goal``.
 
     Revenue from leads is linear in the multiplier; prospecting is not (more deals from
     leads leave AEs fewer free slots), so the equation is solved numerically (Brent).
+    ``shape`` says where the extra leads go (:class:`~.levers.LeadShape`; every source
+    and month alike by default).
 
     Raises
     ------
@@ -453,7 +461,7 @@ def analytic_multiplier(
     yields = yields or source_yields(scenario)
 
     def gap(k: float) -> float:
-        flow = waterfall(apply_changes(scenario, planned_changes(scenario, k)), period, yields=yields)
+        flow = waterfall(apply_changes(scenario, planned_changes(scenario, k, shape=shape)), period, yields=yields)
         return flow.revenue - goal
 
     if gap(0.0) >= 0:
@@ -478,7 +486,7 @@ def ae_revenue_ceiling(scenario: Scenario, period: Period, yields: dict[str, Sou
     """
     days = round(scenario.horizon_days)
     s = scenario.sales
-    _, _, slot = _ae_schedule(scenario, days)
+    slot = team_schedule(scenario, "ae", days, attrition=False).slots
     m = np.concatenate([[0.0], renewal_function(delay_pmf(s.cycle_days, days))])
     p0 = (period.start - scenario.start_date).days
     added = np.diff(slot, prepend=0.0)
