@@ -131,7 +131,7 @@ def test_a_history_the_scenario_cannot_reproduce_exits_1_after_writing_everythin
     scenario, pipeline and report (with the failing table) are written."""
     path = _growing(tmp_path / "growing.csv")
     out = tmp_path / "acme.toml"
-    run = CliRunner().invoke(app, ["calibrate", "--opportunities", str(path), "--out", str(out), "--check-runs", "30"])
+    run = CliRunner().invoke(app, ["calibrate", "--opportunities", str(path), "--out", str(out), "--check-runs", "20"])
     assert run.exit_code == 1, run.output
     text = " ".join(run.output.split())
     assert "self-check failed: the calibrated scenario does not reproduce its own history (opportunities:" in text
