@@ -375,6 +375,8 @@ def test_cli_history_writes_stages_csv_and_prints_a_time_in_stage_line(
             str(CRM / "salesforce_history.csv"),
             "--as-of",
             "2027-04-01",
+            "--check-runs",
+            "0",
             "--out",
             str(tmp_path / "acme.toml"),
         ],

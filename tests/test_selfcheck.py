@@ -133,7 +133,7 @@ def test_a_history_the_scenario_cannot_reproduce_exits_1_after_writing_everythin
     scenario, pipeline and report (with the failing table) are written."""
     path = _growing(tmp_path / "growing.csv")
     out = tmp_path / "acme.toml"
-    run = CliRunner().invoke(app, ["calibrate", "--opportunities", str(path), "--out", str(out), "--check-runs", "30"])
+    run = CliRunner().invoke(app, ["calibrate", "--opportunities", str(path), "--out", str(out), "--check-runs", "20"])
     assert run.exit_code == 1, run.output
     text = " ".join(run.output.split())
     assert "self-check failed: the calibrated scenario does not reproduce its own history (opportunities:" in text
@@ -165,7 +165,8 @@ def test_self_check_false_alarms_and_coverage_on_histories_it_did_not_choose(tmp
     a month falls outside the simulated P10-P90 about 20% of the time and the check rarely fails. Measured:
     the share of compared months inside P10-P90 has a 95% Wilson interval that includes 0.8 or lies above 0.7
     (months of one history are correlated, so the interval is indicative), and the failures are at most 6 of 40:
-    below the binomial(40, 0.05) 99.9% quantile of 7 (Bonferroni-designed ~5% false alarm, plus correlation)."""
+    below the binomial(40, 0.05) 99.9% quantile of 7 (Bonferroni-designed ~5% false alarm, plus correlation).
+    Measured (25 min on 2 shared cores): 993 of 1,226 months inside, 81.0% (78.7-83.1%); 1 of 40 failed."""
     inside = compared = failures = 0
     for seed in range(100, 140):
         scenario = load_scenario(BASELINE, ["horizon_days=400", "start=cold"])
