@@ -157,7 +157,7 @@ def test_an_arrival_at_the_very_end_stays_inside_the_horizon() -> None:
     rounded_up = 0
     for rate in np.linspace(0.1, 50, 500):
         total = float(np.cumsum([rate * (t1 - t0) for t0, t1, _ in segments])[-1])  # as arrival_times sums it
-        times = arrival_times(_OneArrival(np.nextafter(total, 0)), rate, [1.0] * 12, segments)  # type: ignore[arg-type]
+        times = arrival_times(_OneArrival(np.nextafter(total, 0)), rate, [1.0] * len(segments), segments)  # type: ignore[arg-type]
         assert len(times) == 1 and times[0] < 90.0
         rounded_up += times[0] == np.nextafter(90.0, 0)
     assert rounded_up > 0  # the case happens: the test exercises the guard
