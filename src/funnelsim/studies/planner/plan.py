@@ -605,7 +605,10 @@ def _write_plan(
         handoff_terms=_handoff_terms(framed),
         hires=_hires(planned, framed, extra_aes, sdrs, hire_date),
         budget=request.budget.to_json(),
-        lead_shape={"sources": request.shape.sources, "months": request.shape.months},
+        lead_shape={
+            "sources": None if request.shape.sources is None else dict(request.shape.sources),
+            "months": None if request.shape.months is None else dict(request.shape.months),
+        },
     )
     return result, planned
 
