@@ -59,15 +59,18 @@ def reference(sc, goal, confidence, runs, seed, pool) -> tuple[float, int]:
 
 
 def one(sc, goal: float, args: argparse.Namespace, lever: str) -> None:
-    """Plan once with ``lever`` on a fresh pool and print what it took."""
+    """Plan once with ``lever`` on a fresh pool and print what it took (CPU counted once the pool is shut)."""
     wall, cpu = time.perf_counter(), cpu_seconds()
+    failed: Exception | None = None
     with executors.executor(args.jobs) as pool:
         try:
             result, d = planner.plan(sc, goal, args.confidence, runs=args.runs, seed=1, pool=pool, lever=lever)
         except (planner.PlanInfeasible, planner.PlanError) as exc:
-            print(f"--lever {lever}: {type(exc).__name__}: {exc}")
-            return
+            failed = exc
     took, used = time.perf_counter() - wall, cpu_seconds() - cpu
+    if failed is not None:
+        print(f"--lever {lever}: {took:.0f} s wall, {used:.0f} s CPU; {type(failed).__name__}: {failed}")
+        return
     pg = result.p_goal
     rounds = ", ".join(
         f"{r.p_goal:.1%} of {r.runs}{' (stopped early)' if r.stopped_early else ''}"

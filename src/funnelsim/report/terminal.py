@@ -216,9 +216,10 @@ def _shape_note(p: Plan) -> str:
 def _hires_line(p: Plan) -> str:
     """The plan's hires and what attrition takes: ``+2 AEs and +1 SDR hired on 2026-06-01; ...``."""
     ae, sdr = p.hires["ae"], p.hires["sdr"]
-    hired = [f"+{ae['planned']} AEs" if ae["planned"] else "", f"+{sdr['planned']} SDRs" if sdr["planned"] else ""]
+    hired = [_count(ae["planned"], "AE", "+"), _count(sdr["planned"], "SDR", "+")]
     said = " and ".join(x for x in hired if x)
-    line = f"{said} hired on {p.hire_date}, {p.sdrs} SDRs in all" if said else f"no hires, {p.sdrs} SDRs"
+    sdrs = _count(p.sdrs, "SDR")
+    line = f"{said} hired on {p.hire_date}, {sdrs} in all" if said else f"no hires, {sdrs}"
     for team, info in (("AEs", ae), ("SDRs", sdr)):
         if info["leavers_expected"] > 0.05:
             line += (
@@ -227,6 +228,13 @@ def _hires_line(p: Plan) -> str:
                 f"~{info['leavers_expected']:.1f})"
             )
     return line
+
+
+def _count(n: int, noun: str, sign: str = "") -> str:
+    """``3 SDRs``, ``1 SDR``, ``+2 AEs``; empty for no one when ``sign`` is given."""
+    if sign and not n:
+        return ""
+    return f"{sign}{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _plan_table(p: Plan, heads: pd.DataFrame) -> Table:

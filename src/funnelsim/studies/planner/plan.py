@@ -32,6 +32,7 @@ import math
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -542,27 +543,28 @@ def _search(evaluate: Evaluator, request: _Request, start: _AnalyticStart) -> tu
         return search_leads(evaluate, start.multiplier, 0, evaluate.framed.handoff.sdr.count, start.slope), None
     if request.lever == "reps":
         return search_reps(evaluate, sdrs_for(start.analytic, evaluate.framed)), None
-    return search_both(evaluate, _rungs(evaluate, request, start), start.slope)
+    more = partial(_rung, evaluate, request, start)
+    return search_both(evaluate, _rungs(evaluate, request, start), start.slope, more)
 
 
 def _rungs(evaluate: Evaluator, request: _Request, start: _AnalyticStart) -> list[Rung]:
     """The ladder of extra AEs (0, 1/2, 1, 2, 3 times the analytic AE shortfall) with each rung's analytic plan."""
     short = float((start.analytic.in_period["aes_needed"] - start.analytic.in_period["aes"]).max())
     base = max(1, math.ceil(short))
-    rungs = []
-    for extra in sorted({0, base // 2, base, 2 * base, 3 * base}):
-        sdrs = sdrs_for(start.flow(start.multiplier, extra), evaluate.framed)
-        staffed = evaluate.scenario(1.0, extra, sdrs)
-        if ae_revenue_ceiling(staffed, request.period, evaluate.yields) < request.goal:
-            rungs.append(Rung(extra, sdrs, math.inf, math.inf))
-            continue
-        try:
-            k = analytic_multiplier(staffed, request.period, request.goal, evaluate.yields, shape=request.shape)
-        except PlanInfeasible:
-            rungs.append(Rung(extra, sdrs, math.inf, math.inf))
-            continue
-        rungs.append(Rung(extra, sdrs, k, evaluate.cost(STEP ** grid_point(k), extra, sdrs)))
-    return rungs
+    return [_rung(evaluate, request, start, extra) for extra in sorted({0, base // 2, base, 2 * base, 3 * base})]
+
+
+def _rung(evaluate: Evaluator, request: _Request, start: _AnalyticStart, extra: int) -> Rung:
+    """One rung of the both-lever ladder: SDRs sized to its analytic flow, its analytic volume and cost."""
+    sdrs = sdrs_for(start.flow(start.multiplier, extra), evaluate.framed)
+    staffed = evaluate.scenario(1.0, extra, sdrs)
+    if ae_revenue_ceiling(staffed, request.period, evaluate.yields) < request.goal:
+        return Rung(extra, sdrs, math.inf, math.inf)
+    try:
+        k = analytic_multiplier(staffed, request.period, request.goal, evaluate.yields, shape=request.shape)
+    except PlanInfeasible:
+        return Rung(extra, sdrs, math.inf, math.inf)
+    return Rung(extra, sdrs, k, evaluate.cost(STEP ** grid_point(k), extra, sdrs))
 
 
 def _write_plan(
@@ -611,7 +613,10 @@ def _write_plan(
         handoff_terms=_handoff_terms(framed),
         hires=_hires(planned, framed, extra_aes, sdrs, hire_date),
         budget=request.budget.to_json(),
-        lead_shape={"sources": request.shape.sources, "months": request.shape.months},
+        lead_shape={
+            "sources": None if request.shape.sources is None else dict(request.shape.sources),
+            "months": None if request.shape.months is None else dict(request.shape.months),
+        },
     )
     return result, planned
 

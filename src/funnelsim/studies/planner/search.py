@@ -373,7 +373,19 @@ class Rung:
     analytic_cost: float  # the cost of that plan in the period
 
 
-def search_both(evaluate: Evaluator, rungs: list[Rung], slope: float) -> tuple[Candidate, pd.DataFrame]:
+@dataclass
+class _Ladder:
+    """What the both-lever search knows so far: the best plan, the rungs' rows, the simulated/analytic ratio."""
+
+    rows: dict[int, dict[str, object]] = field(default_factory=dict)
+    best: Candidate | None = None
+    ratio: float | None = None  # smallest simulated / analytic volume so far
+    infeasible: PlanInfeasible | None = None
+
+
+def search_both(
+    evaluate: Evaluator, rungs: list[Rung], slope: float, more: Callable[[int], Rung] | None = None
+) -> tuple[Candidate, pd.DataFrame]:
     """For a ladder of extra AEs, the smallest lead volume; the cheapest wins (branch and bound).
 
     Rungs are searched in order of their analytic cost. The simulation needs at least
@@ -382,56 +394,66 @@ def search_both(evaluate: Evaluator, rungs: list[Rung], slope: float) -> tuple[C
     cost grows with volume, so ``cost(rung, ratio * k_analytic)`` is a lower bound on the
     rung's cost: a rung whose bound is not below the best plan found is not simulated,
     and a rung being searched stops as soon as its volume costs as much as the best.
-    A rung AE capacity rules out (``analytic_multiplier`` infinite) is skipped.
+    A rung AE capacity rules out (``analytic_multiplier`` infinite) is skipped. When no
+    rung reaches the goal (the analytic shortfall ignores queues), ``more(a)`` adds rungs
+    of twice the most AEs tried, up to :data:`MAX_EXTRA_AES`, until one does.
     """
-    rows: dict[int, dict[str, object]] = {}
-    best: Candidate | None = None
-    ratio: float | None = None  # smallest simulated / analytic volume so far
-    infeasible: PlanInfeasible | None = None
+    ladder = _Ladder()
     for rung in sorted(rungs, key=lambda r: (r.analytic_cost, r.extra_aes)):
-        row: dict[str, object] = {"extra_aes": rung.extra_aes, "sdrs": rung.sdrs, "lead_multiplier": math.nan}
-        row |= {"cost": math.nan, "analytic_multiplier": rung.analytic_multiplier, "cost_bound": math.nan}
-        rows[rung.extra_aes] = row
-        if not math.isfinite(rung.analytic_multiplier):
-            row["outcome"] = "AE capacity: the goal is above what these AEs can close"
-            continue
-        k_low = max(1.0, 0.95 * ratio * rung.analytic_multiplier) if ratio is not None else 1.0
-        bound = evaluate.cost(STEP ** grid_point(k_low), rung.extra_aes, rung.sdrs)
-        row["cost_bound"] = bound
-        if best is not None and bound >= best.cost:
-            row["outcome"] = "pruned: its analytic cost bound is above the best plan's cost"
-            continue
-        try:
-            c = search_leads(
-                evaluate, rung.analytic_multiplier, rung.extra_aes, rung.sdrs, slope, best.cost if best else None
-            )
-        except Pruned:
-            row["outcome"] = "pruned: costs more than the best plan before reaching the confidence"
-            continue
-        except PlanInfeasible as why:
-            infeasible = why
-            row["outcome"] = f"infeasible: {why.constraint}"
-            continue
-        row |= {"lead_multiplier": c.lead_multiplier, "cost": c.cost, "outcome": "reached"}
-        if rung.analytic_multiplier > 0:
-            seen = c.lead_multiplier / rung.analytic_multiplier
-            ratio = seen if ratio is None else min(ratio, seen)
-        if best is None or c.cost < best.cost:
-            best = c
-    if best is None:
-        tried = ", ".join(f"+{r.extra_aes}" for r in sorted(rungs, key=lambda r: r.extra_aes))
-        ladder = f" (--lever both tried {tried} AEs, each with the lead lever up to its cap)"
-        if infeasible is not None:  # what binds on the last rung simulated
-            raise PlanInfeasible(infeasible.constraint, infeasible.explanation + ladder, infeasible.remedy)
+        _climb(evaluate, rung, slope, ladder)
+    extra = max(r.extra_aes for r in rungs)
+    while ladder.best is None and more is not None and extra < MAX_EXTRA_AES:
+        extra = min(max(2 * extra, 1), MAX_EXTRA_AES)
+        _climb(evaluate, more(extra), slope, ladder)
+    if ladder.best is None:
+        tried = ", ".join(f"+{a}" for a in sorted(ladder.rows))
+        said = f" (--lever both tried {tried} AEs, each with the lead lever up to its cap)"
+        if ladder.infeasible is not None:  # what binds on the last rung simulated
+            why = ladder.infeasible
+            raise PlanInfeasible(why.constraint, why.explanation + said, why.remedy)
         raise PlanInfeasible(
             "AE capacity",
-            "even the largest number of extra AEs tried cannot close the goal in the period, by the analytic "
-            f"bound{ladder}.",
+            f"even the largest number of extra AEs tried cannot close the goal in the period, by the analytic "
+            f"bound{said}.",
             "lengthen the period, start earlier (--lead-in, --hire-month), or lower the goal.",
         )
-    table = pd.DataFrame([rows[r.extra_aes] for r in sorted(rungs, key=lambda r: r.extra_aes)])
-    table["chosen"] = table["extra_aes"] == best.extra_aes
-    return best, table
+    table = pd.DataFrame([ladder.rows[a] for a in sorted(ladder.rows)])
+    table["chosen"] = table["extra_aes"] == ladder.best.extra_aes
+    return ladder.best, table
+
+
+def _climb(evaluate: Evaluator, rung: Rung, slope: float, ladder: _Ladder) -> None:
+    """Search one rung (or skip it: ruled out, or its cost bound above the best), recording what happened."""
+    row: dict[str, object] = {"extra_aes": rung.extra_aes, "sdrs": rung.sdrs, "lead_multiplier": math.nan}
+    row |= {"cost": math.nan, "analytic_multiplier": rung.analytic_multiplier, "cost_bound": math.nan}
+    ladder.rows[rung.extra_aes] = row
+    if not math.isfinite(rung.analytic_multiplier):
+        row["outcome"] = "AE capacity: the goal is above what these AEs can close"
+        return
+    best, ratio = ladder.best, ladder.ratio
+    k_low = max(1.0, 0.95 * ratio * rung.analytic_multiplier) if ratio is not None else 1.0
+    bound = evaluate.cost(STEP ** grid_point(k_low), rung.extra_aes, rung.sdrs)
+    row["cost_bound"] = bound
+    if best is not None and bound >= best.cost:
+        row["outcome"] = "pruned: its analytic cost bound is above the best plan's cost"
+        return
+    try:
+        c = search_leads(
+            evaluate, rung.analytic_multiplier, rung.extra_aes, rung.sdrs, slope, best.cost if best else None
+        )
+    except Pruned:
+        row["outcome"] = "pruned: costs more than the best plan before reaching the confidence"
+        return
+    except PlanInfeasible as why:
+        ladder.infeasible = why
+        row["outcome"] = f"infeasible: {why.constraint}"
+        return
+    row |= {"lead_multiplier": c.lead_multiplier, "cost": c.cost, "outcome": "reached"}
+    if rung.analytic_multiplier > 0:
+        seen = c.lead_multiplier / rung.analytic_multiplier
+        ladder.ratio = seen if ratio is None else min(ratio, seen)
+    if best is None or c.cost < best.cost:
+        ladder.best = c
 
 
 # ---------------------------------------------------------------------------

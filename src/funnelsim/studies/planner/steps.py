@@ -19,7 +19,9 @@ that is read from the fresh rounds themselves where they can tell, else from a m
   simulated there if it has fewer than two), scaled to the fresh runs:
   ``a' = a + (G - q) / (slope * q / mean)``, ``mean`` the search's mean revenue at ``a``.
 
-Every step moves at least one grid point (one AE) up. An AE lever that no longer adds
+The quantile is read off the runs when at least :data:`TAIL_RUNS` lie below it, else from
+a normal fit (a round stopped after its first batch); ``G / q`` is capped at
+:data:`MAX_FACTOR` a step. Every step moves at least one grid point (one AE) up. An AE lever that no longer adds
 revenue on the search's runs (elasticity below :data:`MIN_ELASTICITY`), or a step past a
 lever's cap, raises :class:`PlanInfeasible` naming the lever and the cap; a saturated
 lead lever is the search's to find, on common random numbers, not the noisy secant's.
@@ -31,6 +33,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 from funnelsim.studies.planner.errors import PlanInfeasible
 from funnelsim.studies.planner.levers import MAX_EXTRA_AES, MAX_LEAD_MULTIPLIER
@@ -39,8 +42,12 @@ from funnelsim.studies.planner.search import STEP, TOP, Evaluator, candidate_of,
 from funnelsim.studies.planner.verify import MAX_VERIFICATIONS, Verdict, Verifier
 from funnelsim.studies.planner.waterfall import analytic_multiplier, waterfall
 
-__all__ = ["MIN_ELASTICITY", "SECANT_RUNS", "WorkBudget", "step"]
+__all__ = ["MAX_FACTOR", "MIN_ELASTICITY", "SECANT_RUNS", "TAIL_RUNS", "WorkBudget", "step"]
 
+TAIL_RUNS = 10
+"""Fewest fresh runs below a quantile for it to be read off the runs (else a normal fit)."""
+MAX_FACTOR = 1.5
+"""The most a step may ask revenue to grow (a bigger shortfall takes more rounds, never one leap past the goal)."""
 SECANT_RUNS = 200
 """Fewest fresh runs in each of two failed rounds for their secant to steer the next lead step."""
 MIN_ELASTICITY = 0.1
@@ -106,11 +113,26 @@ def step(evaluate: Evaluator, verifier: Verifier, level: float, lever: str) -> t
 
 
 def _quantiles(evaluate: Evaluator, verifier: Verifier, level: float) -> dict[int, float]:
-    """The ``1 - level`` revenue quantile of each verification round's fresh runs, by round."""
-    return {
-        number: float(np.quantile(period_revenue(reps.monthly, evaluate.period), 1 - level))
-        for number, reps in verifier.replications.items()
-    }
+    """The ``1 - level`` revenue quantile of each verification round's fresh runs, by round.
+
+    Empirical when at least :data:`TAIL_RUNS` runs lie below it; else (a round stopped
+    after its first batch) from a normal fit, ``mean + z * sd``, which a handful of
+    extreme runs cannot drag down.
+    """
+    z = float(stats.norm.ppf(1 - level))
+    out = {}
+    for number, reps in verifier.replications.items():
+        revenue = period_revenue(reps.monthly, evaluate.period)
+        if len(revenue) * (1 - level) >= TAIL_RUNS:
+            out[number] = float(np.quantile(revenue, 1 - level))
+        else:
+            out[number] = float(revenue.mean() + z * revenue.std(ddof=1))
+    return out
+
+
+def _factor(goal: float, q: float) -> float:
+    """How much revenue must grow to lift the quantile ``q`` to ``goal``: at most :data:`MAX_FACTOR` a step."""
+    return min(goal / q, MAX_FACTOR) if q > 0 else MAX_FACTOR
 
 
 def _previous(verifier: Verifier, verdict: Verdict) -> Verdict | None:
@@ -133,9 +155,9 @@ def _next_leads(evaluate: Evaluator, verifier: Verifier, verdict: Verdict, fresh
         if q > 0 and q0 > 0 and min(before.runs, verdict.runs) >= SECANT_RUNS:
             # Clamped: two quantiles of a few hundred runs each give the elasticity to within a factor of two.
             elasticity = math.log(q / q0) / math.log(k / before.lead_multiplier)
-            wanted = k * (evaluate.goal / q) ** (1 / min(max(elasticity, 0.5), 2.0))
+            wanted = k * _factor(evaluate.goal, q) ** (1 / min(max(elasticity, 0.5), 2.0))
     if wanted is None:
-        wanted = _analytic_guess(evaluate, verdict, evaluate.goal / q if q > 0 else 2.0)
+        wanted = _analytic_guess(evaluate, verdict, _factor(evaluate.goal, q))
     if current >= TOP:
         _saturated(evaluate, verdict, verifier, "leads")
     return float(STEP ** min(max(grid_point(wanted), current + 1), TOP))
@@ -157,7 +179,7 @@ def _next_aes(evaluate: Evaluator, verdict: Verdict, fresh: dict[int, float]) ->
     if a >= MAX_EXTRA_AES:
         raise diagnose(evaluate, evaluate(1.0, a, sdrs), "reps", "aes")
     # The fresh quantile must rise by G - q; revenue moves as the search's mean does, scaled to the fresh runs.
-    needed = (evaluate.goal - q) * mean_here / max(q, 1e-9)
+    needed = (min(evaluate.goal, MAX_FACTOR * q) - q) * mean_here / max(q, 1e-9)
     return min(a + max(1, math.ceil(needed / slope)), MAX_EXTRA_AES)
 
 
