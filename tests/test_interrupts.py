@@ -272,3 +272,20 @@ def test_more_tasks_than_the_window_give_the_same_rows_on_two_processes_as_in_pr
     pd.testing.assert_frame_equal(parallel.table, serial.table, check_exact=True)
     pd.testing.assert_frame_equal(parallel.monthly, serial.monthly, check_exact=True)
     assert parallel.complete and parallel.interruption is None
+
+
+def test_an_idle_worker_sent_sigterm_ends_quietly_inside_a_guarded_run(capfd: pytest.CaptureFixture[str]) -> None:
+    """A broken pool ends its surviving workers with SIGTERM. A forked worker inherits the
+    parent's ``stop_on_signals`` handler; it must not raise ``Interrupted`` (and print a
+    traceback into the user's terminal) but end as SIGTERM ends a process."""
+    with executors.stop_on_signals():
+        pool = executors.LocalPool(1)
+        try:
+            pid = pool.submit(os.getpid).result()
+            process = pool._workers[pid]
+            os.kill(pid, signal.SIGTERM)
+            process.join(timeout=10)
+            assert process.exitcode == -signal.SIGTERM
+        finally:
+            pool.stop_now()
+    assert "Traceback" not in capfd.readouterr().err

@@ -239,6 +239,9 @@ class LocalPool(ProcessPoolExecutor):
 def _worker_start(parent_pid: int) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the parent alone decides what to keep.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A forked worker inherits the parent's stop_on_signals handler; the SIGTERM a broken pool
+    # sends its survivors must end them quietly, not raise Interrupted (and print a traceback).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(parent_pid)
 
 
