@@ -46,6 +46,7 @@ COMMANDS: dict[str, list[str]] = {
         "compare",
         str(SCENARIOS / "misaligned.toml"),
         str(SCENARIOS / "aligned.toml"),
+        *SMALL,
         "--runs",
         "4",
         "--seed",

@@ -40,6 +40,7 @@ from funnelsim.model.mechanisms import win_probability
 from funnelsim.model.paths import apply_overrides
 from funnelsim.run import metrics as m
 from funnelsim.run.metrics import summarize_run
+from funnelsim.studies import replications
 from funnelsim.studies.planner import Period, analytic_multiplier, frame, pipeline_flow, plan
 from scaled import TENTH, tiny_scenario
 
@@ -394,6 +395,47 @@ def _scaled(*overrides: str, pipeline: list[dict[str, Any]] | None = None) -> Sc
     return parse_scenario(raw, "baseline/10 with pipeline")
 
 
+FLAT = (
+    *(f"sources.{s}.seasonality=[1,1,1,1,1,1,1,1,1,1,1,1]" for s in ("inbound", "events", "partner")),
+    "sales.ae.hires=[]",
+)
+
+
+def _sqls_by_quarter(scenario: Scenario) -> tuple[float, float]:
+    """Mean SQLs per replication in the first and in the last quarter of the year (40 replications)."""
+    monthly = replications.run(scenario, 40, seed=5).monthly
+    per_month = monthly.pivot_table(index="replication", columns="month", values="sqls", aggfunc="sum")
+    return float(per_month.iloc[:, :3].sum(axis=1).mean()), float(per_month.iloc[:, -3:].sum(axis=1).mean())
+
+
+def test_a_pipeline_start_puts_a_warm_marketing_funnel_in_front_of_the_crm_deals() -> None:
+    """A pipeline start burns marketing and the SDRs in: on a flat scenario the first quarter
+    qualifies as many leads as the last (within 15%; 40 replications make the quarterly mean's
+    standard error ~3.5%, so 15% is ~3 standard errors of the difference). With burn_in_days = 0
+    marketing starts empty and the first quarter qualifies under 70% of the last.
+
+    Sales' side of the burn-in is the CRM's: the only deals open on day 0 are the pipeline's
+    (every other opportunity is opened in the window, none carried from a simulated burn-in)."""
+    warm = _scaled(*FLAT)
+    result = simulate(warm, seed=3)
+    assert result.metadata["start"] == "pipeline" and result.metadata["burn_in_days"] > 0
+    ev, leads = result.events, result.leads
+    deals = ev[ev["event"] == "opportunity"]
+    at_start = deals[deals["time"] == 0]
+    assert len(at_start) == len(warm.open_deals)
+    assert (leads["source"].to_numpy()[at_start["lead"].to_numpy()] == "pipeline").all()
+    opening = result.metadata["open_at_start"]
+    assert opening["opportunities"] == len(warm.open_deals) and opening["leads"] > 0
+    assert opening["value"] == pytest.approx(at_start["value"].sum(), rel=1e-12)
+    assert summarize_run(result)["pipeline_deals"] == len(warm.open_deals)  # not the burn-in's carried leads
+    closed = ev[ev["event"].isin(["won", "lost"])]
+    assert set(closed["lead"]) <= set(deals["lead"])  # every close has its opening in the window
+    first, last = _sqls_by_quarter(warm)
+    assert abs(first / last - 1) < 0.15, (first, last)
+    first_cold, last_cold = _sqls_by_quarter(_scaled(*FLAT, "burn_in_days=0"))
+    assert first_cold < 0.7 * last_cold, (first_cold, last_cold)
+
+
 @pytest.mark.parametrize("engine", [simulate, simulate_reference], ids=["engine", "reference"])
 def test_pipeline_deals_are_opportunities_not_leads_and_every_table_adds_up(engine: Any) -> None:
     """The deals open on day 0 are opportunities, wins, losses and revenue, never leads, MQLs or SQLs.
@@ -401,9 +443,11 @@ def test_pipeline_deals_are_opportunities_not_leads_and_every_table_adds_up(engi
     In both engines: each deal's log is ``opportunity`` at time 0 (no ``created``), then
     ``won`` or ``lost`` with the same amount and AE; summary volumes, segments, periods
     and leakage still add up (leakage: leak rows + wins + still open = leads + deals);
-    cycle-time metrics leave the deals out (they opened before the run).
+    cycle-time metrics leave the deals out (they opened before the run). Marketing starts
+    empty (burn_in_days = 0), so that every other lead is created in the run and the
+    identities are exact.
     """
-    scenario = _scaled()
+    scenario = _scaled("burn_in_days=0")
     result = engine(scenario, seed=3)
     ev, leads = result.events, result.leads
     deals = _pipeline_rows(result)
@@ -465,13 +509,14 @@ def test_a_scenario_without_pipeline_is_unchanged_and_arrivals_do_not_depend_on_
     without = simulate(parse_scenario(copy.deepcopy(raw)), seed=9)
     del raw["start"]  # a pipeline, even empty, starts the run from it
     raw["initial_pipeline"] = {"opportunities": []}
+    raw["burn_in_days"] = 0  # and marketing as empty as the cold start's
     empty = simulate(parse_scenario(copy.deepcopy(raw)), seed=9)
     pd.testing.assert_frame_equal(empty.events, without.events)
     pd.testing.assert_frame_equal(empty.levels, without.levels)
     assert {k: v for k, v in summarize_run(empty).items() if not k.startswith("pipeline_")} == pytest.approx(
         summarize_run(without), nan_ok=True
     )
-    with_pipeline = simulate(_scaled(), seed=9)
+    with_pipeline = simulate(_scaled("burn_in_days=0"), seed=9)
     keep = ["source", "persona", "fit", "has_need", "created"]
     arrived = with_pipeline.leads[with_pipeline.leads["source"].isin(list(raw["sources"]))][keep]
     before = without.leads[without.leads["source"].isin(list(raw["sources"]))][keep]

@@ -164,12 +164,14 @@ def test_a_bad_start_is_refused_naming_the_field(override: str, says: str) -> No
     assert res.exit_code == 2 and says in res.output and "Traceback" not in res.output
 
 
-def test_cold_and_pipeline_starts_are_unchanged() -> None:
-    """Cold runs and pipeline runs simulate no burn-in: their logs start at day 0 with no carry-over."""
+def test_cold_and_pipeline_starts_without_burn_in_are_unchanged() -> None:
+    """Cold runs, and pipeline runs with burn_in_days = 0, simulate no burn-in: their logs start at
+    day 0 with no carry-over."""
     cold = simulate(load_scenario(BASELINE, [*TENTH_VOLUME, "start=cold", "horizon_days=90"]), seed=2)
     assert "burn_in_days" not in cold.metadata and cold.metadata["start"] == "cold"
     assert (cold.events.groupby("lead")["event"].first() == "created").all()
-    piped = simulate(load_scenario(ROOT / "scenarios" / "baseline-with-pipeline.toml", ["horizon_days=90"]), seed=2)
+    piped = load_scenario(ROOT / "scenarios" / "baseline-with-pipeline.toml", ["horizon_days=90", "burn_in_days=0"])
+    piped = simulate(piped, seed=2)
     assert piped.metadata["start"] == "pipeline" and "burn_in_days" not in piped.metadata
     monthly = stages_by_month(piped.events, piped.scenario.start_date, 90)
     assert monthly["revenue"].iloc[0] > 0

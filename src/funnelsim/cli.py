@@ -294,7 +294,7 @@ def _single_run(
 
 def _warm(sc: Scenario, seed: int, narrate: bool) -> Scenario:
     """The scenario with its warm start's burn-in chosen (pilot runs, once), narrated."""
-    with _spinner("choosing the warm start's burn-in", narrate and sc.start_mode == "warm"):
+    with _spinner("choosing the warm start's burn-in", narrate and sc.burns_in):
         resolved, burn_in = _guard(lambda: warm_start(sc, seed))
     if narrate and burn_in is not None:
         settled = "" if burn_in.settled else " [yellow]not settled: the funnel keeps filling[/]"
@@ -511,13 +511,19 @@ def compare(
         ),
     ] = None,
     allow_large: AllowLargeOpt = False,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override a value in every scenario: dotted.path=value (repeatable).", show_default=False
+        ),
+    ] = None,
 ) -> None:
     """Run SCENARIOS on the same seeds and show each metric's paired difference against the first.
 
     With --attribute (two scenarios), every combination of the levers that differ is
     simulated too, and the revenue gap is split by Shapley values (docs/model.md).
     """
-    loaded = [_load(path, None) for path in scenarios]
+    loaded = [_load(path, overrides) for path in scenarios]
     named = _guard(lambda: _levers(lever or []))
     if out_dir is not None:
         _guard(lambda: check_target(out_dir, force, figure_format))

@@ -6,6 +6,13 @@ and reports only the horizon. The initial AEs are on staff and fully ramped at t
 start of the burn-in, and attrition starts on ``start_date`` (so the team on day 0 is
 ``sales.ae.count``, as the scenario says); dated hires keep their dates.
 
+A pipeline start burns in the same way, with one difference: sales' side of the
+burn-in is the CRM's history, not a simulation. SQLs handed to sales before
+``start_date`` leave the run (their fate is in the export, closed or among the open
+deals), AEs do not prospect before it, and ``initial_pipeline``'s deals open on
+``start_date``. So day 0 has a steady marketing funnel and SDR queue in front of the
+CRM's own open deals, rather than an empty company with a few deals.
+
 The burn-in, unless the scenario fixes it, is chosen once per scenario and seed by a
 pilot (:func:`choose_burn_in`): :data:`PILOT_RUNS` cold runs of the scenario with its
 seasonality flattened to its yearly mean, no month multipliers, no dated hires and
@@ -122,11 +129,11 @@ def choose_burn_in(scenario: Scenario, pilot_run: Pilot) -> BurnIn:
 def resolve(scenario: Scenario, seed: int, pilot_run: Pilot) -> tuple[Scenario, BurnIn | None]:
     """The scenario with its burn-in fixed (``burn_in_days`` set) and how it was chosen.
 
-    Scenarios that are not warm come back as they are with ``None``; a warm one with
+    Scenarios that start cold come back as they are with ``None``; a warm or pipeline one with
     ``burn_in_days`` given keeps it. A chosen burn-in is remembered per scenario and
     seed within the process.
     """
-    if scenario.start_mode != "warm":
+    if not scenario.burns_in:
         return scenario, None
     if scenario.burn_in_days is not None:
         return scenario, BurnIn(scenario.burn_in_days, "burn_in_days in the scenario")
@@ -152,21 +159,28 @@ def with_burn_in(scenario: Scenario, burn_in: BurnIn) -> Scenario:
 def start_of(scenario: Scenario) -> dict[str, Any]:
     """How a (resolved) scenario starts, for manifests: ``mode``, and for a warm start the
     burn-in and what chose it (a pilot in this process, or the scenario's ``burn_in_days``)."""
-    if scenario.start_mode != "warm" or scenario.burn_in_days is None:
+    if not scenario.burns_in or scenario.burn_in_days is None:
         return {"mode": scenario.start_mode}
     given = BurnIn(scenario.burn_in_days, "burn_in_days in the scenario")
-    return {"mode": "warm", **_RESOLVED.get(scenario.sha256(), given).to_json()}
+    return {"mode": scenario.start_mode, **_RESOLVED.get(scenario.sha256(), given).to_json()}
 
 
 def shifted(scenario: Scenario) -> tuple[Scenario, float]:
     """The scenario as the engine runs it, and the day of the event log that is ``start_date``.
 
-    A warm scenario (with its burn-in fixed) starts ``burn_in_days`` earlier and runs that
-    much longer; any other runs as it is, from 0.
+    A warm or pipeline scenario (with its burn-in fixed) starts ``burn_in_days`` earlier and
+    runs that much longer; any other runs as it is, from 0.
     """
-    if scenario.start_mode != "warm" or not scenario.burn_in_days:
+    if not scenario.burns_in or not scenario.burn_in_days:
         return scenario, 0.0
     days = math.ceil(scenario.burn_in_days)
     start = scenario.start_date - dt.timedelta(days=days)
-    update = {"start_date": start, "horizon_days": scenario.horizon_days + days, "start": "cold", "burn_in_days": None}
+    # A pipeline start stays one: the World hands its deals out on the reported start date.
+    shifted_start = "pipeline" if scenario.start_mode == "pipeline" else "cold"
+    update = {
+        "start_date": start,
+        "horizon_days": scenario.horizon_days + days,
+        "start": shifted_start,
+        "burn_in_days": None,
+    }
     return scenario.model_copy(update=update), float(days)

@@ -189,6 +189,8 @@ class World:
         """``origin``: the day the reported run starts (after a warm start's burn-in, else 0); the
         starting AEs' attrition begins then, so the team on that day is ``sales.ae.count``."""
         self.origin = origin
+        # A pipeline start's burn-in: sales' side before origin is the CRM's history (see _sell).
+        self.sales_from = origin if scenario.start_mode == "pipeline" else 0.0
         # Rates given as distributions are drawn once, here: one value per replication.
         sc, self.parameters = draw_parameters(scenario, lambda path: streams.rng("parameters", path))
         self.sc = sc
@@ -322,7 +324,7 @@ class World:
         self.need[lead] = own.need[k]
 
     def open_pipeline(self) -> None:
-        """The deals of ``initial_pipeline``, open on day 0 (call before the run starts).
+        """The deals of ``initial_pipeline``, open on the start date (call before the run starts).
 
         Each deal holds a slot of one of the starting AEs (:func:`assign_owners`), even
         beyond the AE's ``max_open_opportunities``: a rep over the cap keeps its deals
@@ -355,10 +357,11 @@ class World:
             fit = float(drawn_fit[i]) if deal.fit is None else deal.fit
             amount = float(drawn_size[i]) if deal.deal_size is None else deal.deal_size
             lead = self.new_lead(source, int(persona[i]), fit, 0.0, 1.0, True)
-            self.rec.event(self.env.now, lead, E["opportunity"], reps[i], amount)
-            self.ae.take(reps[i])
+            self.rec.event(self.sales_from, lead, E["opportunity"], reps[i], amount)
+            self.ae.take(reps[i])  # from day 0: before a pipeline start no deal reaches the AEs anyway
             p_win = float(win_probability(self.win_rate, self.fit_effect, fit))
-            Step(self.env, float(remaining[i]), self._close, (lead, reps[i], amount, (float(win[i]), p_win)))
+            close = self.sales_from + float(remaining[i])
+            Step(self.env, close, self._close, (lead, reps[i], amount, (float(win[i]), p_win)))
 
     def new_lead(self, source: int, persona: int, fit: float, engagement: float, response: float, need: bool) -> int:
         lead = self.n_leads
@@ -497,6 +500,8 @@ class World:
 
     # -- sales ----------------------------------------------------------------
     def _sell(self, lead: int, k: int) -> None:
+        if self.env.now < self.sales_from:
+            return  # handed to sales before a pipeline start: its fate is in the CRM history
         rep = self.ae.acquire()
         if rep >= 0:
             self._ae_start(lead, k, rep)
@@ -614,6 +619,8 @@ class World:
         persona = self.persona_names.index(p.persona)
         source = self.source_names.index(PROSPECTING)
         active = self.ae_active  # kept up to date by _join and _set_productivity
+        if self.sales_from:
+            yield self.env.timeout(self.sales_from)  # deals sourced before a pipeline start are the CRM's
         while True:
             if not active:
                 yield self._staff_changed

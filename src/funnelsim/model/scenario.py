@@ -408,15 +408,17 @@ class Scenario(_Model):
         description=(
             "How the funnel looks on start_date. warm: as it would after running at this scenario's own rates "
             "long enough to be steady (a burn-in before start_date that is simulated, not reported); cold: empty "
-            "(no leads in nurture, no open deals, idle reps); pipeline: empty but for initial_pipeline. "
+            "(no leads in nurture, no open deals, idle reps); pipeline: the open deals of initial_pipeline, and "
+            "marketing and the SDRs warm as in a warm start (a burn-in whose hand-offs to sales are the CRM's "
+            "history, not simulated deals; burn_in_days = 0: marketing starts empty too). "
             "Default: pipeline when there is an initial_pipeline, else warm."
         ),
     )
     burn_in_days: NonNegative | None = Field(
         None,
         description=(
-            "Days simulated before start_date for a warm start; none = chosen per scenario by the MSER-5 test "
-            "on a pilot run (see docs/model.md, Warm start)."
+            "Days simulated before start_date for a warm or pipeline start; none = chosen per scenario by the "
+            "MSER-5 test on a pilot run (see docs/model.md, Warm start)."
         ),
     )
 
@@ -439,8 +441,8 @@ class Scenario(_Model):
             raise ValueError(
                 f"start = {self.start!r} does not read initial_pipeline: use start = 'pipeline' or remove the pipeline"
             )
-        if self.burn_in_days is not None and self.start_mode != "warm":
-            raise ValueError(f"burn_in_days is for a warm start; this scenario starts {self.start_mode}")
+        if self.burn_in_days is not None and not self.burns_in:
+            raise ValueError(f"burn_in_days is for a warm or pipeline start; this scenario starts {self.start_mode}")
         return self
 
     @property
@@ -449,6 +451,11 @@ class Scenario(_Model):
         if self.start is not None:
             return self.start
         return "pipeline" if self.initial_pipeline is not None else "warm"
+
+    @property
+    def burns_in(self) -> bool:
+        """True if the run starts after a burn-in: a warm start, or a pipeline start (warm marketing)."""
+        return self.start_mode in ("warm", "pipeline")
 
     @property
     def open_deals(self) -> list[OpenDeal]:

@@ -943,13 +943,16 @@ def summarize_run(result: RunResult) -> dict[str, float]:
     if scenario.prior_year_revenue is not None:
         out["yoy_growth"] = yoy_growth(out["revenue"], scenario.prior_year_revenue, horizon)
     if scenario.initial_pipeline is not None:
-        out.update(_pipeline_outcomes(_Log(result.events)))
+        from funnelsim.model.scenario import PIPELINE_SOURCE  # loaded with the scenario already
+
+        out.update(_pipeline_outcomes(_Log(result.events), (source == PIPELINE_SOURCE).to_numpy()))
     return out
 
 
-def _pipeline_outcomes(log: _Log) -> dict[str, float]:
-    """What the deals open on day 0 (an opportunity without a ``created`` event) became in the run."""
-    pipeline = log.reached("opportunity") & ~log.reached("created")
+def _pipeline_outcomes(log: _Log, from_pipeline: np.ndarray) -> dict[str, float]:
+    """What the deals of the initial pipeline (the leads ``from_pipeline``) became in the run; a
+    pipeline start's leads carried over from its burn-in are not among them."""
+    pipeline = log.reached("opportunity") & from_pipeline
     won = log.rows("won")
     mine = pipeline[log.lead[won]]
     return {

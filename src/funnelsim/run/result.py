@@ -83,7 +83,10 @@ class RunResult:
         }
         events, levels, roster = recorder.events_frame(), recorder.levels_frame(), recorder.roster_frame()
         if origin > 0:
-            events, levels, roster, frame, metadata["open_at_start"] = window(events, levels, roster, frame, origin)
+            handed_over = scenario.start_mode == "pipeline"
+            events, levels, roster, frame, metadata["open_at_start"] = window(
+                events, levels, roster, frame, origin, handed_over
+            )
             metadata["burn_in_days"] = origin
         return cls(scenario, seed, replication, events, levels, roster, frame, metadata)
 
@@ -125,7 +128,12 @@ class RunResult:
 
 
 def window(
-    events: pd.DataFrame, levels: pd.DataFrame, roster: pd.DataFrame, attributes: pd.DataFrame, origin: float
+    events: pd.DataFrame,
+    levels: pd.DataFrame,
+    roster: pd.DataFrame,
+    attributes: pd.DataFrame,
+    origin: float,
+    handed_over: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """The logs of a warm run from ``origin`` on, re-timed so that ``origin`` is day 0.
 
@@ -135,10 +143,22 @@ def window(
     become rows at time 0 (a rep on staff then "joined" at 0; one gone by then is
     left out). Also returns what was open at ``origin``: ``opportunities`` and their
     ``value``, and ``leads`` in an open state (:data:`~funnelsim.vocabulary.OPEN_STATES`).
+
+    ``handed_over`` (a pipeline start): the SQLs of the burn-in went to the CRM's history,
+    so they are not open leads, and the open opportunities are the pipeline's, opened at
+    ``origin``.
     """
     time = events["time"].to_numpy(float)
     inside = time >= origin
     opening = _open_at(events[~inside])
+    if handed_over:
+        crm = events[(time == origin) & (events["event"] == "opportunity").to_numpy()]
+        sql = _open_at(events[~inside], ("sql",))
+        opening = {
+            "leads": opening["leads"] - sql["leads"],
+            "opportunities": len(crm),
+            "value": float(crm["value"].sum()),
+        }
     kept = events[inside]
     keep = np.unique(kept["lead"].to_numpy())
     new_id = np.full(len(attributes), -1, dtype=np.int64)
@@ -148,15 +168,15 @@ def window(
     return kept.reset_index(drop=True), _levels_from(levels, origin), _roster_from(roster, origin), attributes, opening
 
 
-def _open_at(before: pd.DataFrame) -> dict[str, float]:
-    """What the events ``before`` leave open: open leads, open opportunities and their value."""
+def _open_at(before: pd.DataFrame, states: tuple[str, ...] = OPEN_STATES) -> dict[str, float]:
+    """What the events ``before`` leave open: leads in ``states``, open opportunities and their value."""
     # A lead's last event in time order; its creation first at a tie in time.
     ev = before.assign(later=(before["event"] != "created").to_numpy())
     ev = ev.sort_values(["lead", "time", "later"], kind="stable").drop_duplicates("lead", keep="last")
     state = ev["event"].astype(str).map(STATE_AFTER)
     deal = (state == "opportunity").to_numpy()
     return {
-        "leads": int(state.isin(OPEN_STATES).sum()),
+        "leads": int(state.isin(states).sum()),
         "opportunities": int(deal.sum()),
         "value": float(ev["value"].to_numpy(float)[deal].sum()),
     }

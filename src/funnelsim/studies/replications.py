@@ -282,9 +282,7 @@ def same_burn_in(scenarios: Sequence[Scenario], seed: int, chosen_from: Sequence
     if not chosen:
         return list(scenarios)
     longest = max(chosen, key=lambda b: b.days)
-    return [
-        with_burn_in(sc, longest) if sc.start_mode == "warm" and sc.burn_in_days is None else sc for sc in scenarios
-    ]
+    return [with_burn_in(sc, longest) if sc.burns_in and sc.burn_in_days is None else sc for sc in scenarios]
 
 
 def _check_options(

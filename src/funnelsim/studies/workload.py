@@ -194,7 +194,7 @@ def estimate(scenario: Scenario, replications: int = 1, workers: int = 1) -> Wor
     """
     horizon = float(scenario.horizon_days)
     burn_in, pilot = 0.0, 0.0
-    if scenario.start_mode == "warm":
+    if scenario.burns_in:
         # Unchosen, the burn-in of a funnel that settles is at most half the first pilot's length
         # (one that does not settle runs a longer pilot and burn-in: up to ~1.6x this).
         burn_in = float(scenario.burn_in_days if scenario.burn_in_days is not None else PILOT_DAYS[0] // 2)

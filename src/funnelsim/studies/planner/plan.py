@@ -421,7 +421,7 @@ def _framed(
     months); the framed scenario may start later than asked (an initial pipeline).
     """
     period = request.period
-    if lead_in_months is None and scenario.start_mode == "warm":
+    if lead_in_months is None and scenario.burns_in:
         lead_in_months = 0
     if lead_in_months is None:
         probe = waterfall(frame(scenario, period, 12), period, request.target_utilisation, yields)
