@@ -365,7 +365,9 @@ def test_capacity_by_month_time_weights_each_calendar_month(events: pd.DataFrame
     assert list(table.columns) == [
         "month",
         "team",
-        *("capacity", "busy", "utilisation", "mean_queue", "max_queue", "mean_wait_days"),
+        *("capacity", "busy", "utilisation", "mean_queue", "max_queue"),
+        *("arrivals", "p_wait", "wait_all_days", "wait_served_days", "abandoned_share", "still_waiting"),
+        "mean_response_days",
     ]
     assert list(zip(table["month"], table["team"], strict=True)) == [
         ("2027-01", "sdr"),
@@ -385,14 +387,58 @@ def test_capacity_by_month_time_weights_each_calendar_month(events: pd.DataFrame
     assert sdr["mean_queue"].tolist() == pytest.approx([33 / 31, 27 / 28, 0.0])
     assert sdr["max_queue"].tolist() == [3, 3, 0]  # February starts with the queue of 3 from day 20
     # SDR waits (sdr_start value): Jan 0.25, 1.0, 0.5, 1.5, 0.5 -> 3.75 / 5; Feb 0.5, 0.5, 0.2, 0.5 -> 1.7 / 4; Mar 0.5
-    assert sdr["mean_wait_days"].tolist() == pytest.approx([0.75, 0.425, 0.5])
+    assert sdr["mean_response_days"].tolist() == pytest.approx([0.75, 0.425, 0.5])
     ae = table[table["team"] == "ae"].set_index("month")
     assert ae["utilisation"].tolist() == pytest.approx([0.5, 1.0, 1.0])
     assert ae["mean_queue"].tolist() == pytest.approx([0.0, 2.0, 2.0])
     assert ae["max_queue"].tolist() == [0, 2, 2]
     # AE waits, opportunity minus the lead's latest SQL: Jan lead 0 12 - 10.5; Feb lead 3 36 - 36 and
     # lead 7 52 - 51 (not its first SQL on day 35); Mar lead 10 64 - 63; lead 6 was prospected, no SQL
-    assert ae["mean_wait_days"].tolist() == pytest.approx([1.5, 0.5, 1.0])
+    assert ae["mean_response_days"].tolist() == pytest.approx([1.5, 0.5, 1.0])
+
+
+QUEUE_ROWS = [
+    (1.0, 0, "mql", -1, NAN),
+    (1.0, 0, "sdr_start", 0, 0.0),  # an SDR free: served at once
+    (1.2, 0, "sql", 0, NAN),
+    (1.2, 0, "opportunity", 1, 9000.0),  # an AE slot free: served at once
+    (2.0, 1, "mql", -1, NAN),
+    (2.5, 1, "sdr_queued", -1, NAN),  # picked up after 0.5 days, every SDR busy
+    (3.0, 1, "sdr_start", 1, 1.0),
+    (3.1, 1, "sql", 1, NAN),
+    (10.0, 1, "ae_abandoned", -1, NAN),
+    (2.0, 2, "mql", -1, NAN),
+    (2.2, 2, "sdr_queued", -1, NAN),
+    (4.0, 2, "sdr_abandoned", -1, NAN),
+    (5.0, 3, "mql", -1, NAN),
+    (5.0, 3, "sdr_queued", -1, NAN),  # still waiting when the log ends
+    (0.5, 4, "sdr_start", 2, 3.0),  # its MQL and queueing were before day 0: not an arrival of the log
+    (4.0, 5, "sql", 2, NAN),
+    (6.0, 5, "disqualified", 1, NAN),
+]
+
+
+def test_queue_visits_are_one_row_per_arrival_with_its_wait_and_outcome() -> None:
+    """SDR arrivals are the pick-ups (queued or not), AE arrivals the SQLs; waits run to the start or
+    to going cold; a wait still open at the end has no value; a pass begun before the log is left out."""
+    log = event_log(QUEUE_ROWS)
+    sdr = m.queue_visits(log, "sdr")
+    assert sdr["time"].tolist() == [1.0, 2.2, 2.5, 5.0]
+    assert sdr["queued"].tolist() == [False, True, True, True]
+    assert sdr["outcome"].astype(str).tolist() == ["served", "abandoned", "served", "waiting"]
+    np.testing.assert_allclose(sdr["wait"], [0.0, 1.8, 0.5, np.nan])
+    ae = m.queue_visits(log, "ae")
+    assert ae["time"].tolist() == [1.2, 3.1, 4.0]
+    assert ae["queued"].tolist() == [False, True, True]
+    assert ae["outcome"].astype(str).tolist() == ["served", "abandoned", "served"]
+    np.testing.assert_allclose(ae["wait"], [0.0, 6.9, 2.0])
+    months = m.capacity_by_month(pd.DataFrame(columns=["time", "team", "queue", "busy", "capacity"]), log, JAN_1, 31)
+    row = months[months["team"] == "sdr"].iloc[0]
+    assert (row["arrivals"], row["still_waiting"]) == (4, 1)
+    assert row["p_wait"] == pytest.approx(3 / 4) and row["abandoned_share"] == pytest.approx(1 / 3)
+    assert row["wait_all_days"] == pytest.approx(2.3 / 3) and row["wait_served_days"] == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="team"):
+        m.queue_visits(log, "marketing")
 
 
 def test_pipeline_over_time_steps_with_each_deal(events: pd.DataFrame) -> None:

@@ -45,7 +45,7 @@ CAPACITY = pd.DataFrame(
         "utilisation": [0.5, 0.2, 0.9, 0.4, 1.0, 0.5],
         "mean_queue": [0.0, 0.0, 2.5, 0.0, 12.0, 1.0],
         "max_queue": [0, 0, 6, 0, 30, 4],
-        "mean_wait_days": [0.1, 0.0, 0.8, 0.0, 3.5, 0.4],
+        "mean_response_days": [0.1, 0.0, 0.8, 0.0, 3.5, 0.4],
     }
 )
 

@@ -37,7 +37,8 @@ PROSPECTING = "prospecting"  # the source name the engine gives to deals AEs sou
 NEXT: dict[str | None, set[str]] = {
     None: {"created"},
     "created": {"dormant", "mql", "opportunity"},  # opportunity: only a prospected deal
-    "mql": {"not_followed_up", "sdr_start", "sdr_abandoned"},
+    "mql": {"not_followed_up", "sdr_start", "sdr_queued"},
+    "sdr_queued": {"sdr_start", "sdr_abandoned"},
     "sdr_start": {"unreached", "rejected", "sql"},
     "unreached": {"recycled"},
     "rejected": {"recycled"},
@@ -259,9 +260,12 @@ def check_invariants(result: RunResult) -> None:
     assert (ev.loc[~sdr_rows & ~ae_rows, "rep"] == -1).all()
     starts = ev[ev["event"] == "sdr_start"]
     assert (starts["value"] >= 0).all()
-    # The delay since MQL is measured from the lead's latest MQL event.
-    assert (starts["previous"] == "mql").all()
-    assert np.allclose(starts["value"], starts["time"] - starts["previous_time"], rtol=0, atol=1e-9)
+    # The delay since MQL is measured from the lead's latest MQL event (before the queue, if it queued).
+    assert starts["previous"].isin(["mql", "sdr_queued"]).all()
+    mqls = ev.loc[ev["event"] == "mql", ["time", "lead"]].rename(columns={"time": "mql_time"}).sort_values("mql_time")
+    ordered = starts[["time", "lead", "value"]].sort_values("time")
+    since = pd.merge_asof(ordered, mqls, left_on="time", right_on="mql_time", by="lead")
+    assert np.allclose(since["value"], since["time"] - since["mql_time"], rtol=0, atol=1e-9)
     closed = ev[ev["event"].isin(["won", "lost"])]
     opened = ev[ev["event"] == "opportunity"].set_index("lead")
     assert (closed["value"].to_numpy() == opened.loc[closed["lead"], "value"].to_numpy()).all()
@@ -314,7 +318,7 @@ def test_no_lead_waits_when_capacity_is_unlimited(scenario: Scenario, seed: int)
     assert (ev.loc[ev["event"] == "sdr_start", "value"] == 0).all()
     after_sql = ev[ev["previous"] == "sql"]
     assert (after_sql["time"] == after_sql["previous_time"]).all()
-    assert not ev["event"].isin(["sdr_abandoned", "ae_abandoned"]).any()
+    assert not ev["event"].isin(["sdr_queued", "sdr_abandoned", "ae_abandoned"]).any()
     assert (result.levels["queue"] == 0).all()
 
 

@@ -67,6 +67,7 @@ EVENTS: tuple[str, ...] = (
     "opportunity",  # an AE opened a deal (value: deal amount)
     "won",  # deal closed won (value: revenue)
     "lost",  # deal closed lost (value: amount that was at stake)
+    "sdr_queued",  # picked up when every SDR was busy: joins the SDR queue (last: codes stay stable)
 )
 EVENT_CODE = {name: i for i, name in enumerate(EVENTS)}
 
@@ -86,6 +87,7 @@ STATE_AFTER: dict[str, str] = {
     "disqualified": "disqualified",
     "won": "won",
     "lost": "lost",
+    "sdr_queued": "mql",
 }
 """The state a lead is in after each event; the first four are open (still in the funnel)."""
 

@@ -428,6 +428,7 @@ class World:
         if rep >= 0:
             self._sdr_start(lead, mql_time, k, rep)
             return
+        self._log((self.env.now, lead, E["sdr_queued"], -1, NAN))
         patience = None
         if self.sdr_patience is not None:
             patience = self.own.sdr_patience[k] if k >= 0 else self.sdr_patience()

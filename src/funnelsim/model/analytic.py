@@ -58,6 +58,8 @@ from funnelsim.model.scenario import Scenario, SpeedToLead, rate
 __all__ = [
     "MQLYield",
     "delay_pmf",
+    "ErlangA",
+    "erlang_a",
     "erlang_b",
     "erlang_c",
     "expectation",
@@ -177,6 +179,72 @@ def mmc_mean_wait(arrival_rate: float, mean_service: float, servers: int) -> flo
         raise ValueError(f"need arrival_rate >= 0 and mean_service > 0, got {arrival_rate}, {mean_service}")
     offered_load = arrival_rate * mean_service
     return erlang_c(servers, offered_load) * mean_service / (servers - offered_load)
+
+
+@dataclass(frozen=True)
+class ErlangA:
+    """Steady-state quantities of M/M/c+M (Erlang-A), per arrival (PASTA), in the time unit of the rates."""
+
+    p_wait: float
+    """Share of arrivals that find every server busy (they queue; some abandon)."""
+    p_abandon: float
+    """Share of arrivals that abandon before service."""
+    wait_all: float
+    """Mean time in queue of all arrivals (0 for those served at once, the time to abandon for abandoners)."""
+    wait_served: float
+    """Mean time in queue of the arrivals that are served."""
+
+
+def erlang_a(servers: int, arrival_rate: float, service_rate: float, patience_rate: float) -> ErlangA:
+    """Erlang-A (M/M/c+M): Poisson arrivals ``lam``, exponential service ``mu`` on ``c`` servers, FCFS
+    queue, each waiting arrival abandoning after an exponential patience of rate ``theta``.
+
+    The number in system is a birth-death chain (births ``lam``, deaths ``min(n, c) mu + (n - c)+
+    theta``), solved numerically up to a state whose probability is negligible. Then, by PASTA and
+    Little's law on the queue: ``P(wait) = P(N >= c)``, ``E[W] = E[Q] / lam`` and ``P(ab) = theta E[Q]
+    / lam``. An arrival with ``j`` waiting ahead moves up at rate ``c mu + j theta`` and abandons at
+    ``theta``, which gives its chance of being served and its expected wait if served. With
+    ``theta = 0`` it is Erlang C (then it needs ``lam < c mu``).
+    """
+    if servers < 1 or arrival_rate < 0 or service_rate <= 0 or patience_rate < 0:
+        raise ValueError(
+            f"need servers >= 1, arrival_rate >= 0, service_rate > 0, patience_rate >= 0; got "
+            f"{servers}, {arrival_rate}, {service_rate}, {patience_rate}"
+        )
+    c, lam, mu, theta = servers, arrival_rate, service_rate, patience_rate
+    if theta == 0 and lam >= c * mu:
+        raise ValueError(f"unstable queue: offered load {lam / mu:g} >= {c} servers and no abandonment")
+    # Unnormalised log-probabilities until the ratio to the largest falls below 1e-16.
+    log_p, n, best = [0.0], 0, 0.0
+    while True:
+        death = min(n + 1, c) * mu + max(n + 1 - c, 0) * theta
+        log_p.append(log_p[-1] + math.log(lam / death) if lam > 0 else -math.inf)
+        n += 1
+        best = max(best, log_p[-1])
+        if n > c and log_p[-1] < best - 37 and log_p[-1] < log_p[-2]:
+            break
+    pi = np.exp(np.array(log_p) - best)
+    pi /= pi.sum()
+    states = np.arange(len(pi))
+    queue = np.maximum(states - c, 0)
+    mean_queue = float((pi * queue).sum())
+    p_wait = float(pi[c:].sum())
+    # A tagged arrival with j ahead in queue: served with chance S_j, wait-if-served weight M_j.
+    ahead = len(pi) - c
+    served_chance, weighted_wait = np.empty(ahead), np.empty(ahead)
+    s_prev, m_prev = 1.0, 0.0
+    for j in range(ahead):
+        moves = c * mu + j * theta
+        total = moves + theta
+        s_prev, m_prev = moves / total * s_prev, moves / total * (s_prev / total + m_prev)
+        served_chance[j], weighted_wait[j] = s_prev, m_prev
+    p_served = float(pi[:c].sum() + (pi[c:] * served_chance).sum())
+    return ErlangA(
+        p_wait=p_wait,
+        p_abandon=theta * mean_queue / lam if lam > 0 else 0.0,
+        wait_all=mean_queue / lam if lam > 0 else 0.0,
+        wait_served=float((pi[c:] * weighted_wait).sum()) / p_served,
+    )
 
 
 def littles_law(arrival_rate: float, mean_time_in_stage: float) -> float:

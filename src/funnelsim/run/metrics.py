@@ -95,6 +95,7 @@ __all__ = [
     "leakage",
     "leakage_counts",
     "pipeline_over_time",
+    "queue_visits",
     "revenue_by_period",
     "stage_volumes",
     "stages_by_month",
@@ -663,10 +664,73 @@ def _ae_waits(events: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"time": both["time"].to_numpy(float), "wait": (both["time"] - both["sql_time"]).to_numpy()})
 
 
+# What ends a wait in each team's queue: the rep starting (served) or the lead going cold.
+_SERVED = {"sdr": ("sdr_start",), "ae": ("opportunity", "disqualified")}
+_ABANDONED = {"sdr": "sdr_abandoned", "ae": "ae_abandoned"}
+
+
+def queue_visits(events: pd.DataFrame, team: str) -> pd.DataFrame:
+    """One row per arrival at a team's queue in the log: when, whether it queued, how it ended.
+
+    Parameters
+    ----------
+    events
+        The event log.
+    team
+        ``"sdr"``: an arrival is an MQL picked up by sales (after the response delay); it
+        queued if every SDR was busy (``sdr_queued``), else an SDR started at once. ``"ae"``:
+        an arrival is an SQL; an AE starts on it (``opportunity`` or ``disqualified``) at once
+        or after a wait. Passes whose MQL (SDR) or SQL (AE) is not in the log, a warm run's
+        carried over from before day 0, are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``time`` (arrival, days), ``queued`` (found every rep busy), ``outcome``
+        (``served``, ``abandoned``, or ``waiting`` at the end of the log) and ``wait`` (days
+        in the queue until served or abandoned; NaN while waiting).
+    """
+    if team not in TEAMS:
+        raise ValueError(f"team must be one of {TEAMS}, got {team!r}")
+    log = _Log(_time_sorted(events))
+    code = log.code
+    # By lead, in time order (the log is time-sorted and the sort is stable).
+    order = np.argsort(log.lead, kind="stable")
+    lead, code, time = log.lead[order], code[order], log.time[order]
+    same_next = np.append(lead[1:] == lead[:-1], False)
+    next_code = np.append(code[1:], -1)
+    next_time = np.append(time[1:], np.nan)
+
+    def is_(names: tuple[str, ...] | str, codes: np.ndarray) -> np.ndarray:
+        wanted = [EVENTS.index(n) for n in ((names,) if isinstance(names, str) else names)]
+        return np.isin(codes, wanted)
+
+    if team == "sdr":
+        prev_code = np.insert(code[:-1], 0, -1)
+        same_prev = np.insert(lead[1:] == lead[:-1], 0, False)
+        queued = is_("sdr_queued", code)
+        at_once = is_("sdr_start", code) & same_prev & is_("mql", prev_code)
+    else:
+        queued = np.zeros(len(code), dtype=bool)
+        at_once = np.zeros(len(code), dtype=bool)
+    arrive = queued | at_once if team == "sdr" else is_("sql", code)
+    served = same_next & is_(_SERVED[team], next_code)
+    gone = same_next & is_(_ABANDONED[team], next_code)
+    outcome = np.where(at_once | (arrive & served), "served", np.where(gone, "abandoned", "waiting"))[arrive]
+    wait = np.where(at_once, 0.0, np.where(served | gone, next_time - time, np.nan))[arrive]
+    if team == "ae":
+        queued = np.where(np.isnan(wait), True, wait > 0)
+    else:
+        queued = queued[arrive]
+    out = pd.DataFrame({"time": time[arrive], "queued": queued, "outcome": outcome, "wait": wait})
+    out["outcome"] = pd.Categorical(out["outcome"], categories=["served", "abandoned", "waiting"])
+    return out.sort_values("time", kind="stable").reset_index(drop=True)
+
+
 def capacity_by_month(
     levels: pd.DataFrame, events: pd.DataFrame, start_date: dt.date, horizon_days: float
 ) -> pd.DataFrame:
-    """Load of the SDR and AE teams per calendar month: capacity, utilisation, queues, waits.
+    """Load of the SDR and AE teams per calendar month: capacity, utilisation, queues, waits, abandonment.
 
     Parameters
     ----------
@@ -685,10 +749,16 @@ def capacity_by_month(
         One row per month and team (``sdr`` then ``ae`` within a month): ``month``,
         ``team``, ``capacity`` and ``busy`` (time-weighted mean slots over the part
         of the month inside the run), ``utilisation`` (busy / capacity of those
-        means), ``mean_queue`` (time-weighted), ``max_queue``, ``mean_wait_days``
-        (SDR: mean response delay since MQL of the leads an SDR started that month,
-        the ``value`` of ``sdr_start``; AE: mean days from a lead's latest SQL to its
-        opportunity, for opportunities opened that month; NaN when none).
+        means), ``mean_queue`` (time-weighted), ``max_queue``; for the arrivals of the
+        month at the team's queue (:func:`queue_visits`): ``arrivals``, ``p_wait`` (share
+        that found every rep busy), ``wait_all_days`` (mean days in queue of the arrivals
+        served or abandoned, 0 for those served at once: Erlang C's ``W_q``, Erlang-A's
+        ``E[W]``), ``wait_served_days`` (the same over those served), ``abandoned_share``
+        (of the arrivals served or abandoned), ``still_waiting`` (in queue at the end of
+        the run); and ``mean_response_days`` (SDR: mean days from MQL to ``sdr_start``,
+        response delay plus queue, of the leads an SDR started that month; AE: days from
+        a lead's latest SQL to its opportunity, for opportunities opened that month). NaN
+        where there is nothing to average.
     """
     _check_horizon(horizon_days)
     codes, edges = _month_edges(start_date, horizon_days)
@@ -704,6 +774,7 @@ def capacity_by_month(
 
     frames = []
     for team in TEAMS:
+        queues = _queue_months(queue_visits(events, team), start_date, horizon_days, lo, n)
         means = {}
         for column in ("capacity", "busy", "queue"):
             t, v = _steps(levels, team, column)
@@ -731,12 +802,35 @@ def capacity_by_month(
                     "utilisation": _ratios(means["busy"], means["capacity"]),
                     "mean_queue": means["queue"],
                     "max_queue": max_queue.astype(np.int64),
-                    "mean_wait_days": mean_wait,
+                    **queues,
+                    "mean_response_days": mean_wait,
                 }
             )
         )
     out = pd.concat(frames, ignore_index=True).sort_values("order", kind="stable")
     return out.drop(columns="order").reset_index(drop=True)
+
+
+def _queue_months(
+    visits: pd.DataFrame, start_date: dt.date, horizon_days: float, lo: int, n: int
+) -> dict[str, np.ndarray]:
+    """The queue columns of :func:`capacity_by_month` for one team, per month of arrival."""
+    visits = visits[(visits["time"] >= 0) & (visits["time"] < horizon_days)]
+    codes = _month_codes(visits["time"].to_numpy(float), start_date)
+    outcome = visits["outcome"].to_numpy(object)
+    served, gone = outcome == "served", outcome == "abandoned"
+    decided = served | gone
+    wait = np.nan_to_num(visits["wait"].to_numpy(float))
+    arrivals = _per_period(codes, lo, n)
+    ended = _per_period(codes, lo, n, decided.astype(float))
+    return {
+        "arrivals": arrivals.astype(np.int64),
+        "p_wait": _ratios(_per_period(codes, lo, n, visits["queued"].to_numpy(float)), arrivals),
+        "wait_all_days": _ratios(_per_period(codes, lo, n, wait * decided), ended),
+        "wait_served_days": _ratios(_per_period(codes, lo, n, wait * served), _per_period(codes, lo, n, served * 1.0)),
+        "abandoned_share": _ratios(_per_period(codes, lo, n, gone * 1.0), ended),
+        "still_waiting": (arrivals - ended).astype(np.int64),
+    }
 
 
 def pipeline_over_time(events: pd.DataFrame, opening: tuple[int, float] = (0, 0.0)) -> pd.DataFrame:
