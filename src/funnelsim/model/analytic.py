@@ -56,9 +56,9 @@ from funnelsim.model.mechanisms import calendar_months, contact_probability, sco
 from funnelsim.model.scenario import Scenario, SpeedToLead, rate
 
 __all__ = [
+    "ErlangA",
     "MQLYield",
     "delay_pmf",
-    "ErlangA",
     "erlang_a",
     "erlang_b",
     "erlang_c",
