@@ -219,6 +219,23 @@ def test_goal_met_by_the_unchanged_scenario_is_already_met(fast):
     assert {k for k in p.changes if k.startswith(("sources", "sales", "handoff"))} == set()
 
 
+def test_a_goal_met_today_is_already_met_before_any_lead_search(fast, monkeypatch):
+    """The lead search starts at the analytic volume and only goes up when that falls short. Past an SDR
+    cliff (more leads, less revenue: on the warm baseline, 5M at 80% ended "infeasible: SDR capacity"
+    though today's scenario meets it 88.6% of the time) it never comes back to today. So today's
+    scenario is checked first, whatever the lever: here a search that would fail is never reached."""
+    import importlib
+
+    planner = importlib.import_module("funnelsim.studies.planner.plan")  # the module, not the function
+
+    def past_the_cliff(*args, **kwargs):
+        raise AssertionError("the lead search ran for a goal today's scenario meets")
+
+    monkeypatch.setattr(planner, "search_leads", past_the_cliff)
+    p, _ = plan(fast, 20_000, 0.8, **FAST_OPTIONS)
+    assert p.status == "already met" and (p.lead_multiplier, p.extra_aes, p.sdrs) == (1.0, 0, 1)
+
+
 def test_reps_lever_reports_already_met_without_hiring(fast):
     p, _ = plan(fast, 20_000, 0.8, lever="aes", **FAST_OPTIONS)
     assert p.status == "already met" and p.lever == "reps" and p.extra_aes == 0

@@ -521,8 +521,9 @@ def _find(
     stepped further up the lever until it passes."""
     today = (1.0, 0, evaluate.framed.handoff.sdr.count)
     checked = None
-    if request.lever != "leads" and evaluate.ok(evaluate(*today)):
-        # The search's own runs say no change is needed: verify that first (the lead search starts from it).
+    if evaluate.ok(evaluate(*today)):
+        # The search's own runs say no change is needed: verify that first. (The lead search starts from the
+        # analytic volume and goes up when that falls short: past an SDR cliff it would never come back to today.)
         checked = verifier(*today)
         if checked[0].passed:
             return *checked, None
