@@ -65,3 +65,18 @@ def test_bad_figure_format_is_bad_input_before_anything_is_written(tmp_path: Pat
     assert code == 2
     assert "figure format" in stderr
     assert not target.exists()
+
+
+def test_a_run_names_the_team_that_is_the_bottleneck() -> None:
+    """More leads than the SDRs can work: the run says how long MQLs wait, how many go cold, and names
+    the SDRs as the bottleneck (so "more leads, less revenue" is never silent); the small company with
+    room to spare names none."""
+    runner = CliRunner()
+    flooded = runner.invoke(
+        app, ["run", BASELINE, *SMALL, "--set=sources.inbound.leads_per_month=3000", "--set=handoff.sdr.count=1"]
+    )
+    assert flooded.exit_code == 0, flooded.output
+    assert "of MQLs waited for an SDR" in flooded.output
+    assert "bottleneck:       SDRs are" in flooded.output and "until SDRs are added" in flooded.output
+    calm = runner.invoke(app, ["run", BASELINE, *SMALL, "--set=handoff.sdr.count=3"])
+    assert calm.exit_code == 0 and "queues:" in calm.output and "bottleneck" not in calm.output

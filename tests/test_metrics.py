@@ -675,6 +675,12 @@ def test_summarize_run_agrees_with_summary_costs_and_utilisation():
     by_source = money.pop("marketing_cost_by_source")
     expected |= money | {f"marketing_cost_{k}": v for k, v in by_source.items()}
     expected |= {f"{t}_utilisation": m.utilisation(result.levels, t, 0.0, sc.horizon_days) for t in m.TEAMS}
+    for t in m.TEAMS:  # the whole run's queue: capacity_by_month's columns over every arrival of the run
+        visits = m.queue_visits(result.events, t)
+        ended = visits[visits["outcome"] != "waiting"]
+        expected[f"{t}_p_wait"] = visits["queued"].mean()
+        expected[f"{t}_wait_all_days"] = ended["wait"].mean()
+        expected[f"{t}_abandoned_share"] = (ended["outcome"] == "abandoned").mean()
     assert flat.keys() == expected.keys()
     for key, value in expected.items():
         assert flat[key] == pytest.approx(value, rel=1e-12, nan_ok=True), key

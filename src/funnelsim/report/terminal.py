@@ -137,6 +137,35 @@ def print_summary(stats: dict[str, float], currency: str) -> None:
     out.print(
         f"utilisation:      SDRs {pct(stats['sdr_utilisation'])}, AEs {pct(stats['ae_utilisation'])} (time-weighted)"
     )
+    out.print(
+        f"queues:           {_queue_line(stats, 'sdr', 'MQLs', 'an SDR')}; {_queue_line(stats, 'ae', 'SQLs', 'an AE')}"
+    )
+    for team, people, leads in (("sdr", "SDRs", "MQLs"), ("ae", "AEs", "SQLs")):
+        busy, gone = stats[f"{team}_utilisation"], stats.get(f"{team}_abandoned_share", math.nan)
+        if busy >= BOTTLENECK_BUSY or gone >= BOTTLENECK_ABANDONED:
+            late = ", and are reached too late (speed to lead)" if team == "sdr" else ""
+            out.print(
+                f"[bold yellow]bottleneck:[/]       {people} are {pct(busy)} busy: {leads} queue for them, "
+                f"{pct(gone)} go cold waiting{late}; more leads bring little or no more revenue until "
+                f"{people} are added"
+            )
+
+
+BOTTLENECK_BUSY = 0.9
+BOTTLENECK_ABANDONED = 0.05
+"""A team this busy over the run, or losing this share of its arrivals to waiting, is named the bottleneck."""
+
+
+def _queue_line(stats: dict[str, float], team: str, leads: str, rep: str) -> str:
+    waited, wait = stats.get(f"{team}_p_wait", math.nan), stats.get(f"{team}_wait_all_days", math.nan)
+    if math.isnan(waited) or waited == 0:
+        return f"no {leads[:-1]} waited for {rep}"
+    hours = 24 * wait
+    wait_text = f"{hours:.1f} h" if hours < 48 else f"{wait:.1f} days"
+    return (
+        f"{pct(waited)} of {leads} waited for {rep} (mean wait {wait_text}), "
+        f"{pct(stats[f'{team}_abandoned_share'])} went cold waiting"
+    )
 
 
 def pct(x: float) -> str:

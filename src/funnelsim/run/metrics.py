@@ -1034,6 +1034,7 @@ def summarize_run(result: RunResult) -> dict[str, float]:
     levels = _Levels(result.levels)
     for team in TEAMS:
         out[f"{team}_utilisation"] = levels.utilisation(team, 0.0, horizon)
+        out.update(_queue_summary(queue_visits(result.events, team), team, horizon))
     if scenario.prior_year_revenue is not None:
         out["yoy_growth"] = yoy_growth(out["revenue"], scenario.prior_year_revenue, horizon)
     if scenario.initial_pipeline is not None:
@@ -1041,6 +1042,19 @@ def summarize_run(result: RunResult) -> dict[str, float]:
 
         out.update(_pipeline_outcomes(_Log(result.events), (source == PIPELINE_SOURCE).to_numpy()))
     return out
+
+
+def _queue_summary(visits: pd.DataFrame, team: str, horizon: float) -> dict[str, float]:
+    """A team's queue over the whole run (the arrivals inside it): ``<team>_p_wait``, ``<team>_wait_all_days``
+    and ``<team>_abandoned_share``, as in :func:`capacity_by_month`."""
+    visits = visits[(visits["time"] >= 0) & (visits["time"] < horizon)]
+    ended = visits[visits["outcome"] != "waiting"]
+    n, m = len(visits), len(ended)
+    return {
+        f"{team}_p_wait": float(visits["queued"].mean()) if n else math.nan,
+        f"{team}_wait_all_days": float(ended["wait"].mean()) if m else math.nan,
+        f"{team}_abandoned_share": float((ended["outcome"] == "abandoned").mean()) if m else math.nan,
+    }
 
 
 def _pipeline_outcomes(log: _Log, from_pipeline: np.ndarray) -> dict[str, float]:
