@@ -708,20 +708,17 @@ def queue_visits(events: pd.DataFrame, team: str) -> pd.DataFrame:
     if team == "sdr":
         prev_code = np.insert(code[:-1], 0, -1)
         same_prev = np.insert(lead[1:] == lead[:-1], 0, False)
-        queued = is_("sdr_queued", code)
         at_once = is_("sdr_start", code) & same_prev & is_("mql", prev_code)
+        arrive = is_("sdr_queued", code) | at_once
     else:
-        queued = np.zeros(len(code), dtype=bool)
         at_once = np.zeros(len(code), dtype=bool)
-    arrive = queued | at_once if team == "sdr" else is_("sql", code)
+        arrive = is_("sql", code)
     served = same_next & is_(_SERVED[team], next_code)
     gone = same_next & is_(_ABANDONED[team], next_code)
-    outcome = np.where(at_once | (arrive & served), "served", np.where(gone, "abandoned", "waiting"))[arrive]
+    outcome = np.where(at_once | served, "served", np.where(gone, "abandoned", "waiting"))[arrive]
     wait = np.where(at_once, 0.0, np.where(served | gone, next_time - time, np.nan))[arrive]
-    if team == "ae":
-        queued = np.where(np.isnan(wait), True, wait > 0)
-    else:
-        queued = queued[arrive]
+    # Found every rep busy: an SDR pass says so (sdr_queued); an SQL waited, or still waits.
+    queued = ~at_once[arrive] if team == "sdr" else np.where(np.isnan(wait), True, wait > 0)
     out = pd.DataFrame({"time": time[arrive], "queued": queued, "outcome": outcome, "wait": wait})
     out["outcome"] = pd.Categorical(out["outcome"], categories=["served", "abandoned", "waiting"])
     return out.sort_values("time", kind="stable").reset_index(drop=True)
