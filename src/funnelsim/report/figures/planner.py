@@ -96,7 +96,7 @@ def quota_chart(sheet: pd.DataFrame) -> tuple[Figure, tuple[Axes, Axes]]:
     top.set_ylabel("leads per month")
     top.yaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
     top.legend(loc="upper left", ncols=min(4, len(leads.columns)), title="leads by source")
-    top.set_title("Marketing: lead quotas per month (lighter: lead-in months)")
+    top.set_title("Marketing: lead quotas per month" + (" (lighter: lead-in months)" if lead_in.any() else ""))
     for i, stage in enumerate(("mqls", "sqls", "opportunities", "wins")):
         rows = sheet[sheet["stage"] == stage].set_index("month").reindex(months)
         team = str(rows["team"].dropna().iloc[0]) if rows["team"].notna().any() else ""
