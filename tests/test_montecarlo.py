@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ from funnelsim.studies import replications as mc
 from funnelsim.studies.stats import describe, probability_at_least, relative_half_width
 from funnelsim.units import parse_amount
 from scaled import TENTH_VOLUME
-from test_validation import open_funnel  # the capacity-free funnel with closed-form yields
+
+sys.path.insert(0, str(Path(__file__).parent / "validation"))
+from test_closed_forms import open_funnel  # the capacity-free funnel with closed-form yields
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "scenarios" / "baseline.toml"

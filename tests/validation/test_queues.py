@@ -30,9 +30,15 @@ CONTACT = 0.9999  # the most a scenario allows (< 1), with no decay: a Poisson s
 NO_DECAY = {"contact_rate_immediate": CONTACT, "knots_hours": [0.0, 1.0], "odds_multiplier": [1.0, 1.0]}
 
 
-def _raw() -> dict[str, Any]:
+def _raw(horizon_days: float, persona: str, buying_intent: float, per_day: float, fit: float) -> dict[str, Any]:
+    """The baseline with one persona and one Poisson source entering at MQL, and nothing else in the way."""
     with BASELINE.open("rb") as handle:
         raw = tomllib.load(handle)
+    raw["horizon_days"] = horizon_days
+    raw["personas"] = {persona: {"buying_intent": buying_intent}}
+    raw["sources"] = {
+        "demo": {"leads_per_day": per_day, "entry_stage": "mql", "persona_mix": {persona: 1.0}, "fit": fit}
+    }
     raw["recycling"] = {"probability": 0.0}
     raw["prospecting"] = {"opportunities_per_ae_per_month": 0.0}
     raw["handoff"]["follow_up_rate"] = 1.0
@@ -44,17 +50,7 @@ def _raw() -> dict[str, Any]:
 
 def sdr_desk(servers: int, work_days: float, offered_load: float, patience_days: float | None) -> Scenario:
     """MQLs straight to ``servers`` SDRs (M/M/c, +M with patience); every lead is then rejected."""
-    raw = _raw()
-    raw["horizon_days"] = 120
-    raw["personas"] = {"researcher": {"buying_intent": 0.0}}
-    raw["sources"] = {
-        "demo": {
-            "leads_per_day": offered_load / work_days,
-            "entry_stage": "mql",
-            "persona_mix": {"researcher": 1.0},
-            "fit": 0.5,
-        }
-    }
+    raw = _raw(120, "researcher", 0.0, offered_load / work_days, 0.5)
     sdr: dict[str, Any] = {"count": servers, "work_days": {"dist": "exponential", "mean": work_days}}
     if patience_days is not None:
         sdr["patience_days"] = {"dist": "exponential", "mean": patience_days}
@@ -67,17 +63,7 @@ def ae_desk(slots: int, cycle_days: float, offered_load: float, patience_days: f
     """SQLs to ``slots`` AE slots held for an exponential cycle (M/M/c+M). Every MQL qualifies; the SDR
     step in front (50 SDRs, exponential work of 15 minutes, never queueing) passes a Poisson stream on
     (the departures of M/M/infinity are Poisson)."""
-    raw = _raw()
-    raw["horizon_days"] = 365
-    raw["personas"] = {"buyer": {"buying_intent": 1.0}}
-    raw["sources"] = {
-        "demo": {
-            "leads_per_day": offered_load / cycle_days,
-            "entry_stage": "mql",
-            "persona_mix": {"buyer": 1.0},
-            "fit": 0.9,
-        }
-    }
+    raw = _raw(365, "buyer", 1.0, offered_load / cycle_days, 0.9)
     raw["qualification"]["sql"]["threshold"] = 0.0
     raw["handoff"]["sdr"] = {"count": 50, "work_days": {"dist": "exponential", "mean": 0.01}}
     raw["sales"].update(

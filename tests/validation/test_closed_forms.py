@@ -24,7 +24,7 @@ from funnelsim import RunResult, Scenario, parse_scenario, simulate
 from funnelsim.model import analytic
 from funnelsim.model.mechanisms import contact_probability
 
-BASELINE = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.toml"
+BASELINE = Path(__file__).resolve().parents[2] / "scenarios" / "baseline.toml"
 SEED = 20270101
 CONFIDENCE = 0.99
 
