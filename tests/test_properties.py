@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from funnelsim import RunResult, Scenario, parse_scenario, simulate, simulate_reference
 from funnelsim.model.scenario import DAYS_PER_MONTH
+from funnelsim.run.metrics import summarize_run
 from funnelsim.vocabulary import EVENTS, OPEN_STATES, STATE_AFTER
 from scaled import SPEED_TO_LEAD, tiny_scenario
 
@@ -414,3 +415,28 @@ def test_a_run_always_ends_even_with_zero_touch_interval() -> None:
     except subprocess.TimeoutExpired:
         pytest.fail("simulate() did not return within 20 s: nurture with a zero touch interval never advances time")
     assert done.returncode == 0, done.stderr
+
+
+@PROPERTY_SETTINGS
+@given(scenario=scenarios(unlimited=True), seed=st.integers(0, 2**32 - 1), more=st.floats(1.05, 3.0))
+def test_more_leads_of_the_same_mix_never_lower_wins_when_nothing_queues(
+    scenario: Scenario, seed: int, more: float
+) -> None:
+    """With reps that are never the bottleneck, every lead's fate is its own (its draws are made per
+    lead, common random numbers across volumes): scaling every source's volume up adds leads and never
+    takes a win away, in every replication. (Recycled passes and prospected deals draw from shared
+    streams, so they are switched off here; with capacity limits, see the bottleneck test of
+    test_cli.py and the queue outputs: more leads lower revenue only through the queues.)"""
+    sources = {
+        name: source.model_copy(update={"leads_per_day": source.leads_per_day_mean * more})
+        for name, source in scenario.sources.items()
+    }
+    base = scenario.model_copy(
+        update={
+            "recycling": scenario.recycling.model_copy(update={"probability": 0.0}),
+            "prospecting": scenario.prospecting.model_copy(update={"opportunities_per_ae_per_month": 0.0}),
+        }
+    )
+    bigger = base.model_copy(update={"sources": sources})
+    wins = [summarize_run(simulate(s, seed=seed))["wins"] for s in (base, bigger)]
+    assert wins[1] >= wins[0], wins

@@ -12,7 +12,7 @@ the cut-off (2028-07-01, after 18 months), three quarters forecast. History ``i`
 
 Run (from the repository root)::
 
-    python experiments/backtest/run.py --jobs 2              # 12 histories, 50 replications, ~20 min
+    python experiments/backtest/run.py --jobs 2              # 20 histories, 50 replications, ~15 min
     python experiments/backtest/run.py --histories 4 --runs 20   # a smoke check
 
 Writes ``experiments/backtest/results/`` (``scores.csv``: one row per history, quarter and
@@ -48,7 +48,7 @@ DAYS = 830  # 2027-01-01 to past the end of the third quarter after the cut-off
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--histories", type=int, default=12)
+    ap.add_argument("--histories", type=int, default=20)
     ap.add_argument("--runs", type=int, default=50, help="forecast replications per history")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", type=Path, default=HERE / "results")
