@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -234,6 +235,19 @@ def test_a_goal_met_today_is_already_met_before_any_lead_search(fast, monkeypatc
     monkeypatch.setattr(planner, "search_leads", past_the_cliff)
     p, _ = plan(fast, 20_000, 0.8, **FAST_OPTIONS)
     assert p.status == "already met" and (p.lead_multiplier, p.extra_aes, p.sdrs) == (1.0, 0, 1)
+
+
+def test_a_lead_search_started_past_an_sdr_cliff_comes_back_below_its_start(fast, monkeypatch):
+    """One SDR drowns at 12x the leads (revenue falls with more leads): a search started there goes up,
+    finds the funnel saturated, and then tries the volumes below its start before calling the goal
+    infeasible; it plans a volume between today's and the cliff."""
+    import importlib
+
+    planner = importlib.import_module("funnelsim.studies.planner.plan")  # the module, not the function
+    real = planner._analytic_start
+    monkeypatch.setattr(planner, "_analytic_start", lambda *args: replace(real(*args), multiplier=12.0))
+    p, _ = plan(fast, 150_000, 0.8, **FAST_OPTIONS)
+    assert p.status == "planned" and 1.0 < p.lead_multiplier < 12.0 and p.p_goal["ci_low"] >= 0.8
 
 
 def test_reps_lever_reports_already_met_without_hiring(fast):

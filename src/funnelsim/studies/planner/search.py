@@ -322,11 +322,20 @@ def search_leads(
             largest.append(j)
         return reached
 
-    j = smallest(ok, round(math.log(k) / math.log(STEP)), low=0, high=TOP)
-    if j is not None and bound is not None and evaluate.cost(STEP**j, extra_aes, sdrs) >= bound:
+    first = round(math.log(k) / math.log(STEP))
+    try:
+        j = smallest(ok, first, low=0, high=TOP)
+        if j is None:
+            raise diagnose(evaluate, evaluate(STEP**TOP, extra_aes, sdrs), "leads", cap="leads")
+    except PlanInfeasible:
+        # Past an SDR or AE cliff more leads bring less revenue, and the search went up from a start
+        # beyond the peak: the volumes below the start are tried (doubling steps, then bisection on
+        # the rising side of the peak) before the goal is called infeasible.
+        j = smallest(ok, 1, low=1, high=first - 1) if first > 1 else None
+        if j is None:
+            raise
+    if bound is not None and evaluate.cost(STEP**j, extra_aes, sdrs) >= bound:
         raise Pruned
-    if j is None:
-        raise diagnose(evaluate, evaluate(STEP**TOP, extra_aes, sdrs), "leads", cap="leads")
     return evaluate(STEP**j, extra_aes, sdrs)
 
 
