@@ -143,3 +143,26 @@ def test_monthly_columns_are_the_visits_of_the_month() -> None:
     little = sdr["arrivals"] / days * sdr["wait_all_days"]
     full = sdr.index[:3]  # the fourth month is cut by the horizon (120 days)
     np.testing.assert_allclose(sdr.loc[full, "mean_queue"], little[full], rtol=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("servers", "load", "patience"), [(3, 2.4, None), (3, 3.3, 0.2), (8, 7.6, 0.5)], ids=["c-3", "a-3", "a-8"]
+)
+def test_sdr_queue_outputs_match_erlang_many_runs(servers: int, load: float, patience: float | None) -> None:
+    """The SDR checks again with 100 warm runs each (an interval about 2.3x narrower), and a larger desk."""
+    work = 0.1
+    theta = 0.0 if patience is None else 1 / patience
+    _check(sdr_desk(servers, work, load, patience), "sdr", erlang_a(servers, load / work, 1 / work, theta), 100)
+
+
+@pytest.mark.slow
+def test_ae_queue_outputs_match_erlang_a_many_runs() -> None:
+    """The AE check again with 200 warm runs of a year."""
+    slots, cycle, load, patience = 6, 20.0, 7.2, 10.0
+    _check(
+        ae_desk(slots, cycle, load, patience),
+        "ae",
+        erlang_a(slots, CONTACT * load / cycle, 1 / cycle, 1 / patience),
+        200,
+    )
