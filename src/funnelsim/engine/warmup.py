@@ -19,7 +19,9 @@ seasonality flattened to its yearly mean, no month multipliers, no dated hires a
 uncertain rates at their means, on streams of their own (no replication sees them). The daily work in
 progress (open leads, open opportunities) and won value, averaged over the pilot
 runs, each get an MSER-5 truncation point (:mod:`funnelsim.run.steady`); the burn-in
-is the largest, rounded up to whole 30-day months. When a series has not settled
+is the largest, never less than :data:`CYCLES_FLOOR` mean sales cycles (MSER-5 missed the
+slow filling of an overloaded AE queue: 30 days chosen for a 20-day cycle, abandonment 5%
+low against Erlang-A), rounded up to whole 30-day months. When a series has not settled
 within the pilot, the pilot is doubled, up to :data:`PILOT_DAYS`'s last length; a
 funnel that never settles (a queue that only grows) keeps the longest burn-in tried
 and is reported as not settled.
@@ -56,6 +58,9 @@ PILOT_RUNS = 8
 PILOT_DAYS = (1095, 2190)
 """Pilot lengths tried, days: three years, then six."""
 MONTH = 30
+CYCLES_FLOOR = 3
+"""The burn-in is never shorter than this many mean sales cycles: the AE slots turn over slowly, and a
+queue for them (abandonment-limited) fills slower than MSER-5 on the pilot's daily series can see."""
 
 Pilot = Callable[[Scenario, int], RunResult]
 """Runs pilot run ``i`` of a scenario (on streams no replication uses)."""
@@ -123,6 +128,10 @@ def choose_burn_in(scenario: Scenario, pilot_run: Pilot) -> BurnIn:
             break
     how = f"MSER-5 on daily open leads, open deals and won value (mean of {PILOT_RUNS} pilot runs, {days:,} days)"
     burn_in = days // 2 if not settled else max(cuts.values())
+    floor = CYCLES_FLOOR * scenario.sales.cycle_days.mean
+    if floor > burn_in:
+        how += f"; raised to {CYCLES_FLOOR} mean sales cycles ({floor:,.0f} days), the floor"
+        burn_in = floor
     return BurnIn(float(MONTH * max(1, math.ceil(burn_in / MONTH))), how, settled, cuts)
 
 
