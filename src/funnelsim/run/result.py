@@ -150,15 +150,10 @@ def window(
     """
     time = events["time"].to_numpy(float)
     inside = time >= origin
-    opening = _open_at(events[~inside])
+    opening = _open_at(events[~inside], tuple(s for s in OPEN_STATES if s != "sql") if handed_over else OPEN_STATES)
     if handed_over:
         crm = events[(time == origin) & (events["event"] == "opportunity").to_numpy()]
-        sql = _open_at(events[~inside], ("sql",))
-        opening = {
-            "leads": opening["leads"] - sql["leads"],
-            "opportunities": len(crm),
-            "value": float(crm["value"].sum()),
-        }
+        opening |= {"opportunities": len(crm), "value": float(crm["value"].sum())}
     kept = events[inside]
     keep = np.unique(kept["lead"].to_numpy())
     new_id = np.full(len(attributes), -1, dtype=np.int64)
