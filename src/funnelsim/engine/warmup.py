@@ -127,7 +127,7 @@ def choose_burn_in(scenario: Scenario, pilot_run: Pilot) -> BurnIn:
         if settled:
             break
     how = f"MSER-5 on daily open leads, open deals and won value (mean of {PILOT_RUNS} pilot runs, {days:,} days)"
-    burn_in = days // 2 if not settled else max(cuts.values())
+    burn_in: float = days // 2 if not settled else max(cuts.values())
     floor = CYCLES_FLOOR * scenario.sales.cycle_days.mean
     if floor > burn_in:
         how += f"; raised to {CYCLES_FLOOR} mean sales cycles ({floor:,.0f} days), the floor"

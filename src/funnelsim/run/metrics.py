@@ -724,6 +724,16 @@ def queue_visits(events: pd.DataFrame, team: str) -> pd.DataFrame:
     return out.sort_values("time", kind="stable").reset_index(drop=True)
 
 
+def _response_waits(events: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per team, when a rep started on a lead and the days since its hand-off (MQL for SDRs, SQL for AEs)."""
+    starts = events[events["event"] == "sdr_start"]
+    ae = _ae_waits(events)
+    return {
+        "sdr": (starts["time"].to_numpy(float), starts["value"].to_numpy(float)),
+        "ae": (ae["time"].to_numpy(float), ae["wait"].to_numpy(float)),
+    }
+
+
 def capacity_by_month(
     levels: pd.DataFrame, events: pd.DataFrame, start_date: dt.date, horizon_days: float
 ) -> pd.DataFrame:
@@ -762,12 +772,7 @@ def capacity_by_month(
     n, lo = len(codes), int(codes[0])
     span = np.diff(edges)
 
-    starts = events[events["event"] == "sdr_start"]
-    ae = _ae_waits(events)
-    waits = {
-        "sdr": (starts["time"].to_numpy(float), starts["value"].to_numpy(float)),
-        "ae": (ae["time"].to_numpy(float), ae["wait"].to_numpy(float)),
-    }
+    waits = _response_waits(events)
 
     frames = []
     for team in TEAMS:
