@@ -578,6 +578,21 @@ def _levers(specs: list[str]) -> dict[str, list[str]]:
     return named
 
 
+# The CRM exports and how to read them: shared by calibrate and backtest.
+LeadsOpt = Annotated[Path | None, typer.Option(help="Leads (contacts) export, CSV.")]
+HistoryOpt = Annotated[Path | None, typer.Option(help="Stage history export (one row per stage change), CSV.")]
+CrmFormatOpt = Annotated[
+    str | None, typer.Option("--format", help="salesforce, hubspot or generic (default: detected from headers).")
+]
+MapOpt = Annotated[
+    list[str] | None,
+    typer.Option("--map", help="COLUMN=FIELD, or STAGE LABEL=won|lost|open (repeatable).", show_default=False),
+]
+BaseOpt = Annotated[Path | None, typer.Option(help="Scenario for everything not calibrated (default: baseline).")]
+DayfirstOpt = Annotated[
+    bool | None, typer.Option("--dayfirst/--no-dayfirst", help="Slash dates are DD/MM (or MM/DD) when ambiguous.")
+]
+DateFormatOpt = Annotated[str | None, typer.Option("--date-format", help="strptime format for every date column.")]
 StaleOpt = Annotated[
     str,
     typer.Option(
@@ -603,30 +618,19 @@ def calibrate(
         Path,
         typer.Option("--out", help="Scenario file to write (NAME.toml; also NAME.pipeline.csv, NAME.calibration/)."),
     ],
-    leads: Annotated[Path | None, typer.Option(help="Leads (contacts) export, CSV.")] = None,
-    history: Annotated[Path | None, typer.Option(help="Stage history export (one row per stage change), CSV.")] = None,
-    crm_format: Annotated[
-        str | None, typer.Option("--format", help="salesforce, hubspot or generic (default: detected from headers).")
-    ] = None,
-    mapping: Annotated[
-        list[str] | None,
-        typer.Option("--map", help="COLUMN=FIELD, or STAGE LABEL=won|lost|open (repeatable).", show_default=False),
-    ] = None,
+    leads: LeadsOpt = None,
+    history: HistoryOpt = None,
+    crm_format: CrmFormatOpt = None,
+    mapping: MapOpt = None,
     as_of: Annotated[
         str | None,
         typer.Option(
             "--as-of", help="Date of the export, YYYY-MM-DD, counted to the end of that day (default: the latest date)."
         ),
     ] = None,
-    base: Annotated[
-        Path | None, typer.Option(help="Scenario for everything not calibrated (default: baseline).")
-    ] = None,
-    dayfirst: Annotated[
-        bool | None, typer.Option("--dayfirst/--no-dayfirst", help="Slash dates are DD/MM (or MM/DD) when ambiguous.")
-    ] = None,
-    date_format: Annotated[
-        str | None, typer.Option("--date-format", help="strptime format for every date column.")
-    ] = None,
+    base: BaseOpt = None,
+    dayfirst: DayfirstOpt = None,
+    date_format: DateFormatOpt = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="A messy row is an error (exit 2) instead of rejected.")
     ] = False,
@@ -691,24 +695,13 @@ def backtest(
         str, typer.Option("--as-of", help="Cut-off date YYYY-MM-DD: fit on what happened before 00:00 that day.")
     ],
     quarters: Annotated[int, typer.Option(help="Quarters to forecast and score after the cut-off.")] = 3,
-    leads: Annotated[Path | None, typer.Option(help="Leads (contacts) export, CSV.")] = None,
-    history: Annotated[Path | None, typer.Option(help="Stage history export (one row per stage change), CSV.")] = None,
-    crm_format: Annotated[
-        str | None, typer.Option("--format", help="salesforce, hubspot or generic (default: detected from headers).")
-    ] = None,
-    mapping: Annotated[
-        list[str] | None,
-        typer.Option("--map", help="COLUMN=FIELD, or STAGE LABEL=won|lost|open (repeatable).", show_default=False),
-    ] = None,
-    base: Annotated[
-        Path | None, typer.Option(help="Scenario for everything not calibrated (default: baseline).")
-    ] = None,
-    dayfirst: Annotated[
-        bool | None, typer.Option("--dayfirst/--no-dayfirst", help="Slash dates are DD/MM (or MM/DD) when ambiguous.")
-    ] = None,
-    date_format: Annotated[
-        str | None, typer.Option("--date-format", help="strptime format for every date column.")
-    ] = None,
+    leads: LeadsOpt = None,
+    history: HistoryOpt = None,
+    crm_format: CrmFormatOpt = None,
+    mapping: MapOpt = None,
+    base: BaseOpt = None,
+    dayfirst: DayfirstOpt = None,
+    date_format: DateFormatOpt = None,
     runs: Annotated[int, typer.Option(help="Replications of the forecast.", min=1)] = 200,
     seed: SeedOpt = None,
     jobs: JobsOpt = 1,
