@@ -10,12 +10,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from funnelsim import load_scenario, simulate
 from funnelsim import vocabulary as records
-from funnelsim.model.mechanisms import odds_multiplier
+from funnelsim.model.mechanisms import contact_probability
+from funnelsim.model.scenario import SPEED_TO_LEAD_PRESETS, SpeedToLead
 from funnelsim.report import tables as output
 from funnelsim.run import metrics
 
@@ -194,20 +194,12 @@ def test_every_output_file_and_column_is_documented(outputs: str, small_run: Any
     assert not missing, f"not in docs/outputs.md: {missing}"
 
 
-def test_model_doc_quotes_the_speed_to_lead_ratios_the_defaults_give() -> None:
-    """The odds ratios printed in docs/model.md are the ones the baseline knots produce."""
+def test_model_doc_quotes_the_speed_to_lead_presets_as_defined() -> None:
+    """The preset table in docs/model.md section 7 gives each preset's multipliers and P(contact)."""
     text = (DOCS / "model.md").read_text(encoding="utf-8")
-    speed = load_scenario(BASELINE).handoff.speed_to_lead
-
-    def hour_mean(first_hour: float) -> float:
-        hours = np.linspace(first_hour, first_hour + 1, 20001)
-        return float(odds_multiplier(speed, hours / 24).mean())
-
-    five, thirty, day = odds_multiplier(speed, np.array([5 / 60, 0.5, 24]) / 24)
-    ratios = {
-        "5 vs 30 minutes": five / thirty,
-        "first vs second hour": hour_mean(0) / hour_mean(1),
-        "first hour vs 24 hours": hour_mean(0) / day,
-    }
-    for label, ratio in ratios.items():
-        assert f"{ratio:.1f}×" in text, f"docs/model.md should quote {label} as {ratio:.1f}×"
+    for name in ("published", "conservative"):
+        speed = SpeedToLead(**SPEED_TO_LEAD_PRESETS[name])
+        multipliers = " | ".join(f"{m:g}" for m in speed.odds_multiplier)
+        contact = " | ".join(f"{float(contact_probability(speed, h / 24)):.3f}" for h in speed.knots_hours)
+        assert f"`{name}`: odds multiplier `m` | {multipliers} |" in text, name
+        assert f"`{name}`: `P(contact)`, `p0 = {speed.contact_rate_immediate:g}` | {contact} |" in text, name

@@ -14,11 +14,17 @@ bar, its sources entering at MQL (no nurture in the way), every MQL followed up 
 response delay drawn uniformly inside the band, and SDRs that never queue (200 of them), so
 the delay is the response time and nothing else. A lead qualifies when its ``sql`` event
 happens; the ratios are of the share of worked MQLs that qualify, with 95% intervals from
-the binomial counts (a log-ratio normal interval).
+the binomial counts (a log-ratio normal interval). The 24-48 h band gets ten times the leads
+of the others: few of its leads qualify.
+
+The bundled scenarios use the ``published`` curve (``speed_to_lead = "published"``), which
+reproduces all three; ``--preset conservative`` measures the halved curve (each ratio its
+square root). ``tests/validation/test_speed_to_lead.py`` runs this measurement.
 
 Run (from the repository root)::
 
     python experiments/speed_to_lead/measure.py                 # the bundled baseline's curve
+    python experiments/speed_to_lead/measure.py --preset conservative
     python experiments/speed_to_lead/measure.py scenarios/aligned.toml --leads 40000
 """
 
@@ -43,15 +49,26 @@ BANDS = {
     "second hour": (60 * MINUTE, 120 * MINUTE),
     "24-48 h": (1.0, 2.0),
 }
+# Leads in a band, as a multiple of --leads.
+BAND_WEIGHT = {"24-48 h": 10}
 PUBLISHED = {
     "odds ratio, 5 vs 30 minutes (MIT/InsideSales)": 21.0,
     "likelihood ratio, first vs second hour (HBR 2011)": 7.0,
     "likelihood ratio, first hour vs 24 h+ (HBR 2011)": 60.0,
 }
 
+# What each preset is built to give: the published figures, or their square roots.
+TARGETS = {
+    "published": PUBLISHED,
+    "conservative": {name: math.sqrt(value) for name, value in PUBLISHED.items()},
+}
 
-def band_scenario(path: Path, low: float, high: float, leads: int, horizon_days: float = 120.0):
-    """``path``'s company with every MQL answered after a delay uniform on [low, high] days."""
+
+def band_scenario(
+    path: Path, low: float, high: float, leads: int, preset: str | None = None, horizon_days: float = 120.0
+):
+    """``path``'s company with every MQL answered after a delay uniform on [low, high] days
+    (and the speed-to-lead curve ``preset``, if given)."""
     with path.open("rb") as handle:
         raw = tomllib.load(handle)
     raw.pop("initial_pipeline", None)
@@ -69,16 +86,19 @@ def band_scenario(path: Path, low: float, high: float, leads: int, horizon_days:
     raw["handoff"]["follow_up_rate"] = 1.0
     raw["handoff"]["response_delay_days"] = {"dist": "uniform", "low": low, "high": high} if high > low else low
     raw["handoff"]["sdr"] = {"count": 200, "work_days": 0.01}
+    if preset is not None:
+        raw["handoff"]["speed_to_lead"] = preset
     raw["recycling"] = {"probability": 0.0}
     raw["prospecting"] = {"opportunities_per_ae_per_month": 0.0}
     return parse_scenario(raw, f"speed-to-lead {low:.4f}-{high:.4f} d")
 
 
-def qualified(path: Path, leads: int, seed: int) -> dict[str, tuple[int, int]]:
+def qualified(path: Path, leads: int, seed: int, preset: str | None = None) -> dict[str, tuple[int, int]]:
     """Per band: (MQLs worked, of them qualified: SQLs)."""
     out = {}
     for name, (low, high) in BANDS.items():
-        result = simulate(band_scenario(path, low, high, leads), seed=seed)
+        scenario = band_scenario(path, low, high, leads * BAND_WEIGHT.get(name, 1), preset)
+        result = simulate(scenario, seed=seed)
         ev = result.events
         worked = int(ev.loc[ev["event"] == "sdr_start", "lead"].nunique())
         sqls = int(summarize_run(result)["sqls"])
@@ -113,13 +133,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("scenario", nargs="?", type=Path, default=HERE.parent.parent / "scenarios" / "baseline.toml")
     ap.add_argument("--leads", type=int, default=20000, help="MQLs per band")
     ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--preset", help="a speed-to-lead preset instead of the scenario's curve (e.g. conservative)")
     args = ap.parse_args(argv)
-    counts = qualified(args.scenario, args.leads, args.seed)
-    print(f"{args.scenario.name}: share of worked MQLs that qualify, by response delay")
+    counts = qualified(args.scenario, args.leads, args.seed, args.preset)
+    curve = f", {args.preset} curve" if args.preset else ""
+    print(f"{args.scenario.name}{curve}: share of worked MQLs that qualify, by response delay")
     for name, (n, k) in counts.items():
-        print(f"  {name:12s} {k:6,d} of {n:6,d}  {k / n:7.2%}")
+        print(f"  {name:12s} {k:7,d} of {n:9,d}  {k / n:7.2%}")
     for name, (value, low, high) in ratios(counts).items():
-        print(f"{name}: {value:.2f} (95% CI {low:.2f}-{high:.2f}); published {PUBLISHED[name]:g}")
+        target = f"; {args.preset} target {TARGETS[args.preset][name]:.2f}" if args.preset in TARGETS else ""
+        print(f"{name}: {value:.2f} (95% CI {low:.2f}-{high:.2f}); published {PUBLISHED[name]:g}{target}")
 
 
 if __name__ == "__main__":

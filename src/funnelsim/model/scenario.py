@@ -19,13 +19,14 @@ import typing
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from funnelsim.model.distributions import Fixed, NonNegativeDist, Spec, UnitDist
 
 __all__ = [
     "DAYS_PER_MONTH",
     "PIPELINE_SOURCE",
+    "SPEED_TO_LEAD_PRESETS",
     "UNCERTAIN_PARAMETERS",
     "InitialPipeline",
     "OpenDeal",
@@ -212,6 +213,8 @@ class SpeedToLead(_Model):
 
     ``P(contact | d) = o(d) / (1 + o(d))`` with ``o(d) = o0 * m(d)``, ``o0`` the odds
     for an immediate response and ``m`` interpolated log-linearly between knots.
+    A scenario gives this table, or a preset's name instead: `speed_to_lead = "published"`
+    (or "conservative", "none"; docs/model.md section 7).
     """
 
     contact_rate_immediate: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = Field(
@@ -239,6 +242,41 @@ class SpeedToLead(_Model):
                 f"got {len(self.knots_hours)} and {len(self.odds_multiplier)}"
             )
         return self
+
+
+_HOUR = 1 / 60
+SPEED_TO_LEAD_PRESETS: dict[str, dict[str, Any]] = {
+    # Measured from simulated outcomes on the baseline's mix (experiments/speed_to_lead,
+    # tests/validation/test_speed_to_lead.py): 5 vs 30 minutes, odds of qualifying 21x
+    # (Oldroyd, MIT/InsideSales 2007); first vs second hour 7x as likely, first hour vs
+    # 24 h+ 60x (Oldroyd, McElheran & Elkington, HBR 2011).
+    "published": {
+        "contact_rate_immediate": 0.97,
+        "knots_hours": [0.0, 5 * _HOUR, 15 * _HOUR, 0.5, 1.0, 2.0, 24.0],
+        "odds_multiplier": [1.0, 1.0, 0.008, 0.0015, 0.00122, 0.001, 0.000125],
+    },
+    # Half the published effect on the log scale (each ratio its square root: 4.6x, 2.6x,
+    # 7.7x), for planners who read the studies' firm-level correlations as partly
+    # selection: the firms that answer fast are also better at selling.
+    "conservative": {
+        "contact_rate_immediate": 0.97,
+        "knots_hours": [0.0, 5 * _HOUR, 15 * _HOUR, 0.5, 1.0, 2.0, 24.0],
+        "odds_multiplier": [1.0, 1.0, 0.063, 0.008, 0.0066, 0.0054, 0.0018],
+    },
+    # No effect: the delay changes nothing (to see what speed to lead is worth).
+    "none": {"contact_rate_immediate": 0.97, "knots_hours": [0.0], "odds_multiplier": [1.0]},
+}
+"""Named speed-to-lead curves: ``speed_to_lead = "published"`` in a scenario's ``[handoff]``."""
+
+
+def _speed_preset(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if value not in SPEED_TO_LEAD_PRESETS:
+        raise ValueError(
+            f"unknown preset {value!r}; choose one of {', '.join(SPEED_TO_LEAD_PRESETS)} or give the curve"
+        )
+    return dict(SPEED_TO_LEAD_PRESETS[value])
 
 
 class Hire(_Model):
@@ -272,7 +310,10 @@ class Handoff(_Model):
 
     follow_up_rate: UncertainProbability = Field(description="Share of MQLs sales works at all." + _UNCERTAIN_NOTE)
     response_delay_days: NonNegativeDist = Field(description="Time before an SDR picks up a new MQL, days.")
-    speed_to_lead: SpeedToLead
+    speed_to_lead: Annotated[SpeedToLead, BeforeValidator(_speed_preset)] = Field(
+        description="The contact curve, or a preset's name: 'published' (21x, 7x, 60x from the studies), "
+        "'conservative' (half the effect on the log scale) or 'none'."
+    )
     sdr: SDRTeam
 
 
