@@ -30,13 +30,12 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
+import bars as rules
 import numpy as np
 import pandas as pd
 
 from funnelsim import load_scenario
-from funnelsim.model.distributions import Uniform
 from funnelsim.model.scenario import Scenario
 from funnelsim.report.tables import write_comparison, write_sensitivity, write_sweep
 from funnelsim.studies import executors
@@ -57,13 +56,6 @@ LEVERS = {
     "recycling": ["recycling"],
     "messaging": ["sales"],
 }
-
-# The robustness check: the definition against everything else.
-ROBUSTNESS_LEVERS = {
-    "lead definition": ["qualification"],
-    "everything else": ["sources", "handoff", "recycling", "sales"],
-}
-PARTNER_ENGAGEMENT = Uniform(low=0.4, high=0.8)
 
 # Parameters of the misaligned company varied ±20% for the tornado: the alignment
 # mechanisms, the volumes and the capacities they compete with.
@@ -150,28 +142,50 @@ def _study(scenarios: dict[str, Scenario], runs: int, seed: int, pool: mc.Execut
     write_sweep(bar, folder / "mql-sweep")
     published = _published(result, prior)
     published.to_csv(folder / "published.csv", index=False)
-    # Robustness: in the shipped files partner referrals arrive with zero engagement, so the
-    # aligned company's shared rule (40% engagement) cannot pass one on arrival. With
-    # engaged referrals, how much does the lead definition then contribute?
-    engaged = [sc.model_copy(update={"sources": _engaged_partners(sc)}) for sc in (misaligned, aligned)]
-    robust = compare(engaged, runs, seed, pool, levers=ROBUSTNESS_LEVERS)
-    write_comparison(robust, folder / "engaged-partners")
+    chosen = rules.choose(baseline.table, misaligned, aligned, runs, seed, pool, step=0.1 if quick else 0.02)
+    _write_bars(chosen, folder / "bars")
     report = _report(result, published, prior, tornado.table(), bar.table("revenue"), runs, seed, quick)
-    return report + _robustness(robust)
+    return report + _bars_report(chosen, misaligned, aligned)
 
 
-def _engaged_partners(scenario: Scenario) -> dict[str, Any]:
-    """The scenario's sources, with partner referrals as engaged as a contact who asked for a meeting."""
-    partner = scenario.sources["partner"].model_copy(update={"initial_engagement": PARTNER_ENGAGEMENT})
-    return {**scenario.sources, "partner": partner}
+def _write_bars(chosen: rules.Bars, folder: Path) -> None:
+    folder.mkdir(parents=True)
+    chosen.aligned_sweep.to_csv(folder / "aligned-sweep.csv", index=False)
+    chosen.misaligned_sweep.to_csv(folder / "misaligned-sweep.csv", index=False)
+    chosen.band.to_csv(folder / "robustness.csv", index=False)
+    fig, _ = rules.figure(chosen)
+    fig.savefig(folder / "robustness.png", dpi=110)
 
 
-def _robustness(robust: Comparison) -> str:
-    assert robust.attribution is not None
-    table = robust.table(["revenue"]).set_index("scenario")
-    ratio = table.loc["aligned", "mean"] / table.loc["misaligned", "mean"]
-    lines = ["", f"With engaged partner referrals (uniform 0.4-0.8): revenue ratio aligned/misaligned {ratio:.2f}x"]
-    lines += _lever_table(robust.attribution, share=False)
+def _bars_report(chosen: rules.Bars, misaligned: Scenario, aligned: Scenario) -> str:
+    q_m, q_a = misaligned.qualification, aligned.qualification
+    lines = ["", "Bars chosen by each organisation's rule (experiments/alignment/bars.py) vs the scenario files:"]
+    lines.append("| bar | rule | chosen | scenario file |")
+    lines.append("|---|---|---:|---:|")
+    lines.append(
+        f"| aligned, shared | revenue optimum of the shared-bar sweep | {chosen.aligned:.2f} "
+        f"| {q_a.sql.threshold:.2f} |"
+    )
+    lines.append(
+        f"| misaligned, MQL | highest bar reaching {chosen.targets['mqls']:,.0f} MQLs "
+        f"(+{rules.RULE['mql_growth'] - 1:.0%}) | {chosen.mql:.2f} | {q_m.mql.threshold:.2f} |"
+    )
+    lines.append(
+        f"| misaligned, SQL | lowest bar with a win rate of {chosen.targets['win_rate']:.1%} "
+        f"(best less {rules.RULE['win_rate_slack']:.0%}) "
+        f"| {chosen.sql:.2f} | {q_m.sql.threshold:.2f} |"
+    )
+    band = chosen.band
+    low, high = band["ratio"].min(), band["ratio"].max()
+    lines += ["", f"Revenue ratio aligned/misaligned over the band: {low:.2f}x to {high:.2f}x"]
+    lines.append("| MQL target | win rate within | misaligned bars (MQL/SQL) | ratio at each plausible shared bar |")
+    lines.append("|---:|---:|---:|---|")
+    for (growth, slack), group in band.groupby(["mql_growth", "win_rate_slack"]):
+        row = group.iloc[0]
+        ratios = " ".join(f"{r:.2f}x" for r in group.sort_values("aligned_threshold")["ratio"])
+        lines.append(f"| +{growth - 1:.0%} | {slack:.0%} of best | {row['mql']:.2f}/{row['sql']:.2f} | {ratios} |")
+    shared = ", ".join(f"{t:.2f}" for t in sorted(band["aligned_threshold"].unique()))
+    lines.append(f"(plausible shared bars, in that order: {shared})")
     return "\n".join(lines) + "\n"
 
 
