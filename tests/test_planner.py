@@ -52,7 +52,7 @@ runner = CliRunner()
 # short frame (a quarter after a three-month lead-in): plans in seconds, not minutes.
 FAST = (
     *TENTH_VOLUME,
-    "handoff.sdr.count=1",
+    "handoff.sdr.count=2",
     "sales.ae.count=3",
     "sales.ae.hires=[]",
     "prospecting.opportunities_per_ae_per_month=0",
@@ -215,7 +215,7 @@ def test_verifier_stops_at_its_budget(fast):
 def test_goal_met_by_the_unchanged_scenario_is_already_met(fast):
     p, _ = plan(fast, 20_000, 0.8, **FAST_OPTIONS)
     assert p.status == "already met"
-    assert (p.lead_multiplier, p.extra_aes, p.sdrs) == (1.0, 0, 1)
+    assert (p.lead_multiplier, p.extra_aes, p.sdrs) == (1.0, 0, 2)
     assert p.p_goal["ci_low"] >= 0.8 and p.p_goal["n"] == 200
     assert {k for k in p.changes if k.startswith(("sources", "sales", "handoff"))} == set()
 
@@ -234,11 +234,11 @@ def test_a_goal_met_today_is_already_met_before_any_lead_search(fast, monkeypatc
 
     monkeypatch.setattr(planner, "search_leads", past_the_cliff)
     p, _ = plan(fast, 20_000, 0.8, **FAST_OPTIONS)
-    assert p.status == "already met" and (p.lead_multiplier, p.extra_aes, p.sdrs) == (1.0, 0, 1)
+    assert p.status == "already met" and (p.lead_multiplier, p.extra_aes, p.sdrs) == (1.0, 0, 2)
 
 
 def test_a_lead_search_started_past_an_sdr_cliff_comes_back_below_its_start(fast, monkeypatch):
-    """One SDR drowns at 12x the leads (revenue falls with more leads): a search started there goes up,
+    """Two SDRs drown at 12x the leads (revenue falls with more leads): a search started there goes up,
     finds the funnel saturated, and then tries the volumes below its start before calling the goal
     infeasible; it plans a volume between today's and the cliff."""
     import importlib
@@ -311,7 +311,7 @@ def test_planned_changes_hire_aes_and_sdrs_on_the_hire_month(fast):
     framed = frame(fast, QUARTER, 3)
     changes = planned_changes(framed, 1.0, 2, 3, hire_date=dt.date(2026, 11, 1))
     assert changes["sales.ae.hires"] == [{"date": "2026-11-01", "count": 2}]
-    assert changes["handoff.sdr.hires"] == [{"date": "2026-11-01", "count": 2}]
+    assert changes["handoff.sdr.hires"] == [{"date": "2026-11-01", "count": 1}]  # 3 SDRs, 2 on the team
     assert "handoff.sdr.count" not in changes  # SDRs are hires that ramp, not a bigger team from day 0
 
 

@@ -118,6 +118,13 @@ def open_funnel() -> Scenario:
     }
     raw["handoff"]["follow_up_rate"] = 0.9
     raw["handoff"]["response_delay_days"] = 0.5
+    # A gentler curve than the published one, so that a half-day answer still reaches a
+    # third of the leads (the closed forms hold for any curve).
+    raw["handoff"]["speed_to_lead"] = {
+        "contact_rate_immediate": 0.97,
+        "knots_hours": [0.0, 0.0833, 0.5, 1.0, 2.0, 24.0],
+        "odds_multiplier": [1.0, 1.0, 0.0476, 0.035, 0.032, 0.0039],
+    }
     raw["handoff"]["sdr"] = {"count": 200, "work_days": {"dist": "uniform", "low": 0.1, "high": 0.5}}
     raw["recycling"] = {"probability": 0.0}
     sales = raw["sales"]
