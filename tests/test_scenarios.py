@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from funnelsim import load_scenario, simulate
@@ -103,15 +104,30 @@ def _revenue_ratio(seeds: range) -> float:
     return float(revenue["aligned"] / revenue["misaligned"])
 
 
-def test_aligned_earns_about_a_third_more_than_misaligned() -> None:
-    # Published range: Aberdeen 1.20/0.96 = 1.25 to 1.32/0.93 = 1.42. Four seeds:
-    # single runs range 1.2-1.55, so the fast check is wider than the slow one.
-    assert 1.2 < _revenue_ratio(range(2027, 2031)) < 1.5
+BARS = ROOT / "experiments" / "alignment" / "results" / "bars"
+
+
+def test_the_bundled_bars_are_the_ones_each_organisations_rule_chose() -> None:
+    """Neither file's qualification bar is hand-picked: aligned.toml's shared bar is the revenue optimum
+    of the shared-bar sweep, misaligned.toml's bars are marketing's (MQL target) and sales' (win rate)
+    rule at the study's targets, as the committed alignment study found them
+    (experiments/alignment/bars.py; regenerate with ``python experiments/alignment/run.py``)."""
+    aligned, misaligned = (load_scenario(ROOT / "scenarios" / f"{name}.toml") for name in ("aligned", "misaligned"))
+    shared = pd.read_csv(BARS / "aligned-sweep.csv")
+    optimum = float(shared.loc[shared["revenue"].idxmax(), "threshold"])
+    assert aligned.qualification.mql.threshold == aligned.qualification.sql.threshold == pytest.approx(optimum)
+    band = pd.read_csv(BARS / "robustness.csv")
+    rule = band[(band["mql_growth"] == 1.25) & (band["win_rate_slack"] == 0.02)].iloc[0]
+    assert misaligned.qualification.mql.threshold == pytest.approx(rule["mql"])
+    assert misaligned.qualification.sql.threshold == pytest.approx(rule["sql"])
 
 
 @pytest.mark.slow
-def test_aligned_revenue_gap_matches_published_range() -> None:
-    assert 1.25 < _revenue_ratio(range(100, 124)) < 1.45
+def test_the_bundled_pair_lands_inside_the_reported_robustness_band() -> None:
+    """The aligned/misaligned revenue ratio of the bundled files over 24 fresh seeds (not the study's)
+    is inside the band the study reports over plausible bars, widened by 5% for the seeds' noise."""
+    band = pd.read_csv(BARS / "robustness.csv")["ratio"]
+    assert 0.95 * band.min() <= _revenue_ratio(range(100, 124)) <= 1.05 * band.max()
 
 
 def _regenerate() -> None:

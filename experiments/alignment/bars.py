@@ -194,3 +194,32 @@ def figure(bars: Bars):  # type: ignore[no-untyped-def]  # matplotlib is importe
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig, ax
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the bars the rules choose for the bundled scenarios (without the rest of the study)."""
+    import argparse
+    from pathlib import Path
+
+    from funnelsim import load_scenario
+    from funnelsim.studies import executors
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=2027)
+    parser.add_argument("--jobs", type=int, default=1)
+    args = parser.parse_args(argv)
+    folder = Path(__file__).resolve().parent.parent.parent / "scenarios"
+    scenarios = {name: load_scenario(folder / f"{name}.toml") for name in ("baseline", "misaligned", "aligned")}
+    with executors.executor(args.jobs) as pool:
+        baseline = mc.run(scenarios["baseline"], args.runs, args.seed, pool).table
+        chosen = choose(baseline, scenarios["misaligned"], scenarios["aligned"], args.runs, args.seed, pool)
+    print(f"aligned {chosen.aligned:.2f}; misaligned MQL {chosen.mql:.2f}, SQL {chosen.sql:.2f}; targets {chosen.targets}")
+    print(chosen.aligned_sweep.to_string())
+    print(chosen.misaligned_sweep.to_string())
+    print(chosen.band.to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
