@@ -234,13 +234,14 @@ def _simulate_round(scenario: Scenario, target: Target, runs: int, seed: int) ->
 
 
 def _resize(knobs: Knobs, new: Knobs, m: dict[str, float], target: Target, work_days: float) -> Knobs:
-    """SDRs for the offered load the ``new`` volumes will bring; AE slots raised to Little's law's need (never
-    lowered)."""
+    """SDRs for the offered load the ``new`` volumes will bring and AE slots raised to Little's law's need,
+    neither ever lowered between rounds: one SDR fewer makes MQLs wait, and under the steep speed-to-lead
+    curve the lost contacts swing the opportunities so far that the rounds would alternate between two
+    team sizes."""
     load = m["sdr_requests"] * work_days * new.volume_factor / knobs.volume_factor
     sdr = knobs.sdr_count
-    # grow as soon as the load is above the target, shrink only well below it: no jitter between rounds
-    if not target.sdr_utilisation - RESIZE_BAND <= load / sdr <= target.sdr_utilisation:
-        sdr = sdr_count_for(load, target.sdr_utilisation)
+    if load / sdr > target.sdr_utilisation:
+        sdr = max(sdr, sdr_count_for(load, target.sdr_utilisation))
     need = ae_slots_needed(target.opportunities_per_day, target.cycle_mean_days)
     count, cap = knobs.ae_count, knobs.ae_max_open
     have = m["ae_capacity"]
