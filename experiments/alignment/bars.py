@@ -38,6 +38,8 @@ SQL_RANGE = (0.30, 0.80)
 # The plan's targets: MQL growth over last year; how far below its best win rate sales goes.
 RULE = {"mql_growth": 1.25, "win_rate_slack": 0.02}
 BAND = {"mql_growth": (1.10, 1.25, 1.40), "win_rate_slack": (0.01, 0.02, 0.03)}
+# Replications per point of the bar sweeps (common random numbers: replications 0 .. RUNS-1).
+RUNS = 8
 # An aligned bar is plausible when its revenue is within this share of the optimum's.
 NEAR_OPTIMUM = 0.05
 
@@ -205,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     from funnelsim.studies import executors
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--seed", type=int, default=2027)
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args(argv)

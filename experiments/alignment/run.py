@@ -142,7 +142,9 @@ def _study(scenarios: dict[str, Scenario], runs: int, seed: int, pool: mc.Execut
     write_sweep(bar, folder / "mql-sweep")
     published = _published(result, prior)
     published.to_csv(folder / "published.csv", index=False)
-    chosen = rules.choose(baseline.table, misaligned, aligned, runs, seed, pool, step=0.1 if quick else 0.02)
+    bar_runs = min(runs, rules.RUNS)
+    last_year = baseline.table[baseline.table["replication"] < bar_runs]
+    chosen = rules.choose(last_year, misaligned, aligned, bar_runs, seed, pool, step=0.1 if quick else 0.02)
     _write_bars(chosen, folder / "bars")
     report = _report(result, published, prior, tornado.table(), bar.table("revenue"), runs, seed, quick)
     return report + _bars_report(chosen, misaligned, aligned)
