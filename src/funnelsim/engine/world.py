@@ -101,8 +101,9 @@ class FirstPass:
     cheapest scalar access per event; whether sales follows the MQL up and its response
     delay are used before the run, see ``fast._hand_over``), and what can be decided
     from them before the run, the comparisons the steps would make, made in numpy:
-    ``qualified`` (it has a need and passes sales' bar with its engagement at the
-    hand-off, which only recycling changes) and ``win_probability`` (of its fit). A
+    ``qualified`` (it has a need, and its source qualifies it (``qualified_by =
+    "source"``) or it passes sales' bar with its engagement at the hand-off, which
+    only recycling changes) and ``win_probability`` (of its fit). A
     lead leaving its first pass alive (recycled) has its traits copied to the world's
     dicts (:meth:`World.adopt`).
     """
@@ -231,6 +232,10 @@ class World:
         self.win_rate = rate(s.win_rate)
         # Scenario values read per event, looked up once (pydantic attribute access is slow).
         self.sql_rule = sc.qualification.sql
+        # Per source index: sales accepts its reached leads with a need, whatever their score
+        # (``qualified_by = "source"``); prospected and pipeline deals never meet an SDR.
+        self.by_source = [source.qualified_by == "source" for source in sc.sources.values()]
+        self.by_source += [False] * (len(self.source_names) - len(self.by_source))
         self.max_recycles = sc.recycling.max_times
         self.engagement_kept = sc.recycling.engagement_kept
         self.queue_by_score = s.queue == "score"
@@ -299,6 +304,7 @@ class World:
         self.n_leads = len(traits["fit"])
         rule = self.sql_rule
         need, fit, kept = traits["need"][active], traits["fit"][active], engagement[active]
+        by_source = np.array(self.by_source, dtype=bool)[traits["source"][active]]
         self.own = FirstPass(
             {
                 "persona": traits["persona"][active].tolist(),
@@ -309,7 +315,7 @@ class World:
             },
             {name: draws[name].tolist() for name in LEAD_DRAWS if name in draws and name not in BEFORE_RUN},
             {
-                "qualified": (need & (score(rule, fit, kept) >= rule.threshold)).tolist(),
+                "qualified": (need & (by_source | (score(rule, fit, kept) >= rule.threshold))).tolist(),
                 "win_probability": win_probability(self.win_rate, self.fit_effect, fit).tolist(),
             },
         )
@@ -453,17 +459,27 @@ class World:
             self._log((now, lead, E["unreached"], rep, NAN))
             self._recycle_or_drop(lead, k)
             return
-        if k >= 0:
-            qualified = self.own.qualified[k]
-        else:
-            rule = self.sql_rule
-            qualified = self.need[lead] and score(rule, self.fit[lead], self.engagement[lead]) >= rule.threshold
+        qualified = self.own.qualified[k] if k >= 0 else self.need[lead] and self.passes_sales_bar(lead)
         if not qualified:
             self._log((now, lead, E["rejected"], rep, NAN))
             self._recycle_or_drop(lead, k)
             return
         self._log((now, lead, E["sql"], rep, NAN))
         self._sell(lead, k)
+
+    def passes_sales_bar(self, lead: int) -> bool:
+        """True if sales' bar lets a reached lead through, need aside, on a pass not decided
+        before the run (a recycled one; every one in the reference model): its source
+        qualifies it (``qualified_by = "source"``), or its score reaches sales' threshold."""
+        if self.by_source[self.source_of(lead)]:
+            return True
+        rule = self.sql_rule
+        return bool(score(rule, self.fit[lead], self.engagement[lead]) >= rule.threshold)
+
+    def source_of(self, lead: int) -> int:
+        """The index of a lead's source: drawn as arrays before the run, or created during it."""
+        first = len(self._drawn.get("source", ()))
+        return int(self._drawn["source"][lead]) if lead < first else self._new_source[lead - first]
 
     def _recycle_or_drop(self, lead: int, k: int) -> None:
         recycled = self.recycles.get(lead, 0)

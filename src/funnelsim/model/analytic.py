@@ -34,8 +34,9 @@ Yield of an MQL with unlimited capacity
               E_{F,E}\big[\mathbf 1\{s(F, E) \ge \theta\}\, P_w(F)\big],
 
     ``f`` the follow-up rate, ``P_c(D)`` the speed-to-lead contact probability at
-    response delay ``D``, ``s`` sales' score and ``theta`` its threshold, ``o`` the
-    opportunity rate and ``P_w`` the win probability
+    response delay ``D``, ``s`` sales' score and ``theta`` its threshold (for a source
+    with ``qualified_by = "source"`` the indicator is 1: sales takes it by its source),
+    ``o`` the opportunity rate and ``P_w`` the win probability
     (:mod:`funnelsim.model.mechanisms`). Need is drawn from the persona alone, so it is
     independent of fit and engagement; the mean deal of a win weighs each persona's
     mean deal size by ``mix_p * intent_p``. The mean time from MQL to win is
@@ -337,7 +338,8 @@ class MQLYield:
     contact
         Worked -> reached, ``E[P_c(D)]`` over the response delay.
     qualify
-        Reached -> SQL: ``P(need) * P(score >= threshold)``.
+        Reached -> SQL: ``P(need) * P(score >= threshold)``; ``P(need)`` for a source
+        qualified by source.
     opportunity
         SQL -> opportunity (the opportunity rate).
     win
@@ -375,6 +377,8 @@ def mql_yield(scenario: Scenario, source: str, points: int = 512) -> MQLYield:
     .. math:: \\frac{\\text{wins}}{\\text{MQL}} = f \\cdot E_D[P_c(D)] \\cdot P(N) \\cdot o \\cdot
               E_{F,E}[\\mathbf 1\\{s(F,E) \\ge \\theta\\} P_w(F)]
 
+    (the indicator is 1 for a source with ``qualified_by = "source"``).
+
     The MQLs must be the source's arrivals as they come (``entry_stage = "mql"``, or an
     MQL bar every arriving lead already meets): leads selected by nurture have a fit
     and engagement that only simulation gives.
@@ -408,6 +412,8 @@ def mql_yield(scenario: Scenario, source: str, points: int = 512) -> MQLYield:
     fit, fit_w = _nodes(src.fit, points)
     eng, eng_w = _nodes(src.initial_engagement, points)
     passes = np.asarray(score(sql_rule, fit[:, None], eng[None, :])) >= sql_rule.threshold
+    if src.qualified_by == "source":
+        passes = np.ones_like(passes)  # sales takes a reached lead with a need whatever its score
     pass_given_fit = passes.astype(float) @ eng_w
     p_pass = float(fit_w @ pass_given_fit)
     pass_and_win = float(fit_w @ (pass_given_fit * win_probability(rate(s.win_rate), s.fit_effect, fit)))

@@ -9,7 +9,9 @@ Engagement (nurture)
 Scores (qualification)
     ``score = fit_weight * fit + engagement_weight * engagement``; a lead is an MQL
     when marketing's score reaches its threshold right after a touch, and passes
-    sales' bar when sales' score (of the same fit and engagement) reaches its own.
+    sales' bar when sales' score (of the same fit and engagement) reaches its own;
+    a lead of a source with ``qualified_by = "source"`` passes sales' bar whatever
+    its score (it still needs a buying need to become an SQL).
 
 Speed to lead (hand-off)
     ``P(contact | d) = o(d) / (1 + o(d))``, ``o(d) = o0 * m(d)``, ``o0 = p0 / (1 - p0)``

@@ -113,6 +113,14 @@ class Source(_Model):
     entry_stage: Literal["lead", "mql"] = Field(
         "lead", description="'lead' enters nurture; 'mql' goes straight to sales (demo requests, referrals)."
     )
+    qualified_by: Literal["score", "source"] = Field(
+        "score",
+        description="How sales qualifies a lead of this source it has reached. 'score': sales' SQL rule "
+        "(qualification.sql) and a buying need. 'source': sales accepts a reached lead from this source that "
+        "has a buying need, whatever its scores — partner referrals and demo requests, as CRMs qualify them by "
+        "lead source. It still has to be followed up and reached, and with entry_stage = 'lead' marketing's "
+        "MQL bar still decides when it is handed over.",
+    )
     month_multipliers: dict[str, NonNegative] = Field(
         default_factory=dict,
         description="Multiplier on volume for given months, keyed YYYY-MM (e.g. 2027-03 = 1.5), on top of "

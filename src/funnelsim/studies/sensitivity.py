@@ -75,6 +75,7 @@ EXCLUDED: tuple[tuple[str, str], ...] = (
     ("sources.*.persona_mix", "a mix: shares that must sum to 1"),
     ("sources.*.seasonality", "a monthly profile (12 multipliers); the source's volume is varied instead"),
     ("sources.*.entry_stage", "a choice, not a number"),
+    ("sources.*.qualified_by", "a choice, not a number"),
     ("qualification.*.fit_weight", "weights that must sum to 1 (fit_weight + engagement_weight)"),
     ("qualification.*.engagement_weight", "weights that must sum to 1 (fit_weight + engagement_weight)"),
     ("handoff.speed_to_lead.knots_hours", _CURVE),

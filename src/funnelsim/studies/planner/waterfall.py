@@ -152,7 +152,8 @@ def source_yields(scenario: Scenario) -> dict[str, SourceYield]:
         if not mql.any():
             out[name] = SourceYield(0.0, np.eye(1, days)[0], 0.0, rate(s.opportunity_rate), 0.0, 0.0)
             continue
-        qualify = intent[persona[mql]] * (score(sql_rule, fit[mql], engagement[mql]) >= sql_rule.threshold)
+        passes = score(sql_rule, fit[mql], engagement[mql]) >= sql_rule.threshold
+        qualify = intent[persona[mql]] * (passes | (src.qualified_by == "source"))
         won = qualify * win_probability(rate(s.win_rate), s.fit_effect, fit[mql])
         out[name] = SourceYield(
             mql_rate=float(mql.mean()),
