@@ -36,7 +36,7 @@ ENGINE_SEED, REFERENCE_SEED = 101, 202  # different seeds: the two samples must 
 # The baseline company at a tenth of its volume and team, every mechanism still on
 # (seasonality, nurture, recycling, patience, hires, attrition, prospecting).
 SCALED_DOWN = list(TENTH)
-PER_RUN = ("mqls", "sqls", "opportunities", "wins", "revenue", "dormant")
+PER_RUN = ("mqls", "sqls", "opportunities", "wins", "revenue", "dormant", "partner_sqls", "events_sqls")
 PER_LEAD = ("days_to_mql", "mql_fit")
 
 Engine = Callable[..., RunResult]
@@ -64,8 +64,11 @@ def sample(engine: Engine, scenario: Scenario, seed: int, replications: int) -> 
         result = engine(scenario, seed=seed, replication=replication)
         row = summary(result.events)
         row["dormant"] = int((result.events["event"] == "dormant").sum())
-        rows.append(row)
         leads = result.leads
+        # SQLs of a source straight to sales (partner, qualified by source in the baseline) and of a nurtured one.
+        for name in ("partner", "events"):
+            row[f"{name}_sqls"] = int(leads.loc[leads["source"] == name, "sql"].notna().sum())
+        rows.append(row)
         # Leads that went through nurture (not straight-to-sales sources nor prospected deals).
         nurtured = leads[leads["source"].isin(["inbound", "events"]) & leads["mql"].notna()]
         days_to_mql.append((nurtured["mql"] - nurtured["created"]).to_numpy())
@@ -144,6 +147,37 @@ def test_ks_detects_weaker_nurture(reference: Sample) -> None:
     changed = sample(simulate, scaled_baseline("nurture.touch_lift=0.14"), ENGINE_SEED, FAST_REPLICATIONS)
     pvalues = ks_pvalues(changed, reference)
     assert max(pvalues["mqls"], pvalues["days_to_mql"], pvalues["mql_fit"]) < ALPHA, pvalues
+
+
+# ---------------------------------------------------------------------------
+# Qualification by source (sources.<name>.qualified_by)
+
+# Sales' bar raised so that it turns many MQLs down, and events leads (nurtured) qualified
+# by their source like the partner referrals (straight to sales): every way sales decides
+# is used, on a first pass (decided before the run by the fast engine) and on a recycled one.
+BY_SOURCE = ("qualification.sql.threshold=0.7", "sources.events.qualified_by=source")
+
+
+@pytest.fixture(scope="module")
+def by_source_reference() -> Sample:
+    return sample(simulate_reference, scaled_baseline(*BY_SOURCE), REFERENCE_SEED, FAST_REPLICATIONS)
+
+
+def test_engine_matches_reference_model_with_sources_qualifying(by_source_reference: Sample) -> None:
+    """Same distributions from both models when sales qualifies some sources by source and
+    turns others down by score (30 replications each), per source's SQLs included."""
+    engine = sample(simulate, scaled_baseline(*BY_SOURCE), ENGINE_SEED, FAST_REPLICATIONS)
+    assert engine.runs["events_sqls"].sum() > 0 and by_source_reference.runs["events_sqls"].sum() > 0
+    _check_same(engine, by_source_reference)
+
+
+def test_ks_detects_a_source_qualified_by_score(by_source_reference: Sample) -> None:
+    """Power check: the engine with the events leads qualified by score again is told apart
+    on their SQLs per run (about half as many pass sales' raised bar)."""
+    changed = sample(simulate, scaled_baseline(BY_SOURCE[0]), ENGINE_SEED, FAST_REPLICATIONS)
+    pvalues = ks_pvalues(changed, by_source_reference)
+    assert pvalues["events_sqls"] < ALPHA, pvalues
+    assert pvalues["partner_sqls"] > ALPHA, pvalues
 
 
 # ---------------------------------------------------------------------------

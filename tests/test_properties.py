@@ -117,6 +117,7 @@ def _source(draw: st.DrawFn) -> dict[str, Any]:
         "fit": draw(_unit()),
         "initial_engagement": draw(_unit()),
         "entry_stage": draw(st.sampled_from(["lead", "mql"])),
+        "qualified_by": draw(st.sampled_from(["score", "source"])),
     }
 
 

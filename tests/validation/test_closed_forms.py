@@ -23,6 +23,7 @@ from scipy import stats
 from funnelsim import RunResult, Scenario, parse_scenario, simulate
 from funnelsim.model import analytic
 from funnelsim.model.mechanisms import contact_probability
+from funnelsim.studies.planner import source_yields
 
 BASELINE = Path(__file__).resolve().parents[2] / "scenarios" / "baseline.toml"
 SEED = 20270101
@@ -86,7 +87,9 @@ def open_funnel() -> Scenario:
     ``inbound`` enters nurture but meets the MQL bar (threshold 0) on arrival, fixed
     fit and engagement, seasonal volume; ``partner`` enters as MQLs with random fit
     (beta) and engagement (uniform), so passing sales' bar and winning both depend on
-    the lead. Response delay is fixed, so ``P(contact)`` is one value; SDR work and
+    the lead; ``referral`` enters as MQLs too, with no engagement, qualified by its
+    source (sales takes every reached one with a need, whatever its score). Response
+    delay is fixed, so ``P(contact)`` is one value; SDR work and
     sales cycle are bounded, so a lead created 60 days before the horizon has closed
     by then (no censoring).
     """
@@ -110,6 +113,13 @@ def open_funnel() -> Scenario:
             "persona_mix": {"buyer": 0.8, "influencer": 0.2},
             "fit": {"dist": "beta", "a": 4.0, "b": 2.0},
             "initial_engagement": {"dist": "uniform", "low": 0.0, "high": 0.4},
+        },
+        "referral": {
+            "leads_per_day": 1.0,
+            "entry_stage": "mql",
+            "qualified_by": "source",
+            "persona_mix": {"buyer": 0.7, "job_seeker": 0.3},
+            "fit": {"dist": "beta", "a": 2.0, "b": 2.0},
         },
     }
     raw["qualification"] = {
@@ -177,7 +187,7 @@ def _check_open_funnel(runs: int) -> None:
         expected["opportunities"] += leads * y.sqls_per_mql * y.opportunity
         expected["wins"] += leads * y.wins_per_mql
         expected["revenue"] += leads * y.revenue_per_mql
-        days_to_win = y.mean_days_to_win  # the same for both sources
+        days_to_win = y.mean_days_to_win  # the same for every source
     for what, value in expected.items():
         assert_in_ci(value, rows[what].tolist(), what)
     assert_in_ci(days_to_win, rows["days_to_win"].tolist(), "mean days from lead to win")
@@ -223,6 +233,36 @@ def test_open_funnel_conversions_are_the_textbook_values() -> None:
     assert analytic.expected_leads(scenario, "partner", 0, 365) == pytest.approx(2.0 * 365)
     january_and_february = 4.0 * (0.9 * 31 + 1.0 * 28)
     assert analytic.expected_leads(scenario, "inbound", 0, 59) == pytest.approx(january_and_february)
+
+
+def test_open_funnel_conversions_of_a_source_qualified_by_source() -> None:
+    """A referral source qualified by source: every reached lead with a need is an SQL.
+
+    Its SQL rate is the share with a need, 0.7 (buyers; job seekers have none), though
+    sales' score ``0.8 F + 0.2 * 0`` of most referrals is below the bar 0.45; its wins
+    are those of its whole fit distribution, ``E[P_w(F)]`` for ``F ~ Beta(2, 2)``. The
+    planner's sampled yields agree within their sampling error (40,000 leads per source).
+    """
+    scenario = open_funnel()
+    referral = analytic.mql_yield(scenario, "referral", points=4096)
+    assert referral.qualify == pytest.approx(0.7)
+    f = np.linspace(0, 1, 20001)
+    logit = math.log(0.25 / 0.75) + 2.0 * (f - 0.5)
+    assert referral.win == pytest.approx(np.trapezoid(stats.beta(2, 2).pdf(f) / (1 + np.exp(-logit)), f), abs=1e-4)
+
+    sampled = source_yields(scenario)
+    for name in ("partner", "referral"):  # straight to sales: the closed form holds
+        exact = analytic.mql_yield(scenario, name, points=4096)
+        # qualify is a mean of 40,000 values in [0, 1]: its standard error is at most 0.5 / 200.
+        assert sampled[name].sqls_per_mql == pytest.approx(exact.sqls_per_mql, abs=4 * 0.5 / 200)
+    with_score = source_yields(scenario.model_copy(update={"sources": _scored(scenario)}))
+    assert with_score["referral"].sqls_per_mql < sampled["referral"].sqls_per_mql / 2
+
+
+def _scored(scenario: Scenario) -> dict[str, Any]:
+    """The scenario's sources with the referrals qualified by score, as any other source."""
+    referral = scenario.sources["referral"].model_copy(update={"qualified_by": "score"})
+    return {**scenario.sources, "referral": referral}
 
 
 # ---------------------------------------------------------------------------
