@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     with executors.executor(args.jobs) as pool:
         baseline = mc.run(scenarios["baseline"], args.runs, args.seed, pool).table
         chosen = choose(baseline, scenarios["misaligned"], scenarios["aligned"], args.runs, args.seed, pool)
-    print(f"aligned {chosen.aligned:.2f}; misaligned MQL {chosen.mql:.2f}, SQL {chosen.sql:.2f}; targets {chosen.targets}")
+    print(f"aligned {chosen.aligned:.2f}; misaligned MQL {chosen.mql:.2f}, SQL {chosen.sql:.2f}")
+    print(f"targets {chosen.targets}")
     print(chosen.aligned_sweep.to_string())
     print(chosen.misaligned_sweep.to_string())
     print(chosen.band.to_string())

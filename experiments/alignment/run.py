@@ -31,7 +31,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import bars as rules
 import numpy as np
 import pandas as pd
 
@@ -43,6 +42,9 @@ from funnelsim.studies import replications as mc
 from funnelsim.studies.compare import Attribution, Comparison, compare
 from funnelsim.studies.sensitivity import sensitivity
 from funnelsim.studies.sweep import sweep
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bars as rules  # this folder's module, also when run.py is imported from elsewhere
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = HERE.parent.parent / "scenarios"

@@ -2,49 +2,54 @@
 
 ``funnelsim compare scenarios/misaligned.toml scenarios/aligned.toml`` splits the revenue
 gap over the six levers of the alignment study (``LEVERS`` of
-``experiments/alignment/run.py``, loaded from there). Aligned is the better practice on
-every lever, so no lever may come out significantly negative; what each one is expected
-to do, and why:
+``experiments/alignment/run.py``, loaded from there). What each one does, and so its sign:
 
 - **targeting** (``sources``: inbound 37% -> 43% buyers, same volume and cost): more
-  leads with a buying need and fewer researchers engaging their way to an MQL sales must
-  reject. Positive; small.
+  leads with a buying need. Never negative; small.
 - **lead definition** (``qualification``: two rules -> one shared rule and bar): a lead
   marketing passes already meets sales' bar, so the SDRs stop spending their time on
-  MQLs sales rejects for their scores, and answer the others sooner. Positive where SDR
-  time is scarce, as in these files (the shared bar is sized to the SDR team).
-- **follow-up** (``handoff.follow_up_rate``: 77% -> 95% of MQLs worked): more MQLs get a
-  chance to become SQLs; partly paid for in SDR queueing. Positive, smaller than it
-  would be with idle SDRs.
-- **SLA** (``handoff.response_delay_days``: mean 6 h -> 43 min): the speed-to-lead curve
-  makes an earlier answer reach more leads; it creates no work. Positive.
-- **recycling** (``recycling``: dropped -> 80% back to nurture, up to twice): a lead left
-  unreached or turned down gets another chance, but comes back to the same SDRs, and
-  one rejected for having no buying need is rejected again (need is fixed). Not
-  negative; the model may put it near zero.
+  MQLs sales rejects and answer the others sooner. Its value is SDR time: positive where
+  SDR time is scarce, about nothing where SDRs idle (the stricter bar then only loses
+  leads).
+- **SLA** (``handoff.response_delay_days``: a fifth -> 70% answered within 5 minutes): the
+  speed-to-lead curve makes an earlier answer reach more leads; it creates no work.
+  Positive.
 - **messaging** (``sales``: win rate 0.25 -> 0.27 at equal fit, cycle 66 -> 60 days):
-  more wins per opportunity and AE slots freed sooner; nothing offsets it. Positive.
+  more wins per opportunity; nothing offsets it. Positive.
+- **follow-up** (``handoff.follow_up_rate``: 77% -> 95% of MQLs worked) and **recycling**
+  (dropped -> 80% of rejected or unreached leads back to nurture) give leads another
+  chance *and add SDR load*. Where the SDRs have room, positive; where the desk is
+  congested, the extra MQLs make fresh ones wait, and under the published speed-to-lead
+  curve a waiting MQL is mostly lost: negative. Their sign is the sign of the SDRs'
+  spare capacity, which the two tests below set on purpose.
 
 Each value is asserted with the interval :class:`~funnelsim.studies.compare.Attribution`
 reports: the 95% Student-t interval over replications of the per-replication Shapley
-values (common random numbers: replication ``i`` of every lever combination sees the
-same leads). "Not significantly negative" is ``ci_high > 0``; "significantly positive"
-is ``ci_low > 0``. The default run checks a third of the company (one SDR for three,
-a third of the leads and AEs: the SDRs as loaded as in the full company, which is what
-the lead definition's value depends on; a tenth with one SDR is not, and there the
-stricter shared bar only costs leads) on 6 replications, where the lead definition, the
-SLA, messaging and the total have the power to show their sign; ``pytest -m slow``
-checks the full company on 30 replications, every lever significantly positive but
-recycling.
+values (common random numbers). "Significantly positive" is ``ci_low > 0``,
+"significantly negative" ``ci_high < 0``. Both tests use a third of the company (a third
+of the leads and AEs) on 6 replications of seed 2027: with one SDR (as loaded as the full
+company's four) and with four (idle). Measured (95% CI, revenue):
 
-It fails on the behaviour before ``sources.<name>.qualified_by`` existed (every source
-qualified by score; ``--set sources.partner.qualified_by=score``), when partner
-referrals arriving with engagement 0 could never pass the aligned company's shared SQL
-rule (0.6 fit + 0.4 engagement >= 0.67 needs a fit above 1): measured on seed 2027 the
-lead definition then comes out at -54k (95% CI -132k to +24k) in the third-size company
-(not significantly positive: the fast test fails) and at -232k (-337k to -128k) in the
-full company (significantly negative: the slow test fails, and
-``test_lead_definition_is_negative_when_referrals_are_scored`` holds it there).
+| lever | one SDR (congested) | four SDRs (idle) |
+|---|---|---|
+| targeting | +62k (-6k to +130k) | +62k (-7k to +132k) |
+| lead definition | +439k (+370k to +509k) | -63k (-149k to +24k) |
+| follow-up | -350k (-386k to -313k) | +54k (+5k to +103k) |
+| SLA | +342k (+267k to +416k) | +127k (-23k to +278k) |
+| recycling | -620k (-750k to -491k) | +168k (+64k to +272k) |
+| messaging | +74k (+57k to +91k) | +270k (+183k to +356k) |
+
+The full company (10 replications, ``experiments/alignment``) shows the congested pattern:
+lead definition +2.39M, SLA +2.26M, messaging +0.61M, targeting +0.29M, follow-up -0.46M,
+recycling -1.57M, all significant.
+
+Before ``sources.<name>.qualified_by`` existed, partner referrals (engagement 0) could
+never pass the aligned company's shared SQL rule, and the lead definition came out
+negative in the full company (-232k, 95% CI -337k to -128k, with the earlier, gentler
+speed-to-lead curve). Under the published curve the definition's SDR-time value dominates:
+with referrals scored it is still +277k (+201k to +352k) in the congested third, against
++439k with them qualified by source, so this test no longer tells the two apart; the
+engine's rule itself is checked by ``tests/test_oracle.py`` and the closed forms.
 """
 
 from __future__ import annotations
@@ -74,7 +79,6 @@ THIRD = (
     "sales.ae.count=3",
     "sales.ae.hires=[{date=2027-04-01, count=1}, {date=2027-07-01, count=1}]",
 )
-REFERRALS_SCORED = ("sources.partner.qualified_by=score",)  # the behaviour before qualified_by
 
 
 def _study_levers() -> dict[str, list[str]]:
@@ -110,22 +114,21 @@ def check_signs(table: pd.DataFrame, positive: Collection[str]) -> None:
     assert not not_positive, f"expected significantly positive: {not_positive}\n{shown}"
 
 
-def test_alignment_levers_have_the_signs_of_their_mechanisms() -> None:
-    """A third of the company, 6 replications: no lever significantly negative; the lead
-    definition, the SLA, messaging and the total gap significantly positive."""
-    check_signs(attribution(THIRD, runs=6), positive={"lead definition", "SLA", "messaging"})
+def test_where_the_sdrs_are_congested_only_the_load_adding_levers_are_negative() -> None:
+    """One SDR for a third of the company: the lead definition, the SLA and messaging significantly
+    positive; follow-up and recycling significantly negative (they add SDR load); targeting not negative."""
+    table = attribution((*THIRD,), runs=6)
+    shown = table[["contribution", "ci_low", "ci_high"]].round(0).to_string()
+    assert set(table.index) == {*LEVERS, "total"}, "the study's levers changed: review the expectations above"
+    for lever in ("lead definition", "SLA", "messaging"):
+        assert table.loc[lever, "ci_low"] > 0, f"{lever} should be significantly positive\n{shown}"
+    for lever in ("follow-up", "recycling"):
+        assert table.loc[lever, "ci_high"] < 0, f"{lever} should be significantly negative\n{shown}"
+    assert table.loc["targeting", "ci_high"] > 0, shown
 
 
 @pytest.mark.slow
-def test_alignment_levers_have_the_signs_of_their_mechanisms_full_company() -> None:
-    """The full company, 30 replications: every lever significantly positive but recycling,
-    which must not be significantly negative."""
-    check_signs(attribution((), runs=30), positive=set(LEVERS) - {"recycling"})
-
-
-@pytest.mark.slow
-def test_lead_definition_is_negative_when_referrals_are_scored() -> None:
-    """Power check: with partner referrals qualified by score (the old behaviour), the full
-    company's lead definition is significantly negative, so the sign test above fails on it."""
-    table = attribution(REFERRALS_SCORED, runs=30)
-    assert table.loc["lead definition", "ci_high"] < 0, table[["contribution", "ci_low", "ci_high"]]
+def test_where_the_sdrs_have_room_the_load_adding_levers_are_positive() -> None:
+    """Four SDRs for a third of the company: follow-up, recycling and messaging significantly positive,
+    no lever significantly negative (the lead definition, worth SDR time, is then about nothing)."""
+    check_signs(attribution((*THIRD, "handoff.sdr.count=4"), runs=6), positive={"follow-up", "recycling", "messaging"})
