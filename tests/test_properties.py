@@ -604,7 +604,10 @@ def capacity_accounts(result: RunResult) -> Accounts:
     n = len(result.attributes)
     t = first_pass(result.events, n)
     fit = result.attributes["fit"].to_numpy(float)
-    qualified = result.attributes["has_need"].to_numpy(bool) & (score(rule, fit, 0.0) >= rule.threshold)
+    by_source = {name: source.qualified_by == "source" for name, source in sc.sources.items()}
+    vouched = result.attributes["source"].astype(str).map(by_source).fillna(False).to_numpy(bool)
+    passes = vouched | (score(rule, fit, 0.0) >= rule.threshold)
+    qualified = result.attributes["has_need"].to_numpy(bool) & passes
     assert qualified[~np.isnan(t["sql"])].all() and not qualified[~np.isnan(t["rejected"])].any()
     chance = qualified * float(sales.opportunity_rate) * win_probability(float(sales.win_rate), sales.fit_effect, fit)
     deal, worked = _closing_inside(sc)
@@ -698,6 +701,10 @@ def baseline_cliff(speed_to_lead: dict[str, Any], third: bool = False) -> Scenar
         raw = tomllib.load(handle)
     raw["start"] = "cold"
     raw["handoff"]["speed_to_lead"] = speed_to_lead
+    # The hand-off as the baseline had it when the cliff was found (3 SDRs, ~3 h response), so that
+    # the scenario stays at the cliff whatever the bundled file's SDR team and response become.
+    raw["handoff"]["sdr"]["count"] = 3
+    raw["handoff"]["response_delay_days"] = {"dist": "lognormal", "mean": 0.125, "sd": 0.15}
     if third:
         for source in raw["sources"].values():
             source["leads_per_month"] /= 3

@@ -191,14 +191,15 @@ def test_sensitivity_base_is_a_plain_run(sens, tenth):
 
 def test_sensitivity_table_is_sorted_by_swing_with_known_signs(sens):
     """One row per parameter, sorted by swing; a higher win rate raises revenue and a lower one
-    cuts it, full follow-up raises it (paired CIs exclude 0)."""
+    cuts it, a second SDR raises it (the tenth company's one SDR makes MQLs wait, and a waiting MQL is
+    mostly lost; paired CIs exclude 0)."""
     table = sens.table()
     assert len(table) == 4 and table["swing"].is_monotonic_decreasing
     rows = table.set_index("parameter")
     win = rows.loc["sales.win_rate"]
     assert win["high_diff_ci_low"] > 0 and win["low_diff_ci_high"] < 0, win.to_dict()
     assert win["elasticity"] > 0
-    assert rows.loc["handoff.follow_up_rate", "high_diff_ci_low"] > 0
+    assert rows.loc["handoff.sdr.count", "high_diff_ci_low"] > 0
     # The swing is at least either side's effect (it does not vanish at an optimum).
     assert (table["swing"] >= np.maximum(table["low_diff"].abs(), table["high_diff"].abs()) - 1e-6).all()
     assert rows.loc["sales.win_rate", "swing"] == pytest.approx(
