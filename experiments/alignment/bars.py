@@ -24,10 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from funnelsim.model.loading import parse_scenario
+from funnelsim.model.paths import set_paths
 from funnelsim.model.scenario import Scenario
 from funnelsim.studies import replications as mc
 
@@ -58,18 +61,9 @@ class Bars:
 
 
 def with_bars(scenario: Scenario, mql: float, sql: float) -> Scenario:
-    """``scenario`` with its MQL and SQL thresholds set (weights unchanged)."""
-    q = scenario.qualification
-    return scenario.model_copy(
-        update={
-            "qualification": q.model_copy(
-                update={
-                    "mql": q.mql.model_copy(update={"threshold": mql}),
-                    "sql": q.sql.model_copy(update={"threshold": sql}),
-                }
-            )
-        }
-    )
+    """``scenario`` with its MQL and SQL thresholds set (weights unchanged), validated again."""
+    changes = {"qualification.mql.threshold": mql, "qualification.sql.threshold": sql}
+    return parse_scenario(set_paths(scenario.to_dict(), changes), scenario.name)
 
 
 def _means(scenario: Scenario, runs: int, seed: int, pool: mc.Executor) -> dict[str, float]:
@@ -171,7 +165,7 @@ def _band(shared: pd.DataFrame, best: float, rows: pd.DataFrame, marketing: dict
     return pd.DataFrame(out)
 
 
-def figure(bars: Bars):  # type: ignore[no-untyped-def]  # matplotlib is imported lazily
+def figure(bars: Bars) -> tuple[Any, Any]:
     """The ratio over the band: one line per misaligned company, across plausible shared bars."""
     import matplotlib.pyplot as plt
 

@@ -14,7 +14,7 @@ concrete mechanisms, see their comments). The study reports
 
 Run (from the repository root)::
 
-    python experiments/alignment/run.py --jobs 2            # the full study, ~15 min on 2 cores
+    python experiments/alignment/run.py --jobs 2 --runs 10  # the committed study, ~18 min on 2 cores
     python experiments/alignment/run.py --quick             # a tenth-size check in seconds
 
 Results go to ``experiments/alignment/results`` (``--quick``: ``results-quick``), written

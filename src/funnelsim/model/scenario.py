@@ -253,6 +253,7 @@ class SpeedToLead(_Model):
 
 
 _HOUR = 1 / 60
+_PRESET_KNOTS = [0.0, 5 * _HOUR, 15 * _HOUR, 0.5, 1.0, 2.0, 24.0]
 SPEED_TO_LEAD_PRESETS: dict[str, dict[str, Any]] = {
     # Measured from simulated outcomes on the baseline's mix (experiments/speed_to_lead,
     # tests/validation/test_speed_to_lead.py): 5 vs 30 minutes, odds of qualifying 21x
@@ -260,7 +261,7 @@ SPEED_TO_LEAD_PRESETS: dict[str, dict[str, Any]] = {
     # 24 h+ 60x (Oldroyd, McElheran & Elkington, HBR 2011).
     "published": {
         "contact_rate_immediate": 0.97,
-        "knots_hours": [0.0, 5 * _HOUR, 15 * _HOUR, 0.5, 1.0, 2.0, 24.0],
+        "knots_hours": _PRESET_KNOTS,
         "odds_multiplier": [1.0, 1.0, 0.008, 0.0015, 0.00122, 0.001, 0.000125],
     },
     # Half the published effect on the log scale (each ratio its square root: 4.6x, 2.6x,
@@ -268,7 +269,7 @@ SPEED_TO_LEAD_PRESETS: dict[str, dict[str, Any]] = {
     # selection: the firms that answer fast are also better at selling.
     "conservative": {
         "contact_rate_immediate": 0.97,
-        "knots_hours": [0.0, 5 * _HOUR, 15 * _HOUR, 0.5, 1.0, 2.0, 24.0],
+        "knots_hours": _PRESET_KNOTS,
         "odds_multiplier": [1.0, 1.0, 0.063, 0.008, 0.0066, 0.0054, 0.0018],
     },
     # No effect: the delay changes nothing (to see what speed to lead is worth).
