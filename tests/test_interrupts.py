@@ -289,3 +289,56 @@ def test_an_idle_worker_sent_sigterm_ends_quietly_inside_a_guarded_run(capfd: py
         finally:
             pool.stop_now()
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "interruption", [executors.Interruption("SIGTERM"), executors.Interruption("worker died", "w")]
+)
+def test_an_interrupt_inside_a_simpy_process_reaches_the_caller_as_itself(
+    monkeypatch: pytest.MonkeyPatch, interruption: executors.Interruption
+) -> None:
+    """A signal lands wherever the main thread is, often inside a SimPy process. SimPy re-raises
+    a failed process's exception as ``type(exc)(*exc.args)``; that copy must be the same
+    interruption (it once became ``AttributeError: 'str' object has no attribute 'cause'``,
+    a "run failed" instead of an interrupted run that keeps what finished)."""
+    from funnelsim.engine import fast, world
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise executors.Interrupted(interruption)
+
+    monkeypatch.setattr(world.World, "new_lead", interrupted)  # called from the prospecting process
+    scenario = load_scenario(BASELINE, ("horizon_days=60", *SMALL[1:], 'start="cold"'))
+    with pytest.raises(executors.Interrupted) as caught:
+        fast.simulate(scenario, seed=3)
+    assert caught.value.interruption == interruption
+    assert executors.interruption_of(caught.value).exit_code == interruption.exit_code
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_run_stopped_before_its_first_replication_says_so_and_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, as_json: bool
+) -> None:
+    """A signal during the warm start's last moments or the first replication leaves nothing
+    finished: the stop line, exit 143, no table or JSON, no folder, no traceback (an empty
+    table once raised ``KeyError: 'metric'``)."""
+    from typer.testing import CliRunner
+
+    from funnelsim import cli
+
+    class StoppedAtOnce(executors.SerialExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise executors.Interrupted(executors.Interruption("SIGTERM"))
+
+    @contextlib.contextmanager
+    def stopped_pool(*args: object, **kwargs: object) -> Iterator[executors.SerialExecutor]:
+        yield StoppedAtOnce()
+
+    monkeypatch.setattr(cli, "executor", stopped_pool)
+    out = tmp_path / "out"
+    overrides = [f"--set={o}" for o in ("horizon_days=60", *SMALL[1:])]
+    args = ["run", str(BASELINE), *overrides, "--runs", "20", "--out", str(out), *(["--json"] if as_json else [])]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 143, (result.exception, result.stderr)
+    assert result.stdout == ""
+    assert "interrupted: 0 of 20 replications completed (SIGTERM)" in result.stderr
+    assert not out.exists()

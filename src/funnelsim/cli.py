@@ -339,9 +339,10 @@ def _monte_carlo(
                 )
 
         reps = _guard(go)
-    if as_json:
+    # Interrupted before the first replication finished: nothing to show, only the stop message.
+    if reps.completed and as_json:
         sys.stdout.write(json.dumps(reps.to_json(), indent=2, default=_json_number) + "\n")
-    else:
+    elif reps.completed:
         print_replications(reps)
     message = reps.stop_message()
     if message is not None:

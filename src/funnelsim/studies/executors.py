@@ -74,8 +74,13 @@ class Interrupted(KeyboardInterrupt):
     the same for the other two; ``interruption`` says which it was.
     """
 
-    def __init__(self, interruption: Interruption) -> None:
-        super().__init__(interruption.cause)
+    def __init__(self, interruption: Interruption | str, detail: str = "") -> None:
+        # Copies are made as ``type(exc)(*exc.args)`` (SimPy does so when a process fails),
+        # so the arguments rebuild the same interruption.
+        if isinstance(interruption, str):
+            interruption = Interruption(interruption, detail)
+        args = (interruption.cause, interruption.detail) if interruption.detail else (interruption.cause,)
+        super().__init__(*args)
         self.interruption = interruption
 
 
