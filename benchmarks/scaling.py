@@ -43,7 +43,7 @@ BASELINE = ROOT / "scenarios" / "baseline.toml"
 AE_EVENTS = ("sql", "opportunity", "disqualified", "won", "lost", "ae_abandoned")
 LEADS_PER_AE = 0.1  # the AE range's share of the baseline's leads per AE
 
-FULL = {"leads": [100_000, 1_000_000, 3_000_000], "aes": [10, 100, 1_000, 10_000]}
+FULL = {"leads": [100_000, 1_000_000, 3_000_000, 10_000_000], "aes": [10, 100, 1_000, 10_000]}
 QUICK = {"leads": [30_000, 100_000, 300_000], "aes": [10, 100, 1_000]}
 
 
