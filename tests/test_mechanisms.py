@@ -1,5 +1,6 @@
 """The model's equations behave as the published figures and the docs say."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from funnelsim.model.mechanisms import (
     calendar_months,
     contact_probability,
     decay,
+    logistic,
     odds_multiplier,
     slots,
     touch,
@@ -58,6 +60,33 @@ def test_win_probability_is_win_rate_at_average_fit_and_rises_with_fit():
     odds = float(win_probability(0.25, 2.0, 1.0))
     assert odds / (1 - odds) == pytest.approx((0.25 / 0.75) * np.exp(1.0))
     assert float(win_probability(0.25, 0.0, 0.9)) == pytest.approx(0.25)
+
+
+def test_logistic_is_scipys_expit():
+    """The win probability's logistic (numpy, so the engine need not import scipy) is expit: the same
+    formula, equal but for the last bit of ``exp`` (numpy's kernel or the C library's), also at the
+    extremes (0 without an overflow warning below -709, 1 above 37, infinities and NaN)."""
+    from scipy.special import expit
+
+    rng = np.random.default_rng(18)
+    x = np.concatenate(
+        [
+            np.linspace(-800.0, 800.0, 400_001),
+            rng.normal(0.0, 3.0, 200_000),
+            [0.0, -0.0, 1e-300, -1e-300, 709.8, -709.8, 745.2, -745.2, 1e308, -1e308, np.inf, -np.inf, np.nan],
+        ]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = logistic(x)
+    np.testing.assert_allclose(ours, expit(x), rtol=1e-15, atol=0)
+    assert np.mean(ours == expit(x)) > 0.9  # mostly bit for bit
+    assert np.isnan(ours[-1]) and ours[-2] == 0.0 and ours[-3] == 1.0
+    assert float(logistic(0.3)) == expit(0.3) and logistic(0.3).shape == ()
+    fit = rng.uniform(0.0, 1.0, 1000)
+    for rate, effect in ((0.25, 2.0), (0.05, 8.0), (0.9, -3.0)):
+        logit = np.log(rate / (1 - rate)) + effect * (fit - 0.5)
+        np.testing.assert_allclose(win_probability(rate, effect, fit), expit(logit), rtol=1e-15, atol=0)
 
 
 def test_ramp_slots_round_to_nearest_slot():

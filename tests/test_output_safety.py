@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from funnelsim import cli, load_scenario
+from funnelsim import cli, engine, load_scenario
 from funnelsim.report import folder as output_module
 from funnelsim.report import tables as tables_module
 from funnelsim.studies import executors
@@ -65,7 +65,7 @@ def no_simulation(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("simulated before checking --out")
 
-    monkeypatch.setattr(cli, "simulate", refuse)
+    monkeypatch.setattr(engine, "simulate", refuse)  # the CLI imports it from there when it runs
     monkeypatch.setattr(mc, "replicate_one", refuse)
 
 

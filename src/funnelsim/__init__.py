@@ -23,13 +23,7 @@ Layers, each importing only from those before it: :mod:`funnelsim.vocabulary`
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = version("funnelsim")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
 
 # name -> (module, attribute): the whole public API, imported on first use.
 _API = {
@@ -88,6 +82,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports on demand
+    __version__: str
     from funnelsim.calibrate import Calibration, calibrate
     from funnelsim.engine import simulate, simulate_reference
     from funnelsim.model.loading import load_scenario, parse_scenario
@@ -104,7 +99,20 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from funnelsim.studies.workload import Budget
 
 
+def _version() -> str:
+    """The installed distribution's version (importlib.metadata is a start-up cost of its own: read once, on demand)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("funnelsim")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = _version()
+        return globals()[name]
     if name not in _API:
         raise AttributeError(f"module 'funnelsim' has no attribute {name!r}")
     module, attribute = _API[name]
@@ -114,4 +122,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_API])
+    return sorted({*globals(), "__version__", *_API})

@@ -25,78 +25,33 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import BrokenExecutor, Executor
+from concurrent.futures import BrokenExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from funnelsim import __version__
-from funnelsim.calibrate.readers import CalibrationError
-from funnelsim.engine import simulate, warm_start
-from funnelsim.engine.warmup import start_of
-from funnelsim.model.loading import load_scenario
-from funnelsim.model.scenario import Scenario, ScenarioError
-from funnelsim.randomness import resolve_seed
-from funnelsim.report.folder import OutputError, OutputWriteError, check_target, estimate_output_bytes
-from funnelsim.report.tables import (
-    write_comparison,
-    write_plan,
-    write_replications,
-    write_run,
-    write_sensitivity,
-    write_sweep,
-)
-from funnelsim.report.terminal import (
-    err,
-    out,
-    print_calibration,
-    print_comparison,
-    print_plan,
-    print_replications,
-    print_sensitivity,
-    print_summary,
-    print_sweep,
-)
-from funnelsim.run.metrics import summarize_run
-from funnelsim.studies.backtest import BacktestError
-from funnelsim.studies.compare import CompareError, Comparison
-from funnelsim.studies.compare import compare as make_comparison
+# Start-up stays cheap (``funnelsim --help`` in a blink): at the top only typer and what every
+# command needs before it starts (signals, units); each command imports the library it calls,
+# and numpy, pandas, scipy and rich come with it.
 from funnelsim.studies.executors import MonteCarloError, interruption_of, stop_on_signals
 from funnelsim.studies.executors import executor as mc_executor
-from funnelsim.studies.planner import (
-    LEVERS,
-    MAX_EVALUATIONS,
-    MAX_VERIFICATIONS,
-    LeadShape,
-    Period,
-    Plan,
-    PlanDiagnostics,
-    PlanError,
-    PlanInfeasible,
-    lever_name,
-    work_budget,
-)
-from funnelsim.studies.planner import plan as make_plan
-from funnelsim.studies.replications import MAX_RUNS, Replications
-from funnelsim.studies.replications import run as mc_run
-from funnelsim.studies.sensitivity import Sensitivity
-from funnelsim.studies.sensitivity import sensitivity as make_sensitivity
-from funnelsim.studies.sweep import Sweep, SweepError, parse_param
-from funnelsim.studies.sweep import sweep as make_sweep
-from funnelsim.studies.workload import UNLIMITED, Budget, Workload, WorkloadTooLarge, estimate
-from funnelsim.units import UnitError, parse_amount, parse_share
+from funnelsim.units import parse_amount, parse_share
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+    from rich.console import Console
+
+    from funnelsim.model.scenario import Scenario
+    from funnelsim.studies.compare import Comparison
+    from funnelsim.studies.planner import Plan, PlanDiagnostics
+    from funnelsim.studies.replications import Replications
+    from funnelsim.studies.sensitivity import Sensitivity
+    from funnelsim.studies.sweep import Sweep
+    from funnelsim.studies.workload import Budget, Workload
 
 app = typer.Typer(
     add_completion=False,
@@ -129,53 +84,90 @@ SetOpt = Annotated[
 ]
 
 
+# The errors that are bad input (exit 2), by the module that defines each: see _raised.
+BAD_INPUT = (
+    ("funnelsim.model.scenario", "ScenarioError"),
+    ("funnelsim.report.folder", "OutputError"),
+    ("funnelsim.studies.executors", "MonteCarloError"),
+    ("funnelsim.studies.planner.errors", "PlanError"),
+    ("funnelsim.studies.compare", "CompareError"),
+    ("funnelsim.calibrate.readers", "CalibrationError"),
+    ("funnelsim.studies.backtest", "BacktestError"),
+    ("funnelsim.studies.sweep", "SweepError"),
+    ("funnelsim.units", "UnitError"),
+    ("funnelsim.studies.workload", "WorkloadTooLarge"),
+)
+
+
+def _raised(*errors: tuple[str, str]) -> tuple[type[BaseException], ...]:
+    """The exception classes ``(module, name)`` that can have been raised: those of the modules imported
+    so far (a module that never ran raised nothing), so that handling an error imports nothing."""
+    return tuple(getattr(sys.modules[module], name) for module, name in errors if module in sys.modules)
+
+
 def _guard(action: Callable[[], T]) -> T:
     """Run ``action``; turn bad input and failures into messages and exit codes."""
     try:
         return action()
-    except PlanInfeasible as exc:
-        err.print(f"[bold red]infeasible:[/] {escape(str(exc))}")
+    except _raised(("funnelsim.studies.planner.errors", "PlanInfeasible")) as exc:
+        _err().print(f"[bold red]infeasible:[/] {_escape(str(exc))}")
         raise typer.Exit(EXIT_INFEASIBLE) from None
-    except OutputWriteError as exc:  # after the work: the environment failed, not the input
-        err.print(f"[bold red]run failed:[/] {escape(str(exc))}")
+    except _raised(("funnelsim.report.folder", "OutputWriteError")) as exc:  # after the work: not the input
+        _err().print(f"[bold red]run failed:[/] {_escape(str(exc))}")
         raise typer.Exit(EXIT_FAILURE) from None
-    except (
-        ScenarioError,
-        OutputError,
-        MonteCarloError,
-        PlanError,
-        CompareError,
-        CalibrationError,
-        BacktestError,
-        SweepError,
-        UnitError,
-        WorkloadTooLarge,
-    ) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+    except _raised(*BAD_INPUT) as exc:
+        _err().print(f"[bold red]error:[/] {_escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or a dead worker (montecarlo.interruption_of)
         stop = interruption_of(exc)
         if stop.cause == "worker died":
-            err.print(f"[bold red]run failed:[/] {escape(stop.detail)}")
+            _err().print(f"[bold red]run failed:[/] {_escape(stop.detail)}")
         else:
-            err.print("interrupted" if stop.cause == "SIGINT" else f"interrupted ({stop.cause})")
+            _err().print("interrupted" if stop.cause == "SIGINT" else f"interrupted ({stop.cause})")
         raise typer.Exit(stop.exit_code) from None
     except BrokenExecutor as exc:
-        err.print(f"[bold red]run failed:[/] a worker process died ({escape(str(exc))})")
+        _err().print(f"[bold red]run failed:[/] a worker process died ({_escape(str(exc))})")
         raise typer.Exit(EXIT_FAILURE) from None
     except Exception as exc:  # a bug or an environment problem: say it, no traceback
-        err.print(f"[bold red]run failed:[/] {type(exc).__name__}: {escape(str(exc))}")
+        _err().print(f"[bold red]run failed:[/] {type(exc).__name__}: {_escape(str(exc))}")
         raise typer.Exit(EXIT_FAILURE) from None
+
+
+def _err() -> Console:
+    """The console of narration and errors (stderr); rich is imported on first use."""
+    from funnelsim.report.terminal import err
+
+    return err
+
+
+def _out() -> Console:
+    """The console of results (stdout)."""
+    from funnelsim.report.terminal import out
+
+    return out
+
+
+def _escape(text: str) -> str:
+    """``text`` as literal rich markup."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 @contextmanager
 def executor(jobs: int = 1, scheduler: str | None = None) -> Iterator[Executor]:
     """:func:`funnelsim.studies.replications.executor`, with a one-line warning on stderr when --jobs is capped."""
-    with mc_executor(jobs, scheduler, warn=lambda message: err.print(f"[yellow]warning:[/] {escape(message)}")) as pool:
+
+    def warn(message: str) -> None:
+        _err().print(f"[yellow]warning:[/] {_escape(message)}")
+
+    with mc_executor(jobs, scheduler, warn=warn) as pool:
         yield pool
 
 
 def _load(path: Path, overrides: list[str] | None) -> Scenario:
+    from funnelsim.model.loading import load_scenario
+
     return _guard(lambda: load_scenario(path, overrides or ()))
 
 
@@ -185,10 +177,11 @@ ANNOUNCE_SECONDS = 5.0
 
 def _budget(allow_large: bool, narrate: bool) -> Budget:
     """The work allowed to a command: refused above the limits unless --allow-large; long work announced."""
+    from funnelsim.studies.workload import Budget
 
     def announce(work: Workload, what: str) -> None:
         if narrate and work.seconds >= ANNOUNCE_SECONDS:
-            err.print(f"{what}: {work.describe()}")
+            _err().print(f"{what}: {work.describe()}")
 
     return Budget(allow_large=allow_large, announce=announce)
 
@@ -197,7 +190,7 @@ def _write_out(write: Callable[[], Path], narrate: bool, note: str = "") -> None
     """Write an output folder (errors through :func:`_guard`) and say where, when narrating."""
     written = _guard(write)
     if narrate:
-        err.print(f"wrote {written}{note}")
+        _err().print(f"wrote {written}{note}")
 
 
 def _print_json(doc: Any) -> None:
@@ -233,10 +226,14 @@ def run(
     allow_large: AllowLargeOpt = False,
 ) -> None:
     """Simulate SCENARIO once, or --runs N times (Monte Carlo), and print what happened."""
+    from funnelsim.randomness import resolve_seed
+    from funnelsim.report.folder import check_target, estimate_output_bytes
+    from funnelsim.studies.workload import estimate
+
     sc = _load(scenario, overrides)
     goal_amount = _guard(lambda: parse_amount(goal, "--goal")) if goal is not None else None
     monte_carlo = runs > 1 or precision is not None or max_runs is not None
-    most = ((max_runs or MAX_RUNS) if precision is not None else runs) if monte_carlo else 1
+    most = _most_runs(runs, precision, max_runs) if monte_carlo else 1
     narrate = not (quiet or as_json)
     budget = _budget(allow_large, narrate)
     what = "this Monte Carlo run" if monte_carlo else "this run"
@@ -252,10 +249,19 @@ def run(
         _guard(lambda: _bad("--replication re-runs one replication; it cannot be combined with --runs"))
     reps = _monte_carlo(sc, run_seed, runs, jobs, scheduler, goal_amount, precision, max_runs, narrate, as_json)
     if out_dir is not None and reps.completed:
+        from funnelsim.report.tables import write_replications
+
         note = "" if reps.complete else " (incomplete)"
         _write_out(lambda: write_replications(reps, out_dir, figure_format=figure_format, force=force), narrate, note)
     if reps.interruption is not None:
         raise typer.Exit(reps.interruption.exit_code)
+
+
+def _most_runs(runs: int, precision: float | None, max_runs: int | None) -> int:
+    """The replications a Monte Carlo run may make: ``runs``, or up to ``--max-runs`` for ``--precision``."""
+    from funnelsim.studies.replications import MAX_RUNS
+
+    return (max_runs or MAX_RUNS) if precision is not None else runs
 
 
 def _single_run(
@@ -269,9 +275,15 @@ def _single_run(
     as_json: bool,
 ) -> None:
     """``funnelsim run`` without --runs: simulate replication ``which`` of ``seed``, write and print it."""
+    from funnelsim.engine import simulate
+    from funnelsim.engine.warmup import start_of
+    from funnelsim.report.tables import write_run
+    from funnelsim.report.terminal import print_summary
+    from funnelsim.run.metrics import summarize_run
+
     if narrate:
         rep_note = f", replication {which}" if which else ""
-        err.print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {seed}{rep_note}")
+        _err().print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {seed}{rep_note}")
     sc = _warm(sc, seed, narrate)
     result = _guard(lambda: simulate(sc, seed=seed, replication=which))
     stats = _guard(lambda: summarize_run(result))
@@ -294,11 +306,15 @@ def _single_run(
 
 def _warm(sc: Scenario, seed: int, narrate: bool) -> Scenario:
     """The scenario with its warm start's burn-in chosen (pilot runs, once), narrated."""
+    from funnelsim.engine import warm_start
+
     with _spinner("choosing the warm start's burn-in", narrate and sc.burns_in):
         resolved, burn_in = _guard(lambda: warm_start(sc, seed))
     if narrate and burn_in is not None:
         settled = "" if burn_in.settled else " [yellow]not settled: the funnel keeps filling[/]"
-        err.print(f"warm start: {burn_in.days:g} days of burn-in before {sc.start_date} ({burn_in.chosen_by}){settled}")
+        _err().print(
+            f"warm start: {burn_in.days:g} days of burn-in before {sc.start_date} ({burn_in.chosen_by}){settled}"
+        )
     return resolved
 
 
@@ -318,9 +334,13 @@ def _monte_carlo(
     narrate: bool,
     as_json: bool,
 ) -> Replications:
+    from funnelsim.report.terminal import print_replications
+    from funnelsim.studies.replications import run as mc_run
+    from funnelsim.studies.workload import UNLIMITED
+
     if narrate:
         where = f"Dask {scheduler}" if scheduler else f"{jobs} process{'es' if jobs > 1 else ''}"
-        err.print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {seed}, replications on {where}")
+        _err().print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {seed}, replications on {where}")
     sc = _warm(sc, seed, narrate)
     with _replication_bar(narrate, max_runs if precision is not None else runs) as progress:
 
@@ -346,13 +366,19 @@ def _monte_carlo(
         print_replications(reps)
     message = reps.stop_message()
     if message is not None:
-        err.print(escape(message))
+        _err().print(_escape(message))
     return reps
 
 
 def _json_number(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
+
+# The planner's levers and default work budget, spelled out here so that the help needs no planner (it
+# imports scipy and pandas); tests/test_startup.py checks they are the planner's own.
+LEVERS = ("leads", "reps", "both")
+MAX_EVALUATIONS = 60
+MAX_VERIFICATIONS = 4
 
 VerifyRunsOpt = Annotated[
     int | None,
@@ -415,6 +441,11 @@ def plan(
 ) -> None:
     """Work back from a revenue GOAL to monthly targets for marketing and sales, verified on fresh seeds
     (exit 3 if infeasible)."""
+    from funnelsim.report.folder import check_target
+    from funnelsim.report.tables import write_plan
+    from funnelsim.report.terminal import print_plan
+    from funnelsim.studies.planner import LeadShape, Period, lever_name, work_budget
+
     sc = _load(scenario, overrides)
     amount = _guard(lambda: parse_amount(goal, "--goal"))
     window = _guard(lambda: Period.parse(period)) if period is not None else None
@@ -425,9 +456,9 @@ def plan(
         _guard(lambda: check_target(out_dir, force, figure_format))
     narrate = not (quiet or as_json)
     if narrate:
-        err.print(f"{sc.name}: planning {amount:,.0f} {sc.currency} at {confidence:.0%} confidence, lever {chosen}")
+        _err().print(f"{sc.name}: planning {amount:,.0f} {sc.currency} at {confidence:.0%} confidence, lever {chosen}")
         work = _guard(lambda: work_budget(confidence, runs, max_evaluations, verify_runs, max_verifications))
-        err.print(f"work budget: {work.describe()}")
+        _err().print(f"work budget: {work.describe()}")
     options: dict[str, Any] = {"period": window, "lever": chosen, "runs": runs, "seed": seed, "lead_in_months": lead_in}
     options |= {"max_evaluations": max_evaluations, "verify_runs": verify_runs, "max_verifications": max_verifications}
     options |= {"lead_shape": shape, "hire_month": hired}
@@ -446,6 +477,8 @@ def plan(
 
 def _month_option(text: str, flag: str) -> dt.date:
     """``YYYY-MM`` as the 1st of that month; bad input names ``flag``."""
+    from funnelsim.studies.planner import PlanError
+
     try:
         if len(text) != 7:
             raise ValueError(text)
@@ -465,6 +498,8 @@ def _make_plan(
     narrate: bool,
 ) -> tuple[Plan, PlanDiagnostics]:
     """Run the planner on a pool, with a spinner on stderr saying what it is doing (in a terminal)."""
+    from funnelsim.studies.planner import plan as make_plan
+
     with _spinner("planning", narrate) as progress:
 
         def go() -> tuple[Plan, PlanDiagnostics]:
@@ -477,10 +512,10 @@ def _make_plan(
 @contextmanager
 def _spinner(label: str, narrate: bool) -> Iterator[Callable[[str], None]]:
     """A spinner on stderr (in a terminal only) whose text each phase of the work replaces."""
-    if not (narrate and err.is_terminal):
+    if not (narrate and _err().is_terminal):
         yield lambda _: None
         return
-    with err.status(label, spinner="dots") as status:
+    with _err().status(label, spinner="dots") as status:
         yield lambda text: status.update(text)
 
 
@@ -524,6 +559,11 @@ def compare(
     With --attribute (two scenarios), every combination of the levers that differ is
     simulated too, and the revenue gap is split by Shapley values (docs/model.md).
     """
+    from funnelsim.randomness import resolve_seed
+    from funnelsim.report.folder import check_target
+    from funnelsim.report.tables import write_comparison
+    from funnelsim.report.terminal import print_comparison
+
     loaded = [_load(path, overrides) for path in scenarios]
     named = _guard(lambda: _levers(lever or []))
     if out_dir is not None:
@@ -531,7 +571,7 @@ def compare(
     run_seed = resolve_seed(loaded[0], seed)
     narrate = not (quiet or as_json)
     if narrate:
-        err.print(f"comparing {len(loaded)} scenarios on {runs} common replications of seed {run_seed}")
+        _err().print(f"comparing {len(loaded)} scenarios on {runs} common replications of seed {run_seed}")
 
     budget = _budget(allow_large, narrate)
     result = _compare(loaded, runs, run_seed, jobs, scheduler, attribute, named, budget, narrate)
@@ -555,6 +595,7 @@ def _compare(
     narrate: bool,
 ) -> Comparison:
     """Run the comparison on a pool, with a progress bar of replications on stderr (in a terminal)."""
+    from funnelsim.studies.compare import compare as make_comparison
 
     def go() -> Comparison:
         with executor(jobs, scheduler) as pool, _replication_bar(narrate) as progress:
@@ -567,6 +608,8 @@ def _compare(
 
 def _levers(specs: list[str]) -> dict[str, list[str]]:
     """``--lever NAME=PATH[,PATH...]`` options as ``{name: [path, ...]}``."""
+    from funnelsim.studies.compare import CompareError
+
     named: dict[str, list[str]] = {}
     for spec in specs:
         name, sep, paths = spec.partition("=")
@@ -647,6 +690,7 @@ def calibrate(
     often than a binomial(months, 0.2) allows. --as-of D counts all of day D; the scenario starts D+1."""
     from funnelsim.calibrate import calibrate as fit_scenario
     from funnelsim.report.calibration import check_outputs, write_calibration
+    from funnelsim.report.terminal import print_calibration
 
     _guard(lambda: check_outputs(out_path, force))
     stem = out_path.with_suffix("").name
@@ -682,9 +726,9 @@ def calibrate(
 def _exit_if_check_failed(cal: Any, report: Path) -> None:
     """Exit 1, after everything is written, when the calibrated scenario does not reproduce its history."""
     if cal.check is not None and cal.check.passed is False:
-        err.print(
+        _err().print(
             "[bold red]self-check failed:[/] the calibrated scenario does not reproduce its own history "
-            f"({escape('; '.join(cal.check.failures))}); see {escape(report.name)}/report.md"
+            f"({_escape('; '.join(cal.check.failures))}); see {_escape(report.name)}/report.md"
         )
         raise typer.Exit(EXIT_FAILURE)
 
@@ -717,6 +761,7 @@ def backtest(
     """Fit on EXPORT up to --as-of, forecast the next --quarters, and score the actual wins and won value."""
     from funnelsim.calibrate.backtest import backtest as run_backtest
     from funnelsim.report.backtest import write_backtest
+    from funnelsim.report.folder import check_target
     from funnelsim.report.terminal import print_backtest
 
     if out_dir is not None:
@@ -754,6 +799,15 @@ ParamSpecOpt = Annotated[
 @contextmanager
 def _replication_bar(narrate: bool, total: int | None = None) -> Iterator[Callable[[int, int], None]]:
     """A progress bar of replications over a whole job (a grid, a comparison), on stderr and only in a terminal."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (
         TextColumn("replications"),
         BarColumn(),
@@ -763,6 +817,7 @@ def _replication_bar(narrate: bool, total: int | None = None) -> Iterator[Callab
         TextColumn("remaining"),
         TimeRemainingColumn(),
     )
+    err = _err()
     with Progress(*columns, console=err, transient=True, disable=not (narrate and err.is_terminal)) as bar:
         task = bar.add_task("runs", total=total)
 
@@ -794,6 +849,13 @@ def sweep(
     allow_large: AllowLargeOpt = False,
 ) -> None:
     """Run SCENARIO over a grid of one or two parameters, on the same seeds at every point."""
+    from funnelsim.randomness import resolve_seed
+    from funnelsim.report.folder import check_target
+    from funnelsim.report.tables import write_sweep
+    from funnelsim.report.terminal import print_sweep
+    from funnelsim.studies.sweep import parse_param
+    from funnelsim.studies.sweep import sweep as make_sweep
+
     sc = _load(scenario, overrides)
     specs = _guard(lambda: [parse_param(p) for p in param or []])
     if out_dir is not None:
@@ -802,8 +864,8 @@ def sweep(
     narrate = not (quiet or as_json)
     if narrate:
         points = math.prod(len(values) for _, values in specs)
-        err.print(f"{sc.name}: sweeping {', '.join(p for p, _ in specs)} over {points} points, "
-                  f"{runs} common replications of seed {run_seed} each")  # fmt: skip
+        _err().print(f"{sc.name}: sweeping {', '.join(p for p, _ in specs)} over {points} points, "
+                     f"{runs} common replications of seed {run_seed} each")  # fmt: skip
     with _replication_bar(narrate) as progress:
 
         def go() -> Sweep:
@@ -858,6 +920,12 @@ def sensitivity(
     allow_large: AllowLargeOpt = False,
 ) -> None:
     """Move each numeric parameter of SCENARIO by -BY and +BY, one at a time, on the base's seeds."""
+    from funnelsim.randomness import resolve_seed
+    from funnelsim.report.folder import check_target
+    from funnelsim.report.tables import write_sensitivity
+    from funnelsim.report.terminal import print_sensitivity
+    from funnelsim.studies.sensitivity import sensitivity as make_sensitivity
+
     sc = _load(scenario, overrides)
     share = _guard(lambda: parse_share(by, "--by"))
     if out_dir is not None:
@@ -865,8 +933,8 @@ def sensitivity(
     run_seed = resolve_seed(sc, seed)
     narrate = not (quiet or as_json)
     if narrate:
-        err.print(f"{sc.name}: {metric} sensitivity to ±{share:.0%} of each parameter, "
-                  f"{runs} common replications of seed {run_seed}")  # fmt: skip
+        _err().print(f"{sc.name}: {metric} sensitivity to ±{share:.0%} of each parameter, "
+                     f"{runs} common replications of seed {run_seed}")  # fmt: skip
     with _replication_bar(narrate) as progress:
 
         def go() -> Sensitivity:
@@ -896,18 +964,22 @@ def sensitivity(
 def validate(scenario: ScenarioArg, overrides: SetOpt = None) -> None:
     """Check SCENARIO and report every problem (exit 2 if any)."""
     sc = _load(scenario, overrides)
-    out.print(f"{scenario}: ok ({sc.name}, {len(sc.sources)} sources, {len(sc.personas)} personas)")
+    _out().print(f"{scenario}: ok ({sc.name}, {len(sc.sources)} sources, {len(sc.personas)} personas)")
 
 
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of scenario files."""
+    from funnelsim.model.scenario import Scenario
+
     sys.stdout.write(json.dumps(Scenario.model_json_schema(by_alias=True), indent=2) + "\n")
 
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"funnelsim {__version__}")
+        from funnelsim import __version__
+
+        _out().print(f"funnelsim {__version__}")
         raise typer.Exit()
 
 
