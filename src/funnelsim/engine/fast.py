@@ -24,6 +24,7 @@ from funnelsim.engine import warmup
 from funnelsim.engine.nurture import DORMANT, MQL, nurture_batch
 from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.world import MQL_CODE, Step, World, gc_paused
+from funnelsim.model.distributions import Spec
 from funnelsim.model.mechanisms import calendar_months
 from funnelsim.model.scenario import Scenario
 from funnelsim.randomness import Streams, resolve_seed
@@ -85,9 +86,18 @@ def run_on(reported: Scenario, streams: Streams, seed: int, replication: int) ->
     scenario, origin = warmup.shifted(reported)
     recorder = Recorder()
     world = World(scenario, streams, recorder, origin)
-    horizon = scenario.horizon_days
+    _run_world(world, scenario, streams, recorder)  # its arrays are freed before the tables are built
+    attributes = world.attributes()
+    world.close()
+    return RunResult.build(
+        reported, seed, replication, recorder, attributes, world.source_names, world.parameters, origin
+    )
 
-    leads, draws, order = draw_arrivals(scenario, streams, world)
+
+def _run_world(world: World, scenario: Scenario, streams: Streams, recorder: Recorder) -> None:
+    """Draw the leads, nurture them as arrays, hand the MQLs over and run the event loop."""
+    horizon = scenario.horizon_days
+    leads, personas, order = draw_arrivals(scenario, streams, world)
     ids = np.arange(len(leads["time"]))
     recorder.bulk(leads["time"], ids, "created")
 
@@ -114,16 +124,13 @@ def run_on(reported: Scenario, streams: Streams, seed: int, replication: int) ->
 
     mql = np.flatnonzero(outcome == MQL)
     mql = mql[np.argsort(when[mql], kind="stable")]
-    # Only the MQLs' own draws are used: gather those, in feed order, rather than sort them all.
-    own = {name: values[order[mql]] for name, values in draws.items()}
+    # Only the MQLs' own draws are used: kept for those, in feed order, as each is drawn.
+    own = own_draws(scenario, streams, personas, order[mql])
     world.add_leads(leads, engagement, mql, own)
     world.open_pipeline()  # after the drawn leads, whose ids are their array positions
     with gc_paused():
         _hand_over(world, when[mql], mql, own)
         world.run()
-    return RunResult.build(
-        reported, seed, replication, recorder, world.attributes(), world.source_names, world.parameters, origin
-    )
 
 
 def _hand_over(world: World, mql_time: np.ndarray, leads: np.ndarray, own: dict[str, np.ndarray]) -> None:
@@ -215,26 +222,33 @@ def _touch_stream(streams: Streams, source: str, touch: int) -> np.random.Genera
     return streams.rng("nurture", source, str(touch))
 
 
-def _lead_draws(scenario: Scenario, streams: Streams, source: str, persona: np.ndarray) -> dict[str, np.ndarray]:
-    """Each lead's own draws for its first way through hand-off and sales (see :class:`~.world.FirstPass`).
+# A lead's own draws (see :class:`~.world.FirstPass`): uniforms, and durations by the scenario's distribution.
+UNIFORMS = ("follow_up", "contact", "recycle", "accept", "win")
 
-    One stream per quantity and source, element ``j`` for the source's ``j``-th lead: a
-    lead keeps its draws whatever the volume of its source or of the others.
-    """
+
+def _durations(scenario: Scenario) -> dict[str, Spec | None]:
     h, s = scenario.handoff, scenario.sales
-    n = len(persona)
-    uniforms = ("follow_up", "contact", "recycle", "accept", "win")
-    durations = {
+    return {
         "response_delay": h.response_delay_days,
         "sdr_patience": h.sdr.patience_days,
         "sdr_work": h.sdr.work_days,
         "ae_patience": s.patience_days,
         "cycle": s.cycle_days,
     }
-    out = {name: streams.rng("lead", name, source).random(n) for name in uniforms}
-    for name, spec in durations.items():
-        if spec is not None:  # no patience: never drawn
-            out[name] = spec.sample(streams.rng("lead", name, source), n)
+
+
+def _lead_draw(scenario: Scenario, streams: Streams, quantity: str, source: str, persona: np.ndarray) -> np.ndarray:
+    """One own draw of every lead of ``source``: element ``j`` for its ``j``-th lead, from the
+    stream of that quantity and source, so a lead keeps its draws whatever the volume of its
+    source or of the others."""
+    n = len(persona)
+    if quantity in UNIFORMS:
+        return streams.rng("lead", quantity, source).random(n)
+    if quantity != "deal_size":
+        spec = _durations(scenario)[quantity]
+        assert spec is not None
+        return spec.sample(streams.rng("lead", quantity, source), n)
+    s = scenario.sales
     deal = np.zeros(n)
     by_spec: dict[int, np.ndarray] = {}  # personas sharing a distribution share its draw (one stream)
     for index, name in enumerate(scenario.personas):
@@ -243,25 +257,43 @@ def _lead_draws(scenario: Scenario, streams: Streams, source: str, persona: np.n
         if id(spec) not in by_spec:
             by_spec[id(spec)] = spec.sample(streams.rng("lead", "deal_size", source), n)
         deal[mine] = by_spec[id(spec)][mine]
-    out["deal_size"] = deal
+    return deal
+
+
+def own_draws(
+    scenario: Scenario, streams: Streams, personas: list[np.ndarray], picked: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The own draws of the leads at positions ``picked`` of the leads in source order.
+
+    Each quantity is drawn for every lead of every source (so the draws do not depend on
+    which leads are picked) and only the picked elements are kept before the next quantity
+    is drawn: at most one quantity of all leads is held at a time. A patience without a
+    distribution is never drawn.
+    """
+    quantities = [*UNIFORMS, *(q for q, spec in _durations(scenario).items() if spec is not None), "deal_size"]
+    sources = list(zip(scenario.sources, personas, strict=True))
+    out = {}
+    for quantity in quantities:
+        every = [_lead_draw(scenario, streams, quantity, name, persona) for name, persona in sources]
+        out[quantity] = np.concatenate(every)[picked]
     return out
 
 
 def draw_arrivals(
     scenario: Scenario, streams: Streams, world: World
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
-    """All leads of the run, sorted by arrival time, with their traits; and their own draws.
+) -> tuple[dict[str, np.ndarray], list[np.ndarray], np.ndarray]:
+    """All leads of the run, sorted by arrival time, with their traits; the personas of each
+    source's leads in its own order, and ``order``: lead ``i`` is element ``order[i]`` of the
+    leads in source order (what :func:`own_draws` picks from).
 
     Each source draws from its own streams, so changing one source's volume leaves
-    the leads of the others unchanged (common random numbers across scenarios). The
-    own draws (:func:`_lead_draws`) stay in source order: lead ``i``'s are at
-    ``order[i]`` (most leads never use theirs, so they are not sorted).
+    the leads of the others unchanged (common random numbers across scenarios).
     """
     segments = calendar_months(scenario.start_date, scenario.horizon_days)
     month_dates = [scenario.start_date + dt.timedelta(days=t0) for t0, _, _ in segments]
     intent = np.array([p.buying_intent for p in scenario.personas.values()])
     response = np.array([p.engagement_response for p in scenario.personas.values()])
-    parts, draws = [], []
+    parts, personas = [], []
     for index, (name, source) in enumerate(scenario.sources.items()):
         factors = [source.volume_factor(d.year, d.month) for d in month_dates]
         time = arrival_times(streams.rng("arrivals", name), source.leads_per_day_mean, factors, segments)
@@ -271,7 +303,7 @@ def draw_arrivals(
         cumulative = np.cumsum([source.persona_mix[p] for p in mix_names])
         pick = np.searchsorted(cumulative, streams.rng("persona", name).random(n) * cumulative[-1], side="right")
         persona = mix_index[np.minimum(pick, len(mix_names) - 1)]
-        draws.append(_lead_draws(scenario, streams, name, persona))
+        personas.append(persona)
         parts.append(
             {
                 "time": time,
@@ -286,5 +318,4 @@ def draw_arrivals(
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}  # by source, then arrival
     merged["time"] = _on_grid(merged["time"])
     order = np.argsort(merged["time"], kind="stable")
-    own = {key: np.concatenate([d[key] for d in draws]) for key in draws[0]}
-    return {key: value[order] for key, value in merged.items()}, own, order
+    return {key: value[order] for key, value in merged.items()}, personas, order

@@ -45,26 +45,36 @@ class Recorder:
         self._bulk.append((times, leads, np.asarray(codes, dtype=np.int8)))
 
     def events_frame(self) -> pd.DataFrame:
-        """The event log sorted by time (ties keep the order events happened in)."""
+        """The event log sorted by time (ties keep the order events happened in).
+
+        Built once, at the end of a run: the flat list is emptied as it is converted, and
+        each column is sorted on its own, so the peak is about two copies of the log's
+        arrays rather than the list and every intermediate at once.
+        """
         parts = self._bulk
         n_bulk = sum(len(p[0]) for p in parts)
         # One pass over the whole flat list: ids, codes and reps are small integers, exact as floats.
         rows = np.fromiter(self.rows, dtype=float, count=len(self.rows)).reshape(-1, 5)
-        time = np.concatenate([p[0] for p in parts] + [rows[:, 0]])
-        lead = np.concatenate([p[1] for p in parts] + [rows[:, 1].astype(np.int64)])
-        code = np.concatenate([p[2] for p in parts] + [rows[:, 2].astype(np.int8)])
-        rep = np.concatenate([np.full(n_bulk, -1, dtype=np.int32), rows[:, 3].astype(np.int32)])
-        value = np.concatenate([np.full(n_bulk, np.nan), rows[:, 4]])
-        order = np.argsort(time, kind="stable")
-        return pd.DataFrame(
+        self.rows.clear()
+        order = np.argsort(np.concatenate([p[0] for p in parts] + [rows[:, 0]]), kind="stable")
+
+        def column(bulk: list[np.ndarray], loop: np.ndarray, dtype: type) -> np.ndarray:
+            return np.concatenate([*bulk, loop.astype(dtype)])[order]
+
+        frame = pd.DataFrame(
             {
-                "time": time[order],
-                "lead": lead[order],
-                "event": pd.Categorical.from_codes(code[order], categories=list(EVENTS)),
-                "rep": rep[order],
-                "value": value[order],
-            }
+                "time": column([p[0] for p in parts], rows[:, 0], float),
+                "lead": column([p[1] for p in parts], rows[:, 1], np.int64),
+                "event": pd.Categorical.from_codes(
+                    column([p[2] for p in parts], rows[:, 2], np.int8), categories=list(EVENTS)
+                ),
+                "rep": column([np.full(n_bulk, -1, dtype=np.int32)], rows[:, 3], np.int32),
+                "value": column([np.full(n_bulk, np.nan)], rows[:, 4], float),
+            },
+            copy=False,
         )
+        self._bulk = []
+        return frame
 
     def level(self, time: float, team: int, queue: int, busy: int, capacity: int) -> None:
         """A team's queue or capacity changed (``team``: its index in :data:`TEAMS`)."""
@@ -73,15 +83,17 @@ class Recorder:
     def levels_frame(self) -> pd.DataFrame:
         # The team is stored as its index, so the flat list converts to floats in one go.
         rows = np.fromiter(self.levels, dtype=float, count=len(self.levels)).reshape(-1, 5)
+        self.levels.clear()
         team = rows[:, 1].astype(np.int64)
         return pd.DataFrame(
             {
-                "time": rows[:, 0],
+                "time": rows[:, 0].copy(),
                 "team": np.array(TEAMS, dtype=object)[team] if len(team) else np.array([], dtype=object),
                 "queue": rows[:, 2].astype(np.int64),
                 "busy": rows[:, 3].astype(np.int64),
                 "capacity": rows[:, 4].astype(np.int64),
-            }
+            },
+            copy=False,
         )
 
     def roster_frame(self) -> pd.DataFrame:

@@ -159,6 +159,14 @@ class FirstPass:
         self.qualified: list[bool] = decided["qualified"]
         self.win_probability: list[float] = decided["win_probability"]
 
+    @classmethod
+    def empty(cls) -> FirstPass:
+        return cls(
+            {name: [] for name in ("persona", "fit", "engagement", "response", "need")},
+            {name: [] for name in LEAD_DRAWS},
+            {name: [] for name in ("qualified", "win_probability")},
+        )
+
 
 def assign_owners(owners: list[str | None], aes: int) -> list[int]:
     """The AE (0 .. ``aes - 1``) that holds each open deal of the initial pipeline.
@@ -246,11 +254,7 @@ class World:
         # hand-off and sales uses its own, so adding leads elsewhere does not change its fate
         # (common random numbers across volumes). Recycled passes and prospected deals draw
         # from the shared streams below.
-        self.own = FirstPass(
-            {name: [] for name in ("persona", "fit", "engagement", "response", "need")},
-            {name: [] for name in LEAD_DRAWS},
-            {name: [] for name in ("qualified", "win_probability")},
-        )
+        self.own = FirstPass.empty()
 
         h, s = sc.handoff, sc.sales
         self.follow_up_rate = rate(h.follow_up_rate)
@@ -425,6 +429,20 @@ class World:
             "has_need": column("need", self.need, bool),
             "recycles": recycles,
         }
+
+    def close(self) -> None:
+        """Drop what only the run needed (pending steps, lead state), once :meth:`attributes` is taken.
+
+        Pending steps and the rep pools refer back to the world, so without this the
+        whole run would stay in memory as a cycle, while the tables are built, until the
+        garbage collector finds it.
+        """
+        self.env._queue.clear()
+        self.own = FirstPass.empty()
+        self._drawn = {}
+        for state in (self.persona, self.fit, self.engagement, self.response, self.need, self.recycles):
+            state.clear()
+        self._new_source = []
 
     def run(self) -> None:
         """Run the event loop to the horizon, with Python's cyclic garbage collector paused."""
