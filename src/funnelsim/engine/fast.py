@@ -16,6 +16,7 @@ one-process-per-lead model of the same funnel, kept as test oracle.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 from funnelsim.engine import warmup
 from funnelsim.engine.nurture import DORMANT, MQL, nurture_batch
 from funnelsim.engine.recorder import Recorder
-from funnelsim.engine.world import MQL_CODE, Step, World, gc_paused
+from funnelsim.engine.world import MQL_CODE, World
 from funnelsim.model.distributions import Spec
 from funnelsim.model.mechanisms import calendar_months
 from funnelsim.model.scenario import Scenario
@@ -128,13 +129,14 @@ def _run_world(world: World, scenario: Scenario, streams: Streams, recorder: Rec
     own = own_draws(scenario, streams, personas, order[mql])
     world.add_leads(leads, engagement, mql, own)
     world.open_pipeline()  # after the drawn leads, whose ids are their array positions
-    with gc_paused():
-        _hand_over(world, when[mql], mql, own)
-        world.run()
+    world.run(_hand_over(world, when[mql], mql, own))
 
 
-def _hand_over(world: World, mql_time: np.ndarray, leads: np.ndarray, own: dict[str, np.ndarray]) -> None:
-    """Every MQL's first pass to sales, decided before the run: logged in bulk, picked up on time.
+def _hand_over(
+    world: World, mql_time: np.ndarray, leads: np.ndarray, own: dict[str, np.ndarray]
+) -> tuple[list[float], Callable[[int], None]]:
+    """Every MQL's first pass to sales, decided before the run: logged in bulk; returns the
+    pick-ups as a feed of the event loop (:meth:`~.world.Calendar.run_to`).
 
     Whether sales follows an MQL up and its response delay are the lead's own draws
     (:class:`~.world.FirstPass`), so the ``mql`` and ``not_followed_up`` events are
@@ -152,34 +154,13 @@ def _hand_over(world: World, mql_time: np.ndarray, leads: np.ndarray, own: dict[
     pick_up = mql_time[k] + own["response_delay"][k]
     by_time = np.argsort(pick_up, kind="stable")
     k = k[by_time]
-    _DailyPickUps(world, pick_up[by_time].tolist(), leads[k].tolist(), mql_time[k].tolist(), k.tolist())(None)
+    lead, at, position = leads[k].tolist(), mql_time[k].tolist(), k.tolist()
+    picked_up = world.picked_up
 
+    def call(i: int) -> None:
+        picked_up(lead[i], at[i], position[i])
 
-class _DailyPickUps:
-    """Schedules the pick-ups of each day at the start of the day: one step per pick-up.
-
-    Scheduled day by day rather than all at once, the event queue stays short (each
-    push and pop costs its logarithm). A step is scheduled by its delay from now, and
-    ``d + (t - d)`` is exactly ``t`` for ``d <= t < d + 1`` when ``d`` is a whole day
-    (``t - d`` is exact for ``d <= t <= 2d``, by Sterbenz' lemma; ``d = 0`` is exact too),
-    so every pick-up happens at exactly its time.
-    """
-
-    def __init__(self, world: World, times: list[float], leads: list[int], mql_time: list[float], k: list[int]) -> None:
-        self.world, self.times, self.leads, self.mql_time, self.k = world, times, leads, mql_time, k
-        self.next = 0
-
-    def __call__(self, _: object) -> None:
-        env, pick_up, times = self.world.env, self.world.pick_up, self.times
-        now = env.now  # a whole day
-        end = now + 1.0
-        i, n = self.next, len(times)
-        while i < n and times[i] < end:
-            Step(env, times[i] - now, pick_up, (self.leads[i], self.mql_time[i], self.k[i]))
-            i += 1
-        self.next = i
-        if i < n:
-            Step(env, 1.0, self, None)
+    return pick_up[by_time].tolist(), call
 
 
 ARRIVAL_BLOCK = 1024

@@ -30,6 +30,7 @@ from __future__ import annotations
 import bisect
 import gc
 import heapq
+import math
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -82,20 +83,37 @@ class Calendar(simpy.Environment):
     the horizon. (``run(until=h)`` also stops there: its stop event is urgent at ``h``
     and scheduled before any event the run schedules; only urgent events at ``h``
     scheduled before the run could come first, and the engine schedules none.)
+
+    A *feed* is a list of times known before the run, in order, each a call ``call(i)``:
+    merged with the queue as the run goes, so that it costs no event (the fast engine's
+    first pick-ups). At a tie in time the queue's event comes first.
     """
 
-    def run_to(self, horizon: float) -> None:
+    def run_to(self, horizon: float, feed: tuple[list[float], Callable[[int], None]] | None = None) -> None:
         queue, pop = self._queue, heapq.heappop
-        while queue and queue[0][0] < horizon:
-            self._now, _, _, event = pop(queue)
-            callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
-            for callback in callbacks:
-                callback(event)
-            if not event._ok and not hasattr(event, "_defused"):
-                # A failed process nobody waited for: raise a copy, as step() does.
-                exc = type(event._value)(*event._value.args)
-                exc.__cause__ = event._value
-                raise exc
+        times, call = feed if feed is not None else ([], None)
+        i, n = 0, len(times)
+        fed = times[0] if n else math.inf
+        while True:
+            if queue and queue[0][0] <= fed:
+                if queue[0][0] >= horizon:
+                    break
+                self._now, _, _, event = pop(queue)
+                callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
+                for callback in callbacks:
+                    callback(event)
+                if not event._ok and not hasattr(event, "_defused"):
+                    # A failed process nobody waited for: raise a copy, as step() does.
+                    exc = type(event._value)(*event._value.args)
+                    exc.__cause__ = event._value
+                    raise exc
+            elif fed < horizon:
+                self._now = fed
+                call(i)  # type: ignore[misc]
+                i += 1
+                fed = times[i] if i < n else math.inf
+            else:
+                break
         self._now = horizon
 
 
@@ -444,10 +462,11 @@ class World:
             state.clear()
         self._new_source = []
 
-    def run(self) -> None:
-        """Run the event loop to the horizon, with Python's cyclic garbage collector paused."""
+    def run(self, feed: tuple[list[float], Callable[[int], None]] | None = None) -> None:
+        """Run the event loop to the horizon, with Python's cyclic garbage collector paused;
+        ``feed``: calls at times known before the run (:meth:`Calendar.run_to`)."""
         with gc_paused():
-            self.env.run_to(self.horizon)
+            self.env.run_to(self.horizon, feed)
 
     # -- hand-off -------------------------------------------------------------
     def mql(self, lead: int) -> bool:
@@ -474,7 +493,9 @@ class World:
 
     def pick_up(self, step: Step) -> None:
         """Sales picks an MQL up: an SDR starts on it now if one is free, else it queues."""
-        lead, mql_time, k = step.carried
+        self.picked_up(*step.carried)
+
+    def picked_up(self, lead: int, mql_time: float, k: int) -> None:
         rep = self.sdr.acquire()
         if rep >= 0:
             self._sdr_start(lead, mql_time, k, rep)
