@@ -14,9 +14,9 @@ or a rep, so a generator per lead would only add events (its start and its end)
 and the cost of resuming it. Steps are scheduled at the same moments, times and
 priorities as the process's timeouts would be, so every tie in time is broken as
 it would be with one process per lead and the event log is the same. (One exception:
-a lead's first pick-up is scheduled at the start of its day, see ``fast._hand_over``,
-so an exact tie between it and another event, which takes fixed durations, may be
-broken the other way.)
+a lead's first pick-up is not an event but an entry of a feed read beside the queue,
+see ``fast._hand_over`` and :meth:`Calendar.run_to`, so an exact tie between it and an
+event, which takes fixed durations, may be broken the other way.)
 
 The chain carries the lead's position ``k`` among the leads fed to sales by the
 fast engine while it is on its first way through (``-1`` otherwise): its own draws
