@@ -756,25 +756,25 @@ def test_more_leads_never_lower_wins_beyond_what_the_queues_explain_many_runs(
 
 def _overflowing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Once 10 MQLs waited for an SDR, every later MQL vanishes at its pick-up (a latched overflow)."""
-    pick_up = World.pick_up
+    picked_up = World.picked_up  # every pick-up, first (a feed) or later (a step)
 
-    def broken(world: World, step: Step) -> None:
+    def broken(world: World, lead: int, mql_time: float, k: int) -> None:
         world.overflowed = getattr(world, "overflowed", False) or world.sdr.queue_length >= 10
         if not world.overflowed:
-            pick_up(world, step)
+            picked_up(world, lead, mql_time, k)
 
-    monkeypatch.setattr(World, "pick_up", broken)
+    monkeypatch.setattr(World, "picked_up", broken)
 
 
 def _vanishing(monkeypatch: pytest.MonkeyPatch) -> None:
     """One in 50 MQLs picked up while every SDR is busy vanishes, no event."""
-    pick_up, busy = World.pick_up, itertools.count(1)
+    picked_up, busy = World.picked_up, itertools.count(1)
 
-    def broken(world: World, step: Step) -> None:
+    def broken(world: World, lead: int, mql_time: float, k: int) -> None:
         if world.sdr.in_use < world.sdr.capacity or next(busy) % 50:
-            pick_up(world, step)
+            picked_up(world, lead, mql_time, k)
 
-    monkeypatch.setattr(World, "pick_up", broken)
+    monkeypatch.setattr(World, "picked_up", broken)
 
 
 def _busy_losing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -496,6 +496,7 @@ class World:
         self.picked_up(*step.carried)
 
     def picked_up(self, lead: int, mql_time: float, k: int) -> None:
+        """The pick-up itself: from a step (:meth:`pick_up`) or the first pass's feed (``fast._hand_over``)."""
         rep = self.sdr.acquire()
         if rep >= 0:
             self._sdr_start(lead, mql_time, k, rep)
