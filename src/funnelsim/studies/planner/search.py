@@ -62,7 +62,8 @@ __all__ = [
 STEP = 1.02
 """Lead volumes are searched on the grid ``STEP ** j`` times the scenario's volume."""
 # The search's default work budget, in candidates of --runs replications each. A leads-only
-# plan of the bundled scenarios settles within ~10 (pilot included); --lever both within ~30.
+# plan of the bundled scenarios settles within ~13 (pilot included); --lever both within ~13
+# (its sequential decisions count by the runs they simulated: 4.5 at 6M, 12.4 at 7M on the baseline).
 MAX_EVALUATIONS = 60
 DECISION_STEP = 8
 """Replications a sequential decision (:meth:`Evaluator.decide`) adds at a time, at least."""
