@@ -118,18 +118,22 @@ def quota_chart(sheet: pd.DataFrame) -> tuple[Figure, tuple[Axes, Axes]]:
 
 
 def tradeoff_chart(tradeoff: pd.DataFrame, currency: str, ax: Axes | None = None) -> tuple[Figure, Axes]:
-    """Leads vs. reps at equal confidence: the smallest lead volume for each number of extra AEs.
+    """Leads vs. reps at equal confidence: the smallest lead volume for each number of extra AEs (one line
+    per number of SDRs, when the table has ``sdrs``).
 
     Parameters
     ----------
     tradeoff
         Columns ``extra_aes``, ``lead_multiplier`` (NaN where no volume reaches the goal),
-        ``cost`` and ``chosen`` (the cheapest).
+        ``cost`` and ``chosen`` (the cheapest); optionally ``sdrs``.
     """
     check_table(tradeoff, "tradeoff", ("extra_aes", "lead_multiplier", "cost", "chosen"))
     table = tradeoff.dropna(subset=["lead_multiplier"])
     fig, ax = figure_and_axes(ax, (7.5, 4.5))
-    ax.plot(table["extra_aes"], table["lead_multiplier"], marker="o", color=BAR_COLOR, label="same confidence")
+    groups = table.groupby("sdrs") if "sdrs" in table.columns else [(None, table)]
+    for sdrs, rows in groups:
+        label = "same confidence" if sdrs is None else f"same confidence, {sdrs} SDRs"
+        ax.plot(rows["extra_aes"], rows["lead_multiplier"], marker="o", label=label)
     for _, row in table.iterrows():
         ax.annotate(
             f"{row['cost'] / 1e6:,.2f}M",

@@ -4,8 +4,9 @@
 :class:`PlanInfeasible`. The rooms: :mod:`.period` (the period and the simulated time
 frame), :mod:`.levers` (what a plan may change), :mod:`.staffing` (a team's expected
 headcount: hires, ramp, attrition), :mod:`.waterfall` (the analytic funnel worked
-backwards), :mod:`.search` (the simulated search on common random numbers),
-:mod:`.verify` (the chosen plan on fresh seeds), :mod:`.steps` (further up a lever when
+backwards), :mod:`.desk` (the SDR desk as a queue), :mod:`.frontier` (the both-lever
+search's calibrated map of headcounts), :mod:`.search` (the simulated search on common
+random numbers), :mod:`.verify` (the chosen plan on fresh seeds), :mod:`.steps` (further up a lever when
 verification fails; the work budget), :mod:`.sheet` (the joint-target sheet),
 :mod:`.plan` (the entry point), :mod:`.errors`.
 """

@@ -10,7 +10,8 @@ month. :func:`plan` is a short sequence of steps:
 2. rule out goals AE capacity or hiring lead time cannot reach, before any simulation;
 3. start from the analytic waterfall's volume for ``G`` (:mod:`.waterfall`);
 4. simulate candidates on common random numbers until the smallest plan reaching the
-   confidence is found (:mod:`.search`); ``lever="both"`` takes the cheapest mix;
+   confidence is found (:mod:`.search`); ``lever="both"`` takes the cheapest mix of leads,
+   AEs and SDRs (:mod:`.frontier`);
 5. verify that plan on seeds the search never saw, stepping further up the lever until
    the lower end of its verified ``P(goal)`` interval reaches the confidence
    (:mod:`.verify`, :mod:`.steps`); the unchanged scenario passing is "already met";
@@ -27,6 +28,7 @@ moved earlier: its open deals take the lead-in's place.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from collections.abc import Callable
@@ -44,6 +46,7 @@ from funnelsim.randomness import resolve_seed
 from funnelsim.studies import executors
 from funnelsim.studies import replications as mc
 from funnelsim.studies.planner.errors import PlanError, PlanInfeasible
+from funnelsim.studies.planner.frontier import Calibration, Rung, ae_ladder, calibrate, sdr_rungs
 from funnelsim.studies.planner.levers import (
     LeadShape,
     Lever,
@@ -55,12 +58,9 @@ from funnelsim.studies.planner.levers import (
 from funnelsim.studies.planner.period import Period, add_months, frame, months_between, period_revenue
 from funnelsim.studies.planner.search import (
     MAX_EVALUATIONS,
-    STEP,
     Candidate,
     Evaluator,
     Progress,
-    Rung,
-    grid_point,
     sdrs_for,
     search_both,
     search_leads,
@@ -191,7 +191,7 @@ class PlanDiagnostics:
     ``analytic`` is the waterfall at the analytic multiplier ``analytic_multiplier``
     (same headcount as the input); ``planned`` the waterfall of the chosen plan;
     ``candidates`` every candidate simulated by the search in the order tried;
-    ``tradeoff`` (lever "both") each rung of extra AEs with its smallest lead volume, cost
+    ``tradeoff`` (lever "both") each rung (extra AEs, SDRs) with its smallest lead volume, cost
     and what the search did with it; ``verifications`` every verification round;
     ``replications`` the plan's verification replications (fresh seeds: the sheet's
     ranges and the fan chart come from them); ``simulated`` the replications the search
@@ -288,7 +288,7 @@ def plan(
         Whole months; defaults to the scenario's horizon.
     lever
         ``"leads"``: marketing volume; ``"reps"`` (or ``"aes"``): AEs, SDRs sized to the
-        flow; ``"both"``: the cheapest mix.
+        flow; ``"both"``: the cheapest mix of leads, AEs and SDRs (:func:`.search.search_both`).
     runs, seed, pool
         Replications per candidate of the search, on the same seeds for every candidate,
         run on ``pool`` (see :func:`funnelsim.studies.replications.executor`).
@@ -544,28 +544,37 @@ def _search(evaluate: Evaluator, request: _Request, start: _AnalyticStart) -> tu
         return search_leads(evaluate, start.multiplier, 0, evaluate.framed.handoff.sdr.count, start.slope), None
     if request.lever == "reps":
         return search_reps(evaluate, sdrs_for(start.analytic, evaluate.framed)), None
-    more = partial(_rung, evaluate, request, start)
-    return search_both(evaluate, _rungs(evaluate, request, start), start.slope, more)
-
-
-def _rungs(evaluate: Evaluator, request: _Request, start: _AnalyticStart) -> list[Rung]:
-    """The ladder of extra AEs (0, 1/2, 1, 2, 3 times the analytic AE shortfall) with each rung's analytic plan."""
+    today = (1.0, 0, evaluate.framed.handoff.sdr.count)  # simulated before any search (_find)
+    calibration = calibrate(
+        evaluate.scenario(*today), request.period, evaluate.yields, evaluate.replications(*today), request.goal,
+        request.confidence,
+    )  # fmt: skip
     short = float((start.analytic.in_period["aes_needed"] - start.analytic.in_period["aes"]).max())
-    base = max(1, math.ceil(short))
-    return [_rung(evaluate, request, start, extra) for extra in sorted({0, base // 2, base, 2 * base, 3 * base})]
+    rungs = [r for extra in ae_ladder(short) for r in _rungs(evaluate, request, start, calibration, extra)]
+    more = partial(_rungs, evaluate, request, start, calibration)
+    return search_both(evaluate, rungs, start.slope, more)
 
 
-def _rung(evaluate: Evaluator, request: _Request, start: _AnalyticStart, extra: int) -> Rung:
-    """One rung of the both-lever ladder: SDRs sized to its analytic flow, its analytic volume and cost."""
+def _rungs(
+    evaluate: Evaluator, request: _Request, start: _AnalyticStart, calibration: Calibration, extra: int
+) -> list[Rung]:
+    """The rungs of ``extra`` AEs (:func:`~.frontier.sdr_rungs`): SDRs from the Little's-law sizing of their
+    analytic flow up, each with its analytic and predicted volume."""
     sdrs = sdrs_for(start.flow(start.multiplier, extra), evaluate.framed)
     staffed = evaluate.scenario(1.0, extra, sdrs)
-    if ae_revenue_ceiling(staffed, request.period, evaluate.yields) < request.goal:
-        return Rung(extra, sdrs, math.inf, math.inf)
-    try:
-        k = analytic_multiplier(staffed, request.period, request.goal, evaluate.yields, shape=request.shape)
-    except PlanInfeasible:
-        return Rung(extra, sdrs, math.inf, math.inf)
-    return Rung(extra, sdrs, k, evaluate.cost(STEP ** grid_point(k), extra, sdrs))
+    analytic = math.inf
+    if ae_revenue_ceiling(staffed, request.period, evaluate.yields) >= request.goal:
+        with contextlib.suppress(PlanInfeasible):
+            analytic = analytic_multiplier(staffed, request.period, request.goal, evaluate.yields, shape=request.shape)
+    return sdr_rungs(
+        extra, sdrs, evaluate.framed.handoff.sdr.count, analytic, partial(_candidate, evaluate, extra),
+        request.period, evaluate.yields, calibration,
+    )  # fmt: skip
+
+
+def _candidate(evaluate: Evaluator, extra: int, k: float, sdrs: int) -> Scenario:
+    """The candidate plan at volume ``k`` with ``extra`` AEs and ``sdrs`` SDRs."""
+    return evaluate.scenario(k, extra, sdrs)
 
 
 def _write_plan(

@@ -6,9 +6,12 @@ changed. Lead volumes move on the grid ``k_j = 1.02^j`` times the scenario's vol
 (``j >= 0``: a plan never asks for fewer leads than today), headcount in whole reps; the
 smallest ``j`` (or number of AEs) is found by bracketing with doubling steps and
 bisection (:func:`smallest`). ``P`` is estimated with a 95% Wilson interval. With
-``lever="both"``, for each of a ladder of extra AEs the smallest lead volume is found
-and the cheapest plan wins; rungs the analytic model shows cannot be cheaper than the
-best plan found are not simulated (:func:`search_both`). Every candidate is admitted
+``lever="both"``, headcounts (extra AEs and SDRs: the rungs of :mod:`.frontier`) are
+taken cheapest predicted plan first, and a rung is simulated only if it can still beat
+the best plan found: by branch and bound on its cost, one sequential decision at the
+most leads it can buy for less, and the rungs the simulation found infeasible
+(:func:`search_both`); its grid points are settled with as few of the common runs as
+the answer needs (:meth:`Evaluator.decide`). Every candidate is admitted
 against the search's budget of ``max_evaluations * runs`` replications before it runs;
 a search that cannot reach the goal raises :class:`PlanInfeasible` naming the binding
 constraint and the lever caps. The plan the search picks is then verified on fresh
@@ -30,6 +33,7 @@ from scipy import stats
 from funnelsim.model.scenario import Scenario
 from funnelsim.studies import replications as mc
 from funnelsim.studies.planner.errors import PlanError, PlanInfeasible
+from funnelsim.studies.planner.frontier import Rung
 from funnelsim.studies.planner.levers import (
     MAX_EXTRA_AES,
     MAX_LEAD_MULTIPLIER,
@@ -58,8 +62,11 @@ __all__ = [
 STEP = 1.02
 """Lead volumes are searched on the grid ``STEP ** j`` times the scenario's volume."""
 # The search's default work budget, in candidates of --runs replications each. A leads-only
-# plan of the bundled scenarios settles within ~10 (pilot included); --lever both within ~30.
+# plan of the bundled scenarios settles within ~13 (pilot included); --lever both within ~13
+# (its sequential decisions count by the runs they simulated: 4.5 at 6M, 12.4 at 7M on the baseline).
 MAX_EVALUATIONS = 60
+DECISION_STEP = 8
+"""Replications a sequential decision (:meth:`Evaluator.decide`) adds at a time, at least."""
 
 Progress = Callable[[str], None]
 
@@ -182,6 +189,42 @@ class Evaluator:
         """Whether the candidate reaches the goal with the required confidence."""
         return candidate.p_goal >= self.confidence
 
+    def decide(self, k: float, extra_aes: int, sdrs: int) -> tuple[bool, Candidate]:
+        """Whether the candidate reaches the confidence on its ``runs`` replications, and the candidate as
+        simulated when that was settled.
+
+        The answer is the one ``ok(self(k, extra_aes, sdrs))`` gives, but replications ``0, 1, ...``
+        run a batch at a time and stop as soon as the rest cannot change it: at ``h`` hits, ``h`` the
+        fewest with ``h / runs >= confidence``, or when the misses leave fewer than ``h`` within reach.
+        The first batch is the fewest runs that can settle it either way (21 of 100 at 80%) rounded
+        up to whole batches, the next ones a task per worker each (:data:`DECISION_STEP` at least);
+        a later call extends the same replications.
+        """
+        need = hits_needed(self.runs, self.confidence)
+        step = max(DECISION_STEP, mc.CHUNK * workers_of(self.pool))
+        n = self.completed(k, extra_aes, sdrs)
+        while True:
+            if n:
+                revenue = period_revenue(self.replications(k, extra_aes, sdrs, n).monthly, self.period)
+                hits = int(np.sum(revenue >= self.goal))
+                if hits >= need or hits + self.runs - n < need:
+                    return hits >= need, self(k, extra_aes, sdrs, n)
+            first = min(need, self.runs - need + 1)
+            n = min(self.runs, max(n + step, step * math.ceil(first / step)))
+
+    def completed(self, k: float, extra_aes: int, sdrs: int) -> int:
+        """Replications of the candidate simulated so far (0 if none)."""
+        have = self.simulated.get((k, extra_aes, sdrs))
+        return 0 if have is None else min(have.completed, self.runs)
+
+
+def hits_needed(runs: int, confidence: float) -> int:
+    """Fewest hits out of ``runs`` whose share reaches ``confidence`` (as :meth:`Evaluator.ok` judges it)."""
+    hits = max(0, math.floor(confidence * runs) - 1)
+    while hits / runs < confidence:
+        hits += 1
+    return hits
+
 
 def candidate_of(
     reps: mc.Replications, period: Period, goal: float, levers: tuple[float, int, int], cost: float
@@ -282,21 +325,12 @@ def _pilot_start(evaluate: Evaluator, k0: float, extra_aes: int, sdrs: int) -> f
     return k
 
 
-class Pruned(Exception):
-    """A rung of the both-lever search that cannot beat the best plan found: its cost bound is reached."""
-
-
 def search_leads(
-    evaluate: Evaluator,
-    k0: float,
-    extra_aes: int,
-    sdrs: int,
-    slope: float,
-    bound: float | None = None,
+    evaluate: Evaluator, k0: float, extra_aes: int, sdrs: int, slope: float, sequential: bool = False
 ) -> Candidate:
     """Smallest grid multiplier reaching the confidence, at fixed headcount (``j >= 0``: at least today's leads).
 
-    A pilot on a quarter of the runs rescales the analytic guess so that the normal
+    A pilot on a quarter of the runs rescales the guess ``k0`` so that the normal
     approximation of the revenue quantile meets the goal (revenue grows about in
     proportion to leads); the full runs then bracket and bisect from there. A step of 8%
     or more leads that brings less than a quarter of the revenue the analytic waterfall
@@ -304,18 +338,21 @@ def search_leads(
     the funnel is saturated: the search stops with the binding constraint. "Less" is
     judged on the upper end of the gain's paired 95% interval, not its mean.
 
-    With a cost ``bound`` (the both-lever search), a grid point whose analytic cost
-    reaches it counts as reached without being simulated (cost grows with leads, so no
-    cheaper plan lies beyond it) and, if it is the smallest, raises :class:`Pruned`.
+    ``sequential`` (the both-lever search) settles each grid point with
+    :meth:`Evaluator.decide`: the same answers, on fewer replications where the first
+    ones settle them.
     """
     k = _pilot_start(evaluate, k0, extra_aes, sdrs)
     largest: list[int] = []  # grid points simulated, increasing
+    found: dict[int, Candidate] = {}
 
     def ok(j: int) -> bool:
-        if bound is not None and evaluate.cost(STEP**j, extra_aes, sdrs) >= bound:
-            return True  # not simulated: no plan from here on is cheaper than the bound
-        candidate = evaluate(STEP**j, extra_aes, sdrs)
-        reached = evaluate.ok(candidate)
+        if sequential:
+            reached, candidate = evaluate.decide(STEP**j, extra_aes, sdrs)
+        else:
+            candidate = evaluate(STEP**j, extra_aes, sdrs)
+            reached = evaluate.ok(candidate)
+        found[j] = candidate
         if not reached and largest and j >= largest[-1] + 4:
             _check_saturation(evaluate, largest[-1], j, extra_aes, sdrs, slope, candidate)
         if not largest or j > largest[-1]:
@@ -334,9 +371,7 @@ def search_leads(
         j = smallest(ok, 1, low=1, high=first - 1) if first > 1 else None
         if j is None:
             raise
-    if bound is not None and evaluate.cost(STEP**j, extra_aes, sdrs) >= bound:
-        raise Pruned
-    return evaluate(STEP**j, extra_aes, sdrs)
+    return found[j]
 
 
 def _check_saturation(
@@ -372,50 +407,71 @@ def search_reps(evaluate: Evaluator, sdrs: int) -> Candidate:
     return evaluate(1.0, a, sdrs)
 
 
-@dataclass(frozen=True)
-class Rung:
-    """One number of extra AEs in the both-lever search, with what the analytic model says of it."""
-
-    extra_aes: int
-    sdrs: int
-    analytic_multiplier: float  # the volume whose expected revenue is the goal (inf: AE capacity rules it out)
-    analytic_cost: float  # the cost of that plan in the period
-
-
 @dataclass
 class _Ladder:
-    """What the both-lever search knows so far: the best plan, the rungs' rows, the simulated/analytic ratio."""
+    """What the both-lever search knows so far: the best plan, the rungs' rows, the simulated/predicted ratio
+    and the rungs the simulation found infeasible."""
 
-    rows: dict[int, dict[str, object]] = field(default_factory=dict)
+    rows: dict[tuple[int, int], dict[str, object]] = field(default_factory=dict)
     best: Candidate | None = None
-    ratio: float | None = None  # smallest simulated / analytic volume so far
+    ratio: float = 1.0  # smallest simulated / predicted volume of the rungs searched so far
     infeasible: PlanInfeasible | None = None
+    short: dict[tuple[int, int], str] = field(default_factory=dict)  # (extra AEs, SDRs) -> the binding constraint
+
+    def dominated(self, rung: Rung) -> str | None:
+        """Why fewer reps cannot reach the goal, if a rung with as many found it infeasible (``None`` if none).
+
+        ``P(goal)`` grows with headcount on common random numbers, so a rung with at most the
+        AEs and SDRs of an infeasible one is infeasible too; and a rung whose AEs could not close
+        the goal (AE capacity, hiring lead time) rules out every rung with as few AEs, whatever
+        its SDRs: more SDRs only bring the AEs more work.
+        """
+        for (a, sdrs), constraint in self.short.items():
+            ae_bound = constraint in AE_CONSTRAINTS
+            if rung.extra_aes <= a and (ae_bound or rung.sdrs <= sdrs):
+                return f"infeasible: {constraint} (as +{a} AEs, {sdrs} SDRs)"
+        return None
+
+
+AE_CONSTRAINTS = ("AE capacity", "hiring lead time")
+"""The binding constraints that no number of SDRs lifts."""
 
 
 def search_both(
-    evaluate: Evaluator, rungs: list[Rung], slope: float, more: Callable[[int], Rung] | None = None
+    evaluate: Evaluator, rungs: list[Rung], slope: float, more: Callable[[int], list[Rung]] | None = None
 ) -> tuple[Candidate, pd.DataFrame]:
-    """For a ladder of extra AEs, the smallest lead volume; the cheapest wins (branch and bound).
+    """The cheapest headcount and lead volume reaching the confidence, over a ladder of rungs (branch and bound).
 
-    Rungs are searched in order of their analytic cost. The simulation needs at least
-    ``0.95 * ratio`` times a rung's analytic volume, ``ratio`` the smallest simulated /
-    analytic volume of the rungs searched so far (today's volume before the first), and
-    cost grows with volume, so ``cost(rung, ratio * k_analytic)`` is a lower bound on the
-    rung's cost: a rung whose bound is not below the best plan found is not simulated,
-    and a rung being searched stops as soon as its volume costs as much as the best.
-    A rung AE capacity rules out (``analytic_multiplier`` infinite) is skipped. When no
-    rung reaches the goal (the analytic shortfall ignores queues), ``more(a)`` adds rungs
-    of twice the most AEs tried, up to :data:`MAX_EXTRA_AES`, until one does.
+    Rungs (:class:`~.frontier.Rung`: extra AEs and SDRs) are taken in order of the cost of
+    their predicted plan (:mod:`.frontier`); until a plan is found each rung is searched
+    in full (:func:`search_leads`, from its predicted volume). Every later rung must beat
+    the best plan found, costing ``B``; cost grows with volume and no plan buys fewer
+    leads than today's, so:
+
+    1. a rung whose cost with today's leads is ``>= B`` is not simulated;
+    2. nor one with at most the reps of a rung the simulation found infeasible
+       (:meth:`_Ladder.dominated`);
+    3. any other gets one sequential decision (:meth:`Evaluator.decide`) at the most leads it
+       can buy for less than ``B``, and not past its predicted peak (more leads would bring
+       less revenue): short of the confidence there, it is short at every cheaper volume too
+       (``P(goal)`` grows with volume below the peak, on common random numbers); reaching it,
+       its smallest volume is bracketed below that point from ``ratio`` times its predicted
+       volume, ``ratio`` the smallest simulated / predicted volume of the rungs found so far.
+
+    A rung AE capacity rules out analytically is skipped. When no rung reaches the goal (the
+    analytic shortfall ignores queues), ``more(a)`` adds the rungs of twice the most AEs tried,
+    up to :data:`MAX_EXTRA_AES`, until one does. Returns the plan and one row per rung.
     """
     ladder = _Ladder()
-    for rung in sorted(rungs, key=lambda r: (r.analytic_cost, r.extra_aes)):
+    for rung in sorted(rungs, key=lambda r: (_predicted_cost(evaluate, r), r.extra_aes, r.sdrs)):
         _climb(evaluate, rung, slope, ladder)
     extra = max(r.extra_aes for r in rungs)
     while ladder.best is None and more is not None and extra < MAX_EXTRA_AES:
         extra = min(max(2 * extra, 1), MAX_EXTRA_AES)
-        _climb(evaluate, more(extra), slope, ladder)
+        for rung in sorted(more(extra), key=lambda r: (_predicted_cost(evaluate, r), r.sdrs)):
+            _climb(evaluate, rung, slope, ladder)
     if ladder.best is None:
-        tried = ", ".join(f"+{a}" for a in sorted(ladder.rows))
+        tried = ", ".join(sorted({f"+{a}" for a, _ in ladder.rows}, key=int))
         said = f" (--lever both tried {tried} AEs, each with the lead lever up to its cap)"
         if ladder.infeasible is not None:  # what binds on the last rung simulated
             why = ladder.infeasible
@@ -426,43 +482,93 @@ def search_both(
             f"bound{said}.",
             "lengthen the period, start earlier (--lead-in, --hire-month), or lower the goal.",
         )
-    table = pd.DataFrame([ladder.rows[a] for a in sorted(ladder.rows)])
-    table["chosen"] = table["extra_aes"] == ladder.best.extra_aes
-    return ladder.best, table
+    best = ladder.best
+    table = pd.DataFrame([ladder.rows[key] for key in sorted(ladder.rows)])
+    table["chosen"] = (table["extra_aes"] == best.extra_aes) & (table["sdrs"] == best.sdrs)
+    return best, table
+
+
+def _predicted_cost(evaluate: Evaluator, rung: Rung) -> float:
+    """The cost of the rung's predicted plan (infinite when the model says it never reaches the goal)."""
+    k = rung.predicted.multiplier
+    return evaluate.cost(STEP ** grid_point(k), rung.extra_aes, rung.sdrs) if math.isfinite(k) else math.inf
 
 
 def _climb(evaluate: Evaluator, rung: Rung, slope: float, ladder: _Ladder) -> None:
-    """Search one rung (or skip it: ruled out, or its cost bound above the best), recording what happened."""
-    row: dict[str, object] = {"extra_aes": rung.extra_aes, "sdrs": rung.sdrs, "lead_multiplier": math.nan}
-    row |= {"cost": math.nan, "analytic_multiplier": rung.analytic_multiplier, "cost_bound": math.nan}
-    ladder.rows[rung.extra_aes] = row
-    if not math.isfinite(rung.analytic_multiplier):
+    """Search one rung, or settle that it cannot beat the best plan, recording what happened."""
+    a, sdrs, k_hat = rung.extra_aes, rung.sdrs, rung.predicted.multiplier
+    row: dict[str, object] = {"extra_aes": a, "sdrs": sdrs, "lead_multiplier": math.nan, "cost": math.nan}
+    row |= {"analytic_multiplier": rung.analytic_multiplier, "predicted_multiplier": k_hat}
+    row |= {"peak_multiplier": rung.predicted.peak, "ae_limit_multiplier": rung.predicted.ae_limit}
+    floor = evaluate.cost(1.0, a, sdrs)  # no plan buys fewer leads than today's
+    row |= {"cost_bound": floor, "outcome": ""}
+    ladder.rows[(a, sdrs)] = row
+    best, dominated = ladder.best, ladder.dominated(rung)
+    if rung.ruled_out:
         row["outcome"] = "AE capacity: the goal is above what these AEs can close"
+    elif dominated is not None:
+        row["outcome"] = dominated
+    elif best is None:
+        _search_first(evaluate, rung, slope, ladder, row)
+    elif floor >= best.cost:
+        row["outcome"] = "pruned: costs more than the best plan even with today's leads"
+    else:
+        _beat(evaluate, rung, best.cost, ladder, row)
+
+
+def _beat(evaluate: Evaluator, rung: Rung, budget: float, ladder: _Ladder, row: dict[str, object]) -> None:
+    """Whether the rung reaches the confidence for less than ``budget``, and if so at its smallest volume."""
+    a, sdrs, k_hat = rung.extra_aes, rung.sdrs, rung.predicted.multiplier
+    top = _most_below(evaluate, rung, budget)
+    reached, _ = evaluate.decide(STEP**top, a, sdrs)
+    if not reached:
+        where = "its predicted peak volume" if STEP ** (top + 1) > rung.predicted.peak else "the most leads it can buy"
+        row["outcome"] = f"pruned: short of the confidence at x{STEP**top:.3f}, {where} below the best plan's cost"
         return
-    best, ratio = ladder.best, ladder.ratio
-    k_low = max(1.0, 0.95 * ratio * rung.analytic_multiplier) if ratio is not None else 1.0
-    bound = evaluate.cost(STEP ** grid_point(k_low), rung.extra_aes, rung.sdrs)
-    row["cost_bound"] = bound
-    if best is not None and bound >= best.cost:
-        row["outcome"] = "pruned: its analytic cost bound is above the best plan's cost"
-        return
+    start = grid_point(ladder.ratio * k_hat) if math.isfinite(k_hat) else top
+    j = smallest(lambda j: evaluate.decide(STEP**j, a, sdrs)[0], min(start, top), low=0, high=top)
+    assert j is not None  # the top reaches
+    _reached(evaluate, rung, evaluate.decide(STEP**j, a, sdrs)[1], ladder, row)
+
+
+def _search_first(evaluate: Evaluator, rung: Rung, slope: float, ladder: _Ladder, row: dict[str, object]) -> None:
+    """The rung searched before any plan is known: the whole lead search, from its predicted volume."""
+    k_hat = rung.predicted.multiplier
+    start = k_hat if math.isfinite(k_hat) else rung.analytic_multiplier
     try:
-        c = search_leads(
-            evaluate, rung.analytic_multiplier, rung.extra_aes, rung.sdrs, slope, best.cost if best else None
-        )
-    except Pruned:
-        row["outcome"] = "pruned: costs more than the best plan before reaching the confidence"
-        return
+        c = search_leads(evaluate, start, rung.extra_aes, rung.sdrs, slope, sequential=True)
     except PlanInfeasible as why:
         ladder.infeasible = why
+        ladder.short[(rung.extra_aes, rung.sdrs)] = why.constraint
         row["outcome"] = f"infeasible: {why.constraint}"
         return
+    _reached(evaluate, rung, c, ladder, row)
+
+
+def _reached(evaluate: Evaluator, rung: Rung, c: Candidate, ladder: _Ladder, row: dict[str, object]) -> None:
+    """Record the rung's smallest volume; it is the best plan if cheaper than the best so far."""
     row |= {"lead_multiplier": c.lead_multiplier, "cost": c.cost, "outcome": "reached"}
-    if rung.analytic_multiplier > 0:
-        seen = c.lead_multiplier / rung.analytic_multiplier
-        ladder.ratio = seen if ratio is None else min(ratio, seen)
-    if best is None or c.cost < best.cost:
+    k_hat = rung.predicted.multiplier
+    if math.isfinite(k_hat) and k_hat > 0:
+        ladder.ratio = min(ladder.ratio, c.lead_multiplier / k_hat)
+    if ladder.best is None or c.cost < ladder.best.cost:
         ladder.best = c
+
+
+def _most_below(evaluate: Evaluator, rung: Rung, budget: float) -> int:
+    """The largest grid point costing less than ``budget`` on the rung, and not past its predicted peak
+    (0 at least). Cost is affine in the volume (leads bought, salaries fixed), so two costs place it."""
+    a, sdrs = rung.extra_aes, rung.sdrs
+    peak = rung.predicted.peak
+    cap = min(TOP, max(0, math.floor(math.log(peak) / math.log(STEP) + 1e-9))) if math.isfinite(peak) else TOP
+    low, high = evaluate.cost(1.0, a, sdrs), evaluate.cost(STEP**TOP, a, sdrs)
+    slope = (high - low) / (STEP**TOP - 1)
+    j = cap if slope <= 0 else min(cap, max(0, math.floor(math.log(1 + (budget - low) / slope) / math.log(STEP))))
+    while j > 0 and evaluate.cost(STEP**j, a, sdrs) >= budget:
+        j -= 1
+    while j < cap and evaluate.cost(STEP ** (j + 1), a, sdrs) < budget:
+        j += 1
+    return j
 
 
 # ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from funnelsim.model.analytic import delay_pmf, expectation, expected_contact_ra
 from funnelsim.model.mechanisms import score, slots, win_probability
 from funnelsim.model.scenario import DAYS_PER_MONTH, Scenario, Source, rate
 from funnelsim.studies import replications as mc
+from funnelsim.studies.planner.desk import SDRDesk, sdr_desk
 from funnelsim.studies.planner.errors import PlanInfeasible
 from funnelsim.studies.planner.levers import MAX_LEAD_MULTIPLIER, LeadShape, apply_changes, planned_changes
 from funnelsim.studies.planner.period import Period
@@ -45,11 +46,14 @@ __all__ = [
     "NURTURE_SAMPLE",
     "STAGES",
     "TARGET_UTILISATION",
+    "Expectation",
     "PipelineFlow",
     "SourceYield",
     "Waterfall",
     "ae_revenue_ceiling",
     "analytic_multiplier",
+    "desk_of",
+    "expected",
     "pipeline_flow",
     "source_yields",
     "waterfall",
@@ -221,8 +225,14 @@ class _LeadFlow:
     marketing_cost: np.ndarray
 
 
-def _lead_flow(scenario: Scenario, grid: _DayGrid, yields: dict[str, SourceYield]) -> _LeadFlow:
-    """Decides each source's leads per day (volume x seasonality) and carries them stage by stage."""
+def _lead_flow(
+    scenario: Scenario, grid: _DayGrid, yields: dict[str, SourceYield], kept: np.ndarray | None = None
+) -> _LeadFlow:
+    """Decides each source's leads per day (volume x seasonality) and carries them stage by stage.
+
+    ``kept`` (per day) scales the MQLs' hand-off to sales: the share of contacts an SDR desk
+    keeps when MQLs wait for it (:mod:`.desk`); none lost without it.
+    """
     columns: dict[str, np.ndarray] = {}
     mqls = np.zeros(grid.days)
     sqls = np.zeros(grid.days)
@@ -236,7 +246,7 @@ def _lead_flow(scenario: Scenario, grid: _DayGrid, yields: dict[str, SourceYield
         columns[f"leads_{name}"] = leads
         marketing_cost += leads * src.cost_per_lead
         m = _conv(leads, y.mql_delay) * y.mql_rate
-        q = _conv(m, grid.handoff) * y.sqls_per_mql
+        q = _conv(m if kept is None else m * kept, grid.handoff) * y.sqls_per_mql
         mqls += m
         sqls += q
         opps += q * y.opportunity
@@ -386,23 +396,29 @@ def _lag_p90_days(
     return float(np.searchsorted(np.cumsum(lag) / total, 0.9)) if total > 0 else float(scenario.sales.cycle_days.mean)
 
 
-def waterfall(
-    scenario: Scenario,
-    period: Period,
-    target_utilisation: float = TARGET_UTILISATION,
-    yields: dict[str, SourceYield] | None = None,
-) -> Waterfall:
-    """The expected monthly flow of ``scenario`` (framed to end with ``period``), analytically.
+@dataclass(frozen=True)
+class _DayFlow:
+    """Everything the waterfall expects, per day of the grid, before it is summed into months."""
 
-    Every stage is the one before it, convolved with that stage's delay (whole days)
-    and multiplied by its conversion; see the module docstring for what is ignored.
-    ``yields`` (from :func:`source_yields`) may be passed when the scenario differs from
-    the one they were computed for only in volumes, dates or headcount.
-    """
-    yields = yields or source_yields(scenario)
+    grid: _DayGrid
+    flow: _LeadFlow
+    teams: dict[str, TeamSchedule]
+    pipe: PipelineFlow
+    prospected: np.ndarray
+    prospected_wins: np.ndarray
+    revenue: np.ndarray
+    open_deals: np.ndarray
+
+
+def _day_flow(scenario: Scenario, yields: dict[str, SourceYield], sdr_load: float | None) -> _DayFlow:
+    """Decides the expected daily flow: leads down the funnel (through the SDR desk's queue with ``sdr_load``),
+    the initial pipeline, and what the AEs prospect with their free slots."""
     grid = _day_grid(scenario)
     flow = _lead_flow(scenario, grid, yields)
     teams = {team: team_schedule(scenario, team, grid.days) for team in ("ae", "sdr")}
+    if sdr_load is not None:
+        kept = sdr_desk(scenario, flow.mqls, teams["sdr"].slots).kept(sdr_load)
+        flow = _lead_flow(scenario, grid, yields, kept)
     pipe = pipeline_flow(scenario, grid.days)
     revenue = flow.revenue
     revenue += pipe.revenue
@@ -415,24 +431,77 @@ def waterfall(
         revenue += w * s.deal_size_by_persona.get(p.persona, s.deal_size).mean
     else:
         w = np.zeros(grid.days)
-    opportunities = flow.opportunities + prospected
-    opportunities[0] += pipe.deals  # the open deals count as opportunities of day 0, as in the simulation
     open_deals = open_from_leads + _conv(prospected, grid.survival)
+    return _DayFlow(grid, flow, teams, pipe, prospected, w, revenue, open_deals)
+
+
+def waterfall(
+    scenario: Scenario,
+    period: Period,
+    target_utilisation: float = TARGET_UTILISATION,
+    yields: dict[str, SourceYield] | None = None,
+    sdr_load: float | None = None,
+) -> Waterfall:
+    """The expected monthly flow of ``scenario`` (framed to end with ``period``), analytically.
+
+    Every stage is the one before it, convolved with that stage's delay (whole days)
+    and multiplied by its conversion; see the module docstring for what is ignored.
+    ``yields`` (from :func:`source_yields`) may be passed when the scenario differs from
+    the one they were computed for only in volumes, dates or headcount. With
+    ``sdr_load``, MQLs also queue for the SDRs (:mod:`.desk`, at that load factor) and
+    lose the contacts that waiting costs them; without it the hand-off has no queue.
+    """
+    yields = yields or source_yields(scenario)
+    day = _day_flow(scenario, yields, sdr_load)
+    grid, flow, pipe = day.grid, day.flow, day.pipe
+    opportunities = flow.opportunities + day.prospected
+    opportunities[0] += pipe.deals  # the open deals count as opportunities of day 0, as in the simulation
     daily = pd.DataFrame(
         {
             "month": grid.month,
             **flow.leads,
-            "prospected": prospected,
-            "leads": sum(flow.leads.values()) + prospected,
+            "prospected": day.prospected,
+            "leads": sum(flow.leads.values()) + day.prospected,
             "mqls": flow.mqls,
             "sqls": flow.sqls,
             "opportunities": opportunities,
-            "wins": flow.wins + w + pipe.wins,
-            "revenue": revenue,
-            **_capacity_columns(scenario, flow.mqls, open_deals, teams, flow.marketing_cost, target_utilisation),
+            "wins": flow.wins + day.prospected_wins + pipe.wins,
+            "revenue": day.revenue,
+            **_capacity_columns(
+                scenario, flow.mqls, day.open_deals, day.teams, flow.marketing_cost, target_utilisation
+            ),
         }
     )
     return Waterfall(_monthly(daily, period), period, yields, _lag_p90_days(scenario, grid, flow.leads, yields))
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """Two numbers of the waterfall: ``revenue`` expected in the period (:attr:`Waterfall.revenue`, summed by
+    day rather than by month: the same up to rounding) and ``ae_utilisation``, the share of AE slots
+    its open deals hold over the whole grid (as the simulation's ``ae_utilisation`` measures it)."""
+
+    revenue: float
+    ae_utilisation: float
+
+
+def expected(
+    scenario: Scenario, period: Period, yields: dict[str, SourceYield] | None = None, sdr_load: float | None = None
+) -> Expectation:
+    """:class:`Expectation` of ``scenario``, without building the waterfall's tables (``sdr_load`` as
+    :func:`waterfall`)."""
+    day = _day_flow(scenario, yields or source_yields(scenario), sdr_load)
+    slots = float(day.teams["ae"].slots.sum())
+    busy = float(day.open_deals.sum()) / slots if slots > 0 else math.inf
+    return Expectation(float(day.revenue[np.isin(day.grid.month, period.months)].sum()), busy)
+
+
+def desk_of(scenario: Scenario, yields: dict[str, SourceYield] | None = None) -> SDRDesk:
+    """The SDR desk of ``scenario``'s analytic flow: its MQLs a day and its SDR slots (:mod:`.desk`)."""
+    yields = yields or source_yields(scenario)
+    grid = _day_grid(scenario)
+    flow = _lead_flow(scenario, grid, yields)
+    return sdr_desk(scenario, flow.mqls, team_schedule(scenario, "sdr", grid.days).slots)
 
 
 # ---------------------------------------------------------------------------
