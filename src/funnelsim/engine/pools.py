@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import typing
 
 import simpy
 
 from funnelsim.engine.recorder import Recorder
+from funnelsim.engine.step import Step
 from funnelsim.vocabulary import TEAMS
 
 
@@ -129,7 +129,8 @@ class SlotPool:
         heapq.heappush(self._queue, (priority, next(self._seq), req))
         self._waiting += 1
         if patience is not None:
-            self.env.timeout(patience, req).callbacks.append(self._abandon)
+            # A Step keys the heap as env.timeout(patience) would: same time, priority and order.
+            Step(self.env, patience, self._abandon, req)
         self._changed()
         return event
 
@@ -159,8 +160,8 @@ class SlotPool:
                 self._queue.clear()
             self._level((self.env.now, self.team, 0, self.in_use, self.capacity))
 
-    def _abandon(self, timeout: simpy.Event) -> None:
-        req = typing.cast(_Request, timeout.value)
+    def _abandon(self, timer: Step) -> None:
+        req: _Request = timer.carried
         if req.waiting:
             # Withdraw the request: it stays in the heap but is skipped when popped.
             req.waiting = False

@@ -37,12 +37,13 @@ from typing import Any
 
 import numpy as np
 import simpy
-from simpy.events import NORMAL, URGENT, EventPriority
+from simpy.events import URGENT
 
 from funnelsim.engine.nurture import MQL, nurture_one
 from funnelsim.engine.pools import SlotPool
 from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.staffing import SdrStaffing
+from funnelsim.engine.step import Step
 from funnelsim.model.mechanisms import ContactCurve, productivity, score, slots, win_probability
 from funnelsim.model.scenario import DAYS_PER_MONTH, PIPELINE_SOURCE, Scenario, draw_parameters, rate
 from funnelsim.randomness import Streams, buffered
@@ -115,28 +116,6 @@ class Calendar(simpy.Environment):
             else:
                 break
         self._now = horizon
-
-
-class Step(simpy.Event):
-    """A timeout that calls ``callback(self)`` when it fires: one step of a lead, without a process.
-
-    ``carried`` (also its ``value``) is what the callback needs (the lead, its rep, ...).
-    """
-
-    def __init__(
-        self,
-        env: simpy.Environment,
-        delay: float,
-        callback: Callable[[Step], None],
-        carried: Any,
-        priority: EventPriority = NORMAL,
-    ) -> None:
-        # Inlined Event.__init__, succeed() and Environment.schedule(), for speed.
-        self.env = env
-        self.callbacks = [callback]  # called with this Step
-        self._value = self.carried = carried
-        self._ok = True
-        heapq.heappush(env._queue, (env._now + delay, priority, next(env._eid), self))
 
 
 class FirstPass:
