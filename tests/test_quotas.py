@@ -22,6 +22,7 @@ from funnelsim.report import tables
 from funnelsim.report.figures import attainment_chart
 from funnelsim.run import metrics
 from funnelsim.run.quotas import commission, quota_report, quota_report_of, ramped_quota, staff_of
+from funnelsim.studies.planner import Period, waterfall
 
 sys.path.insert(0, str(Path(__file__).parent))
 from scaled import TENTH, TENTH_VOLUME
@@ -235,3 +236,24 @@ def test_run_writes_the_attainment_files_and_prints_the_attainment_line(tmp_path
     assert "`attainment.csv`" in outputs and "`attainment.png`" in outputs
     plain = CliRunner().invoke(app, ["run", str(BASELINE), *[f"--set={o}" for o in SMALL], "--seed", "3"])
     assert "attainment" not in plain.output
+
+
+def test_a_team_without_aes_has_empty_attainment_tables() -> None:
+    """No AE on the roster: no rows, a quota capacity of 0 and an undefined distribution (not an error)."""
+    scenario = load_scenario(BASELINE, QUOTA)
+    report = quota_report_of(_won([]), ROSTER.iloc[:0], scenario, 365.0)
+    assert report.aes.empty and report.quarters.empty
+    assert report.summary["quota_capacity"] == 0.0 and report.summary["aes_with_quota"] == 0
+    assert np.isnan(report.summary["share_aes_at_quota"])
+
+
+def test_the_planner_counts_commission_at_the_base_rate_on_expected_bookings() -> None:
+    """The waterfall's cost gains variable_share × OTE / quota × expected revenue with an OTE, nothing without one."""
+    quarter = Period.parse("2027-01-01:2027-03-31")
+    plain = waterfall(load_scenario(BASELINE, ["horizon_days=90"]), quarter).months
+    quota = waterfall(load_scenario(BASELINE, ["horizon_days=90", "sales.ae.quota_per_year=500000"]), quarter).months
+    paid = ["horizon_days=90", "sales.ae.quota_per_year=500000", "sales.ae.ote_per_year=200000"]
+    comp = waterfall(load_scenario(BASELINE, paid), quarter).months
+    assert quota["cost"].tolist() == plain["cost"].tolist()
+    rate = 0.5 * 200_000 / 500_000
+    assert (comp["cost"] - plain["cost"]).to_numpy() == pytest.approx(rate * plain["revenue"].to_numpy(), rel=1e-9)

@@ -246,8 +246,10 @@ def quota_report_of(
     staff = staff_of(roster)
     labels, edges = period_edges(scenario.start_date, horizon_days, "quarter")
     won = events[(events["event"] == "won").to_numpy(bool)]
+    if not has_quotas(scenario):
+        raise ValueError("no AE of this scenario has a quota (sales.ae.quota_per_year)")
     frames, quarters = [], []
-    for segment in pd.unique(staff["segment"]):
+    for segment in [*pd.unique(staff["segment"]), *([] if len(staff) else [ALL])]:  # a team of none: empty tables
         ae = ae_settings_of(scenario, str(segment))
         if not ae.has_quota:
             continue
@@ -256,8 +258,6 @@ def quota_report_of(
         booked, deals = _credited(mine, won, edges)
         frames.append(_per_ae(mine, quota.sum(axis=1), booked.sum(axis=1), deals, ae))
         quarters.append(_per_quarter(mine, labels, quota, booked))
-    if not frames:
-        raise ValueError("no AE of this run has a quota (sales.ae.quota_per_year)")
     aes, by_quarter = pd.concat(frames, ignore_index=True), pd.concat(quarters, ignore_index=True)
     if "segment" not in roster:
         aes, by_quarter = aes.drop(columns="segment"), by_quarter.drop(columns="segment")
