@@ -189,7 +189,7 @@ def pipeline_views(result: RunResult, goal: float | None = None) -> PipelineView
     months = pd.DataFrame({"month": labels, "month_end": month_ends})
     months = months.join(_coverage(result, deals, is_open, month_ends, goal))
     months = months.join(_categories(deals, is_open))
-    months = months.join(_slipped(deals, edges))
+    months = months.join(_slipped(deals, edges, forecast.push_days))
     calibration = _calibration(deals[is_open.any(axis=1)])
     return PipelineViews(months, deals, calibration, _views_summary(deals, months, calibration))
 
@@ -256,7 +256,7 @@ def _unseen_opening(result: RunResult, deals: pd.DataFrame) -> tuple[int, float]
     carried = deals[deals["opened"].isna()]
     count = int(opening.get("opportunities", 0)) - len(carried)
     value = float(opening.get("value", 0.0)) - float(carried["value"].sum())
-    return max(count, 0), max(value, 0.0) if count > 0 else 0.0
+    return (count, max(value, 0.0)) if count > 0 else (0, 0.0)
 
 
 def _coverage(
@@ -341,17 +341,16 @@ def _categories(deals: pd.DataFrame, is_open: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def _slipped(deals: pd.DataFrame, edges: np.ndarray) -> pd.DataFrame:
+def _slipped(deals: pd.DataFrame, edges: np.ndarray, push_days: float) -> pd.DataFrame:
     """Per month: the deals whose forecast close date passed in it with the deal still open (a push), their value;
     and the deals closed in it (with a forecast), those closed after their first forecast date."""
     n = len(edges) - 1
     count = np.nan_to_num(deals["pushes"].to_numpy(float)).astype(np.int64)
     first = deals["first_forecast"].to_numpy(float)
-    push_days = (deals["last_forecast"].to_numpy(float) - first)[count > 0] / count[count > 0]
-    which = np.repeat(np.flatnonzero(count > 0), count[count > 0])
-    step = np.arange(len(which)) - np.repeat(np.cumsum(count[count > 0]) - count[count > 0], count[count > 0])
-    dates = first[which] + step * np.repeat(push_days, count[count > 0])
-    month = np.searchsorted(edges, dates, side="right") - 1
+    # One row per push: deal i's j-th push (j = 0 .. count_i - 1) happens on first_i + j * push_days.
+    which = np.repeat(np.arange(len(count)), count)
+    j = np.arange(len(which)) - np.repeat(np.cumsum(count) - count, count)
+    month = np.searchsorted(edges, first[which] + j * push_days, side="right") - 1
     value = deals["value"].to_numpy(float)
     closed = deals["closed"].to_numpy(float)
     known = ~np.isnan(first) & ~np.isnan(closed)

@@ -71,14 +71,17 @@ ALL = "all"
 
 def has_quotas(scenario: Scenario) -> bool:
     """Whether the scenario's AEs carry a quota (in any segment)."""
-    segments = getattr(scenario, "segments", None) or {ALL: None}
-    return any(ae_settings_of(scenario, name).has_quota for name in segments)
+    return any(ae_settings_of(scenario, name).has_quota for name in _segments(scenario))
 
 
 def has_commission(scenario: Scenario) -> bool:
     """Whether the scenario's AEs earn commission (``ote_per_year`` with a quota, in any segment)."""
-    segments = getattr(scenario, "segments", None) or {ALL: None}
-    return any(ae_settings_of(scenario, name).ote_per_year is not None for name in segments)
+    return any(ae_settings_of(scenario, name).ote_per_year is not None for name in _segments(scenario))
+
+
+def _segments(scenario: Scenario) -> list[str]:
+    """The scenario's segment names (``segments``, the segments piece of issue 19), or ``["all"]``."""
+    return [str(name) for name in getattr(scenario, "segments", None) or [ALL]]
 
 
 def ae_settings_of(scenario: Scenario, segment: str) -> AETeam:
@@ -105,10 +108,11 @@ def staff_of(roster: pd.DataFrame) -> pd.DataFrame:
     rep = ae["rep"].to_numpy(np.int64)
     time = ae["time"].to_numpy(float)
     change = ae["change"].astype(str).to_numpy()
-    reps, first = np.unique(rep, return_index=True)
-    reps = reps[np.argsort(first, kind="stable")]  # in order of first appearance
-    index = {r: i for i, r in enumerate(reps.tolist())}
-    where = np.array([index[r] for r in rep.tolist()], dtype=np.int64)
+    ids, first, inverse = np.unique(rep, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # the AEs in order of first appearance
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[order] = np.arange(len(ids))
+    reps, where = ids[order], rank[inverse]  # each roster row's AE, by its place in that order
     joined = np.full(len(reps), np.inf)
     left = np.full(len(reps), np.inf)
     ramps = np.zeros(len(reps), dtype=bool)
@@ -120,7 +124,6 @@ def staff_of(roster: pd.DataFrame) -> pd.DataFrame:
     day_0 = is_join & (time <= 0) & (ae["productivity"].to_numpy(float) >= 1.0)
     full_on_day_0[where[day_0]] = True
     ramped = full_on_day_0 & ~ramps
-    order = np.argsort(first, kind="stable")
     segment = ae["segment"].astype(str).to_numpy()[first[order]] if "segment" in ae else ALL
     return pd.DataFrame(
         {
@@ -205,7 +208,7 @@ def plan_over(scenario: Scenario, horizon_days: float, goal: float | None = None
         from funnelsim.run.pipeline_views import monthly_targets
 
         targets = monthly_targets(scenario, horizon_days)
-        return float(targets["target_in_run"].sum(min_count=1)), "forecast"
+        return float(targets["target_in_run"].sum(skipna=False)), "forecast"  # NaN if a month has no target
     if scenario.prior_year_revenue is not None:
         return scenario.prior_year_revenue * horizon_days / DAYS_PER_YEAR, "prior_year_revenue"
     return math.nan, "none"
@@ -249,8 +252,8 @@ def quota_report_of(
     if not has_quotas(scenario):
         raise ValueError("no AE of this scenario has a quota (sales.ae.quota_per_year)")
     frames, quarters = [], []
-    for segment in [*pd.unique(staff["segment"]), *([] if len(staff) else [ALL])]:  # a team of none: empty tables
-        ae = ae_settings_of(scenario, str(segment))
+    for segment in _segments(scenario):
+        ae = ae_settings_of(scenario, segment)
         if not ae.has_quota:
             continue
         mine = staff[(staff["segment"] == segment).to_numpy(bool)].reset_index(drop=True)
