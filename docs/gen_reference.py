@@ -43,7 +43,11 @@ BASELINE = ROOT / "scenarios" / "baseline.toml"
 
 # Units of keys whose name does not carry one (the rules in `unit` read the rest).
 UNIT_BY_NAME = {
+    "accelerator": "multiplier",
+    "attainment_cap": "share of quota",
     "attrition_per_year": "share per year",
+    "bookings_target_by_month": "currency",
+    "bookings_target_per_year": "currency per year",
     "count": "people",
     "deal_size": "currency",
     "deal_size_by_persona": "currency",
@@ -56,6 +60,9 @@ UNIT_BY_NAME = {
     "max_open_opportunities": "deals per AE",
     "max_times": "times",
     "odds_multiplier": "odds ratio",
+    "ote_per_year": "currency per year",
+    "quota_per_year": "currency per year",
+    "quota_ramp": "share of quota",
     "seasonality": "multiplier",
     "threshold": "score 0–1",
 }
@@ -106,6 +113,15 @@ RULES = {
         "name of these deals in results).",
     ],
     "OpenDeal": ['`persona` (default `"buyer"`) must be a defined persona.'],
+    "AETeam": [
+        "Quotas and compensation (docs/model.md section 20) are off without `quota_per_year`: `quota_ramp` and "
+        "`ote_per_year` need it, and `variable_share`, `accelerator` and `attainment_cap` need `ote_per_year`. A "
+        "scenario without a quota writes none of these keys in its manifest (its hash is as before they existed).",
+    ],
+    "Forecast": [
+        "`best_case_probability` must not exceed `commit_probability`. `bookings_target_by_month` keys are `YYYY-MM`.",
+        "Without the section a scenario has no pipeline views, and its manifest has no `forecast` key.",
+    ],
 }
 
 # One valid example per distribution family, its support in words, and rules across its keys.

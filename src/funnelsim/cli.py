@@ -216,7 +216,12 @@ def run(
         int | None, typer.Option(help="Re-run replication I of --seed alone (same numbers as in a batch).", min=0)
     ] = None,
     goal: Annotated[
-        str | None, typer.Option(help="Revenue goal for P(goal), e.g. 12M, 750k, 12000000.", show_default=False)
+        str | None,
+        typer.Option(
+            help="Revenue goal of the horizon, e.g. 12M, 750k, 12000000: P(goal) over --runs; the plan of the quota "
+            "capacity and the pipeline coverage's target.",
+            show_default=False,
+        ),
     ] = None,
     precision: Annotated[
         float | None,
@@ -243,7 +248,7 @@ def run(
         _guard(lambda: check_target(out_dir, force, figure_format, expected_bytes=size))
     run_seed = resolve_seed(sc, seed)
     if not monte_carlo:
-        _single_run(sc, run_seed, replication or 0, out_dir, force, figure_format, narrate, as_json)
+        _single_run(sc, run_seed, replication or 0, out_dir, force, figure_format, narrate, as_json, goal_amount)
         return
     if replication is not None:
         _guard(lambda: _bad("--replication re-runs one replication; it cannot be combined with --runs"))
@@ -273,8 +278,10 @@ def _single_run(
     figure_format: str,
     narrate: bool,
     as_json: bool,
+    goal: float | None = None,
 ) -> None:
-    """``funnelsim run`` without --runs: simulate replication ``which`` of ``seed``, write and print it."""
+    """``funnelsim run`` without --runs: simulate replication ``which`` of ``seed``, write and print it
+    (``goal``: the plan of the quota capacity and the target of the pipeline coverage, when the scenario has them)."""
     from funnelsim.engine import simulate
     from funnelsim.engine.warmup import start_of
     from funnelsim.report.tables import write_run
@@ -286,9 +293,9 @@ def _single_run(
         _err().print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {seed}{rep_note}")
     sc = _warm(sc, seed, narrate)
     result = _guard(lambda: simulate(sc, seed=seed, replication=which))
-    stats = _guard(lambda: summarize_run(result))
+    stats = _guard(lambda: summarize_run(result, goal))
     if out_dir is not None:
-        _write_out(lambda: write_run(result, out_dir, figure_format=figure_format, force=force), narrate)
+        _write_out(lambda: write_run(result, out_dir, figure_format=figure_format, force=force, goal=goal), narrate)
     if as_json:
         doc = {
             "scenario": sc.name,

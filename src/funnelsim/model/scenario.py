@@ -19,15 +19,30 @@ import typing
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SerializerFunctionWrapHandler,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from funnelsim.model.distributions import Fixed, NonNegativeDist, Spec, UnitDist
 
 __all__ = [
     "DAYS_PER_MONTH",
     "PIPELINE_SOURCE",
+    "QUOTA_KEYS",
     "SPEED_TO_LEAD_PRESETS",
     "UNCERTAIN_PARAMETERS",
+    "AETeam",
+    "Forecast",
     "InitialPipeline",
     "OpenDeal",
     "Scenario",
@@ -86,6 +101,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+def _month_keys(months: dict[str, float]) -> dict[str, float]:
+    """``months`` if every key is a YYYY-MM month."""
+    for key in months:
+        try:
+            valid = len(key) == 7 and dt.date.fromisoformat(f"{key}-01") is not None
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ValueError(f"month keys are YYYY-MM, e.g. 2027-03; got {key!r}")
+    return months
+
+
 class Persona(_Model):
     """Who a contact is. Researchers and job seekers engage but never buy."""
 
@@ -139,14 +166,7 @@ class Source(_Model):
     @field_validator("month_multipliers")
     @classmethod
     def _months_are_dates(cls, months: dict[str, float]) -> dict[str, float]:
-        for key in months:
-            try:
-                valid = len(key) == 7 and dt.date.fromisoformat(f"{key}-01") is not None
-            except ValueError:
-                valid = False
-            if not valid:
-                raise ValueError(f"month keys are YYYY-MM, e.g. 2027-03; got {key!r}")
-        return months
+        return _month_keys(months)
 
     @field_validator("persona_mix")
     @classmethod
@@ -351,6 +371,73 @@ class AETeam(_Model):
         None, description="A leaver is replaced by a new hire after this many days; none = not replaced."
     )
     cost_per_year: NonNegative = Field(0.0, description="Fully loaded cost of one AE per year.")
+    # Quotas and compensation (docs/model.md, "Quotas and compensation"): off unless quota_per_year is given.
+    quota_per_year: Positive | None = Field(
+        None,
+        description="Bookings a fully ramped AE is asked to close per year, in currency; none = no quotas "
+        "(no attainment outputs, no commission).",
+    )
+    quota_ramp: Annotated[list[Probability], Field(min_length=1)] | None = Field(
+        None,
+        description="Share of quota_per_year asked of a new hire in each month after joining; the last value "
+        "holds after. None = the capacity ramp (ramp).",
+    )
+    ote_per_year: NonNegative | None = Field(
+        None,
+        description="On-target earnings of one AE per year, in currency: pay at 100% attainment. Its variable "
+        "part is paid as commission on top of cost_per_year (which holds the fixed pay); none = no commission.",
+    )
+    variable_share: Probability = Field(
+        0.5, description="Share of ote_per_year paid as commission at 100% attainment (50/50 is common)."
+    )
+    accelerator: Annotated[float, Field(ge=1, allow_inf_nan=False)] = Field(
+        1.0, description="Multiplier on the commission rate for bookings above 100% of quota (1 = no accelerator)."
+    )
+    attainment_cap: Annotated[float, Field(ge=1, allow_inf_nan=False)] | None = Field(
+        None,
+        description="Attainment (share of quota, e.g. 2 = 200%) above which no more commission is paid; none = "
+        "uncapped.",
+    )
+
+    @field_validator("quota_ramp", "ote_per_year")
+    @classmethod
+    def _needs_a_quota(cls, value: Any, info: ValidationInfo) -> Any:
+        # info.data lacks quota_per_year only when it was invalid itself (reported there).
+        if value is not None and "quota_per_year" in info.data and info.data["quota_per_year"] is None:
+            raise ValueError("needs quota_per_year (the quota of a ramped AE)")
+        return value
+
+    @field_validator("variable_share", "accelerator", "attainment_cap")
+    @classmethod
+    def _needs_ote(cls, value: Any, info: ValidationInfo) -> Any:
+        if "ote_per_year" in info.data and info.data["ote_per_year"] is None:
+            raise ValueError("shapes commission, which needs ote_per_year (and quota_per_year)")
+        return value
+
+    @model_serializer(mode="wrap")
+    def _without_quotas_when_off(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A scenario without quotas dumps (and hashes) exactly as before quotas existed.
+        # Keys that would do nothing are left out too, so that the dump loads back.
+        data: dict[str, Any] = handler(self)
+        unused = QUOTA_KEYS if self.quota_per_year is None else QUOTA_KEYS[3:] if self.ote_per_year is None else ()
+        for name in unused:
+            data.pop(name, None)
+        return data
+
+    @property
+    def has_quota(self) -> bool:
+        """True when AEs carry a quota (``quota_per_year`` is given)."""
+        return self.quota_per_year is not None
+
+    @property
+    def quota_shares(self) -> list[float]:
+        """Share of quota by month of tenure: ``quota_ramp``, or the capacity ``ramp``."""
+        return list(self.ramp if self.quota_ramp is None else self.quota_ramp)
+
+
+QUOTA_KEYS = ("quota_per_year", "quota_ramp", "ote_per_year", "variable_share", "accelerator", "attainment_cap")
+"""The keys of :class:`AETeam` for quotas and compensation (left out of its dump when there is no quota; the
+last three, which shape commission, when there is no ``ote_per_year``)."""
 
 
 class Sales(_Model):
@@ -373,6 +460,63 @@ class Sales(_Model):
         None, description="How long an SQL waits for a free AE before going cold; none = forever."
     )
     ae: AETeam
+    forecast_cycle_days: Positive | None = Field(
+        None,
+        exclude_if=lambda value: value is None,
+        description="Days from opening to the close date an AE forecasts for a new opportunity (pipeline views); "
+        "none = the median of cycle_days.",
+    )
+
+
+class Forecast(_Model):
+    """How sales forecasts: the bookings target, pushed close dates and forecast categories.
+
+    With this section, ``funnelsim run --out`` writes the pipeline views (coverage,
+    slippage, forecast categories; docs/model.md, "Pipeline views"). The target of a
+    month is ``bookings_target_per_year * days in the month / 365.25`` unless
+    ``bookings_target_by_month`` gives it.
+    """
+
+    bookings_target_per_year: Positive | None = Field(
+        None,
+        description="Bookings the company aims to close per year, in currency; none = the command's --goal "
+        "(over the horizon), else prior_year_revenue.",
+    )
+    bookings_target_by_month: dict[str, NonNegative] = Field(
+        default_factory=dict,
+        description="Bookings target of given months, keyed YYYY-MM, in currency; overrides the yearly target's "
+        "share for those months.",
+    )
+    coverage_period: Literal["month", "quarter", "year"] = Field(
+        "quarter",
+        description="Period whose remaining target the pipeline covers: at each month end, the target of the "
+        "period holding the next day, less what it has booked so far.",
+    )
+    push_days: Positive = Field(
+        DAYS_PER_MONTH,
+        description="Days an AE pushes the forecast close date of a deal still open on it (a month).",
+    )
+    commit_probability: Probability = Field(
+        0.6, description="A deal with at least this win probability is forecast as commit."
+    )
+    best_case_probability: Probability = Field(
+        0.3,
+        validate_default=True,  # checked against commit_probability also when only that is given
+        description="A deal with at least this win probability (below commit) is best case; below: pipeline.",
+    )
+
+    @field_validator("bookings_target_by_month")
+    @classmethod
+    def _months_are_dates(cls, months: dict[str, float]) -> dict[str, float]:
+        return _month_keys(months)
+
+    @field_validator("best_case_probability")
+    @classmethod
+    def _bands_in_order(cls, value: float, info: ValidationInfo) -> float:
+        commit = info.data.get("commit_probability")
+        if commit is not None and value > commit:
+            raise ValueError(f"must not exceed commit_probability ({commit:g}), got {value:g}")
+        return value
 
 
 class Prospecting(_Model):
@@ -452,6 +596,12 @@ class Scenario(_Model):
     prospecting: Prospecting = Field(default_factory=Prospecting)
     initial_pipeline: InitialPipeline | None = Field(
         None, description='Opportunities already open on start_date (read with start = "pipeline").'
+    )
+    forecast: Forecast | None = Field(
+        None,
+        exclude_if=lambda value: value is None,
+        description="The bookings target and forecasting rules of the pipeline views (coverage, slippage, forecast "
+        "categories); none = no pipeline views.",
     )
     start: Literal["warm", "cold", "pipeline"] | None = Field(
         None,

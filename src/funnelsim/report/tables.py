@@ -43,8 +43,15 @@ written to full precision so they read back bit for bit):
     What produced the folder: funnelsim version, creation time (UTC), scenario name,
     SHA-256 and the fully resolved scenario, seed, replication, library versions,
     currency and units, start date, horizon, and the list of files.
+``attainment.csv``, ``attainment_by_quarter.csv`` (only with AE quotas, ``sales.ae.quota_per_year``)
+    Per AE (and per AE and quarter): ramped quota, bookings credited, attainment, commission
+    (:func:`funnelsim.run.quotas.quota_report`).
+``pipeline_views.csv``, ``forecast_deals.csv``, ``forecast_calibration.csv`` (only with a ``forecast`` section)
+    Per month: coverage, forecast categories, slippage; per deal: forecast dates and pushes; per
+    category: how its deals closed (:func:`funnelsim.run.pipeline_views.pipeline_views`).
 ``figures/funnel.<fmt>``, ``figures/revenue_by_month.<fmt>``, ``figures/capacity.<fmt>``, ``figures/leakage.<fmt>``
-    The charts of :mod:`funnelsim.report.figures.run`, as PNG (default) or SVG.
+    The charts of :mod:`funnelsim.report.figures.run`, as PNG (default) or SVG; with quotas also
+    ``figures/attainment.<fmt>``, with a forecast section ``figures/pipeline_views.<fmt>``.
 """
 
 from __future__ import annotations
@@ -73,6 +80,7 @@ from funnelsim.report.folder import save_figures, write_atomically, write_csv, w
 from funnelsim.report.scenario_file import planned_toml
 
 __all__ = [
+    "FEATURE_FIGURES",
     "FIGURES",
     "write_comparison",
     "write_plan",
@@ -83,10 +91,17 @@ __all__ = [
 ]
 
 FIGURES = ("funnel", "revenue_by_month", "capacity", "leakage")
+FEATURE_FIGURES = ("attainment", "pipeline_views")
+"""Figures drawn only when the scenario asks for them: AE quotas, a forecast section."""
 
 
 def write_run(
-    result: RunResult, out_dir: str | os.PathLike[str], *, figure_format: str = "png", force: bool = False
+    result: RunResult,
+    out_dir: str | os.PathLike[str],
+    *,
+    figure_format: str = "png",
+    force: bool = False,
+    goal: float | None = None,
 ) -> Path:
     """Write the tables, event log, figures and manifest of one run to ``out_dir``.
 
@@ -101,6 +116,9 @@ def write_run(
     force
         Replace ``out_dir`` if it exists. The old folder is removed only after the
         new one is complete and in place.
+    goal
+        The command's bookings goal of the horizon (``--goal``): the plan of the quota
+        capacity and the target of the pipeline coverage, when the scenario has them.
 
     Returns
     -------
@@ -116,7 +134,7 @@ def write_run(
         Unknown ``figure_format``.
     """
     return write_atomically(
-        out_dir, force, figure_format, lambda folder: _write_contents(result, folder, figure_format)
+        out_dir, force, figure_format, lambda folder: _write_contents(result, folder, figure_format, goal)
     )
 
 
@@ -134,8 +152,8 @@ def write_replications(
     )
 
 
-def _write_contents(result: RunResult, folder: Path, figure_format: str) -> None:
-    tables = _tables(result)
+def _write_contents(result: RunResult, folder: Path, figure_format: str, goal: float | None = None) -> None:
+    tables = _tables(result, goal)
     for name, frame in tables.items():
         write_csv(frame, folder / name)
     events_file = _write_events(result.events, folder)
@@ -143,14 +161,14 @@ def _write_contents(result: RunResult, folder: Path, figure_format: str) -> None
     _write_manifest(result, folder, figure_format, events_file)
 
 
-def _tables(result: RunResult) -> dict[str, pd.DataFrame]:
+def _tables(result: RunResult, goal: float | None = None) -> dict[str, pd.DataFrame]:
     """Every CSV table of the folder, by file name."""
     sc = result.scenario
     ev = result.events
     start = sc.start_date
     horizon = float(sc.horizon_days)
     summary = {"scenario": sc.name, "seed": result.seed, "replication": result.replication}
-    summary.update(metrics.summarize_run(result))
+    summary.update(metrics.summarize_run(result, goal))
     return {
         "summary.csv": pd.DataFrame([summary]),
         "stages_by_month.csv": metrics.stages_by_month(ev, start, horizon),
@@ -165,7 +183,31 @@ def _tables(result: RunResult) -> dict[str, pd.DataFrame]:
         "leads.csv": result.leads,
         "levels.csv": result.levels,
         "roster.csv": result.roster,
+        **_feature_tables(result, goal),
     }
+
+
+def _feature_tables(result: RunResult, goal: float | None) -> dict[str, pd.DataFrame]:
+    """The tables a scenario asks for: attainment with AE quotas, the pipeline views with a forecast section
+    (none for other scenarios, whose folders stay as they were)."""
+    from funnelsim.run.quotas import has_quotas
+
+    tables: dict[str, pd.DataFrame] = {}
+    if has_quotas(result.scenario):
+        from funnelsim.run.quotas import quota_report
+
+        quotas = quota_report(result, goal)
+        tables |= {"attainment.csv": quotas.aes, "attainment_by_quarter.csv": quotas.quarters}
+    if result.scenario.forecast is not None:
+        from funnelsim.run.pipeline_views import pipeline_views
+
+        views = pipeline_views(result, goal)
+        tables |= {
+            "pipeline_views.csv": views.months,
+            "forecast_deals.csv": views.deals,
+            "forecast_calibration.csv": views.calibration,
+        }
+    return tables
 
 
 def _parquet_available() -> bool:
@@ -197,6 +239,10 @@ def _write_figures(result: RunResult, tables: dict[str, pd.DataFrame], folder: P
         "capacity": figures.capacity_chart(tables["capacity_by_month.csv"])[0],
         "leakage": figures.leakage_chart(tables["leakage.csv"])[0],
     }
+    if "attainment.csv" in tables:
+        charts["attainment"] = figures.attainment_chart(tables["attainment.csv"])[0]
+    if "pipeline_views.csv" in tables:
+        charts["pipeline_views"] = figures.pipeline_views_chart(tables["pipeline_views.csv"], sc.currency)[0]
     save_figures(charts, folder, figure_format, f"{sc.name}, seed {result.seed}")
 
 

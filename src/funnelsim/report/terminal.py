@@ -129,9 +129,10 @@ def print_summary(stats: dict[str, float], currency: str) -> None:
     out.print(f"average deal:     {stats['average_deal_size']:,.0f} {currency}")
     out.print(f"median cycle:     {stats['median_cycle_days']:.0f} days (opportunity to win)")
     out.print(f"median lead->win: {stats['median_lead_to_win_days']:.0f} days")
+    commission = f" incl. commission {stats['commission_cost']:,.0f}" if "commission_cost" in stats else ""
     out.print(
         f"cost:             {stats['total_cost']:,.0f} {currency} "
-        f"(marketing {stats['marketing_cost']:,.0f}, sales {stats['sales_cost']:,.0f}); "
+        f"(marketing {stats['marketing_cost']:,.0f}, sales {stats['sales_cost']:,.0f}{commission}); "
         f"CAC {stats['cac']:,.0f}"
     )
     out.print(
@@ -149,6 +150,32 @@ def print_summary(stats: dict[str, float], currency: str) -> None:
                 f"{pct(gone)} go cold waiting{late}; more leads bring little or no more revenue until "
                 f"{people} are added"
             )
+
+    _print_sales_views(stats, currency)
+
+
+def _print_sales_views(stats: dict[str, float], currency: str) -> None:
+    """The attainment and quota capacity lines (AE quotas), and the forecast lines (a forecast section)."""
+    if "aes_with_quota" in stats:
+        out.print(
+            f"attainment:       {stats['aes_at_quota']:,.0f} of {stats['aes_with_quota']:,.0f} AEs at ≥100% of "
+            f"ramped quota; {stats['aes_at_70pct']:,.0f} at ≥70% (median {pct(stats['attainment_median'])}, "
+            f"P10–P90 {pct(stats['attainment_p10'])}–{pct(stats['attainment_p90'])})"
+        )
+        plan = stats["quota_plan"]
+        versus = "" if math.isnan(plan) else f", {stats['quota_capacity_to_plan']:.2f}x the plan of {plan:,.0f}"
+        out.print(f"quota capacity:   {stats['quota_capacity']:,.0f} {currency} (sum of ramped quotas){versus}")
+    if "slipped_share" in stats:
+        coverage = stats["mean_pipeline_coverage"]
+        cover = "" if math.isnan(coverage) else f"; mean coverage {coverage:.1f}x the remaining target"
+        out.print(
+            f"forecast:         {pct(stats['slipped_share'])} of closed deals closed after their first forecast date "
+            f"({stats['pushes_per_closed_deal']:.2f} pushes a deal){cover}"
+        )
+        out.print(
+            f"won by category:  commit {pct(stats['commit_won_share'])}, best case "
+            f"{pct(stats['best_case_won_share'])}, pipeline {pct(stats['pipeline_won_share'])} of closed deals"
+        )
 
 
 BOTTLENECK_BUSY = 0.9

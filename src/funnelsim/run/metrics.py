@@ -60,7 +60,8 @@ Cost (:func:`costs`)
     ``marketing = sum over leads of cost_per_lead(source)`` (prospected deals cost
     nothing); ``sales = sum over reps of employed_days * cost_per_year / 365.25``,
     a rep employed (and paid in full while ramping) from its ``joined`` roster row
-    until its ``left`` row or the horizon. ``cost per MQL = marketing / V(mql)``,
+    until its ``left`` row or the horizon, plus the AEs' commission when they have an
+    ``ote_per_year`` (:mod:`funnelsim.run.quotas`). ``cost per MQL = marketing / V(mql)``,
     ``cost per SQL = marketing / V(sql)``,
     ``CAC = cost per win = (marketing + sales) / V(won)``;
     ``revenue per AE = revenue / mean AE headcount`` with
@@ -908,8 +909,9 @@ def costs(
         ``total_cost``, ``cost_per_mql`` and ``cost_per_sql`` (marketing cost per
         distinct MQL / SQL), ``cost_per_win`` and ``cac`` (total cost per win),
         ``revenue_per_ae`` (revenue / average AE headcount), ``average_ae_headcount``
-        and ``average_sdr_headcount`` (employed rep-days / horizon). Money in the
-        scenario's currency.
+        and ``average_sdr_headcount`` (employed rep-days / horizon); with an AE
+        ``ote_per_year`` also ``commission_cost`` (in ``sales_cost`` and ``total_cost``).
+        Money in the scenario's currency.
     """
     horizon = float(scenario.horizon_days if horizon_days is None else horizon_days)
     _check_horizon(horizon)
@@ -917,7 +919,17 @@ def costs(
     per_source = attributes["source"].astype(str).iloc[created].value_counts()
     vol = stage_volumes(events)
     revenue = float(events.loc[events["event"] == "won", "value"].sum())
-    return _costs(scenario, per_source.to_dict(), _Roster(roster), vol.to_dict(), revenue, horizon)
+    commission = _commission(events, roster, scenario, horizon)
+    return _costs(scenario, per_source.to_dict(), _Roster(roster), vol.to_dict(), revenue, horizon, commission)
+
+
+def _commission(events: pd.DataFrame, roster: pd.DataFrame, scenario: Scenario, horizon: float) -> float | None:
+    """The AEs' commission over the run (:mod:`funnelsim.run.quotas`); None when no AE has an OTE."""
+    from funnelsim.run.quotas import has_commission, quota_report_of
+
+    if not has_commission(scenario):
+        return None
+    return quota_report_of(events, roster, scenario, horizon).summary["commission_cost"]
 
 
 def _costs(
@@ -927,6 +939,7 @@ def _costs(
     volumes: dict[str, float],
     revenue: float,
     horizon: float,
+    commission: float | None = None,
 ) -> dict[str, Any]:
     by_source = {
         name: float(int(leads_by_source.get(name, 0)) * source.cost_per_lead)
@@ -937,14 +950,17 @@ def _costs(
     ae_days = roster.employed_days("ae", horizon)
     sdr_cost = sdr_days * scenario.handoff.sdr.cost_per_year / DAYS_PER_YEAR
     ae_cost = ae_days * scenario.sales.ae.cost_per_year / DAYS_PER_YEAR
-    total = marketing + sdr_cost + ae_cost
+    # Commission (AEs with an OTE) is sales cost on top of the fixed pay in cost_per_year.
+    sales_cost = sdr_cost + ae_cost + (commission or 0.0)
+    total = marketing + sales_cost
     ae_headcount = ae_days / horizon
     return {
         "marketing_cost": marketing,
         "marketing_cost_by_source": by_source,
         "sdr_cost": float(sdr_cost),
         "ae_cost": float(ae_cost),
-        "sales_cost": float(sdr_cost + ae_cost),
+        **({} if commission is None else {"commission_cost": float(commission)}),
+        "sales_cost": float(sales_cost),
         "total_cost": float(total),
         "cost_per_mql": _ratio(marketing, volumes["mqls"]),
         "cost_per_sql": _ratio(marketing, volumes["sqls"]),
@@ -1001,7 +1017,7 @@ def by_segment(leads: pd.DataFrame, by: Literal["source", "persona"]) -> pd.Data
     return out
 
 
-def summarize_run(result: RunResult) -> dict[str, float]:
+def summarize_run(result: RunResult, goal: float | None = None) -> dict[str, float]:
     """Everything a planner reads first, as one flat dict (``summary.csv``, ``--json``).
 
     Parameters
@@ -1017,7 +1033,12 @@ def summarize_run(result: RunResult) -> dict[str, float]:
         ``ae_utilisation`` over the whole horizon, and ``yoy_growth`` when the scenario
         has a ``prior_year_revenue``; with an ``initial_pipeline`` also
         ``pipeline_deals``, ``pipeline_wins``, ``pipeline_losses`` and
-        ``pipeline_revenue``. Plain ``int`` and ``float`` values (NaN where undefined).
+        ``pipeline_revenue``; with AE quotas (``sales.ae.quota_per_year``) the keys of
+        :func:`funnelsim.run.quotas.quota_report` (and ``commission_cost`` among the costs with an
+        ``ote_per_year``); with a ``forecast`` section those of
+        :func:`funnelsim.run.pipeline_views.pipeline_views`. Plain ``int`` and ``float`` values (NaN
+        where undefined). ``goal``: the command's bookings goal of the horizon (``--goal``), the plan
+        of the quota and pipeline keys.
     """
     scenario = result.scenario
     horizon = float(scenario.horizon_days)
@@ -1029,7 +1050,9 @@ def summarize_run(result: RunResult) -> dict[str, float]:
     codes = source.cat.codes.to_numpy(np.int64)[created]
     per_source = np.bincount(codes, minlength=len(source.cat.categories))
     count = dict(zip(source.cat.categories.astype(str), per_source.tolist(), strict=True))
-    money = _costs(scenario, count, _Roster(result.roster), out, out["revenue"], horizon)
+    quotas = _quota_summary(result, goal)
+    commission = quotas.pop("commission_cost", None)
+    money = _costs(scenario, count, _Roster(result.roster), out, out["revenue"], horizon, commission)
     by_source = money.pop("marketing_cost_by_source")
     out.update({key: float(value) for key, value in money.items()})
     out.update({f"marketing_cost_{name}": float(cost) for name, cost in by_source.items()})
@@ -1043,7 +1066,19 @@ def summarize_run(result: RunResult) -> dict[str, float]:
         from funnelsim.model.scenario import PIPELINE_SOURCE  # loaded with the scenario already
 
         out.update(_pipeline_outcomes(_Log(result.events), (source == PIPELINE_SOURCE).to_numpy()))
+    out.update(quotas)
+    if scenario.forecast is not None:
+        from funnelsim.run.pipeline_views import pipeline_views
+
+        out.update(pipeline_views(result, goal).summary)
     return out
+
+
+def _quota_summary(result: RunResult, goal: float | None) -> dict[str, float]:
+    """The quota keys of a run (:func:`funnelsim.run.quotas.quota_report`), empty without quotas."""
+    from funnelsim.run.quotas import has_quotas, quota_report
+
+    return dict(quota_report(result, goal).summary) if has_quotas(result.scenario) else {}
 
 
 def _queue_summary(visits: pd.DataFrame, team: str, horizon: float) -> dict[str, float]:

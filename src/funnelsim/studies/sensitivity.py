@@ -27,7 +27,9 @@ What ±by means for each kind of parameter:
 Not varied, and listed in :attr:`Sensitivity.skipped` with the reason: the seed, the
 horizon and dates, labels and categorical choices, weights and mixes that must sum to 1,
 monthly profiles (seasonality, ramp), the speed-to-lead curve's knots, hire schedules,
-values that are not set, and values that are zero (±by of 0 is 0).
+values that are not set, and values that are zero (±by of 0 is 0). The keys of a feature
+the scenario does not use (those its dump leaves out: AE quotas without ``quota_per_year``,
+a ``forecast`` section it does not have) are not listed at all.
 """
 
 from __future__ import annotations
@@ -192,8 +194,13 @@ def _walk(
     found: list[Perturbation],
     skipped: list[tuple[str, str]],
 ) -> None:
+    # A key the scenario's dump leaves out belongs to a feature it does not use (AE quotas, a forecast
+    # section): not a parameter of this scenario, so its sensitivity table is as it was without the feature.
+    dumped = model.model_dump(mode="json", by_alias=True)
     for name, info in type(model).model_fields.items():
         path = f"{prefix}{info.alias or name}"
+        if (info.alias or name) not in dumped:
+            continue
         value = getattr(model, name)
         if isinstance(value, dict) and not _excluded(path):
             inner = typing.get_args(info.annotation)

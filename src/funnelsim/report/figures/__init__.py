@@ -1,6 +1,7 @@
 """Every figure funnelsim draws, one module per family: a run (:mod:`.run`), many runs
 (:mod:`.montecarlo`), a plan (:mod:`.planner`), a comparison (:mod:`.compare`), a sweep or
-sensitivity (:mod:`.sweep`), a calibration (:mod:`.calibration`) and a back-test (:mod:`.backtest`);
+sensitivity (:mod:`.sweep`), a calibration (:mod:`.calibration`), a back-test (:mod:`.backtest`) and the
+sales team's quota attainment and pipeline views (:mod:`.sales`);
 their shared look is :mod:`.style`.
 
 Every function takes tidy tables (from :mod:`funnelsim.run.metrics`, or the per-replication
@@ -29,11 +30,13 @@ from funnelsim.report.figures.compare import (
 from funnelsim.report.figures.montecarlo import fan_chart, funnel_range_chart, revenue_distribution
 from funnelsim.report.figures.planner import plan_waterfall_chart, quota_chart, tradeoff_chart
 from funnelsim.report.figures.run import capacity_chart, funnel_chart, leakage_chart, revenue_chart
+from funnelsim.report.figures.sales import attainment_chart, pipeline_views_chart
 from funnelsim.report.figures.style import INFO_REASONS
 from funnelsim.report.figures.sweep import sweep_chart, sweep_heatmap, tornado_chart
 
 __all__ = [
     "INFO_REASONS",
+    "attainment_chart",
     "backtest_chart",
     "calibration_arrivals_chart",
     "calibration_cycle_chart",
@@ -48,6 +51,7 @@ __all__ = [
     "funnel_range_chart",
     "leakage_chart",
     "lever_waterfall_chart",
+    "pipeline_views_chart",
     "plan_waterfall_chart",
     "quota_chart",
     "revenue_chart",

@@ -351,7 +351,8 @@ def _capacity_columns(
     marketing_cost: np.ndarray,
     target_utilisation: float,
 ) -> dict[str, np.ndarray]:
-    """Decides the reps the flow keeps busy (Little's law at the target utilisation), the planned ones, and cost.
+    """Decides the reps the flow keeps busy (Little's law at the target utilisation), the planned ones, and cost
+    (``marketing_cost``: the day's cost other than headcount, the AEs' commission included).
 
     Planned headcount is the expected one: hires, ramp, attrition and backfills
     (:mod:`.staffing`); ``*_leavers`` are the hires it takes to hold it.
@@ -374,6 +375,15 @@ def _capacity_columns(
         "ae_leavers": ae.leavers,
         "cost": marketing_cost + (ae.heads * s.ae.cost_per_year + sdr.heads * h.sdr.cost_per_year) / 365.25,
     }
+
+
+def _commission(scenario: Scenario, revenue: np.ndarray) -> np.ndarray | float:
+    """The AEs' expected commission per day: the base rate ``variable_share × ote_per_year / quota_per_year`` on
+    the expected bookings (attainment of 100% on average: no accelerator or cap); 0 without an OTE."""
+    ae = scenario.sales.ae
+    if ae.ote_per_year is None or ae.quota_per_year is None:
+        return 0.0
+    return ae.variable_share * ae.ote_per_year / ae.quota_per_year * revenue
 
 
 def _monthly(daily: pd.DataFrame, period: Period) -> pd.DataFrame:
@@ -468,7 +478,12 @@ def waterfall(
             "wins": flow.wins + day.prospected_wins + pipe.wins,
             "revenue": day.revenue,
             **_capacity_columns(
-                scenario, flow.mqls, day.open_deals, day.teams, flow.marketing_cost, target_utilisation
+                scenario,
+                flow.mqls,
+                day.open_deals,
+                day.teams,
+                flow.marketing_cost + _commission(scenario, day.revenue),  # every cost that is not headcount
+                target_utilisation,
             ),
         }
     )
