@@ -43,6 +43,7 @@ BASELINE = ROOT / "scenarios" / "baseline.toml"
 
 # Units of keys whose name does not carry one (the rules in `unit` read the rest).
 UNIT_BY_NAME = {
+    "arr": "currency per year",
     "attrition_per_year": "share per year",
     "count": "people",
     "deal_size": "currency",
@@ -56,6 +57,11 @@ UNIT_BY_NAME = {
     "max_open_opportunities": "deals per AE",
     "max_times": "times",
     "odds_multiplier": "odds ratio",
+    "probability_per_month": "share per month",
+    "renewals": "renewals",
+    "size_fraction": "fraction of ARR",
+    "size_fraction_at_renewal": "fraction of ARR",
+    "term_months": "months",
     "seasonality": "multiplier",
     "threshold": "score 0–1",
 }
@@ -106,6 +112,23 @@ RULES = {
         "name of these deals in results).",
     ],
     "OpenDeal": ['`persona` (default `"buyer"`) must be a defined persona.'],
+    "Subscription": [
+        "`term_months` must be a multiple of the billing period (12 months for `annual`, 3 for `quarterly`, "
+        "1 for `monthly`): invoices start each term.",
+        "With segments, a segment may override the section (its own renewal probabilities, expansion, ...); "
+        "the gross margin of LTV and CAC payback is the top-level one.",
+    ],
+    "InstalledBase": [
+        "Give `file` or `customers`, not both. The file is read when the scenario is loaded (a relative path "
+        "from the scenario file's folder), as `initial_pipeline.file` is; every bad cell is reported with its "
+        "file, line and column, unknown columns are refused, ids must be unique.",
+    ],
+    "Customer": [
+        "Give `renewal_date` or `start_date` (or both). `renewal_date` must not be before the scenario's "
+        "`start_date` (a renewal already past), `start_date` not after it, and `renewal_date` must be after "
+        "the customer's `start_date`.",
+        "In a scenario with segments, `segment` is required and must be one of them.",
+    ],
 }
 
 # One valid example per distribution family, its support in words, and rules across its keys.

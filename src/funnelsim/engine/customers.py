@@ -169,9 +169,10 @@ def simulate_customers(
     rows.add("opening", np.zeros(len(opening)), opening, book.arr[opening].copy(), book)
     signed = np.flatnonzero(book.group == 1)
     rows.add("new", book.anchor[signed], signed, book.arr[signed].copy(), book)
-    _invoice(rows, book, signed, book.anchor[signed], terms)
+    settings = _Terms(terms)
+    _invoice(rows, book, signed, book.anchor[signed], settings)
     for tick in range(int(book.ticks.max(initial=0))):
-        _tick(terms, book, tick, streams, rows)
+        _tick(settings, book, tick, streams, rows)
     segment_names = [str(n) for n in names]
     return ledger_frame(rows.ledger, book.lead, book.segment, segment_names), billings_frame(rows.invoices)
 
@@ -228,18 +229,42 @@ def _open_book(
     )
 
 
-def _tick(terms: list[Subscription], book: _Book, tick: int, streams: Streams, rows: _Rows) -> None:
+class _Terms:
+    """The subscription settings of each segment as arrays indexed by segment."""
+
+    def __init__(self, terms: list[Subscription]) -> None:
+        self.term = np.array([t.term_months for t in terms], dtype=np.int64)
+        self.period = np.array([BILLING_MONTHS[t.billing] for t in terms], dtype=np.int64)
+        width = max(len(t.renewal_probability) for t in terms)
+        # Renewal probability by segment (rows) and renewals so far (columns; the last value repeats).
+        self.renewal = np.array([t.renewal_probability + [t.renewal_probability[-1]] * width for t in terms])[:, :width]
+        self.probability: dict[tuple[str, bool], np.ndarray] = {}
+        self.size: dict[tuple[str, bool], list[Spec]] = {}
+        for kind in ("expansion", "contraction"):
+            movements: list[Expansion | Contraction | None] = [getattr(t, kind) for t in terms]
+            for at_renewal in (True, False):
+                self.probability[kind, at_renewal] = np.array(
+                    [_probability(mv, at_renewal) for mv in movements], dtype=float
+                )
+                self.size[kind, at_renewal] = [_size_spec(mv, at_renewal) for mv in movements]
+
+
+def _probability(movement: Expansion | Contraction | None, at_renewal: bool) -> float:
+    if movement is None:
+        return 0.0
+    return movement.probability_at_renewal if at_renewal else movement.probability_per_month
+
+
+def _tick(terms: _Terms, book: _Book, tick: int, streams: Streams, rows: _Rows) -> None:
     """Tick number ``tick`` (counted from each customer's first tick in the window) of every customer."""
     who = np.flatnonzero(book.alive & (tick < book.ticks))
     j = book.first[who] + tick
     time = book.anchor[who] + j * DAYS_PER_MONTH
     draw = _Draws(streams, book, who, tick)
-    term = np.array([t.term_months for t in terms], dtype=np.int64)[book.segment[who]]
-    ends = (j > 0) & (j % term == 0)
+    ends = (j > 0) & (j % terms.term[draw.segment] == 0)
     if ends.any():
-        table = _renewal_table(terms)
-        k = np.minimum(book.renewals[who], table.shape[1] - 1)
-        churn = ends & ~(draw.uniform("renewal") < table[book.segment[who], k])
+        k = np.minimum(book.renewals[who], terms.renewal.shape[1] - 1)
+        churn = ends & ~(draw.uniform("renewal") < terms.renewal[draw.segment, k])
         gone = who[churn]
         book.alive[gone] = False
         lost = book.arr[gone].copy()
@@ -252,14 +277,6 @@ def _tick(terms: list[Subscription], book: _Book, tick: int, streams: Streams, r
     keep = book.alive[who]
     _move(terms, book, who, time, keep, draw, rows, at_renewal=False)
     _invoice(rows, book, who[keep], time[keep], terms, j[keep])
-
-
-def _renewal_table(terms: list[Subscription]) -> np.ndarray:
-    """Renewal probability by segment (rows) and renewals so far (columns; the last value repeats)."""
-    width = max(len(t.renewal_probability) for t in terms)
-    return np.array(
-        [t.renewal_probability + [t.renewal_probability[-1]] * (width - len(t.renewal_probability)) for t in terms]
-    )
 
 
 class _Draws:
@@ -292,7 +309,7 @@ class _Draws:
 
 
 def _move(
-    terms: list[Subscription],
+    terms: _Terms,
     book: _Book,
     who: np.ndarray,
     time: np.ndarray,
@@ -305,20 +322,13 @@ def _move(
     """Expansions, then contractions, of the ``eligible`` of ``who``: on renewal or in the month."""
     when = "at_renewal" if at_renewal else "per_month"
     for kind, sign in (("expansion", 1), ("contraction", -1)):
-        movements: list[Expansion | Contraction | None] = [t.expansion if sign > 0 else t.contraction for t in terms]
-        probability = np.array(
-            [
-                0.0 if mv is None else (mv.probability_at_renewal if at_renewal else mv.probability_per_month)
-                for mv in movements
-            ]
-        )
+        probability = terms.probability[kind, at_renewal]
         if not eligible.any() or not probability.any():
             continue
         hit = eligible & (draw.uniform(f"{kind}_{when}") < probability[draw.segment])
         if not hit.any():
             continue
-        specs = [_size_spec(mv, at_renewal) for mv in movements]
-        fraction = draw.size(f"{kind}_size_{when}", specs)[hit]
+        fraction = draw.size(f"{kind}_size_{when}", terms.size[kind, at_renewal])[hit]
         mine = who[hit]
         change = sign * np.rint(book.arr[mine] * fraction).astype(np.int64)
         book.arr[mine] += change
@@ -338,11 +348,11 @@ def _invoice(
     book: _Book,
     who: np.ndarray,
     time: np.ndarray,
-    terms: list[Subscription],
+    terms: _Terms,
     tick: np.ndarray | None = None,
 ) -> None:
     """Invoices of the customers ``who`` whose billing period starts at ``tick`` (signing: tick 0)."""
-    period = np.array([BILLING_MONTHS[t.billing] for t in terms], dtype=np.int64)[book.segment[who]]
+    period = terms.period[book.segment[who]]
     due = np.ones(len(who), dtype=bool) if tick is None else tick % period == 0
     if due.any():
         amount = np.rint(book.arr[who[due]] * period[due] / 12).astype(np.int64)

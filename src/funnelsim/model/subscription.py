@@ -94,10 +94,10 @@ class Customer(_Model):
     """A customer paying on ``start_date``: one row of the installed base.
 
     Its schedule: its current term ends on ``renewal_date`` (then every ``term_months``),
-    or, without one, on the first anniversary of its ``start_date`` every
-    ``term_months`` after the scenario's ``start_date``. Its tenure: ``renewals``, or,
-    without it, the terms completed since its ``start_date`` (0 when only a renewal
-    date is given).
+    or, without one, at the first end of a term (every ``term_months`` from its
+    ``start_date``) on or after the scenario's ``start_date``. Its tenure: ``renewals``,
+    or, without it, the terms completed since its ``start_date`` (0 when only a renewal
+    date is given). A scenario without segments ignores ``segment``.
     """
 
     id: str | None = Field(None, description="The customer's id in the CRM or billing system (for reference only).")

@@ -125,6 +125,10 @@ class _Ledger:
         self.change = _cents(ledger["arr_change"].to_numpy(float)[order])
         self.after = _cents(ledger["arr_after"].to_numpy(float)[order])
         self.n = int(self.customer.max()) + 1 if len(self.customer) else 0
+        by_customer = np.lexsort((np.arange(len(self.customer)), self.customer))
+        same = self.customer[by_customer][1:] == self.customer[by_customer][:-1]
+        self.next_row = np.full(len(self.customer), len(self.customer))  # each row's customer's next row
+        self.next_row[by_customer[:-1][same]] = by_customer[1:][same]
         alive = (self.kind != "churn").astype(np.int64)
         self.arr = self.after - self._previous(self.after)
         self.count = alive - self._previous(alive)
@@ -147,9 +151,11 @@ class _Ledger:
 
     def customers_before(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Each customer's ARR (cents) and whether it is a customer, just before ``t``."""
-        rows = np.flatnonzero(self.time < t)
+        k = int(np.searchsorted(self.time, t, side="left"))
         last = np.full(self.n, -1)
-        last[self.customer[rows]] = rows  # rows in time order: the last one wins
+        # A customer's last row before t: one of the first k rows whose next row is not among them.
+        rows = np.flatnonzero(self.next_row[:k] >= k)
+        last[self.customer[rows]] = rows
         seen = last >= 0
         arr = np.where(seen, self.after[last], 0)
         return arr, seen & (self.kind[last] != "churn")
