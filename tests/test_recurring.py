@@ -492,6 +492,6 @@ def test_every_recurring_output_is_documented(scenario: Scenario) -> None:
     names: list[str] = list(summarize_run(result)) + list(recurring.LEDGER_KINDS)
     for name, frame in tables._tables(result).items():
         names += [name, *map(str, frame.columns)]
-    names += list(replications.MONTHLY_ARR_COLUMNS.values()) + ["arr_bridge.png"]
+    names += [*replications.MONTHLY_ARR_COLUMNS.values(), "arr_bridge.png"]
     missing = [n for n in dict.fromkeys(names) if f"`{n}`" not in outputs and not n.startswith("marketing_cost_")]
     assert not missing, f"not in docs/outputs.md: {missing}"
