@@ -495,3 +495,52 @@ def test_every_recurring_output_is_documented(scenario: Scenario) -> None:
     names += [*replications.MONTHLY_ARR_COLUMNS.values(), "arr_bridge.png"]
     missing = [n for n in dict.fromkeys(names) if f"`{n}`" not in outputs and not n.startswith("marketing_cost_")]
     assert not missing, f"not in docs/outputs.md: {missing}"
+
+
+def test_planned_toml_inlines_the_installed_base(scenario: Scenario) -> None:
+    """A plan's scenario file lives elsewhere than customers.csv: the customers are written inline, and
+    the file reads back to the same installed base."""
+    import tomllib
+
+    import tomlkit
+
+    from funnelsim.model.loading import parse_scenario
+    from funnelsim.report.scenario_file import _inline_installed_base
+
+    doc = tomlkit.parse(SUBSCRIPTION.read_text(encoding="utf-8"))
+    _inline_installed_base(doc, scenario)
+    text = tomlkit.dumps(doc)
+    assert "file =" not in text.split("[subscription.installed_base]")[1]
+    again = parse_scenario(tomllib.loads(text))
+    assert again.subscription is not None and scenario.subscription is not None
+    assert again.subscription.customers == scenario.subscription.customers
+
+
+def test_each_segment_renews_at_its_own_rate(scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With segments, each customer takes its segment's settings (``subscription_of``): here SMB renews
+    at 0.5 on monthly terms and enterprise at 0.95 on quarterly ones, in one book; each share within
+    the 99.9% Wilson interval, and no enterprise customer decides in a month that is not a quarter end."""
+    from funnelsim.engine import customers as engine
+
+    own = {
+        "smb": Subscription(term_months=1, billing="monthly", renewal_probability=[0.5]),
+        "ent": Subscription(term_months=3, billing="quarterly", renewal_probability=[0.95]),
+    }
+    monkeypatch.setattr(engine, "subscription_of", lambda sc, segment: own[segment])
+    n = 3000
+    signed = np.zeros(n)
+    segment = np.where(np.arange(n) % 2 == 0, "smb", "ent").astype(object)
+    new = NewCustomers(signed, np.full(n, 1200.0), np.arange(n), segment)
+    ledger, billings = simulate_customers(_with(scenario, 200.0, renewal_probability=[0.0]), new, Streams(2))
+    decided = ledger[ledger["kind"].isin(["renewal", "churn"])]
+    first = decided.drop_duplicates("customer")
+    for name, probability in (("smb", 0.5), ("ent", 0.95)):
+        mine = first[first["segment"] == name]
+        renewed = int((mine["kind"] == "renewal").sum())
+        ci = stats.binomtest(renewed, len(mine)).proportion_ci(0.999, method="wilson")
+        assert ci.low <= probability <= ci.high, (name, renewed, len(mine))
+    months = decided[decided["segment"] == "ent"]["time"].to_numpy() / DAYS_PER_MONTH
+    assert np.allclose(months, np.rint(months)) and (np.rint(months) % 3 == 0).all()
+    invoices = billings.merge(ledger[ledger["kind"] == "new"][["customer", "segment"]], on="customer")
+    smb_first = invoices[(invoices["segment"] == "smb") & (invoices["time"] == 0)]["amount"]
+    assert (smb_first == 100.0).all()  # 1,200 a year, invoiced monthly
