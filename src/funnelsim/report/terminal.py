@@ -186,6 +186,8 @@ def print_arr_bridge(stats: dict[str, float], currency: str) -> None:
         customers = "" if count is None else f"{sign}{stats[count]:,.0f}"
         table.add_row(label, f"{sign}{stats[key]:,.0f}", customers)
     out.print(table)
+    if stats["opening_customers"] == 0:
+        out.print("                  no installed base: ARR starts at 0 on the start date (docs/model.md, section 20)")
     out.print(
         f"retention:        NRR {pct(stats['nrr'])}, GRR {pct(stats['grr'])} (customers of day 0); "
         f"net new ARR {stats['net_new_arr']:,.0f} {currency}"
