@@ -45,6 +45,7 @@ BASELINE = ROOT / "scenarios" / "baseline.toml"
 UNIT_BY_NAME = {
     "accelerator": "multiplier",
     "attainment_cap": "share of quota",
+    "arr": "currency per year",
     "attrition_per_year": "share per year",
     "bookings_target_by_month": "currency",
     "bookings_target_per_year": "currency per year",
@@ -63,6 +64,11 @@ UNIT_BY_NAME = {
     "ote_per_year": "currency per year",
     "quota_per_year": "currency per year",
     "quota_ramp": "share of quota",
+    "probability_per_month": "share per month",
+    "renewals": "renewals",
+    "size_fraction": "fraction of ARR",
+    "size_fraction_at_renewal": "fraction of ARR",
+    "term_months": "months",
     "seasonality": "multiplier",
     "threshold": "score 0–1",
 }
@@ -121,6 +127,23 @@ RULES = {
     "Forecast": [
         "`best_case_probability` must not exceed `commit_probability`. `bookings_target_by_month` keys are `YYYY-MM`.",
         "Without the section a scenario has no pipeline views, and its manifest has no `forecast` key.",
+    ],
+    "Subscription": [
+        "`term_months` must be a multiple of the billing period (12 months for `annual`, 3 for `quarterly`, "
+        "1 for `monthly`): invoices start each term.",
+        "With segments, a segment may override the section (its own renewal probabilities, expansion, ...); "
+        "the gross margin of LTV and CAC payback is the top-level one.",
+    ],
+    "InstalledBase": [
+        "Give `file` or `customers`, not both. The file is read when the scenario is loaded (a relative path "
+        "from the scenario file's folder), as `initial_pipeline.file` is; every bad cell is reported with its "
+        "file, line and column, unknown columns are refused, ids must be unique.",
+    ],
+    "Customer": [
+        "Give `renewal_date` or `start_date` (or both). `renewal_date` must not be before the scenario's "
+        "`start_date` (a renewal already past), `start_date` not after it, and `renewal_date` must be after "
+        "the customer's `start_date`.",
+        "In a scenario with segments, `segment` is required and must be one of them.",
     ],
 }
 

@@ -22,6 +22,7 @@ from functools import partial
 import numpy as np
 
 from funnelsim.engine import warmup
+from funnelsim.engine.customers import with_customers
 from funnelsim.engine.nurture import DORMANT, MQL, nurture_batch
 from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.world import MQL_CODE, World
@@ -61,7 +62,9 @@ def simulate(scenario: Scenario, seed: int | None = None, replication: int = 0) 
     """
     seed = resolve_seed(scenario, seed)
     scenario, _ = warm_start(scenario, seed)
-    return run_on(scenario, Streams(seed, replication), seed, replication)
+    streams = Streams(seed, replication)
+    # A subscription scenario's customers live on after the funnel run (its own streams).
+    return with_customers(run_on(scenario, streams, seed, replication), streams)
 
 
 def warm_start(scenario: Scenario, seed: int) -> tuple[Scenario, warmup.BurnIn | None]:

@@ -14,6 +14,7 @@ import datetime as dt
 import numpy as np
 
 from funnelsim.engine import warmup
+from funnelsim.engine.customers import with_customers
 from funnelsim.engine.fast import warm_start
 from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.world import Process, World
@@ -113,8 +114,10 @@ def simulate_reference(scenario: Scenario, seed: int | None = None, replication:
     reported, _ = warm_start(scenario, seed)
     scenario, origin = warmup.shifted(reported)
     recorder = Recorder()
-    world = ReferenceWorld(scenario, Streams(seed, replication), recorder, origin)
+    streams = Streams(seed, replication)
+    world = ReferenceWorld(scenario, streams, recorder, origin)
     world.run()
-    return RunResult.build(
+    result = RunResult.build(
         reported, seed, replication, recorder, world.attributes(), world.source_names, world.parameters, origin
     )
+    return with_customers(result, streams)  # the same customers' model as the fast engine

@@ -1,4 +1,5 @@
-"""Loading a scenario: reading the TOML file and the pipeline CSV, validating, and one error listing every problem.
+"""Loading a scenario: reading the TOML file and the CSV files it names (open pipeline, installed base),
+validating, and one error listing every problem.
 
 Anything wrong is reported in ONE :class:`~funnelsim.model.scenario.ScenarioError` that
 lists every problem with its dotted path, e.g.::
@@ -17,6 +18,8 @@ import math
 import tomllib
 import types
 import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,9 +28,11 @@ from pydantic import BaseModel, ValidationError
 from funnelsim.files import MB, UnreadableFile, read_text
 from funnelsim.model.paths import apply_overrides
 from funnelsim.model.scenario import PIPELINE_SOURCE, RATE_TAGS, Scenario, ScenarioError
+from funnelsim.model.subscription import CUSTOMER_COLUMNS
 
-__all__ = ["MAX_NESTING", "MAX_PIPELINE_BYTES", "MAX_SCENARIO_BYTES", "PIPELINE_COLUMNS", "load_scenario",
-           "parse_scenario", "read_pipeline_csv"]  # fmt: skip
+__all__ = ["MAX_NESTING", "MAX_PIPELINE_BYTES", "MAX_SCENARIO_BYTES", "PIPELINE_COLUMNS", "CsvTable",
+           "customer_problems", "customer_row", "load_scenario", "parse_scenario", "parse_table_csv",
+           "read_customers_csv", "read_pipeline_csv"]  # fmt: skip
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
@@ -71,7 +76,10 @@ def parse_scenario(raw: dict[str, Any], source: str = "scenario", base_dir: str 
     depth = _depth(raw)
     if depth > MAX_NESTING:
         raise ScenarioError([("", f"nested {depth} levels deep; a scenario needs at most {MAX_NESTING}")], source)
-    raw, problems = _read_pipeline_file(raw, Path.cwd() if base_dir is None else Path(base_dir))
+    folder = Path.cwd() if base_dir is None else Path(base_dir)
+    raw, problems = _read_pipeline_file(raw, folder)
+    raw, customer_problems = _read_customers_file(raw, folder)
+    problems += customer_problems
     scenario = None
     try:
         scenario = Scenario.model_validate(raw)
@@ -156,40 +164,52 @@ def _read_pipeline_file(raw: Any, base_dir: Path) -> tuple[Any, list[tuple[str, 
 
 
 def _parse_pipeline_csv(path: Path, personas: list[str] | None) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    table = CsvTable("initial_pipeline.file", "pipeline", PIPELINE_COLUMNS, ("age_days",), (), MAX_PIPELINE_BYTES)
+    return parse_table_csv(path, table, lambda cells: _pipeline_row(cells, personas))
+
+
+@dataclass(frozen=True)
+class CsvTable:
+    """What a CSV file named by a scenario holds: the key naming it, what its rows are, its columns.
+
+    ``required`` columns must be in the header; of ``one_of``, at least one (when given).
+    """
+
+    field: str
+    kind: str
+    columns: tuple[str, ...]
+    required: tuple[str, ...]
+    one_of: tuple[str, ...]
+    max_bytes: int
+
+
+RowParser = Callable[[dict[str, str]], tuple[dict[str, Any], list[tuple[str, str]]]]
+"""One CSV row (column -> stripped text) as model fields, and ``(column, message)`` for each bad cell."""
+
+
+def parse_table_csv(
+    path: Path, table: CsvTable, parse_row: RowParser
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """The valid rows of a CSV file of ``table``, and a problem per bad header, cell or row (first 20).
+
+    Shared by the initial pipeline and the installed base: a byte-order mark is allowed, blank
+    lines are skipped, each problem names the file, line and column, and ``id`` must be unique.
+    """
     where = str(path)
     try:
-        text = read_text(path, field="initial_pipeline.file", max_bytes=MAX_PIPELINE_BYTES, encoding="utf-8-sig")
+        text = read_text(path, field=table.field, max_bytes=table.max_bytes, encoding="utf-8-sig")
     except UnreadableFile as exc:
         return [], [("", str(exc))]
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [name.strip() for name in next(reader)]
     except StopIteration:
-        return [], [(where, "empty file; expected a header row naming at least the column age_days")]
+        return [], [(where, f"empty file; expected a header row naming at least the column {table.required[0]}")]
     except csv.Error as exc:
         return [], [(f"{where} line 1", f"not valid CSV: {exc}")]
-    problems: list[tuple[str, str]] = []
-    near = [n for n in header if len(n) <= 40 and difflib.get_close_matches(n, PIPELINE_COLUMNS, n=1)]
-    if not set(header) & set(PIPELINE_COLUMNS) and not near:
-        # Not a pipeline export at all: say so without quoting the file (it may be anything readable).
-        return [], [(f"{where} line 1", f"not a header of pipeline columns ({', '.join(PIPELINE_COLUMNS)})")]
-    for name in header:
-        if name not in PIPELINE_COLUMNS:
-            hint = difflib.get_close_matches(name, PIPELINE_COLUMNS, n=1)
-            problems.append(
-                (
-                    f"{where} line 1, column {name!r}",
-                    "unknown column"
-                    + (f" (did you mean {hint[0]!r}?)" if hint else f"; allowed: {', '.join(PIPELINE_COLUMNS)}"),
-                )
-            )
-    for name in dict.fromkeys(n for n in header if header.count(n) > 1):
-        problems.append((f"{where} line 1, column {name!r}", "appears more than once"))
-    if "age_days" not in header:
-        problems.append((f"{where} line 1", "missing the required column 'age_days'"))
+    problems = _header_problems(header, table, where)
     if problems:
         return [], problems
-
     rows: list[dict[str, Any]] = []
     seen_ids: dict[str, int] = {}
     row_problems: list[tuple[str, str]] = []
@@ -201,19 +221,19 @@ def _parse_pipeline_csv(path: Path, personas: list[str] | None) -> tuple[list[di
             if len(fields) != len(header):
                 row_problems.append((f"{where} line {line}", f"expected {len(header)} fields, got {len(fields)}"))
                 continue
-            row, bad = _pipeline_row(dict(zip(header, (c.strip() for c in fields), strict=True)), personas)
+            row, bad = parse_row(dict(zip(header, (c.strip() for c in fields), strict=True)))
             row_problems += [(f"{where} line {line}, column {column}", message) for column, message in bad]
-            deal_id = row.get("id")
-            if deal_id is not None:
-                if deal_id in seen_ids:
+            row_id = row.get("id")
+            if row_id is not None:
+                if row_id in seen_ids:
                     row_problems.append(
                         (
                             f"{where} line {line}, column id",
-                            f"duplicate id {deal_id!r} (first on line {seen_ids[deal_id]})",
+                            f"duplicate id {row_id!r} (first on line {seen_ids[row_id]})",
                         )
                     )
                     continue
-                seen_ids[deal_id] = line
+                seen_ids[row_id] = line
             if not bad:
                 rows.append(row)
     except csv.Error as exc:
@@ -222,6 +242,34 @@ def _parse_pipeline_csv(path: Path, personas: list[str] | None) -> tuple[list[di
         more = len(row_problems) - MAX_ROW_PROBLEMS
         row_problems = [*row_problems[:MAX_ROW_PROBLEMS], (where, f"... and {more} more problem{'s' * (more > 1)}")]
     return rows, row_problems
+
+
+def _header_problems(header: list[str], table: CsvTable, where: str) -> list[tuple[str, str]]:
+    """Unknown, repeated and missing columns of a header row."""
+    columns = table.columns
+    near = [n for n in header if len(n) <= 40 and difflib.get_close_matches(n, columns, n=1)]
+    if not set(header) & set(columns) and not near:
+        # Not such an export at all: say so without quoting the file (it may be anything readable).
+        return [(f"{where} line 1", f"not a header of {table.kind} columns ({', '.join(columns)})")]
+    problems: list[tuple[str, str]] = []
+    for name in header:
+        if name not in columns:
+            hint = difflib.get_close_matches(name, columns, n=1)
+            problems.append(
+                (
+                    f"{where} line 1, column {name!r}",
+                    "unknown column"
+                    + (f" (did you mean {hint[0]!r}?)" if hint else f"; allowed: {', '.join(columns)}"),
+                )
+            )
+    for name in dict.fromkeys(n for n in header if header.count(n) > 1):
+        problems.append((f"{where} line 1, column {name!r}", "appears more than once"))
+    for name in table.required:
+        if name not in header:
+            problems.append((f"{where} line 1", f"missing the required column {name!r}"))
+    if table.one_of and not set(table.one_of) & set(header):
+        problems.append((f"{where} line 1", f"needs a column {' or '.join(repr(n) for n in table.one_of)}"))
+    return problems
 
 
 def _pipeline_row(cells: dict[str, str], personas: list[str] | None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -261,6 +309,162 @@ def _pipeline_row(cells: dict[str, str], personas: list[str] | None) -> tuple[di
             )
         )
     return row, bad
+
+
+# ---------------------------------------------------------------------------
+# The installed base's CSV file (subscription.installed_base.file)
+
+MAX_CUSTOMERS_BYTES = 200 * MB
+CUSTOMERS_TABLE = CsvTable(
+    "subscription.installed_base.file",
+    "installed-base",
+    CUSTOMER_COLUMNS,
+    ("arr",),
+    ("renewal_date", "start_date"),
+    MAX_CUSTOMERS_BYTES,
+)
+
+
+def read_customers_csv(
+    path: str | Path, start_date: dt.date | None = None, segments: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """The customers of an installed-base CSV file, as :class:`Customer` fields (empty cells left out).
+
+    Parameters
+    ----------
+    path
+        A UTF-8 CSV file with a header row; columns in :data:`CUSTOMER_COLUMNS`, ``arr`` and
+        ``renewal_date`` or ``start_date`` required (dates ``YYYY-MM-DD``).
+    start_date
+        The scenario's start date: a ``renewal_date`` must not be before it, a ``start_date``
+        not after it.
+    segments
+        The scenario's segment names; if given (a segmented scenario), ``segment`` must be one.
+
+    Raises
+    ------
+    ScenarioError
+        Naming the file, line and column of every bad cell (first 20).
+    """
+    rows, problems = parse_table_csv(
+        Path(path), CUSTOMERS_TABLE, lambda cells: customer_row(cells, start_date, segments)
+    )
+    if problems:
+        raise ScenarioError(problems, str(path))
+    return rows
+
+
+def _read_customers_file(raw: Any, base_dir: Path) -> tuple[Any, list[tuple[str, str]]]:
+    """``raw`` with ``subscription.installed_base.file`` replaced by the rows read from it, and the problems."""
+    subscription = raw.get("subscription") if isinstance(raw, dict) else None
+    if not isinstance(subscription, dict):
+        return raw, []
+    base = subscription.get("installed_base")
+    if not isinstance(base, dict) or not isinstance(base.get("file"), str) or base.get("customers"):
+        return raw, []  # nothing to read, or a mistake the model reports
+    path = Path(base["file"])
+    if not path.is_absolute():
+        path = base_dir / path
+    start, segments = _as_date(raw.get("start_date")), _segment_names(raw)
+    rows, problems = parse_table_csv(path, CUSTOMERS_TABLE, lambda cells: customer_row(cells, start, segments))
+    resolved = {key: value for key, value in base.items() if key != "file"}
+    resolved["customers"] = rows
+    return {**raw, "subscription": {**subscription, "installed_base": resolved}}, problems
+
+
+def _segment_names(raw: dict[str, Any]) -> list[str] | None:
+    """The scenario's segment names, or None when it has no segments."""
+    segments = raw.get("segments")
+    return list(segments) if isinstance(segments, dict) and segments else None
+
+
+def customer_row(
+    cells: dict[str, str], start_date: dt.date | None, segments: list[str] | None
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """One installed-base CSV row as Customer fields, and ``(column, message)`` for each bad cell."""
+    row: dict[str, Any] = {}
+    bad: list[tuple[str, str]] = []
+    for column, text in cells.items():
+        if text == "":
+            if column == "arr":
+                bad.append((column, "required, but empty"))
+            continue
+        if column in ("id", "segment"):
+            row[column] = text
+        elif column in ("renewal_date", "start_date"):
+            try:
+                row[column] = dt.date.fromisoformat(text)
+            except ValueError:
+                bad.append((column, f"expected a date YYYY-MM-DD, got {text!r}"))
+        elif column == "renewals":
+            if not text.isdigit():
+                bad.append((column, f"expected a whole number >= 0, got {text!r}"))
+            else:
+                row[column] = int(text)
+        else:
+            try:
+                value = float(text)
+            except ValueError:
+                bad.append((column, f"expected a number, got {text!r}"))
+                continue
+            if not math.isfinite(value) or value < 0:
+                bad.append((column, f"must be a finite number >= 0, got {text!r}"))
+            else:
+                row[column] = value
+    if not bad:
+        bad += customer_problems(row, start_date, segments)
+    return row, bad
+
+
+def customer_problems(
+    customer: dict[str, Any], start_date: dt.date | None, segments: list[str] | None
+) -> list[tuple[str, str]]:
+    """What is wrong with one customer of the installed base as ``(key, message)``: its dates against
+    the scenario's ``start_date``, a missing date, an unknown segment."""
+    problems: list[tuple[str, str]] = []
+    renewal, started = _as_date(customer.get("renewal_date")), _as_date(customer.get("start_date"))
+    if customer.get("renewal_date") is None and customer.get("start_date") is None:
+        problems.append(("renewal_date", "give renewal_date or start_date (or both)"))
+    if start_date is not None and renewal is not None and renewal < start_date:
+        problems.append(("renewal_date", f"{renewal} is before start_date {start_date}: a renewal already past"))
+    if start_date is not None and started is not None and started > start_date:
+        problems.append(("start_date", f"{started} is after start_date {start_date}: not a customer on day 0"))
+    if renewal is not None and started is not None and renewal <= started:
+        problems.append(("renewal_date", f"{renewal} is not after the customer's start_date {started}"))
+    if segments is not None:
+        segment = customer.get("segment")
+        if segment is None:
+            problems.append(("segment", f"required: the scenario has segments ({', '.join(segments)})"))
+        elif segment not in segments:
+            hint = difflib.get_close_matches(str(segment), segments, n=1)
+            problems.append(
+                (
+                    "segment",
+                    f"unknown segment {segment!r}"
+                    + (f" (did you mean {hint[0]!r}?)" if hint else f"; defined: {', '.join(segments)}"),
+                )
+            )
+    return problems
+
+
+def _installed_base_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
+    """The inline customers of ``subscription.installed_base`` checked as the CSV rows are."""
+    subscription = raw.get("subscription")
+    base = subscription.get("installed_base") if isinstance(subscription, dict) else None
+    customers = base.get("customers") if isinstance(base, dict) else None
+    if not isinstance(customers, list):
+        return []
+    start, segments = _as_date(raw.get("start_date")), _segment_names(raw)
+    path = "subscription.installed_base.customers"
+    problems: list[tuple[str, str]] = []
+    for i, customer in enumerate(customers):
+        if isinstance(customer, dict):
+            problems += [
+                (f"{path}.{i}.{key}", message)
+                for key, message in customer_problems(customer, start, segments)
+                if key != "renewal_date" or "give renewal_date" not in message  # the model says so already
+            ]
+    return problems
 
 
 def _dedupe(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -457,7 +661,7 @@ def _reference_problems(raw: Any) -> list[tuple[str, str]]:
             )
     if isinstance(personas, dict) and not personas:
         problems.append(("personas", "define at least one persona"))
-    return problems + _hire_date_problems(raw)
+    return problems + _hire_date_problems(raw) + _installed_base_problems(raw)
 
 
 def _hire_date_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:

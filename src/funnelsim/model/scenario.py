@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from funnelsim.model.distributions import Fixed, NonNegativeDist, Spec, UnitDist
+from funnelsim.model.subscription import Subscription
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -603,6 +604,11 @@ class Scenario(_Model):
         description="The bookings target and forecasting rules of the pipeline views (coverage, slippage, forecast "
         "categories); none = no pipeline views.",
     )
+    subscription: Subscription | None = Field(
+        None,
+        description="Won deals are subscriptions: a deal's value is its ARR at signing, then renewal or churn at "
+        "each term end, expansion and contraction (docs/model.md, section 22); none = one-off bookings.",
+    )
     start: Literal["warm", "cold", "pipeline"] | None = Field(
         None,
         description=(
@@ -667,8 +673,14 @@ class Scenario(_Model):
         return self.start_date + dt.timedelta(days=self.horizon_days)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fully resolved scenario as plain JSON-able data (defaults filled in)."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The fully resolved scenario as plain JSON-able data (defaults filled in).
+
+        An optional section added after the first release (:data:`LATER_SECTIONS`) is left
+        out when it is not set, so the manifest and SHA-256 of a scenario without it stay
+        what they were.
+        """
+        data = self.model_dump(mode="json", by_alias=True)
+        return {key: value for key, value in data.items() if not (key in LATER_SECTIONS and value is None)}
 
     def sha256(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
@@ -693,6 +705,9 @@ class Scenario(_Model):
             update={section: getattr(self, section).model_copy(update=keys) for section, keys in updates.items()}
         )
 
+
+# Optional sections added after the first release: left out of Scenario.to_dict() when unset.
+LATER_SECTIONS = ("subscription",)
 
 # Rates that may be given as a distribution (see UncertainProbability).
 UNCERTAIN_PARAMETERS = ("handoff.follow_up_rate", "recycling.probability", "sales.opportunity_rate", "sales.win_rate")

@@ -52,6 +52,7 @@ def planned_toml(plan: Plan, source_text: str | None = None, overrides: tuple[st
         return tomlkit.dumps(fresh)
     doc = apply_overrides(tomlkit.parse(source_text), list(overrides))
     _inline_pipeline(doc, plan.scenario)
+    _inline_installed_base(doc, plan.scenario)
     before = tomlkit.parse(tomlkit.dumps(doc)).unwrap()
     for path, value in plan.changes.items():
         *parents, key = path.split(".")
@@ -92,6 +93,19 @@ def _inline_pipeline(doc: Any, scenario: Scenario) -> None:
     rows.multiline(True)
     section["opportunities"] = rows
     section["opportunities"].comment(f"read from {source} when planned")
+
+
+def _inline_installed_base(doc: Any, scenario: Scenario) -> None:
+    """Write the installed base's customers in place of its ``file``, as :func:`_inline_pipeline` does."""
+    section = doc.get("subscription", {}).get("installed_base")
+    if section is None or "file" not in section or scenario.subscription is None:
+        return
+    source = section["file"]
+    del section["file"]
+    rows = _inline_array([_drop_none(customer.model_dump()) for customer in scenario.subscription.customers])
+    rows.multiline(True)
+    section["customers"] = rows
+    section["customers"].comment(f"read from {source} when planned")
 
 
 def _inline_array(rows: list[dict[str, Any]]) -> Any:

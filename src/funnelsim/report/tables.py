@@ -52,6 +52,11 @@ written to full precision so they read back bit for bit):
 ``figures/funnel.<fmt>``, ``figures/revenue_by_month.<fmt>``, ``figures/capacity.<fmt>``, ``figures/leakage.<fmt>``
     The charts of :mod:`funnelsim.report.figures.run`, as PNG (default) or SVG; with quotas also
     ``figures/attainment.<fmt>``, with a forecast section ``figures/pipeline_views.<fmt>``.
+
+A subscription scenario adds ``arr_bridge.csv`` (ARR, its bridge, customers and billings by month,
+:func:`funnelsim.run.recurring.arr_bridge`), ``arr_by_quarter.csv`` (the same by quarter, with the
+sales and marketing spend and the magic number), ``arr_ledger.csv`` (the ARR ledger),
+``billings.csv`` (the invoices) and ``figures/arr_bridge.<fmt>``.
 """
 
 from __future__ import annotations
@@ -184,6 +189,24 @@ def _tables(result: RunResult, goal: float | None = None) -> dict[str, pd.DataFr
         "levels.csv": result.levels,
         "roster.csv": result.roster,
         **_feature_tables(result, goal),
+        **_recurring_tables(result),
+    }
+
+
+def _recurring_tables(result: RunResult) -> dict[str, pd.DataFrame]:
+    """The tables of a subscription scenario: the ARR bridge by month and quarter, the ledger, the invoices."""
+    if result.arr_ledger is None or result.billings is None:
+        return {}
+    from funnelsim.run import recurring
+
+    sc = result.scenario
+    return {
+        "arr_bridge.csv": recurring.arr_bridge(
+            result.arr_ledger, sc.start_date, float(sc.horizon_days), "month", result.billings
+        ),
+        "arr_by_quarter.csv": recurring.arr_by_quarter(result),
+        "arr_ledger.csv": result.arr_ledger,
+        "billings.csv": result.billings,
     }
 
 
@@ -243,6 +266,8 @@ def _write_figures(result: RunResult, tables: dict[str, pd.DataFrame], folder: P
         charts["attainment"] = figures.attainment_chart(tables["attainment.csv"])[0]
     if "pipeline_views.csv" in tables:
         charts["pipeline_views"] = figures.pipeline_views_chart(tables["pipeline_views.csv"], sc.currency)[0]
+    if "arr_bridge.csv" in tables:
+        charts["arr_bridge"] = figures.arr_bridge_figure(tables["arr_bridge.csv"], sc.currency)[0]
     save_figures(charts, folder, figure_format, f"{sc.name}, seed {result.seed}")
 
 

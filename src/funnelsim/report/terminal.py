@@ -34,6 +34,7 @@ __all__ = [
     "out",
     "pct",
     "plus_minus",
+    "print_arr_bridge",
     "print_attribution",
     "print_backtest",
     "print_calibration",
@@ -71,6 +72,15 @@ def print_replications(reps: Replications) -> None:
         ("median cycle, days", "median_cycle_days", "{:.0f}"),
         (f"CAC ({cur})", "cac", "money"),
     ]
+    if "ending_arr" in summary.index:  # a subscription scenario
+        shown += [
+            (f"ending ARR ({cur})", "ending_arr", "money"),
+            (f"net new ARR ({cur})", "net_new_arr", "money"),
+            ("NRR", "nrr", "{:.1%}"),
+            ("GRR", "grr", "{:.1%}"),
+            ("LTV:CAC", "ltv_to_cac", "{:.1f}"),
+            ("CAC payback, months", "cac_payback_months", "{:.1f}"),
+        ]
     for label, key, fmt in shown:
         row = summary.loc[key]
         cells = [row["mean"], row["ci_low"], row["ci_high"], row["p10"], row["p50"], row["p90"]]
@@ -118,7 +128,8 @@ def print_summary(stats: dict[str, float], currency: str) -> None:
     for label, key, conv in rows:
         table.add_row(label, f"{stats[key]:,.0f}", "" if conv is None else pct(stats[conv]))
     out.print(table)
-    out.print(f"revenue booked:   {stats['revenue']:,.0f} {currency}")
+    booked = " (ARR of the new customers at signing)" if "ending_arr" in stats else ""
+    out.print(f"revenue booked:   {stats['revenue']:,.0f} {currency}{booked}")
     if "pipeline_revenue" in stats:  # the scenario starts from an open pipeline
         out.print(
             f"  from pipeline:  {stats['pipeline_revenue']:,.0f} {currency} "
@@ -141,6 +152,8 @@ def print_summary(stats: dict[str, float], currency: str) -> None:
     out.print(
         f"queues:           {_queue_line(stats, 'sdr', 'MQLs', 'an SDR')}; {_queue_line(stats, 'ae', 'SQLs', 'an AE')}"
     )
+    if "ending_arr" in stats:  # a subscription scenario
+        print_arr_bridge(stats, currency)
     for team, people, leads in (("sdr", "SDRs", "MQLs"), ("ae", "AEs", "SQLs")):
         busy, gone = stats[f"{team}_utilisation"], stats.get(f"{team}_abandoned_share", math.nan)
         if busy >= BOTTLENECK_BUSY or gone >= BOTTLENECK_ABANDONED:
@@ -176,6 +189,43 @@ def _print_sales_views(stats: dict[str, float], currency: str) -> None:
             f"won by category:  commit {pct(stats['commit_won_share'])}, best case "
             f"{pct(stats['best_case_won_share'])}, pipeline {pct(stats['pipeline_won_share'])} of closed deals"
         )
+
+
+ARR_BRIDGE_ROWS = (
+    ("opening ARR", "opening_arr", "", "opening_customers"),
+    ("+ new", "new_arr", "+", "new_customers"),
+    ("+ expansion", "expansion_arr", "+", None),
+    ("− contraction", "contraction_arr", "−", None),
+    ("− churn", "churned_arr", "−", "churned_customers"),
+    ("closing ARR", "ending_arr", "", "ending_customers"),
+)
+"""The rows of the ARR bridge ``funnelsim run`` prints: label, summary key, sign, customers' key."""
+
+
+def print_arr_bridge(stats: dict[str, float], currency: str) -> None:
+    """The horizon's ARR bridge (opening + new + expansion − contraction − churn = closing), then
+    retention and unit economics on one line each."""
+    table = Table(title=f"ARR bridge ({currency}, over the horizon)", title_justify="left")
+    table.add_column("")
+    table.add_column("ARR", justify="right")
+    table.add_column("customers", justify="right")
+    for label, key, sign, count in ARR_BRIDGE_ROWS:
+        customers = "" if count is None else f"{sign}{stats[count]:,.0f}"
+        table.add_row(label, f"{sign}{stats[key]:,.0f}", customers)
+    out.print(table)
+    if stats["opening_customers"] == 0:
+        out.print("                  no installed base: ARR starts at 0 on the start date (docs/model.md, section 22)")
+    out.print(
+        f"retention:        NRR {pct(stats['nrr'])}, GRR {pct(stats['grr'])} (customers of day 0); "
+        f"net new ARR {stats['net_new_arr']:,.0f} {currency}"
+    )
+    ratio = stats["ltv_to_cac"]
+    out.print(
+        f"unit economics:   LTV {short(stats['ltv'], 'money')}, CAC {short(stats['cac'], 'money')}, "
+        f"LTV:CAC {'n/a' if math.isnan(ratio) else f'{ratio:.1f}'}, "
+        f"CAC payback {short(stats['cac_payback_months'], '{:.1f}')} months, "
+        f"magic number {short(stats['magic_number'], '{:.2f}')}"
+    )
 
 
 BOTTLENECK_BUSY = 0.9

@@ -95,9 +95,11 @@ __all__ = [
     "costs",
     "leakage",
     "leakage_counts",
+    "period_edges",
     "pipeline_over_time",
     "queue_visits",
     "revenue_by_period",
+    "spend_by_period",
     "stage_volumes",
     "stages_by_month",
     "summarize_run",
@@ -653,6 +655,78 @@ def _month_edges(start_date: dt.date, horizon_days: float) -> tuple[np.ndarray, 
     return codes, np.concatenate([[0.0], inner, [float(horizon_days)]])
 
 
+def period_edges(start_date: dt.date, horizon_days: float, freq: Freq = "month") -> tuple[list[str], np.ndarray]:
+    """The calendar periods covering ``[0, horizon_days)`` and their edges in days.
+
+    Returns
+    -------
+    (labels, edges)
+        ``labels[p]`` ("2027-01" or "2027Q1") for each period from the one of day 0 to the one of
+        the horizon's last day; ``edges`` has one more element: period ``p`` is
+        ``[edges[p], edges[p + 1])``, ``edges[0] = 0`` and ``edges[-1] = horizon_days`` (the first
+        and last periods may be partial). A time ``t`` falls in the period of its calendar day,
+        ``start_date + floor(t)``: edges inside are whole days.
+    """
+    _check_freq(freq)
+    _check_horizon(horizon_days)
+    lo, hi = _period_range(np.array([]), start_date, freq, horizon_days)
+    codes = np.arange(lo, hi + 1)
+    months = codes[1:] * 3 if freq == "quarter" else codes[1:]
+    firsts = months.astype("datetime64[M]").astype("datetime64[D]")
+    inner = (firsts - np.datetime64(start_date, "D")).astype(np.int64).astype(float)
+    edges = np.concatenate([[0.0], inner, [float(horizon_days)]])
+    return [_period_label(int(c), freq) for c in codes], edges
+
+
+def spend_by_period(result: RunResult, freq: Freq = "quarter") -> pd.DataFrame:
+    """Sales and marketing spend per calendar period: the cost of :func:`costs`, period by period.
+
+    Parameters
+    ----------
+    result
+        One run.
+    freq
+        ``"month"`` or ``"quarter"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``period``, ``marketing_cost`` (``cost_per_lead`` of the leads created in the period),
+        ``sdr_cost`` and ``ae_cost`` (employed rep-days within the period × ``cost_per_year`` /
+        365.25) and ``total_cost``; the periods of :func:`period_edges`. Summed over the periods,
+        the columns are the run's ``marketing_cost``, ``sdr_cost``, ``ae_cost`` and ``total_cost``.
+    """
+    scenario = result.scenario
+    horizon = float(scenario.horizon_days)
+    labels, edges = period_edges(scenario.start_date, horizon, freq)
+    ev = result.events
+    created = (ev["event"] == "created").to_numpy()
+    lead = ev["lead"].to_numpy(np.int64)[created]
+    source = result.attributes["source"]
+    # Prospected deals and the initial pipeline's are sources without a price.
+    price = np.array([getattr(scenario.sources.get(str(c)), "cost_per_lead", 0.0) for c in source.cat.categories])
+    code = source.cat.codes.to_numpy(np.int64)[lead]
+    where = np.clip(np.searchsorted(edges, ev["time"].to_numpy(float)[created], side="right") - 1, 0, len(labels) - 1)
+    marketing = np.bincount(where, weights=price[code], minlength=len(labels))[: len(labels)]
+    roster = _Roster(result.roster)
+    cost = {"sdr": scenario.handoff.sdr.cost_per_year, "ae": scenario.sales.ae.cost_per_year}
+    team_cost = {
+        team: np.array([roster.employed_days_between(team, a, b) for a, b in itertools.pairwise(edges)])
+        * per_year
+        / DAYS_PER_YEAR
+        for team, per_year in cost.items()
+    }
+    return pd.DataFrame(
+        {
+            "period": labels,
+            "marketing_cost": marketing.astype(float),
+            "sdr_cost": team_cost["sdr"],
+            "ae_cost": team_cost["ae"],
+            "total_cost": marketing + team_cost["sdr"] + team_cost["ae"],
+        }
+    )
+
+
 def _ae_waits(events: pd.DataFrame) -> pd.DataFrame:
     """Each opportunity from an SQL: its time and the days since the lead's latest SQL."""
     ev = _time_sorted(events)
@@ -1071,6 +1145,10 @@ def summarize_run(result: RunResult, goal: float | None = None) -> dict[str, flo
         from funnelsim.run.pipeline_views import pipeline_views
 
         out.update(pipeline_views(result, goal).summary)
+    if result.arr_ledger is not None:
+        from funnelsim.run.recurring import summarize_recurring  # imports this module
+
+        out.update(summarize_recurring(result, out["cac"]))
     return out
 
 
@@ -1127,6 +1205,20 @@ class _Roster:
         self.rep = roster["rep"].to_numpy(np.int64)
         self.time = roster["time"].to_numpy(float)
         self.left = (roster["change"] == "left").to_numpy(bool)
+
+    def employed_days_between(self, team: str, start: float, end: float) -> float:
+        """Rep-days on payroll within ``[start, end)`` (as :meth:`employed_days`)."""
+        rows = np.flatnonzero(self.team == team)
+        if not len(rows):
+            return 0.0
+        reps, where = np.unique(self.rep[rows], return_inverse=True)
+        first = np.full(len(reps), np.inf)
+        np.minimum.at(first, where, self.time[rows])
+        left_at = np.full(len(reps), np.inf)
+        gone = self.left[rows]
+        np.minimum.at(left_at, where[gone], self.time[rows][gone])
+        stop = np.minimum(left_at, end)
+        return float(np.clip(stop - np.clip(first, start, None), 0.0, None).sum())
 
     def employed_days(self, team: str, horizon_days: float) -> float:
         """Rep-days on payroll within ``[0, horizon_days)``: from a rep's ``joined`` row (paid in

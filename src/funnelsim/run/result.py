@@ -37,6 +37,11 @@ class RunResult:
         One row per change of a rep's productivity.
     attributes
         Per-lead traits: source, persona, fit, has_need, recycles.
+    arr_ledger
+        With a ``subscription`` scenario, one row per change of a customer's ARR
+        (:func:`funnelsim.run.recurring.ledger_frame`); else None.
+    billings
+        With a ``subscription`` scenario, one row per invoice (``time, customer, amount``); else None.
     """
 
     scenario: Scenario
@@ -47,6 +52,8 @@ class RunResult:
     roster: pd.DataFrame
     attributes: pd.DataFrame
     metadata: dict[str, Any] = field(default_factory=dict)
+    arr_ledger: pd.DataFrame | None = None
+    billings: pd.DataFrame | None = None
 
     @classmethod
     def build(

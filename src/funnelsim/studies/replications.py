@@ -28,6 +28,7 @@ from funnelsim.engine.warmup import start_of, with_burn_in
 from funnelsim.model.scenario import Scenario
 from funnelsim.randomness import resolve_seed
 from funnelsim.run.metrics import leakage_counts, stages_by_month, summarize_run
+from funnelsim.run.recurring import arr_bridge
 from funnelsim.studies.executors import (
     Interrupted,
     Interruption,
@@ -54,6 +55,15 @@ __all__ = [
 # The metrics every summary reports first (issue: revenue, wins, SQLs, MQLs, leads, cycle time).
 HEADLINE = ("revenue", "wins", "sqls", "mqls", "leads", "median_cycle_days")
 MONTHLY_COLUMNS = ("leads", "mqls", "sqls", "opportunities", "wins", "revenue")
+# Added to the monthly table of a subscription scenario: the ARR bridge's columns of arr_bridge.
+MONTHLY_ARR_COLUMNS = {
+    "closing_arr": "arr",
+    "new_arr": "new_arr",
+    "expansion_arr": "expansion_arr",
+    "contraction_arr": "contraction_arr",
+    "churned_arr": "churned_arr",
+    "closing_customers": "customers",
+}
 # Replications per task: small, so an interrupted run loses little and load stays balanced.
 CHUNK = 4
 # Upper bound of a --precision run when no --max-runs is given.
@@ -97,6 +107,10 @@ def replicate_one(scenario: Scenario, seed: int, replication: int) -> Replicatio
     monthly = stages_by_month(result.events, scenario.start_date, scenario.horizon_days)
     monthly = monthly[["month", *MONTHLY_COLUMNS]].copy()
     monthly["cumulative_revenue"] = monthly["revenue"].cumsum()
+    if result.arr_ledger is not None:
+        bridge = arr_bridge(result.arr_ledger, scenario.start_date, scenario.horizon_days)
+        for column, name in MONTHLY_ARR_COLUMNS.items():
+            monthly[name] = bridge[column].to_numpy()
     parameters = dict(result.metadata.get("parameters", {}))
     summary = summarize_run(result) | leakage_counts(result.events)
     return Replication(replication, summary, monthly, parameters)

@@ -53,7 +53,7 @@ from pydantic.fields import FieldInfo
 
 from funnelsim.model.distributions import Spec, check_unit
 from funnelsim.model.paths import get_attribute
-from funnelsim.model.scenario import Scenario
+from funnelsim.model.scenario import LATER_SECTIONS, Scenario
 from funnelsim.randomness import resolve_seed
 from funnelsim.studies import replications as mc
 from funnelsim.studies.stats import describe, json_ready, paired_difference
@@ -222,6 +222,8 @@ def _leaf(
     skipped: list[tuple[str, str]],
 ) -> None:
     reason = _excluded(path)
+    if value is None and path in LATER_SECTIONS:
+        return  # a section added later, not set: not listed, as before it existed
     if reason is None:
         if value is None:
             reason = "not set in the scenario"
