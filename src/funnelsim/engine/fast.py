@@ -82,8 +82,18 @@ def run_on(reported: Scenario, streams: Streams, seed: int, replication: int) ->
     """One run of ``reported`` (its burn-in fixed, if warm) on ``streams``: the engine proper.
 
     A warm scenario runs from ``burn_in_days`` before its start date; the result holds
-    the horizon only (:meth:`RunResult.build`).
+    the horizon only (:meth:`RunResult.build`). A segmented one runs each segment's view
+    as a world of its own (its own reps: territories), on streams of its own, and puts the
+    results together (:meth:`RunResult.of_segments`).
     """
+    if reported.segments:
+        return RunResult.of_segments(
+            reported,
+            {
+                name: run_on(reported.segment_view(name), segment_streams(streams, name), seed, replication)
+                for name in reported.segment_names
+            },
+        )
     scenario, origin = warmup.shifted(reported)
     recorder = Recorder()
     world = World(scenario, streams, recorder, origin)
@@ -93,6 +103,11 @@ def run_on(reported: Scenario, streams: Streams, seed: int, replication: int) ->
     return RunResult.build(
         reported, seed, replication, recorder, attributes, world.source_names, world.parameters, origin
     )
+
+
+def segment_streams(streams: Streams, segment: str) -> Streams:
+    """The streams of segment ``segment``'s world in a run on ``streams`` (disjoint from every other segment's)."""
+    return streams.within(f"segment/{segment}")
 
 
 def _run_world(world: World, scenario: Scenario, streams: Streams, recorder: Recorder) -> None:

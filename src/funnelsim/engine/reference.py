@@ -14,7 +14,7 @@ import datetime as dt
 import numpy as np
 
 from funnelsim.engine import warmup
-from funnelsim.engine.fast import warm_start
+from funnelsim.engine.fast import segment_streams, warm_start
 from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.world import Process, World
 from funnelsim.model.mechanisms import calendar_months, decay, score, touch
@@ -111,9 +111,22 @@ def simulate_reference(scenario: Scenario, seed: int | None = None, replication:
     seed = resolve_seed(scenario, seed)
     # A warm start's burn-in is chosen as the fast engine chooses it (the same pilot runs).
     reported, _ = warm_start(scenario, seed)
+    return _reference_run(reported, Streams(seed, replication), seed, replication)
+
+
+def _reference_run(reported: Scenario, streams: Streams, seed: int, replication: int) -> RunResult:
+    """One run on ``streams``; a segmented scenario segment by segment, as the fast engine runs it."""
+    if reported.segments:
+        return RunResult.of_segments(
+            reported,
+            {
+                name: _reference_run(reported.segment_view(name), segment_streams(streams, name), seed, replication)
+                for name in reported.segment_names
+            },
+        )
     scenario, origin = warmup.shifted(reported)
     recorder = Recorder()
-    world = ReferenceWorld(scenario, Streams(seed, replication), recorder, origin)
+    world = ReferenceWorld(scenario, streams, recorder, origin)
     world.run()
     return RunResult.build(
         reported, seed, replication, recorder, world.attributes(), world.source_names, world.parameters, origin

@@ -119,6 +119,8 @@ def print_summary(stats: dict[str, float], currency: str) -> None:
         table.add_row(label, f"{stats[key]:,.0f}", "" if conv is None else pct(stats[conv]))
     out.print(table)
     out.print(f"revenue booked:   {stats['revenue']:,.0f} {currency}")
+    for line in segment_lines(stats, currency):
+        out.print(line)
     if "pipeline_revenue" in stats:  # the scenario starts from an open pipeline
         out.print(
             f"  from pipeline:  {stats['pipeline_revenue']:,.0f} {currency} "
@@ -149,6 +151,23 @@ def print_summary(stats: dict[str, float], currency: str) -> None:
                 f"{pct(gone)} go cold waiting{late}; more leads bring little or no more revenue until "
                 f"{people} are added"
             )
+
+
+def segment_lines(stats: dict[str, float], currency: str) -> list[str]:
+    """One line per segment of a segmented run (its ``segment:<name>:<metric>`` keys); none otherwise."""
+    names = list(dict.fromkeys(key.split(":")[1] for key in stats if key.startswith("segment:")))
+    lines = []
+    for name in names:
+        seg = {key.rsplit(":", 1)[1]: value for key, value in stats.items() if key.startswith(f"segment:{name}:")}
+        cycle = seg["median_cycle_days"]
+        lines.append(
+            f"  {name}: {seg['leads']:,.0f} leads, {seg['mqls']:,.0f} MQLs, {seg['sqls']:,.0f} SQLs, "
+            f"{seg['wins']:,.0f} wins (win rate {pct(seg['win_rate'])}), {seg['revenue']:,.0f} {currency}, "
+            f"average deal {short(seg['average_deal_size'], 'money')}, median cycle "
+            + ("n/a" if math.isnan(cycle) else f"{cycle:.0f} days")
+            + f"; {seg['average_sdr_headcount']:.1f} SDRs, {seg['average_ae_headcount']:.1f} AEs"
+        )
+    return lines
 
 
 BOTTLENECK_BUSY = 0.9
