@@ -332,15 +332,32 @@ def test_one_burn_in_for_the_whole_scenario() -> None:
 
 
 def test_monte_carlo_reports_segments_and_their_drawn_rates() -> None:
-    """replications.csv has segment:<name>:<metric> columns, and a rate a segment gives as a distribution
-    is drawn per replication and reported at its path in the segmented scenario."""
-    scenario = load_scenario(SEGMENTED, ['segments.enterprise.sales.win_rate={dist = "beta", a = 2, b = 8}'])
+    """replications.csv has segment:<name>:<metric> columns; a rate a segment gives as a distribution is
+    drawn per replication and reported at its path in the segmented scenario, and a top-level one is drawn
+    once for the segments that inherit it (all of them see the same value: the same run as with it fixed)."""
+    uncertain = [
+        'segments.enterprise.sales.win_rate={dist = "beta", a = 2, b = 8}',
+        'sales.opportunity_rate={dist = "beta", a = 7, b = 3}',
+    ]
+    scenario = load_scenario(SEGMENTED, uncertain)
     reps = replications.run(scenario, 3, seed=1)
     table = reps.table
-    drawn = table["parameter:segments.enterprise.sales.win_rate"]
-    assert drawn.between(0, 1).all() and drawn.nunique() == 3
+    for column in ("parameter:segments.enterprise.sales.win_rate", "parameter:sales.opportunity_rate"):
+        assert table[column].between(0, 1).all() and table[column].nunique() == 3, column
+    assert not [c for c in table.columns if c.startswith("parameter:segments.smb")]
     leads = sum(table[f"segment:{name}:leads"] for name in scenario.segment_names)
     assert (leads == table["leads"]).all()
+    result = simulate(scenario, seed=1, replication=0)
+    drawn = result.metadata["parameters"]
+    assert set(drawn) == {"sales.opportunity_rate", "segments.enterprise.sales.win_rate"}
+    fixed = load_scenario(SEGMENTED, [f"sales.opportunity_rate={drawn['sales.opportunity_rate']!r}", uncertain[0]])
+    smb_alone = simulate(fixed, seed=1, replication=0)
+    smb = result.attributes.loc[result.attributes[SEGMENT] == "smb", "lead"]
+    smb_fixed = smb_alone.attributes.loc[smb_alone.attributes[SEGMENT] == "smb", "lead"]
+    pd.testing.assert_frame_equal(
+        result.events[result.events["lead"].isin(smb)].reset_index(drop=True),
+        smb_alone.events[smb_alone.events["lead"].isin(smb_fixed)].reset_index(drop=True),
+    )
 
 
 # ---------------------------------------------------------------------------

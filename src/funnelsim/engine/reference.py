@@ -14,7 +14,7 @@ import datetime as dt
 import numpy as np
 
 from funnelsim.engine import warmup
-from funnelsim.engine.fast import segment_streams, warm_start
+from funnelsim.engine.fast import segment_worlds, warm_start
 from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.world import Process, World
 from funnelsim.model.mechanisms import calendar_months, decay, score, touch
@@ -117,13 +117,9 @@ def simulate_reference(scenario: Scenario, seed: int | None = None, replication:
 def _reference_run(reported: Scenario, streams: Streams, seed: int, replication: int) -> RunResult:
     """One run on ``streams``; a segmented scenario segment by segment, as the fast engine runs it."""
     if reported.segments:
-        return RunResult.of_segments(
-            reported,
-            {
-                name: _reference_run(reported.segment_view(name), segment_streams(streams, name), seed, replication)
-                for name in reported.segment_names
-            },
-        )
+        views, drawn = segment_worlds(reported, streams)
+        parts = {name: _reference_run(view, inner, seed, replication) for name, (view, inner) in views.items()}
+        return RunResult.of_segments(reported, parts, drawn)
     scenario, origin = warmup.shifted(reported)
     recorder = Recorder()
     world = ReferenceWorld(scenario, streams, recorder, origin)

@@ -98,13 +98,16 @@ class RunResult:
         return cls(scenario, seed, replication, events, levels, roster, frame, metadata)
 
     @classmethod
-    def of_segments(cls, scenario: Scenario, parts: dict[str, RunResult]) -> RunResult:
+    def of_segments(
+        cls, scenario: Scenario, parts: dict[str, RunResult], parameters: dict[str, float] | None = None
+    ) -> RunResult:
         """One result of a segmented ``scenario`` from its segments' runs (``parts``, by segment name).
 
         The events are merged in time order (at a tie, segment by segment in the order of
         ``parts``); a segment's leads, SDRs and AEs get ids after the previous segment's. A
-        rate drawn per replication is reported at its path in the segmented scenario
-        (``segments.<name>.<path>``); what was open at the start is summed.
+        rate drawn per replication is reported at its path in the segmented scenario: the top
+        level's (``parameters``, drawn once for every segment) at its own, a segment's at
+        ``segments.<name>.<path>``; what was open at the start is summed.
         """
         names = list(parts)
         first = next(iter(parts.values()))
@@ -126,6 +129,7 @@ class RunResult:
             roster.append(part.roster.assign(rep=part.roster["rep"].to_numpy() + shift, segment=name))
             leads += len(part.attributes)
         metadata = _merged_metadata(first.metadata, parts)
+        metadata["parameters"] = {**(parameters or {}), **metadata["parameters"]}
         return cls(
             scenario,
             first.seed,
