@@ -41,7 +41,7 @@ from funnelsim.cli import app
 from funnelsim.engine.fast import run_on, segment_streams, warm_start
 from funnelsim.model.analytic import mql_yield
 from funnelsim.model.distributions import Bundle, BundleItem, Empirical, Fixed
-from funnelsim.model.paths import apply_overrides
+from funnelsim.model.paths import MISSING, apply_overrides, get_effective
 from funnelsim.model.scenario import ScenarioError
 from funnelsim.randomness import Streams
 from funnelsim.report.tables import write_run
@@ -594,3 +594,18 @@ def test_run_prints_one_line_per_segment() -> None:
     lines = [line.strip() for line in result.stdout.splitlines()]
     for name in ("smb", "enterprise"):
         assert any(line.startswith(f"{name}: ") and " leads, " in line and " wins " in line for line in lines), name
+
+
+def test_a_segment_inherits_the_keys_it_does_not_set_for_sweeps() -> None:
+    """A key a segment does not set is the top level's (get_effective), so `sweep --param
+    segments.smb.sales.win_rate=...` varies a rate the segment inherits; a typo is still refused."""
+    raw = load_scenario(SEGMENTED).to_dict()
+    assert get_effective(raw, "segments.smb.sales.win_rate") == 0.3  # inherited
+    assert get_effective(raw, "segments.enterprise.sales.win_rate") == 0.2  # its own
+    assert get_effective(raw, "segments.enterprise.sales.cycle_days.sd") == 40
+    assert get_effective(raw, "segments.smb.sales.win_rat") is MISSING
+    swept = load_scenario(SEGMENTED, ['segments.enterprise.sales.cycle_days={dist = "exponential", mean = 90}'])
+    assert get_effective(swept.to_dict(), "segments.enterprise.sales.cycle_days.sd") is MISSING  # replaced whole
+    args = ["sweep", str(SEGMENTED), "--param", "segments.smb.sales.win_rate=0.2:0.4:2", "--runs", "2", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stdout + result.stderr

@@ -73,6 +73,7 @@ EXCLUDED: tuple[tuple[str, str], ...] = (
     ("description", "a label"),
     ("currency", "a label"),
     ("sources.*.persona_mix", "a mix: shares that must sum to 1"),
+    ("sources.*.segment_mix", "a mix: shares that must sum to 1"),
     ("sources.*.seasonality", "a monthly profile (12 multipliers); the source's volume is varied instead"),
     ("sources.*.entry_stage", "a choice, not a number"),
     ("sources.*.qualified_by", "a choice, not a number"),
