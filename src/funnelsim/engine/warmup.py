@@ -25,6 +25,11 @@ low against Erlang-A), rounded up to whole 30-day months. When a series has not 
 within the pilot, the pilot is doubled, up to :data:`PILOT_DAYS`'s last length; a
 funnel that never settles (a queue that only grows) keeps the longest burn-in tried
 and is reported as not settled.
+
+A segmented scenario has one burn-in for all its segments, so a study that fixes it once
+keeps working: the pilot runs every segment (each on its own streams), MSER-5 cuts each
+segment's series on its own (``truncation_days`` keyed ``<segment>:<series>``), and the
+burn-in is the longest cut, never less than three mean cycles of the slowest segment.
 """
 
 from __future__ import annotations

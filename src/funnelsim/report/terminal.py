@@ -71,6 +71,12 @@ def print_replications(reps: Replications) -> None:
         ("median cycle, days", "median_cycle_days", "{:.0f}"),
         (f"CAC ({cur})", "cac", "money"),
     ]
+    # A segmented scenario: each segment's wins and revenue under the totals.
+    for name in reps.scenario.segment_names:
+        shown += [
+            (f"  {name}: wins", f"segment:{name}:wins", "{:,.0f}"),
+            (f"  {name}: revenue ({cur})", f"segment:{name}:revenue", "money"),
+        ]
     for label, key, fmt in shown:
         row = summary.loc[key]
         cells = [row["mean"], row["ci_low"], row["ci_high"], row["p10"], row["p50"], row["p90"]]

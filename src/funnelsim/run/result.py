@@ -114,19 +114,23 @@ class RunResult:
         sources = list(dict.fromkeys([*scenario.sources, *(c for p in parts.values() for c in _categories(p))]))
         events, levels, roster, attributes = [], [], [], []
         leads, reps = 0, dict.fromkeys(TEAMS, 0)
-        for name, part in parts.items():
+        for k, part in enumerate(parts.values()):
             offsets = _rep_offsets(part, reps)
             events.append(_shift_events(part.events, leads, offsets))
             attributes.append(
                 part.attributes.assign(
                     lead=part.attributes["lead"].to_numpy() + leads,
                     source=part.attributes["source"].cat.set_categories(sources),
-                    segment=name,
+                    segment=np.full(len(part.attributes), k, dtype=np.int16),
                 )
             )
-            levels.append(part.levels.assign(segment=name))
+            levels.append(part.levels.assign(segment=np.full(len(part.levels), k, dtype=np.int16)))
             shift = part.roster["team"].map(offsets).to_numpy(np.int64)
-            roster.append(part.roster.assign(rep=part.roster["rep"].to_numpy() + shift, segment=name))
+            roster.append(
+                part.roster.assign(
+                    rep=part.roster["rep"].to_numpy() + shift, segment=np.full(len(part.roster), k, dtype=np.int16)
+                )
+            )
             leads += len(part.attributes)
         metadata = _merged_metadata(first.metadata, parts)
         metadata["parameters"] = {**(parameters or {}), **metadata["parameters"]}
@@ -198,7 +202,11 @@ def _rep_offsets(part: RunResult, reps: dict[str, int]) -> dict[str, int]:
 def _rep_team(events: pd.DataFrame) -> np.ndarray:
     """The team of each event's rep (:data:`~funnelsim.vocabulary.REP_TEAM`; ``""`` where it names none)."""
     lookup = np.array([REP_TEAM.get(name, "") for name in EVENTS], dtype=object)
-    codes = pd.Categorical(events["event"], categories=list(EVENTS)).codes
+    event = events["event"]
+    if isinstance(event.dtype, pd.CategoricalDtype) and list(event.cat.categories) == list(EVENTS):
+        codes = event.cat.codes.to_numpy()  # the engine's log: no strings to compare
+    else:
+        codes = pd.Categorical(event.astype(str), categories=list(EVENTS)).codes
     return lookup[codes]
 
 
@@ -216,7 +224,8 @@ def _in_time_order(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _segment_column(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
-    return frame.assign(**{SEGMENT: pd.Categorical(frame[SEGMENT], categories=names)})
+    """``frame`` with its segment numbers as the segments' names (categorical)."""
+    return frame.assign(**{SEGMENT: pd.Categorical.from_codes(frame[SEGMENT].to_numpy(), categories=names)})
 
 
 def _merged_metadata(first: dict[str, Any], parts: dict[str, RunResult]) -> dict[str, Any]:
