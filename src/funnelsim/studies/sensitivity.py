@@ -196,6 +196,8 @@ def _walk(
     for name, info in type(model).model_fields.items():
         path = f"{prefix}{info.alias or name}"
         value = getattr(model, name)
+        if isinstance(value, dict) and not value:
+            continue  # an empty table (no segment_mix without segments): nothing to vary or to skip
         if isinstance(value, dict) and not _excluded(path):
             inner = typing.get_args(info.annotation)
             annotation = inner[1] if len(inner) == 2 else Any
