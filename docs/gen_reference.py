@@ -35,7 +35,7 @@ from pydantic.fields import FieldInfo
 from funnelsim.model import distributions
 from funnelsim.model.loading import parse_scenario
 from funnelsim.model.paths import apply_overrides
-from funnelsim.model.scenario import Scenario, ScenarioError
+from funnelsim.model.scenario import Scenario, ScenarioError, segment_sections
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "docs" / "scenario-reference.md"
@@ -64,6 +64,8 @@ UNIT_BY_NAME = {
     "ote_per_year": "currency per year",
     "quota_per_year": "currency per year",
     "quota_ramp": "share of quota",
+    "price": "currency per unit",
+    "quantity": "units",
     "probability_per_month": "share per month",
     "renewals": "renewals",
     "size_fraction": "fraction of ARR",
@@ -99,6 +101,23 @@ RULES = {
         "Give exactly one of `leads_per_month`, `leads_per_week`, `leads_per_day`. On load, volumes are "
         "converted to leads per day: per week ÷ 7, per month × 12 / 365.25.",
         "`persona_mix` names at least one persona and its shares sum to 1 (within 1e-6).",
+        "`segment_mix` is given for every source when the scenario has `segments` and for none when it has "
+        "none; it names only defined segments (“did you mean …?”) and its shares sum to 1 (within 1e-6).",
+    ],
+    "Segment": [
+        "Besides `description`, a segment holds tables named after top-level sections, each merged key by key "
+        f"into that section for this segment: {', '.join(f'`{s}`' for s in segment_sections())}. "
+        "An unknown section is refused with a “did you mean …?” hint; a value that is not a table is refused.",
+        "Each segment's view (the top level with its tables merged in, its sources at volume × share) is "
+        "validated as a scenario of its own: a problem in it is reported at its full path, e.g. "
+        "`segments.enterprise.sales.win_rate: must be <= 1, got 1.4`; personas and hire dates too.",
+        "`--set segments.enterprise.sales.ae.count=6` sets one key of one segment (missing tables are created).",
+        "A segmented scenario cannot have an `initial_pipeline` (its deals have no segment).",
+    ],
+    "Sales": [
+        "Give `deal_size` or `products`, not both. With `products`, every name must be in the price list "
+        '(`products.<name>`), and the deal size is built from them on load (a `dist = "products"` spec, not '
+        "written back to files); `deal_size_by_persona` still overrides it for its personas.",
     ],
     "ScoringRule": ["`fit_weight + engagement_weight` must equal 1 (within 1e-6)."],
     "SpeedToLead": [

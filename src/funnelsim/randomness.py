@@ -44,6 +44,13 @@ class Streams:
         self.replication = replication
         self._prefix = (_key(domain),) if domain else ()
 
+    def within(self, domain: str) -> Streams:
+        """The streams of a part of this run named ``domain`` (a segment's world): disjoint from these
+        and from every other part's, the same whichever other parts the run has."""
+        inner = Streams(self.seed, self.replication)
+        inner._prefix = (*self._prefix, _key(domain))
+        return inner
+
     def rng(self, purpose: str, *names: str) -> np.random.Generator:
         """A fresh generator for ``purpose`` (and optional sub-names, e.g. a source)."""
         key = (*self._prefix, self.replication, _key(purpose), *(_key(n) for n in names))

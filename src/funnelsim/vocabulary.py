@@ -35,6 +35,8 @@ __all__ = [
     "MILESTONES",
     "OPEN_STATES",
     "OWNER",
+    "REP_TEAM",
+    "SEGMENT",
     "STAGES",
     "STATES",
     "STATE_AFTER",
@@ -97,6 +99,22 @@ STATES = OPEN_STATES + TERMINAL_STATES
 
 TEAMS: tuple[str, ...] = ("sdr", "ae")
 """The teams of the level log, in the order of their index in :class:`Recorder`'s flat list."""
+
+SEGMENT = "segment"
+"""The column naming the segment of a lead (per-lead table), of a team's row (level log) and of a rep
+(roster) in the results of a segmented scenario; absent from an unsegmented one's."""
+
+REP_TEAM: dict[str, str] = {
+    "sdr_start": "sdr",
+    "unreached": "sdr",
+    "rejected": "sdr",
+    "sql": "sdr",
+    "disqualified": "ae",
+    "opportunity": "ae",
+    "won": "ae",
+    "lost": "ae",
+}
+"""The team of the rep an event names in its ``rep`` column (the other events name none)."""
 
 
 LEAKAGE_REASONS: tuple[tuple[str, str, str], ...] = (

@@ -28,7 +28,7 @@ from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.world import MQL_CODE, World
 from funnelsim.model.distributions import Spec
 from funnelsim.model.mechanisms import calendar_months
-from funnelsim.model.scenario import Scenario
+from funnelsim.model.scenario import Scenario, draw_parameters
 from funnelsim.randomness import Streams, resolve_seed
 from funnelsim.run.result import RunResult
 from funnelsim.vocabulary import EVENT_CODE
@@ -85,8 +85,14 @@ def run_on(reported: Scenario, streams: Streams, seed: int, replication: int) ->
     """One run of ``reported`` (its burn-in fixed, if warm) on ``streams``: the engine proper.
 
     A warm scenario runs from ``burn_in_days`` before its start date; the result holds
-    the horizon only (:meth:`RunResult.build`).
+    the horizon only (:meth:`RunResult.build`). A segmented one runs each segment's view
+    as a world of its own (its own reps: territories), on streams of its own, and puts the
+    results together (:meth:`RunResult.of_segments`).
     """
+    if reported.segments:
+        views, drawn = segment_worlds(reported, streams)
+        parts = {name: run_on(view, inner, seed, replication) for name, (view, inner) in views.items()}
+        return RunResult.of_segments(reported, parts, drawn)
     scenario, origin = warmup.shifted(reported)
     recorder = Recorder()
     world = World(scenario, streams, recorder, origin)
@@ -96,6 +102,27 @@ def run_on(reported: Scenario, streams: Streams, seed: int, replication: int) ->
     return RunResult.build(
         reported, seed, replication, recorder, attributes, world.source_names, world.parameters, origin
     )
+
+
+def segment_streams(streams: Streams, segment: str) -> Streams:
+    """The streams of segment ``segment``'s world in a run on ``streams`` (disjoint from every other segment's)."""
+    return streams.within(f"segment/{segment}")
+
+
+def segment_worlds(
+    scenario: Scenario, streams: Streams
+) -> tuple[dict[str, tuple[Scenario, Streams]], dict[str, float]]:
+    """Each segment's view of a segmented scenario and its streams, for one run on ``streams``; and the
+    top-level rates drawn for the run.
+
+    A rate the top level gives as a distribution is one unknown of the organisation: it is drawn
+    once, on the run's own ``parameters`` streams (as an unsegmented run draws it), and every
+    segment that does not override it runs with that value; a segment's own distribution is drawn
+    in its world, on its streams.
+    """
+    fixed, drawn = draw_parameters(scenario, lambda path: streams.rng("parameters", path))
+    views = {name: (fixed.segment_view(name), segment_streams(streams, name)) for name in scenario.segment_names}
+    return views, drawn
 
 
 def _run_world(world: World, scenario: Scenario, streams: Streams, recorder: Recorder) -> None:

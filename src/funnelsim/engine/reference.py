@@ -15,7 +15,7 @@ import numpy as np
 
 from funnelsim.engine import warmup
 from funnelsim.engine.customers import with_customers
-from funnelsim.engine.fast import warm_start
+from funnelsim.engine.fast import segment_worlds, warm_start
 from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.world import Process, World
 from funnelsim.model.mechanisms import calendar_months, decay, score, touch
@@ -112,12 +112,21 @@ def simulate_reference(scenario: Scenario, seed: int | None = None, replication:
     seed = resolve_seed(scenario, seed)
     # A warm start's burn-in is chosen as the fast engine chooses it (the same pilot runs).
     reported, _ = warm_start(scenario, seed)
+    streams = Streams(seed, replication)
+    return with_customers(_reference_run(reported, streams, seed, replication), streams)  # as the fast engine
+
+
+def _reference_run(reported: Scenario, streams: Streams, seed: int, replication: int) -> RunResult:
+    """One run on ``streams``; a segmented scenario segment by segment, as the fast engine runs it."""
+    if reported.segments:
+        views, drawn = segment_worlds(reported, streams)
+        parts = {name: _reference_run(view, inner, seed, replication) for name, (view, inner) in views.items()}
+        return RunResult.of_segments(reported, parts, drawn)
     scenario, origin = warmup.shifted(reported)
     recorder = Recorder()
-    streams = Streams(seed, replication)
     world = ReferenceWorld(scenario, streams, recorder, origin)
     world.run()
     result = RunResult.build(
         reported, seed, replication, recorder, world.attributes(), world.source_names, world.parameters, origin
     )
-    return with_customers(result, streams)  # the same customers' model as the fast engine
+    return result

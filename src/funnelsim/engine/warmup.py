@@ -25,6 +25,11 @@ low against Erlang-A), rounded up to whole 30-day months. When a series has not 
 within the pilot, the pilot is doubled, up to :data:`PILOT_DAYS`'s last length; a
 funnel that never settles (a queue that only grows) keeps the longest burn-in tried
 and is reported as not settled.
+
+A segmented scenario has one burn-in for all its segments, so a study that fixes it once
+keeps working: the pilot runs every segment (each on its own streams), MSER-5 cuts each
+segment's series on its own (``truncation_days`` keyed ``<segment>:<series>``), and the
+burn-in is the longest cut, never less than three mean cycles of the slowest segment.
 """
 
 from __future__ import annotations
@@ -36,10 +41,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from funnelsim.model.scenario import Scenario
+from funnelsim.model.scenario import Scenario, Segment, merge_tables
 from funnelsim.run.result import RunResult
 from funnelsim.run.steady import daily_levels, mser
+from funnelsim.vocabulary import SEGMENT
 
 __all__ = [
     "PILOT_DAYS",
@@ -101,17 +108,29 @@ def pilot_scenario(scenario: Scenario, days: float) -> Scenario:
     sdr = scenario.handoff.sdr.model_copy(update={"hires": []})
     handoff = scenario.handoff.model_copy(update={"sdr": sdr})
     pilot = scenario.with_parameters(means) if means else scenario
-    return pilot.model_copy(
-        update={
-            "sources": sources,
-            "sales": sales,
-            "handoff": handoff,
-            "horizon_days": float(days),
-            "start": "cold",
-            "burn_in_days": None,
-            "initial_pipeline": None,
-        }
-    )
+    update: dict[str, Any] = {
+        "sources": sources,
+        "sales": sales,
+        "handoff": handoff,
+        "horizon_days": float(days),
+        "start": "cold",
+        "burn_in_days": None,
+        "initial_pipeline": None,
+    }
+    if scenario.segments:
+        update["segments"] = {name: _pilot_segment(scenario, name) for name in scenario.segment_names}
+    return pilot.model_copy(update=update)
+
+
+def _pilot_segment(scenario: Scenario, name: str) -> Segment:
+    """Segment ``name`` as the pilot runs it: no dated hires, its own uncertain rates at their means."""
+    view = scenario.segment_view(name)
+    pilot: dict[str, Any] = {"sales": {"ae": {"hires": []}}, "handoff": {"sdr": {"hires": []}}}
+    for path, spec in view.uncertain_parameters().items():
+        section, key = path.split(".")
+        pilot = merge_tables(pilot, {section: {key: spec.mean}})
+    segment = scenario.segments[name]
+    return Segment.model_validate({"description": segment.description, **merge_tables(segment.overrides(), pilot)})
 
 
 def choose_burn_in(scenario: Scenario, pilot_run: Pilot) -> BurnIn:
@@ -119,20 +138,39 @@ def choose_burn_in(scenario: Scenario, pilot_run: Pilot) -> BurnIn:
     cuts: dict[str, int] = {}
     for days in PILOT_DAYS:
         pilot = pilot_scenario(scenario, days)
-        runs = [pilot_run(pilot, i).events for i in range(PILOT_RUNS)]
-        mean = sum(daily_levels(events, days) for events in runs) / PILOT_RUNS
-        found = {name: mser(mean[name].to_numpy()) for name in mean.columns}
+        runs = [pilot_run(pilot, i) for i in range(PILOT_RUNS)]
+        found: dict[str, tuple[int, bool]] = {}
+        for prefix, logs in _by_segment(runs).items():
+            mean = sum(daily_levels(events, days) for events in logs) / PILOT_RUNS
+            found |= {prefix + name: mser(mean[name].to_numpy()) for name in mean.columns}
         cuts = {name: cut for name, (cut, _) in found.items()}
         settled = all(ok for _, ok in found.values())
         if settled:
             break
     how = f"MSER-5 on daily open leads, open deals and won value (mean of {PILOT_RUNS} pilot runs, {days:,} days)"
+    if scenario.segments:
+        how += ", in each segment"
     burn_in: float = days // 2 if not settled else max(cuts.values())
-    floor = CYCLES_FLOOR * scenario.sales.cycle_days.mean
+    views = [scenario.segment_view(name) for name in scenario.segment_names] or [scenario]
+    floor = CYCLES_FLOOR * max(view.sales.cycle_days.mean for view in views)
     if floor > burn_in:
         how += f"; raised to {CYCLES_FLOOR} mean sales cycles ({floor:,.0f} days), the floor"
         burn_in = floor
     return BurnIn(float(MONTH * max(1, math.ceil(burn_in / MONTH))), how, settled, cuts)
+
+
+def _by_segment(runs: list[RunResult]) -> dict[str, list[pd.DataFrame]]:
+    """The event logs of the pilot runs, by series prefix: ``""`` for one funnel, ``"<segment>:"`` for each
+    segment of a segmented one (each settles on its own; the burn-in is the longest)."""
+    if SEGMENT not in runs[0].attributes:
+        return {"": [run.events for run in runs]}
+    out: dict[str, list[pd.DataFrame]] = {}
+    for run in runs:
+        segment = run.attributes[SEGMENT]
+        of_event = segment.to_numpy()[run.events["lead"].to_numpy()]
+        for name in segment.cat.categories:
+            out.setdefault(f"{name}:", []).append(run.events[of_event == name])
+    return out
 
 
 def resolve(scenario: Scenario, seed: int, pilot_run: Pilot) -> tuple[Scenario, BurnIn | None]:

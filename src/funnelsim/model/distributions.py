@@ -33,6 +33,14 @@ triangular    low, mode, high             (l+m+h)/3, (l^2+m^2+h^2-lm-lh-mh)/18
 beta          a, b  (on [0, 1])           a/(a+b), ab/((a+b)^2 (a+b+1))
 empirical     values (observed list)      sample mean, population variance
 ============  ==========================  ======================================
+
+One more family is not written by hand: ``products``, the value of a deal built from a
+price list (:class:`Bundle`, ``sales.products`` in a scenario). Each product ``i`` is
+in the deal with probability ``a_i`` (independently), ``Q_i`` units at ``p_i`` each::
+
+    X = sum_i B_i p_i Q_i,   B_i ~ Bernoulli(a_i)
+    E[X] = sum_i a_i p_i E[Q_i]
+    Var[X] = sum_i a_i p_i^2 (Var[Q_i] + E[Q_i]^2) - a_i^2 p_i^2 E[Q_i]^2
 """
 
 from __future__ import annotations
@@ -48,6 +56,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Beta",
+    "Bundle",
+    "BundleItem",
+    "DealSize",
     "Dist",
     "Empirical",
     "Exponential",
@@ -464,3 +475,65 @@ def check_unit(spec: _Spec) -> _Spec:
 # Field types for scenario models: a spec whose support is checked on load.
 NonNegativeDist = Annotated[Dist, AfterValidator(_check_nonnegative)]
 UnitDist = Annotated[Dist, AfterValidator(check_unit)]
+
+
+class BundleItem(BaseModel):
+    """One product of a :class:`Bundle`: in a deal with probability ``attach``, ``quantity`` units at ``price``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    product: str
+    price: NonNegative
+    attach: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+    quantity: NonNegativeDist
+
+
+class Bundle(_Spec):
+    """A deal's value from a price list: ``sum_i B_i * price_i * Q_i`` with ``B_i ~ Bernoulli(attach_i)``.
+
+    Built from ``sales.products`` and the scenario's price list when the scenario is
+    loaded (a scenario file never writes it). A deal that includes no product is worth 0.
+    Sampling draws, product by product in the listed order, ``size`` uniforms (attach)
+    and then ``size`` quantities from the one generator it is given, so a deal's value
+    comes from the same stream as any other deal size.
+    """
+
+    dist: Literal["products"] = "products"
+    items: list[BundleItem]
+
+    @property
+    def mean(self) -> float:
+        return float(sum(i.attach * i.price * i.quantity.mean for i in self.items))
+
+    @property
+    def variance(self) -> float:
+        total = 0.0
+        for i in self.items:
+            q2 = i.quantity.variance + i.quantity.mean**2  # E[Q^2]
+            total += i.attach * i.price**2 * q2 - (i.attach * i.price * i.quantity.mean) ** 2
+        return float(total)
+
+    @property
+    def lower(self) -> float:
+        return float(sum(i.price * i.quantity.lower for i in self.items if i.attach >= 1))
+
+    @property
+    def upper(self) -> float:
+        return float(sum(i.price * i.quantity.upper for i in self.items if i.attach > 0 and i.price > 0))
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        total = np.zeros(size)
+        for i in self.items:
+            attached = rng.random(size) < i.attach
+            units = i.quantity.sample(rng, size)
+            total += np.where(attached, i.price * units, 0.0)
+        return total
+
+
+DealSize = Annotated[
+    Fixed | Exponential | LogNormal | Gamma | Weibull | Uniform | Triangular | Beta | Empirical | Bundle,
+    Field(discriminator="dist"),
+    BeforeValidator(_number_is_fixed),
+    AfterValidator(_check_nonnegative),
+]
+"""The value of a won deal: any non-negative distribution, or a :class:`Bundle` built from a price list."""

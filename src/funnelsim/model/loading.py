@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from funnelsim.files import MB, UnreadableFile, read_text
 from funnelsim.model.paths import apply_overrides
-from funnelsim.model.scenario import PIPELINE_SOURCE, RATE_TAGS, Scenario, ScenarioError
+from funnelsim.model.scenario import PIPELINE_SOURCE, RATE_TAGS, FieldProblems, Scenario, ScenarioError
 from funnelsim.model.subscription import CUSTOMER_COLUMNS
 
 __all__ = ["MAX_NESTING", "MAX_PIPELINE_BYTES", "MAX_SCENARIO_BYTES", "PIPELINE_COLUMNS", "CsvTable",
@@ -84,8 +84,11 @@ def parse_scenario(raw: dict[str, Any], source: str = "scenario", base_dir: str 
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
-        problems += [_describe(err) for err in exc.errors()]
-    problems += _reference_problems(raw)
+        problems += _describe_all(exc)
+    own = _reference_problems(raw)
+    problems += own
+    if scenario is not None and not problems:
+        problems += _segment_reference_problems(scenario, own)
     if problems:
         raise ScenarioError(_dedupe(problems), source)
     assert scenario is not None
@@ -472,6 +475,39 @@ def _dedupe(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 _DIST_EXAMPLE = '{dist = "lognormal", mean = 20, sd = 8}'
+
+
+def _describe_all(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    """Every problem of a validation error, with its dotted path (after ``prefix``).
+
+    A validator that found problems below its table (:class:`FieldProblems`) has each
+    reported at its own path, and a segment's view (a scenario of its own) at the path of
+    the segment.
+    """
+    out: list[tuple[str, str]] = []
+    for err in exc.errors():
+        found = err.get("ctx", {}).get("error") if err["type"] == "value_error" else None
+        if isinstance(found, FieldProblems):
+            where = _walk(tuple(err["loc"]))[0]
+            at = ".".join(p for p in (prefix, where) if p)
+            out += [(".".join(p for p in (at, path) if p), message) for path, message in found.problems]
+            for path, nested in found.nested:
+                out += _describe_all(nested, ".".join(p for p in (at, path) if p))
+            continue
+        path, message = _describe(err)
+        out.append((".".join(p for p in (prefix, path) if p), message))
+    return out
+
+
+def _segment_reference_problems(scenario: Scenario, own: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The cross-references of each segment's view (its personas, hire dates), at the segment's path;
+    those the top level has already are left out."""
+    problems = []
+    for name in scenario.segment_names:
+        for path, message in _reference_problems(scenario.segment_data(name)):
+            if (path, message) not in own:
+                problems.append((f"segments.{name}.{path}", message))
+    return problems
 
 
 def _describe(err: Any) -> tuple[str, str]:

@@ -14,7 +14,16 @@ from typing import Any
 
 from funnelsim.model.scenario import ScenarioError
 
-__all__ = ["MISSING", "all_paths", "apply_overrides", "get_attribute", "get_path", "parse_value", "set_paths"]
+__all__ = [
+    "MISSING",
+    "all_paths",
+    "apply_overrides",
+    "get_attribute",
+    "get_effective",
+    "get_path",
+    "parse_value",
+    "set_paths",
+]
 
 MISSING: Any = object()
 """What :func:`get_path` returns for a path that is not there."""
@@ -34,6 +43,27 @@ def get_path(raw: Any, path: str) -> Any:
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
             return MISSING
+        node = node[part]
+    return node
+
+
+def get_effective(raw: Any, path: str) -> Any:
+    """The value at ``path`` as the scenario uses it, or :data:`MISSING`.
+
+    As :func:`get_path`, but a key of a segment (``segments.<name>.<section>...``) that the
+    segment does not set is the top level's (``<section>...``), which the segment inherits;
+    not below a distribution table the segment replaces whole (one with ``dist``).
+    """
+    found = get_path(raw, path)
+    parts = path.split(".")
+    if found is not MISSING or len(parts) < 3 or parts[0] != "segments":
+        return found
+    node = get_path(raw, ".".join(parts[:2]))
+    for part in parts[2:]:
+        if not isinstance(node, dict) or "dist" in node:
+            return MISSING
+        if part not in node:
+            return get_path(raw, ".".join(parts[2:]))
         node = node[part]
     return node
 

@@ -11,12 +11,14 @@ scenario's ``currency``. Probabilities are shares in [0, 1].
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import difflib
 import hashlib
 import itertools
 import json
 import typing
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import (
@@ -25,30 +27,38 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     Tag,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
 )
 
-from funnelsim.model.distributions import Fixed, NonNegativeDist, Spec, UnitDist
+from funnelsim.model.distributions import Bundle, DealSize, Fixed, NonNegativeDist, Spec, UnitDist
 from funnelsim.model.subscription import Subscription
 
 __all__ = [
     "DAYS_PER_MONTH",
+    "NOT_PER_SEGMENT",
     "PIPELINE_SOURCE",
     "QUOTA_KEYS",
     "SPEED_TO_LEAD_PRESETS",
     "UNCERTAIN_PARAMETERS",
     "AETeam",
+    "Attach",
+    "FieldProblems",
     "Forecast",
     "InitialPipeline",
     "OpenDeal",
+    "Product",
     "Scenario",
     "ScenarioError",
+    "Segment",
     "draw_parameters",
+    "merge_tables",
     "rate",
 ]
 
@@ -98,6 +108,26 @@ def _clip(text: str) -> str:
     return f"{text[: MAX_MESSAGE_CHARS - 40]}... ({len(text):,} characters in all)"
 
 
+class FieldProblems(ValueError):
+    """Problems a validator found at paths below the table it checks, for the loader to report one by one.
+
+    ``problems`` holds ``(path, message)`` pairs, each path relative to that table;
+    ``nested`` holds ``(path, error)`` pairs, the validation error of a whole scenario built
+    at that path (a segment's view, :meth:`Scenario.segment_view`), whose own paths follow.
+    :mod:`funnelsim.model.loading` turns both into lines of one :class:`ScenarioError`.
+    """
+
+    def __init__(
+        self, problems: list[tuple[str, str]], nested: list[tuple[str, ValidationError]] | None = None
+    ) -> None:
+        self.problems = problems
+        self.nested = nested or []
+        lines = [f"{path}: {message}" if path else message for path, message in problems]
+        for path, error in self.nested:
+            lines += [f"{path}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()]
+        super().__init__("; ".join(lines))
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -114,6 +144,28 @@ def _month_keys(months: dict[str, float]) -> dict[str, float]:
     return months
 
 
+class _OmitsWhenEmpty(_Model):
+    """A table whose newer keys are left out of :meth:`Scenario.to_dict` while they hold their empty default.
+
+    So a scenario that does not use a feature dumps (and hashes, in manifests and caches)
+    exactly as before the feature existed.
+    """
+
+    OMIT_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_empty(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = typing.cast(dict[str, Any], handler(self))
+        for name in self.OMIT_WHEN_EMPTY:
+            if not getattr(self, name):
+                data.pop(type(self).model_fields[name].alias or name, None)
+        return self._trim(data)
+
+    def _trim(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Further keys to leave out of the dump (a subclass's)."""
+        return data
+
+
 class Persona(_Model):
     """Who a contact is. Researchers and job seekers engage but never buy."""
 
@@ -123,8 +175,10 @@ class Persona(_Model):
     )
 
 
-class Source(_Model):
+class Source(_OmitsWhenEmpty):
     """A channel that brings leads: inbound, outbound, partner, events..."""
+
+    OMIT_WHEN_EMPTY = ("segment_mix",)
 
     leads_per_month: NonNegative | None = Field(None, description="Mean leads per month (give exactly one volume).")
     leads_per_week: NonNegative | None = Field(None, description="Mean leads per week.")
@@ -154,6 +208,11 @@ class Source(_Model):
         default_factory=dict,
         description="Multiplier on volume for given months, keyed YYYY-MM (e.g. 2027-03 = 1.5), on top of "
         "seasonality; a month not listed is 1. A campaign burst, or a plan's lead quota month by month.",
+    )
+    segment_mix: dict[str, Probability] = Field(
+        default_factory=dict,
+        description="Share of this source's leads in each segment, keyed by segment name; sums to 1. Required when "
+        "the scenario has segments, refused when it has none. Each segment gets a Poisson stream of volume x share.",
     )
 
     @model_validator(mode="after")
@@ -441,8 +500,35 @@ QUOTA_KEYS = ("quota_per_year", "quota_ramp", "ote_per_year", "variable_share", 
 last three, which shape commission, when there is no ``ote_per_year``)."""
 
 
-class Sales(_Model):
-    """Account executives turn SQLs into opportunities and opportunities into revenue."""
+class Product(_Model):
+    """One line of the price list: a product a deal may include, and the price of one unit."""
+
+    price: NonNegative = Field(
+        description="Price of one unit, in currency (for a subscription, per year: a deal's ARR)."
+    )
+    description: str = Field("", description="Free text for readers.")
+
+
+class Attach(_Model):
+    """How often a won deal includes a product of the price list, and how many units of it."""
+
+    attach: Probability = Field(description="Probability that a deal includes this product (its attach rate).")
+    quantity: NonNegativeDist = Field(
+        default_factory=lambda: Fixed(value=1.0),
+        description="Units of the product in a deal that includes it (seats, licences, modules); may be a "
+        'distribution, e.g. {dist = "empirical", values = [5, 10, 25]}.',
+    )
+
+
+class Sales(_OmitsWhenEmpty):
+    """Account executives turn SQLs into opportunities and opportunities into revenue.
+
+    A deal's value is ``deal_size``, or, with ``products``, built from the price list:
+    ``sum over products of Bernoulli(attach) x price x quantity`` (a deal that includes
+    nothing is worth 0; give the core product ``attach = 1``).
+    """
+
+    OMIT_WHEN_EMPTY = ("products",)
 
     opportunity_rate: UncertainProbability = Field(
         description="Share of SQLs an AE accepts as an opportunity." + _UNCERTAIN_NOTE
@@ -452,7 +538,9 @@ class Sales(_Model):
     )
     fit_effect: FiniteFloat = Field(0.0, description="Change in log-odds of winning per unit of fit above 0.5.")
     cycle_days: NonNegativeDist = Field(description="Time from opportunity to close, days.")
-    deal_size: NonNegativeDist = Field(description="Revenue of a won deal, in currency.")
+    deal_size: DealSize = Field(
+        description="Revenue of a won deal, in currency. Leave it out when the deal is built from products."
+    )
     deal_size_by_persona: dict[str, NonNegativeDist] = Field(
         default_factory=dict, description="Deal size for named personas, overriding deal_size."
     )
@@ -467,6 +555,25 @@ class Sales(_Model):
         description="Days from opening to the close date an AE forecasts for a new opportunity (pipeline views); "
         "none = the median of cycle_days.",
     )
+    products: dict[str, Attach] = Field(
+        default_factory=dict,
+        description="Products a deal may include, keyed by their name in the price list (products), instead of "
+        "deal_size: a won deal is worth the sum of price x quantity of the products it includes.",
+    )
+
+    def _trim(self, data: dict[str, Any]) -> dict[str, Any]:
+        # A deal size built from the products is not written out: validation builds it again.
+        if self.products:
+            data.pop("deal_size", None)
+        return data
+
+    @model_validator(mode="after")
+    def _deal_size_or_products(self) -> Sales:
+        if self.products and not isinstance(self.deal_size, Bundle):
+            raise FieldProblems(
+                [("products", "give either deal_size or products (a deal built from the price list), not both")]
+            )
+        return self
 
 
 class Forecast(_Model):
@@ -574,8 +681,85 @@ class InitialPipeline(_Model):
         return self
 
 
-class Scenario(_Model):
+NOT_PER_SEGMENT = ("initial_pipeline",)
+"""Sections of a scenario a segment may not override (besides its keys that are not sections)."""
+
+
+def segment_sections() -> list[str]:
+    """The sections a segment may override: every table of a scenario (a pydantic model, or an optional
+    one) but those of :data:`NOT_PER_SEGMENT`, read from :class:`Scenario`'s fields, so a section added to
+    the scenario can be overridden per segment without a change here."""
+    out = []
+    for name, field in Scenario.model_fields.items():
+        annotation: Any = field.annotation
+        members = [m for m in typing.get_args(annotation) if m is not type(None)] or [annotation]
+        if name not in NOT_PER_SEGMENT and all(isinstance(m, type) and issubclass(m, BaseModel) for m in members):
+            out.append(field.alias or name)
+    return out
+
+
+class Segment(_Model):
+    """A kind of customer (SMB, mid-market, enterprise) with a funnel of its own after the sources.
+
+    Each source sends a share of its leads to each segment (``sources.<name>.segment_mix``),
+    and from there a segment is a scenario of its own: its own SDRs and AEs (territories:
+    a lead is only ever worked by its segment's reps), qualification rules, cycle, win rate
+    and deal size. A segment names only what differs from the top level: each of its
+    tables (``[segments.<name>.sales]``, ``[segments.<name>.handoff.sdr]``, …) is merged
+    key by key into the top-level section of that name; a distribution (a table with
+    ``dist``), a list or a number replaces the value whole. Every top-level section may be
+    overridden but ``initial_pipeline``; a team size not overridden is the top-level one,
+    for each segment.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+
+    description: str = Field("", description="Free text for readers (e.g. 'more than 1,000 employees').")
+
+    @model_validator(mode="after")
+    def _overrides_are_sections(self) -> Segment:
+        sections = segment_sections()
+        problems = []
+        for key, value in self.overrides().items():
+            if key not in sections:
+                hint = difflib.get_close_matches(key, sections, n=1)
+                problems.append(
+                    (
+                        key,
+                        f"unknown key '{key}'"
+                        + (f" (did you mean '{hint[0]}'?)" if hint else f"; a segment overrides {', '.join(sections)}"),
+                    )
+                )
+            elif not isinstance(value, dict):
+                problems.append((key, f"must be a table of [{key}] keys to override, got {value!r}"))
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+    def overrides(self) -> dict[str, Any]:
+        """The segment's tables by section name, as written (merged into the top level by
+        :meth:`Scenario.segment_view`)."""
+        return dict(self.model_extra or {})
+
+
+def merge_tables(base: Any, override: Any) -> Any:
+    """``override`` merged into ``base``, key by key through nested tables (a copy).
+
+    A value that is not a table, and a distribution table (one with a ``dist`` key),
+    replaces what ``base`` holds whole; so does any value where ``base`` has no table.
+    """
+    if not isinstance(base, dict) or not isinstance(override, dict) or "dist" in override:
+        return copy.deepcopy(override)
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = merge_tables(base.get(key), value)
+    return merged
+
+
+class Scenario(_OmitsWhenEmpty):
     """One organisation's funnel: what comes in, how it is nurtured, qualified and sold."""
+
+    OMIT_WHEN_EMPTY = ("segments", "products")
 
     name: str = Field("scenario", description="Label used in outputs.")
     description: str = Field("", description="Free text for readers.")
@@ -589,10 +773,19 @@ class Scenario(_Model):
     )
     personas: dict[str, Persona] = Field(description="Contact types; referenced by sources and sales.")
     sources: dict[str, Source] = Field(description="Lead channels.")
+    segments: dict[str, Segment] = Field(
+        default_factory=dict,
+        description="Customer segments (e.g. smb, mid_market, enterprise), each its own funnel after the sources "
+        "with its own reps; none = one funnel.",
+    )
     nurture: Nurture
     qualification: Qualification
     handoff: Handoff
     recycling: Recycling = Field(default_factory=Recycling)
+    products: dict[str, Product] = Field(
+        default_factory=dict,
+        description="The price list: products a deal may include (sales.products says how often and how many).",
+    )
     sales: Sales
     prospecting: Prospecting = Field(default_factory=Prospecting)
     initial_pipeline: InitialPipeline | None = Field(
@@ -627,6 +820,54 @@ class Scenario(_Model):
             "MSER-5 test on a pilot run (see docs/model.md, Warm start)."
         ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deal_size_from_products(cls, data: Any) -> Any:
+        """With ``sales.products``, the deal size is built from the price list (:func:`products_deal_size`)."""
+        sales = data.get("sales") if isinstance(data, dict) else None
+        if not isinstance(sales, dict):
+            return data
+        products = sales.get("products")
+        if not isinstance(products, dict) or not products:
+            return data
+        given = sales.get("deal_size")
+        if given is not None and not _is_built(given):
+            return data  # both: Sales says so
+        built = products_deal_size(data.get("products"), products)
+        return {**data, "sales": {**sales, "deal_size": built}}
+
+    @model_validator(mode="after")
+    def _products_are_priced(self) -> Scenario:
+        names = list(self.products)
+        problems = []
+        for name in self.sales.products:
+            if name not in self.products:
+                hint = difflib.get_close_matches(name, names, n=1)
+                where = f"(did you mean {hint[0]!r}?)" if hint else f"; the price list has {', '.join(names) or 'none'}"
+                problems.append((f"sales.products.{name}", f"unknown product {name!r} {where}".replace(" ;", ";")))
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _segments_fit(self) -> Scenario:
+        problems = _segment_mix_problems(self)
+        if not problems and self.segments and self.initial_pipeline is not None:
+            problems.append(
+                ("initial_pipeline", "an initial pipeline cannot be split into segments: remove one or the other")
+            )
+        if problems:
+            raise FieldProblems(problems)
+        nested = []
+        for name in self.segments:
+            try:
+                Scenario.model_validate(self.segment_data(name))
+            except ValidationError as exc:
+                nested.append((f"segments.{name}", exc))
+        if nested:
+            raise FieldProblems([], nested)
+        return self
 
     @model_validator(mode="after")
     def _ends_in_the_calendar(self) -> Scenario:
@@ -672,6 +913,58 @@ class Scenario(_Model):
     def end_date(self) -> dt.date:
         return self.start_date + dt.timedelta(days=self.horizon_days)
 
+    _views: dict[str, Scenario] = PrivateAttr(default_factory=dict)
+
+    @property
+    def segment_names(self) -> list[str]:
+        """The segments' names, in the order written (empty for an unsegmented scenario)."""
+        return list(self.segments)
+
+    def view_of(self, segment: str) -> Scenario:
+        """The scenario as the leads and reps of ``segment`` see it: its :meth:`segment_view`
+        (built once per scenario), or the scenario itself when it has no such segment (an
+        unsegmented scenario's one segment, ``"all"``)."""
+        if segment not in self.segments:
+            return self
+        view = self._views.get(segment)
+        if view is None:
+            view = self._views[segment] = self.segment_view(segment)
+        return view
+
+    def segment_view(self, name: str) -> Scenario:
+        """Segment ``name`` as a plain scenario of its own (validated, no segments).
+
+        Its sources are the scenario's, each at its volume times its share in this segment
+        (``segment_mix``; sources with no share are left out, unless no source feeds the
+        segment: then all stay, at volume 0, as a scenario needs one); its sections are the
+        top level's with the segment's tables merged in (:func:`merge_tables`).
+        """
+        if name not in self.segments:
+            raise KeyError(f"unknown segment {name!r}; defined: {', '.join(self.segments) or 'none'}")
+        return Scenario.model_validate(self.segment_data(name))
+
+    def segment_data(self, name: str) -> dict[str, Any]:
+        """The data of :meth:`segment_view`, before validation."""
+        data = self.to_dict()
+        segment = data.pop("segments")[name]
+        description = segment.pop("description", "")
+        for section, table in segment.items():
+            data[section] = merge_tables(data.get(section), table)
+        shares = {source: self.sources[source].segment_mix.get(name, 0.0) for source in self.sources}
+        fed = any(share > 0 for share in shares.values())
+        sources = {}
+        for source, raw in data["sources"].items():
+            if shares[source] > 0 or not fed:
+                for key in ("leads_per_month", "leads_per_week", "leads_per_day"):
+                    if raw.get(key) is not None:
+                        raw[key] = raw[key] * shares[source]
+                raw.pop("segment_mix", None)
+                sources[source] = raw
+        data["sources"] = sources
+        data["name"] = f"{self.name}.{name}"
+        data["description"] = description or self.description
+        return data
+
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved scenario as plain JSON-able data (defaults filled in).
 
@@ -708,6 +1001,58 @@ class Scenario(_Model):
 
 # Optional sections added after the first release: left out of Scenario.to_dict() when unset.
 LATER_SECTIONS = ("subscription",)
+
+
+def _is_built(deal_size: Any) -> bool:
+    """Whether a deal size is one built from products (rebuilt, so a changed price list is taken up)."""
+    return isinstance(deal_size, Bundle) or (isinstance(deal_size, dict) and deal_size.get("dist") == "products")
+
+
+def products_deal_size(price_list: Any, products: dict[str, Any]) -> dict[str, Any]:
+    """The ``products`` deal size of ``sales.products`` priced by the price list, as data.
+
+    If a product is not priced or an entry is invalid the bundle is left empty: the
+    fields' own checks (and :meth:`Scenario._products_are_priced`) report it.
+    """
+    items = []
+    for name, raw in products.items():
+        try:
+            product = Product.model_validate(price_list[name])
+            attach = Attach.model_validate(raw)
+        except (ValidationError, KeyError, TypeError):
+            return {"dist": "products", "items": []}
+        items.append({"product": name, "price": product.price, "attach": attach.attach, "quantity": attach.quantity})
+    return {"dist": "products", "items": items}
+
+
+def _segment_mix_problems(scenario: Scenario) -> list[tuple[str, str]]:
+    """Each source's ``segment_mix``: given exactly when there are segments, naming them, summing to 1."""
+    names = list(scenario.segments)
+    problems = []
+    for source_name, source in scenario.sources.items():
+        path = f"sources.{source_name}.segment_mix"
+        mix = source.segment_mix
+        if not names:
+            if mix:
+                problems.append((path, "the scenario has no segments: define [segments.<name>] or leave this out"))
+            continue
+        if not mix:
+            problems.append((path, f"required when there are segments: the share of this source in {', '.join(names)}"))
+            continue
+        for segment in mix:
+            if segment not in names:
+                hint = difflib.get_close_matches(segment, names, n=1)
+                problems.append(
+                    (
+                        f"{path}.{segment}",
+                        f"unknown segment {segment!r}"
+                        + (f" (did you mean {hint[0]!r}?)" if hint else f"; defined: {', '.join(names)}"),
+                    )
+                )
+        if abs(sum(mix.values()) - 1) > 1e-6:
+            problems.append((path, f"shares must sum to 1, got {sum(mix.values()):g}"))
+    return problems
+
 
 # Rates that may be given as a distribution (see UncertainProbability).
 UNCERTAIN_PARAMETERS = ("handoff.follow_up_rate", "recycling.probability", "sales.opportunity_rate", "sales.win_rate")

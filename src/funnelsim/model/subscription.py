@@ -25,7 +25,6 @@ Settings per segment: :func:`subscription_of`.
 from __future__ import annotations
 
 import datetime as dt
-import typing
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -191,8 +190,4 @@ class Subscription(_Model):
 def subscription_of(scenario: Scenario, segment: str) -> Subscription | None:
     """The subscription settings of ``segment``: its own when the scenario has segments and the
     segment overrides them (``scenario.segment_view(segment)``), else the scenario's."""
-    segments = getattr(scenario, "segments", None)
-    if segments and segment in segments:
-        view: Scenario = typing.cast(typing.Any, scenario).segment_view(segment)
-        return view.subscription
-    return scenario.subscription
+    return scenario.view_of(segment).subscription

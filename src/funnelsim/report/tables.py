@@ -30,6 +30,9 @@ written to full precision so they read back bit for bit):
 ``by_source.csv``, ``by_persona.csv``
     Funnel volumes, revenue and lead-to-win rate per source and per persona
     (:func:`~funnelsim.run.metrics.by_segment`).
+``segments.csv``, ``segments_by_month.csv`` (a scenario with segments only)
+    The headline numbers per segment, and the monthly funnel per segment
+    (:func:`~funnelsim.run.metrics.summarize_segments`, :func:`~funnelsim.run.metrics.segments_by_month`).
 ``leads.csv``
     One row per lead: traits, first time at each milestone, final state, deal
     amount, AE (:attr:`funnelsim.RunResult.leads`).
@@ -174,8 +177,15 @@ def _tables(result: RunResult, goal: float | None = None) -> dict[str, pd.DataFr
     horizon = float(sc.horizon_days)
     summary = {"scenario": sc.name, "seed": result.seed, "replication": result.replication}
     summary.update(metrics.summarize_run(result, goal))
+    # Only a segmented scenario has the per-segment tables (an unsegmented folder is as it was).
+    segments = (
+        {"segments.csv": metrics.summarize_segments(result), "segments_by_month.csv": metrics.segments_by_month(result)}
+        if sc.segments
+        else {}
+    )
     return {
         "summary.csv": pd.DataFrame([summary]),
+        **segments,
         "stages_by_month.csv": metrics.stages_by_month(ev, start, horizon),
         "time_in_stage.csv": metrics.time_in_stage(ev),
         "revenue_by_month.csv": metrics.revenue_by_period(ev, start, "month", horizon),

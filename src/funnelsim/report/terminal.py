@@ -81,6 +81,12 @@ def print_replications(reps: Replications) -> None:
             ("LTV:CAC", "ltv_to_cac", "{:.1f}"),
             ("CAC payback, months", "cac_payback_months", "{:.1f}"),
         ]
+    # A segmented scenario: each segment's wins and revenue under the totals.
+    for name in reps.scenario.segment_names:
+        shown += [
+            (f"  {name}: wins", f"segment:{name}:wins", "{:,.0f}"),
+            (f"  {name}: revenue ({cur})", f"segment:{name}:revenue", "money"),
+        ]
     for label, key, fmt in shown:
         row = summary.loc[key]
         cells = [row["mean"], row["ci_low"], row["ci_high"], row["p10"], row["p50"], row["p90"]]
@@ -130,6 +136,8 @@ def print_summary(stats: dict[str, float], currency: str) -> None:
     out.print(table)
     booked = " (ARR of the new customers at signing)" if "ending_arr" in stats else ""
     out.print(f"revenue booked:   {stats['revenue']:,.0f} {currency}{booked}")
+    for line in segment_lines(stats, currency):
+        out.print(line)
     if "pipeline_revenue" in stats:  # the scenario starts from an open pipeline
         out.print(
             f"  from pipeline:  {stats['pipeline_revenue']:,.0f} {currency} "
@@ -226,6 +234,23 @@ def print_arr_bridge(stats: dict[str, float], currency: str) -> None:
         f"CAC payback {short(stats['cac_payback_months'], '{:.1f}')} months, "
         f"magic number {short(stats['magic_number'], '{:.2f}')}"
     )
+
+
+def segment_lines(stats: dict[str, float], currency: str) -> list[str]:
+    """One line per segment of a segmented run (its ``segment:<name>:<metric>`` keys); none otherwise."""
+    names = list(dict.fromkeys(key.split(":")[1] for key in stats if key.startswith("segment:")))
+    lines = []
+    for name in names:
+        seg = {key.rsplit(":", 1)[1]: value for key, value in stats.items() if key.startswith(f"segment:{name}:")}
+        cycle = seg["median_cycle_days"]
+        lines.append(
+            f"  {name}: {seg['leads']:,.0f} leads, {seg['mqls']:,.0f} MQLs, {seg['sqls']:,.0f} SQLs, "
+            f"{seg['wins']:,.0f} wins (win rate {pct(seg['win_rate'])}), {seg['revenue']:,.0f} {currency}, "
+            f"average deal {short(seg['average_deal_size'], 'money')}, median cycle "
+            + ("n/a" if math.isnan(cycle) else f"{cycle:.0f} days")
+            + f"; {seg['average_sdr_headcount']:.1f} SDRs, {seg['average_ae_headcount']:.1f} AEs"
+        )
+    return lines
 
 
 BOTTLENECK_BUSY = 0.9

@@ -72,6 +72,7 @@ A ratio whose denominator is 0 is NaN.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import math
@@ -80,7 +81,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from funnelsim.vocabulary import EVENTS, LEAKAGE_REASONS, OPEN_STATES, STAGES, STATE_AFTER, TEAMS
+from funnelsim.vocabulary import EVENTS, LEAKAGE_REASONS, OPEN_STATES, SEGMENT, STAGES, STATE_AFTER, TEAMS
 
 if TYPE_CHECKING:
     from funnelsim.model.scenario import Scenario
@@ -99,10 +100,12 @@ __all__ = [
     "pipeline_over_time",
     "queue_visits",
     "revenue_by_period",
+    "segments_by_month",
     "spend_by_period",
     "stage_volumes",
     "stages_by_month",
     "summarize_run",
+    "summarize_segments",
     "summary",
     "time_in_stage",
     "time_weighted_mean",
@@ -547,7 +550,27 @@ def _steps(levels: pd.DataFrame, team: str, column: str) -> tuple[np.ndarray, np
     rows = levels[levels["team"] == team]
     if rows.empty and team not in TEAMS:
         raise ValueError(f"unknown team {team!r}; expected one of {list(TEAMS)}")
-    return _as_steps(rows["time"].to_numpy(float), rows[column].to_numpy(float))
+    t, v = rows["time"].to_numpy(float), rows[column].to_numpy(float)
+    if SEGMENT in rows.columns:
+        return _summed_steps(t, v, rows[SEGMENT].to_numpy(object))
+    return _as_steps(t, v)
+
+
+def _summed_steps(t: np.ndarray, v: np.ndarray, segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The team's step function over all segments: the sum of each segment's (``segment``: each row's).
+
+    A segmented run logs one step function per team and segment (each segment's team is a
+    pool of its own); the team's queue, busy reps or capacity at a time is their sum.
+    """
+    parts = [_as_steps(t[segment == name], v[segment == name]) for name in dict.fromkeys(segment.tolist())]
+    if len(parts) <= 1:
+        return parts[0] if parts else _as_steps(t, v)
+    times = np.unique(np.concatenate([pt for pt, _ in parts]))
+    total = np.zeros(len(times))
+    for pt, pv in parts:
+        i = np.searchsorted(pt, times, side="right") - 1
+        total += np.where(i >= 0, pv[np.clip(i, 0, None)], 0.0)
+    return times, total
 
 
 def _as_steps(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1022,8 +1045,7 @@ def _costs(
     marketing = float(sum(by_source.values()))
     sdr_days = roster.employed_days("sdr", horizon)
     ae_days = roster.employed_days("ae", horizon)
-    sdr_cost = sdr_days * scenario.handoff.sdr.cost_per_year / DAYS_PER_YEAR
-    ae_cost = ae_days * scenario.sales.ae.cost_per_year / DAYS_PER_YEAR
+    sdr_cost, ae_cost = _team_costs(scenario, roster, horizon)
     # Commission (AEs with an OTE) is sales cost on top of the fixed pay in cost_per_year.
     sales_cost = sdr_cost + ae_cost + (commission or 0.0)
     total = marketing + sales_cost
@@ -1044,6 +1066,22 @@ def _costs(
         "average_ae_headcount": float(ae_headcount),
         "average_sdr_headcount": float(sdr_days / horizon),
     }
+
+
+def _team_costs(scenario: Scenario, roster: _Roster, horizon: float) -> tuple[float, float]:
+    """The SDRs' and the AEs' cost: employed rep-days times the yearly cost of a rep (each segment's
+    reps at their segment's cost, :meth:`~funnelsim.model.scenario.Scenario.segment_view`)."""
+    if not scenario.segments:
+        return (
+            roster.employed_days("sdr", horizon) * scenario.handoff.sdr.cost_per_year / DAYS_PER_YEAR,
+            roster.employed_days("ae", horizon) * scenario.sales.ae.cost_per_year / DAYS_PER_YEAR,
+        )
+    sdr = ae = 0.0
+    for name in scenario.segment_names:
+        view = scenario.segment_view(name)
+        sdr += roster.employed_days("sdr", horizon, name) * view.handoff.sdr.cost_per_year / DAYS_PER_YEAR
+        ae += roster.employed_days("ae", horizon, name) * view.sales.ae.cost_per_year / DAYS_PER_YEAR
+    return sdr, ae
 
 
 # ---------------------------------------------------------------------------
@@ -1149,6 +1187,9 @@ def summarize_run(result: RunResult, goal: float | None = None) -> dict[str, flo
         from funnelsim.run.recurring import summarize_recurring  # imports this module
 
         out.update(summarize_recurring(result, out["cac"]))
+    if scenario.segments:
+        for row in summarize_segments(result).to_dict("records"):
+            out.update({f"segment:{row[SEGMENT]}:{key}": float(row[key]) for key in SEGMENT_HEADLINE})
     return out
 
 
@@ -1157,6 +1198,119 @@ def _quota_summary(result: RunResult, goal: float | None) -> dict[str, float]:
     from funnelsim.run.quotas import has_quotas, quota_report
 
     return dict(quota_report(result, goal).summary) if has_quotas(result.scenario) else {}
+
+
+SEGMENT_COLUMNS = (
+    "leads",
+    "mqls",
+    "sqls",
+    "opportunities",
+    "wins",
+    "losses",
+    "revenue",
+    "lead_to_mql",
+    "mql_to_sql",
+    "sql_to_opportunity",
+    "opportunity_to_win",
+    "win_rate",
+    "average_deal_size",
+    "median_cycle_days",
+    "median_lead_to_win_days",
+    "average_sdr_headcount",
+    "average_ae_headcount",
+    "sdr_utilisation",
+    "ae_utilisation",
+    "marketing_cost",
+    "sales_cost",
+    "total_cost",
+    "cac",
+)
+"""Columns of :func:`summarize_segments` after ``segment``."""
+SEGMENT_HEADLINE = (
+    "leads",
+    "mqls",
+    "sqls",
+    "wins",
+    "revenue",
+    "win_rate",
+    "average_deal_size",
+    "median_cycle_days",
+    "average_sdr_headcount",
+    "average_ae_headcount",
+)
+"""What :func:`summarize_run` reports per segment, as ``segment:<name>:<metric>``."""
+
+
+def _segment_parts(result: RunResult) -> list[tuple[str, RunResult]]:
+    """Each segment of a segmented run as a run of its own (its leads' events, its teams' levels and roster,
+    its view of the scenario); lead and rep ids stay those of the whole run."""
+    attributes = result.attributes
+    codes = attributes[SEGMENT].cat.codes.to_numpy()
+    of_event = codes[result.events["lead"].to_numpy(np.int64)]
+    parts = []
+    for k, name in enumerate(attributes[SEGMENT].cat.categories):
+        levels, roster = result.levels, result.roster
+        part = dataclasses.replace(
+            result,
+            scenario=result.scenario.segment_view(str(name)),
+            events=result.events[of_event == k],
+            levels=levels[(levels[SEGMENT] == name).to_numpy(bool)].drop(columns=SEGMENT),
+            roster=roster[(roster[SEGMENT] == name).to_numpy(bool)].drop(columns=SEGMENT),
+        )
+        parts.append((str(name), part))
+    return parts
+
+
+def summarize_segments(result: RunResult) -> pd.DataFrame:
+    """The headline numbers of each segment of a segmented run (``segments.csv``).
+
+    Parameters
+    ----------
+    result
+        A run of a scenario with segments (its per-lead table has a ``segment`` column).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per segment, in the scenario's order: ``segment`` and :data:`SEGMENT_COLUMNS`,
+        each as :func:`summarize_run` defines it over the segment's leads, reps and costs
+        (its SDRs and AEs at its own ``cost_per_year``; marketing cost of its leads).
+    """
+    if SEGMENT not in result.attributes:
+        raise ValueError("not a segmented run: its per-lead table has no segment column")
+    horizon = float(result.scenario.horizon_days)
+    rows = []
+    for name, part in _segment_parts(result):
+        out = _summary(_Log(part.events))
+        source = part.attributes["source"].astype(str)
+        created = part.events.loc[part.events["event"] == "created", "lead"].to_numpy(np.int64)
+        count = source.iloc[created].value_counts().to_dict()
+        out.update(_costs(part.scenario, count, _Roster(part.roster), out, out["revenue"], horizon))
+        levels = _Levels(part.levels)
+        out.update({f"{team}_utilisation": levels.utilisation(team, 0.0, horizon) for team in TEAMS})
+        rows.append({SEGMENT: name, **{key: out[key] for key in SEGMENT_COLUMNS}})
+    return pd.DataFrame(rows, columns=[SEGMENT, *SEGMENT_COLUMNS])
+
+
+def segments_by_month(result: RunResult) -> pd.DataFrame:
+    """:func:`stages_by_month` of each segment of a segmented run (``segments_by_month.csv``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`stages_by_month` with ``segment`` after ``month``: one row per
+        month and segment (segments in the scenario's order within a month).
+    """
+    if SEGMENT not in result.attributes:
+        raise ValueError("not a segmented run: its per-lead table has no segment column")
+    sc = result.scenario
+    frames = []
+    for name, part in _segment_parts(result):
+        monthly = stages_by_month(part.events, sc.start_date, float(sc.horizon_days))
+        monthly.insert(1, SEGMENT, name)
+        frames.append(monthly)
+    out = pd.concat(frames, ignore_index=True).sort_values("month", kind="stable")
+    return out.reset_index(drop=True)
 
 
 def _queue_summary(visits: pd.DataFrame, team: str, horizon: float) -> dict[str, float]:
@@ -1205,6 +1359,7 @@ class _Roster:
         self.rep = roster["rep"].to_numpy(np.int64)
         self.time = roster["time"].to_numpy(float)
         self.left = (roster["change"] == "left").to_numpy(bool)
+        self.segment = roster[SEGMENT].to_numpy(object) if SEGMENT in roster.columns else None
 
     def employed_days_between(self, team: str, start: float, end: float) -> float:
         """Rep-days on payroll within ``[start, end)`` (as :meth:`employed_days`)."""
@@ -1220,10 +1375,13 @@ class _Roster:
         stop = np.minimum(left_at, end)
         return float(np.clip(stop - np.clip(first, start, None), 0.0, None).sum())
 
-    def employed_days(self, team: str, horizon_days: float) -> float:
+    def employed_days(self, team: str, horizon_days: float, segment: str | None = None) -> float:
         """Rep-days on payroll within ``[0, horizon_days)``: from a rep's ``joined`` row (paid in
-        full while ramping) until its ``left`` row or the horizon."""
-        rows = np.flatnonzero(self.team == team)
+        full while ramping) until its ``left`` row or the horizon; of one segment's reps if given."""
+        mine = self.team == team
+        if segment is not None and self.segment is not None:
+            mine &= self.segment == segment
+        rows = np.flatnonzero(mine)
         if not len(rows):
             return 0.0
         reps, where = np.unique(self.rep[rows], return_inverse=True)
@@ -1248,8 +1406,14 @@ class _Levels:
         self.time = levels["time"].to_numpy(float)
         self.busy = levels["busy"].to_numpy(float)
         self.capacity = levels["capacity"].to_numpy(float)
+        # A segmented run's team is one pool per segment: its levels are their sums.
+        self.segment = levels[SEGMENT].to_numpy(object) if SEGMENT in levels.columns else None
 
     def utilisation(self, team: str, start: float, end: float) -> float:
         rows = self.rows[team]
         t = self.time[rows]
+        if self.segment is not None:
+            segment = self.segment[rows]
+            busy, capacity = _summed_steps(t, self.busy[rows], segment), _summed_steps(t, self.capacity[rows], segment)
+            return _utilisation(*busy, *capacity, start, end)
         return _utilisation(*_as_steps(t, self.busy[rows]), *_as_steps(t, self.capacity[rows]), start, end)

@@ -64,12 +64,8 @@ DAYS_PER_YEAR = 365.25
 
 
 def sales_settings_of(scenario: Scenario, segment: str) -> Sales:
-    """The sales settings (cycle, win rate, forecast cycle) of one segment: the scenario's own until segments exist."""
-    segments = getattr(scenario, "segments", None)
-    if segments and segment in segments:
-        view: Scenario = scenario.segment_view(segment)  # type: ignore[attr-defined]
-        return view.sales
-    return scenario.sales
+    """The sales settings (cycle, win rate, forecast cycle) of one segment (:meth:`Scenario.view_of`)."""
+    return scenario.view_of(segment).sales
 
 
 def median_of(spec: Spec) -> float:

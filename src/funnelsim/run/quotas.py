@@ -85,12 +85,8 @@ def _segments(scenario: Scenario) -> list[str]:
 
 
 def ae_settings_of(scenario: Scenario, segment: str) -> AETeam:
-    """The AE settings (quota, ramp, compensation) of one segment: the scenario's own until segments exist."""
-    segments = getattr(scenario, "segments", None)
-    if segments and segment in segments:
-        view: Scenario = scenario.segment_view(segment)  # type: ignore[attr-defined]
-        return view.sales.ae
-    return scenario.sales.ae
+    """The AE settings (quota, ramp, compensation) of one segment (:meth:`Scenario.view_of`)."""
+    return scenario.view_of(segment).sales.ae
 
 
 def staff_of(roster: pd.DataFrame) -> pd.DataFrame:

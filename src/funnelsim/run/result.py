@@ -1,4 +1,11 @@
-"""What one run produced: the event log, the level log, the roster, and per-lead outcomes."""
+"""What one run produced: the event log, the level log, the roster, and per-lead outcomes.
+
+A segmented scenario runs each segment as a world of its own (:meth:`RunResult.of_segments`
+puts their results together): lead ids and each team's rep ids are offset so they stay
+unique, the per-lead table gets a ``segment`` column, and so do the level log and the
+roster, whose rows are then per team *and* segment (:mod:`funnelsim.run.metrics` sums the
+segments' step functions for a team's totals).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from funnelsim.model.scenario import Scenario
-from funnelsim.vocabulary import MILESTONES, OPEN_STATES, STATE_AFTER, STATES
+from funnelsim.vocabulary import EVENTS, MILESTONES, OPEN_STATES, REP_TEAM, SEGMENT, STATE_AFTER, STATES, TEAMS
 
 __all__ = ["Logs", "RunResult", "window"]
 
@@ -97,6 +104,54 @@ class RunResult:
             metadata["burn_in_days"] = origin
         return cls(scenario, seed, replication, events, levels, roster, frame, metadata)
 
+    @classmethod
+    def of_segments(
+        cls, scenario: Scenario, parts: dict[str, RunResult], parameters: dict[str, float] | None = None
+    ) -> RunResult:
+        """One result of a segmented ``scenario`` from its segments' runs (``parts``, by segment name).
+
+        The events are merged in time order (at a tie, segment by segment in the order of
+        ``parts``); a segment's leads, SDRs and AEs get ids after the previous segment's. A
+        rate drawn per replication is reported at its path in the segmented scenario: the top
+        level's (``parameters``, drawn once for every segment) at its own, a segment's at
+        ``segments.<name>.<path>``; what was open at the start is summed.
+        """
+        names = list(parts)
+        first = next(iter(parts.values()))
+        sources = list(dict.fromkeys([*scenario.sources, *(c for p in parts.values() for c in _categories(p))]))
+        events, levels, roster, attributes = [], [], [], []
+        leads, reps = 0, dict.fromkeys(TEAMS, 0)
+        for k, part in enumerate(parts.values()):
+            offsets = _rep_offsets(part, reps)
+            events.append(_shift_events(part.events, leads, offsets))
+            attributes.append(
+                part.attributes.assign(
+                    lead=part.attributes["lead"].to_numpy() + leads,
+                    source=part.attributes["source"].cat.set_categories(sources),
+                    segment=np.full(len(part.attributes), k, dtype=np.int16),
+                )
+            )
+            levels.append(part.levels.assign(segment=np.full(len(part.levels), k, dtype=np.int16)))
+            shift = part.roster["team"].map(offsets).to_numpy(np.int64)
+            roster.append(
+                part.roster.assign(
+                    rep=part.roster["rep"].to_numpy() + shift, segment=np.full(len(part.roster), k, dtype=np.int16)
+                )
+            )
+            leads += len(part.attributes)
+        metadata = _merged_metadata(first.metadata, parts)
+        metadata["parameters"] = {**(parameters or {}), **metadata["parameters"]}
+        return cls(
+            scenario,
+            first.seed,
+            first.replication,
+            _in_time_order(pd.concat(events, ignore_index=True)),
+            _segment_column(_in_time_order(pd.concat(levels, ignore_index=True)), names),
+            _segment_column(_in_time_order(pd.concat(roster, ignore_index=True)), names),
+            _segment_column(pd.concat(attributes, ignore_index=True), names),
+            metadata,
+        )
+
     @cached_property
     def leads(self) -> pd.DataFrame:
         """One row per lead: traits, first time at each milestone, final state, deal amount, AE."""
@@ -132,6 +187,69 @@ class RunResult:
         ae[deals["lead"].to_numpy()] = deals["rep"].to_numpy()
         out["ae"] = ae
         return out
+
+
+def _categories(part: RunResult) -> list[str]:
+    return [str(c) for c in part.attributes["source"].cat.categories]
+
+
+def _rep_offsets(part: RunResult, reps: dict[str, int]) -> dict[str, int]:
+    """Each team's id offset for ``part``'s reps (the reps of the segments before it), and ``reps``
+    moved past the highest id of ``part``'s roster or events (a rep gone before a warm start's day 0
+    may still close deals: it is in the events, not the roster)."""
+    offsets = dict(reps)
+    rep_team = _rep_team(part.events)
+    for team in TEAMS:
+        in_roster = part.roster.loc[part.roster["team"] == team, "rep"].to_numpy(np.int64)
+        in_events = part.events["rep"].to_numpy(np.int64)[rep_team == team]
+        reps[team] += int(max(in_roster.max(initial=-1), in_events.max(initial=-1))) + 1
+    return offsets
+
+
+def _rep_team(events: pd.DataFrame) -> np.ndarray:
+    """The team of each event's rep (:data:`~funnelsim.vocabulary.REP_TEAM`; ``""`` where it names none)."""
+    lookup = np.array([REP_TEAM.get(name, "") for name in EVENTS], dtype=object)
+    event = events["event"]
+    if isinstance(event.dtype, pd.CategoricalDtype) and list(event.cat.categories) == list(EVENTS):
+        codes = event.cat.codes.to_numpy()  # the engine's log: no strings to compare
+    else:
+        codes = pd.Categorical(event.astype(str), categories=list(EVENTS)).codes
+    return lookup[codes]
+
+
+def _shift_events(events: pd.DataFrame, leads: int, offsets: dict[str, int]) -> pd.DataFrame:
+    rep_team = _rep_team(events)
+    rep = events["rep"].to_numpy().copy()
+    for team, offset in offsets.items():
+        mine = (rep_team == team) & (rep >= 0)
+        rep[mine] += offset
+    return events.assign(lead=events["lead"].to_numpy() + leads, rep=rep)
+
+
+def _in_time_order(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def _segment_column(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """``frame`` with its segment numbers as the segments' names (categorical)."""
+    return frame.assign(**{SEGMENT: pd.Categorical.from_codes(frame[SEGMENT].to_numpy(), categories=names)})
+
+
+def _merged_metadata(first: dict[str, Any], parts: dict[str, RunResult]) -> dict[str, Any]:
+    metadata = {key: value for key, value in first.items() if key not in ("parameters", "open_at_start")}
+    metadata["parameters"] = {
+        f"segments.{name}.{path}": value
+        for name, part in parts.items()
+        for path, value in part.metadata.get("parameters", {}).items()
+    }
+    metadata["segments"] = list(parts)
+    if "open_at_start" in first:
+        totals: dict[str, float] = {}
+        for part in parts.values():
+            for key, value in part.metadata["open_at_start"].items():
+                totals[key] = totals.get(key, 0) + value
+        metadata["open_at_start"] = totals
+    return metadata
 
 
 def window(

@@ -75,6 +75,7 @@ EXCLUDED: tuple[tuple[str, str], ...] = (
     ("description", "a label"),
     ("currency", "a label"),
     ("sources.*.persona_mix", "a mix: shares that must sum to 1"),
+    ("sources.*.segment_mix", "a mix: shares that must sum to 1"),
     ("sources.*.seasonality", "a monthly profile (12 multipliers); the source's volume is varied instead"),
     ("sources.*.entry_stage", "a choice, not a number"),
     ("sources.*.qualified_by", "a choice, not a number"),
@@ -202,6 +203,8 @@ def _walk(
         if (info.alias or name) not in dumped:
             continue
         value = getattr(model, name)
+        if isinstance(value, dict) and not value:
+            continue  # an empty table (no segment_mix without segments): nothing to vary or to skip
         if isinstance(value, dict) and not _excluded(path):
             inner = typing.get_args(info.annotation)
             annotation = inner[1] if len(inner) == 2 else Any

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from funnelsim.model.loading import parse_scenario
-from funnelsim.model.paths import all_paths, parse_value, set_paths
+from funnelsim.model.paths import MISSING, all_paths, get_effective, parse_value, set_paths
 from funnelsim.model.scenario import Scenario
 from funnelsim.randomness import resolve_seed
 from funnelsim.studies import replications as mc
@@ -144,16 +144,14 @@ def _check_grid_size(points: int, where: str = "--param: ") -> None:
 
 
 def _check_path(raw: dict[str, Any], path: str, option: str = "--param") -> None:
-    node: Any = raw
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            known = all_paths(raw)
-            hint = difflib.get_close_matches(path, known, n=1, cutoff=0.6)
-            raise SweepError(
-                f"{option} {path}: no such parameter in the scenario"
-                + (f" (did you mean {hint[0]!r}?)" if hint else "; paths are as for --set, e.g. sales.win_rate")
-            )
-        node = node[part]
+    # A segment's key it inherits from the top level is a parameter too (segments.<name>.sales.ae.count).
+    if get_effective(raw, path) is MISSING:
+        known = all_paths(raw)
+        hint = difflib.get_close_matches(path, known, n=1, cutoff=0.6)
+        raise SweepError(
+            f"{option} {path}: no such parameter in the scenario"
+            + (f" (did you mean {hint[0]!r}?)" if hint else "; paths are as for --set, e.g. sales.win_rate")
+        )
 
 
 def with_values(raw: dict[str, Any], values: Mapping[str, Any], source: str) -> Scenario:
