@@ -58,6 +58,9 @@ UNIT_BY_NAME = {
     "odds_multiplier": "odds ratio",
     "seasonality": "multiplier",
     "threshold": "score 0–1",
+    "working_hours": "local time",
+    "business_days": "day names",
+    "time_zone": "IANA name",
 }
 
 # Fields that have no ``Field(description=...)`` in scenario.py yet.
@@ -106,6 +109,13 @@ RULES = {
         "name of these deals in results).",
     ],
     "OpenDeal": ['`persona` (default `"buyer"`) must be a defined persona.'],
+    "WorkingCalendar": [
+        "`time_zone` (and a team's `time_zone`) must be a zone the IANA database knows (Python's `zoneinfo`).",
+        "`business_days` lists each day at most once; `working_hours` are `HH:MM-HH:MM` spans within 00:00-24:00, "
+        "each ending after it starts (hours across midnight are two spans), not overlapping.",
+        'A team\'s `working_hours` or `time_zone` need this section; `handoff.response_clock = "working"` and '
+        '`handoff.speed_to_lead_clock = "working"` need `handoff.sdr.working_hours`.',
+    ],
 }
 
 # One valid example per distribution family, its support in words, and rules across its keys.

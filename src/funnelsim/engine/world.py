@@ -45,6 +45,7 @@ from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.staffing import SdrStaffing
 from funnelsim.model.mechanisms import ContactCurve, productivity, score, slots, win_probability
 from funnelsim.model.scenario import DAYS_PER_MONTH, PIPELINE_SOURCE, Scenario, draw_parameters, rate
+from funnelsim.model.workcal import WorkingTime, clock_of
 from funnelsim.randomness import Streams, buffered
 from funnelsim.vocabulary import EVENT_CODE
 
@@ -137,6 +138,26 @@ class Step(simpy.Event):
         self._value = self.carried = carried
         self._ok = True
         heapq.heappush(env._queue, (env._now + delay, priority, next(env._eid), self))
+
+
+class StepAt(Step):
+    """A :class:`Step` at an absolute time rather than after a delay: exact to the bit, so a
+    pick-up or a desk's opening computed from the working-time map happens at the time the map
+    gave (``now + (t - now)`` may differ from ``t`` in the last bit)."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        time: float,
+        callback: Callable[[Step], None],
+        carried: Any,
+        priority: EventPriority = NORMAL,
+    ) -> None:
+        self.env = env
+        self.callbacks = [callback]
+        self._value = self.carried = carried
+        self._ok = True
+        heapq.heappush(env._queue, (time, priority, next(env._eid), self))
 
 
 class FirstPass:
@@ -310,6 +331,7 @@ class World:
             )
             staffing.start(list(range(h.sdr.count)), self.origin)
         self._start_sales_team()
+        self._keep_hours(sc, origin)
         if sc.prospecting.opportunities_per_ae_per_month > 0:
             self.env.process(self._prospect())
 
@@ -468,6 +490,37 @@ class World:
         with gc_paused():
             self.env.run_to(self.horizon, feed)
 
+    # -- working hours --------------------------------------------------------
+    def _keep_hours(self, sc: Scenario, origin: float) -> None:
+        """The teams' working hours (a ``[calendar]`` and a team's ``working_hours``; None: around the
+        clock): each team's desk is open only in them (:meth:`SlotPool.set_open`)."""
+        self.sdr_clock = clock_of(sc, "sdr", origin)
+        self.ae_clock = clock_of(sc, "ae", origin)
+        h = sc.handoff
+        self.response_clock = self.sdr_clock if h.response_clock == "working" else None
+        self.contact_clock = self.sdr_clock if h.speed_to_lead_clock == "working" else None
+        for pool, clock in ((self.sdr, self.sdr_clock), (self.ae, self.ae_clock)):
+            if clock is not None:
+                self._open_and_close(pool, clock)
+
+    def _open_and_close(self, pool: SlotPool, clock: WorkingTime) -> None:
+        """Open and close ``pool`` at the team's hours, one step to the next boundary at a time.
+
+        An opening is urgent: a lead picked up, or a rep freed, at the very moment the desk
+        opens finds it open.
+        """
+        changes = [(t, opening) for t, opening in clock.boundaries() if 0.0 < t < self.horizon]
+        pool.open = bool(clock.is_open(0.0))
+
+        def toggle(step: Step) -> None:
+            i = step.carried
+            pool.set_open(changes[i][1])
+            if i + 1 < len(changes):
+                StepAt(self.env, changes[i + 1][0], toggle, i + 1, URGENT if changes[i + 1][1] else NORMAL)
+
+        if changes:
+            StepAt(self.env, changes[0][0], toggle, 0, URGENT if changes[0][1] else NORMAL)
+
     # -- hand-off -------------------------------------------------------------
     def mql(self, lead: int) -> bool:
         """A lead reaches marketing's bar again (recycled, or in the reference model): True if
@@ -480,8 +533,13 @@ class World:
         return True
 
     def respond(self, lead: int, mql_time: float) -> None:
-        """Sales picks the MQL up after its response delay, drawn now from the shared stream."""
-        Step(self.env, self.response_delay(), self.pick_up, (lead, mql_time, -1))
+        """Sales picks the MQL up after its response delay, drawn now from the shared stream (in the
+        SDR team's working time with ``response_clock = "working"``)."""
+        clock = self.response_clock
+        if clock is None:
+            Step(self.env, self.response_delay(), self.pick_up, (lead, mql_time, -1))
+        else:
+            StepAt(self.env, clock.after_one(self.env.now, self.response_delay()), self.pick_up, (lead, mql_time, -1))
 
     def soon(self, fn: Callable[..., None], *args: Any) -> None:
         """Call ``fn(*args)`` in an urgent step at this time: where a new SimPy process would start.
@@ -515,7 +573,15 @@ class World:
         delay = now - mql_time
         self._log((now, lead, E["sdr_start"], rep, delay))
         work = self.own.sdr_work[k] if k >= 0 else self.sdr_work()
-        Step(self.env, work, self._sdr_done, (lead, rep, delay, k))
+        clock = self.sdr_clock
+        if clock is None:
+            Step(self.env, work, self._sdr_done, (lead, rep, delay, k))
+            return
+        # An SDR works in its hours: the work is working time, and speed to lead reads the
+        # buyer's elapsed time (or the desk's working time, speed_to_lead_clock = "working").
+        if self.contact_clock is not None:
+            delay = self.contact_clock.working_one(now) - self.contact_clock.working_one(mql_time)
+        StepAt(self.env, clock.after_one(now, work), self._sdr_done, (lead, rep, delay, k))
 
     def _sdr_done(self, step: Step) -> None:
         lead, rep, delay, k = step.carried

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from funnelsim.model.distributions import Fixed, NonNegativeDist, Spec, UnitDist
+from funnelsim.model.workcal import TimeZone, WorkingCalendar, WorkingHours
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -45,6 +46,11 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+# A key that a scenario file only has when it uses the feature: left out of Scenario.to_dict
+# (so manifests, hashes and the keys studies walk) while it holds its default, so a scenario
+# written before the feature existed reads, runs and reports exactly as before.
+OMIT_DEFAULT: dict[str, Any] = {"omit_default": True}
 
 
 def _rate_kind(value: Any) -> str:
@@ -312,6 +318,18 @@ class SDRTeam(_Model):
     backfill_days: NonNegative | None = Field(
         None, description="A leaver is replaced by a new SDR after this many days; none = not replaced."
     )
+    working_hours: WorkingHours | None = Field(
+        None,
+        description="Local hours the SDRs work, '09:00-17:00' (or spans '08:00-12:00,13:00-17:00'), on the "
+        "calendar's business days: they start MQLs only then and their work_days count working time. "
+        "Needs a [calendar]; none = around the clock.",
+        json_schema_extra=OMIT_DEFAULT,
+    )
+    time_zone: TimeZone | None = Field(
+        None,
+        description="IANA time zone of the SDR team if not the calendar's (its working_hours are local there).",
+        json_schema_extra=OMIT_DEFAULT,
+    )
 
 
 class Handoff(_Model):
@@ -324,6 +342,20 @@ class Handoff(_Model):
         "'conservative' (half the effect on the log scale) or 'none'."
     )
     sdr: SDRTeam
+    response_clock: Literal["calendar", "working"] = Field(
+        "calendar",
+        description="What response_delay_days counts. 'calendar': elapsed time, nights and weekends included (a "
+        "delay measured from CRM timestamps). 'working': the SDR team's working time (sdr.working_hours), so a "
+        "lead arriving on Friday night with a 5-minute delay is picked up on Monday at opening + 5 minutes.",
+        json_schema_extra=OMIT_DEFAULT,
+    )
+    speed_to_lead_clock: Literal["calendar", "working"] = Field(
+        "calendar",
+        description="The delay the speed-to-lead curve reads. 'calendar': the buyer's elapsed time since the MQL "
+        "(interest fades in real time, and the studies measured elapsed time). 'working': the SDR team's working "
+        "time since the MQL (a buyer who wrote at night expects no answer before the morning).",
+        json_schema_extra=OMIT_DEFAULT,
+    )
 
 
 class Recycling(_Model):
@@ -351,6 +383,18 @@ class AETeam(_Model):
         None, description="A leaver is replaced by a new hire after this many days; none = not replaced."
     )
     cost_per_year: NonNegative = Field(0.0, description="Fully loaded cost of one AE per year.")
+    working_hours: WorkingHours | None = Field(
+        None,
+        description="Local hours the AEs work, '09:00-17:00', on the calendar's business days: an SQL reaches an "
+        "AE (opportunity or disqualification) only then; an SQL handed over after hours waits for the next "
+        "opening. Cycles run in calendar time. Needs a [calendar]; none = around the clock.",
+        json_schema_extra=OMIT_DEFAULT,
+    )
+    time_zone: TimeZone | None = Field(
+        None,
+        description="IANA time zone of the AE team if not the calendar's (its working_hours are local there).",
+        json_schema_extra=OMIT_DEFAULT,
+    )
 
 
 class Sales(_Model):
@@ -471,6 +515,12 @@ class Scenario(_Model):
             "MSER-5 test on a pilot run (see docs/model.md, Warm start)."
         ),
     )
+    calendar: WorkingCalendar | None = Field(
+        None,
+        description="Time zone, business days and holidays: with teams' working_hours, when SDRs and AEs work "
+        "(docs/model.md, section 7a); none = every team works around the clock.",
+        json_schema_extra=OMIT_DEFAULT,
+    )
 
     @model_validator(mode="after")
     def _ends_in_the_calendar(self) -> Scenario:
@@ -495,6 +545,25 @@ class Scenario(_Model):
             raise ValueError(f"burn_in_days is for a warm or pipeline start; this scenario starts {self.start_mode}")
         return self
 
+    @model_validator(mode="after")
+    def _hours_need_a_calendar(self) -> Scenario:
+        teams = (("handoff.sdr", self.handoff.sdr), ("sales.ae", self.sales.ae))
+        for where, team in teams:
+            if team.working_hours is None and team.time_zone is not None:
+                raise ValueError(f"{where}.time_zone is the zone of {where}.working_hours: give working_hours too")
+            if team.working_hours is not None and self.calendar is None:
+                raise ValueError(
+                    f"{where}.working_hours needs a [calendar] section (at least its time_zone, e.g. "
+                    "calendar.time_zone = 'Europe/Berlin')"
+                )
+        for key in ("response_clock", "speed_to_lead_clock"):
+            if getattr(self.handoff, key) == "working" and self.handoff.sdr.working_hours is None:
+                raise ValueError(
+                    f"handoff.{key} = 'working' counts the SDR team's working time: give handoff.sdr.working_hours "
+                    "(and a [calendar])"
+                )
+        return self
+
     @property
     def start_mode(self) -> Literal["warm", "cold", "pipeline"]:
         """``start``, or its default: ``"pipeline"`` with an initial pipeline, else ``"warm"``."""
@@ -517,8 +586,9 @@ class Scenario(_Model):
         return self.start_date + dt.timedelta(days=self.horizon_days)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fully resolved scenario as plain JSON-able data (defaults filled in)."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The fully resolved scenario as plain JSON-able data (defaults filled in), but the keys of
+        features a scenario does not use, which are left out while at their default (``OMIT_DEFAULT``)."""
+        return _without_unused(self, self.model_dump(mode="json", by_alias=True))
 
     def sha256(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
@@ -542,6 +612,27 @@ class Scenario(_Model):
         return self.model_copy(
             update={section: getattr(self, section).model_copy(update=keys) for section, keys in updates.items()}
         )
+
+
+def _without_unused(model: BaseModel, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (the dump of ``model``) without the ``OMIT_DEFAULT`` keys that hold their default, at any depth."""
+    for name, info in type(model).model_fields.items():
+        key = info.alias or name
+        value = getattr(model, name)
+        extra = info.json_schema_extra
+        if (
+            isinstance(extra, dict)
+            and extra.get("omit_default")
+            and value == info.get_default(call_default_factory=True)
+        ):
+            data.pop(key, None)
+        elif isinstance(value, BaseModel) and not isinstance(value, Spec):
+            _without_unused(value, data[key])
+        elif isinstance(value, dict):
+            for k, item in value.items():
+                if isinstance(item, BaseModel) and not isinstance(item, Spec):
+                    _without_unused(item, data[key][k])
+    return data
 
 
 # Rates that may be given as a distribution (see UncertainProbability).
