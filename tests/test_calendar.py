@@ -11,6 +11,7 @@ without a calendar runs exactly as before.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from typer.testing import CliRunner
 
@@ -134,6 +137,40 @@ def test_summer_time_moves_the_hours_in_run_time_but_not_their_length() -> None:
         i = np.searchsorted(starts, day + 0.5) - 1
         assert float(always.working(starts[i + 1]) - always.working(starts[i])) == pytest.approx(hours * HOUR)
     assert len(always.opens) == 1  # one interval: around the clock never closes (only the virtual end)
+
+
+ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Kolkata", "America/Santiago")
+
+
+@st.composite
+def calendars(draw: Any) -> tuple[WorkingCalendar, str, str | None]:
+    """A random calendar: zone, business days, holidays, one to three spans of hours, maybe a team zone."""
+    days = draw(st.lists(st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]), min_size=1, unique=True))
+    holidays = draw(st.lists(st.dates(dt.date(2026, 12, 1), dt.date(2028, 2, 1)), max_size=20))
+    cuts = sorted(draw(st.lists(st.integers(0, 96), min_size=2, max_size=6, unique=True)))
+    spans = [(a * 15, b * 15) for a, b in itertools.pairwise(cuts)][::2]
+    hours = ",".join(f"{a // 60:02d}:{a % 60:02d}-{b // 60:02d}:{b % 60:02d}" for a, b in spans)
+    calendar = WorkingCalendar(time_zone=draw(st.sampled_from(ZONES)), business_days=days, holidays=holidays)
+    return calendar, hours, draw(st.one_of(st.none(), st.sampled_from(ZONES)))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(calendars(), st.floats(0, 300), st.lists(st.floats(0, 3), min_size=1, max_size=50))
+def test_any_calendar_maps_work_into_its_hours(cal: Any, start: float, delays: list[float]) -> None:
+    """For any zones, days, holidays and spans: W is non-decreasing, W(W⁻¹(w)) = w, and work of any
+    length from any time ends in the team's hours, its working length exactly the delay."""
+    calendar, hours, zone = cal
+    c = working_time(calendar, hours, start_date=START, span_days=400, origin=30.0, time_zone=zone)
+    t = start + np.arange(len(delays)) * 0.37
+    done = c.after(t, np.array(delays))
+    assert np.all(done >= t)
+    np.testing.assert_allclose(c.working(done) - c.working(t), delays, rtol=0, atol=1e-9)
+    inside = done < 400
+    assert c.is_open(done[inside]).all()
+    grid = np.linspace(-30, 420, 2000)
+    assert np.all(np.diff(c.working(grid)) >= 0)
+    w = np.linspace(0, float(c.working(420.0)), 500)
+    np.testing.assert_allclose(c.working(c.calendar(w)), w, rtol=0, atol=1e-9)
 
 
 def test_hours_are_parsed_and_checked() -> None:

@@ -88,6 +88,7 @@ def _check_zone(name: str) -> str:
     return name
 
 
+MAX_SPANS = 24
 _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 
 
@@ -101,8 +102,11 @@ def parse_hours(text: str) -> tuple[tuple[int, int], ...]:
         Not ``HH:MM-HH:MM``, a time past 24:00, a span that ends before it starts (hours
         across midnight are two spans: ``"00:00-06:00,22:00-24:00"``), or spans that overlap.
     """
+    parts = text.split(",")
+    if len(parts) > MAX_SPANS:
+        raise ValueError(f"at most {MAX_SPANS} spans of working hours a day, got {len(parts):,}")
     spans = []
-    for part in text.split(","):
+    for part in parts:
         match = _HOURS.match(part.strip())
         if match is None:
             raise ValueError(f"working hours are HH:MM-HH:MM, e.g. '09:00-17:00'; got {part.strip()[:40]!r}")
@@ -215,6 +219,7 @@ class WorkingTime:
         self.ends = _frozen(before + self.lengths)
         # Python lists for the event loop: bisect on a list beats numpy on one value.
         self._o: list[float] = opens.tolist()
+        self._c: list[float] = closes.tolist()
         self._l: list[float] = self.lengths.tolist()
         self._b: list[float] = before.tolist()
         self._e: list[float] = self.ends.tolist()
@@ -233,7 +238,9 @@ class WorkingTime:
         where ``W`` is flat at ``w``)."""
         w = np.maximum(np.asarray(w, dtype=float), 0.0)
         j = np.searchsorted(self.ends, w, side="right")
-        return self.opens[j] + (w - self.before[j])
+        t = self.opens[j] + (w - self.before[j])
+        # A level an ulp short of a closing can round onto the closing itself: the next opening.
+        return np.where(t < self.closes[j], t, self.opens[np.minimum(j + 1, len(self.opens) - 1)])
 
     def after(self, t: np.ndarray | float, days: np.ndarray | float) -> np.ndarray:
         """When ``days`` of working time from ``t`` are done: ``W⁻¹(W(t) + days)``."""
@@ -264,7 +271,8 @@ class WorkingTime:
         """:meth:`calendar` of one working time."""
         w = max(w, 0.0)
         j = bisect.bisect_right(self._e, w)
-        return float(self._o[j] + (w - self._b[j]))
+        t = self._o[j] + (w - self._b[j])
+        return t if t < self._c[j] else self._o[j + 1]
 
     def after_one(self, t: float, days: float) -> float:
         """:meth:`after` of one time and duration."""
