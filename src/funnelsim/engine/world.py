@@ -18,6 +18,12 @@ a lead's first pick-up is not an event but an entry of a feed read beside the qu
 see ``fast._hand_over`` and :meth:`Calendar.run_to`, so an exact tie between it and an
 event, which takes fixed durations, may be broken the other way.)
 
+A team with working hours (a ``[calendar]`` and the team's ``working_hours``) has its rep
+pool closed outside them (:meth:`World._keep_hours`): one step at each opening and closing,
+the opening urgent, so nobody is started at night and a rep freed at night takes the next
+lead at the next opening. SDR work then counts working time, and with ``response_clock =
+"working"`` so does the response delay (:class:`~funnelsim.model.workcal.WorkingTime`).
+
 The chain carries the lead's position ``k`` among the leads fed to sales by the
 fast engine while it is on its first way through (``-1`` otherwise): its own draws
 for that pass were made before the run (:class:`FirstPass`), so a step reads them

@@ -60,6 +60,7 @@ __all__ = [
     "WorkingHours",
     "WorkingTime",
     "clock_of",
+    "contact_delay",
     "parse_hours",
     "settings_of",
     "working_time",
@@ -427,3 +428,24 @@ def clock_of(scenario: Scenario, team: Literal["sdr", "ae"], origin: float = 0.0
         origin=origin,
         time_zone=staff.time_zone,
     )
+
+
+def contact_delay(
+    clock: WorkingTime,
+    response_clock: str,
+    speed_to_lead_clock: str,
+    arrival: np.ndarray,
+    delay: np.ndarray,
+) -> np.ndarray:
+    """The delay the speed-to-lead curve reads for an MQL handed over at ``arrival`` with response
+    delay ``delay``, when an SDR of a team with working hours (``clock``) starts on it at once
+    (no queue): the start is ``W⁻¹(W(arrival) + delay)`` with ``response_clock = "working"``, else
+    the pick-up ``arrival + delay`` or the next opening after it; the curve reads ``start −
+    arrival`` (``speed_to_lead_clock = "calendar"``) or ``W(start) − W(arrival)``. Broadcasts."""
+    if response_clock == "working":
+        start = clock.after(arrival, delay)
+    else:
+        start = clock.calendar(clock.working(np.asarray(arrival) + np.asarray(delay)))
+    if speed_to_lead_clock == "working":
+        return clock.working(start) - clock.working(arrival)
+    return start - np.asarray(arrival)
