@@ -335,10 +335,16 @@ REPLICATIONS = 30
 
 def _with_responses(engine: Any, scenario: Any, seed: int) -> Sample:
     """:func:`test_oracle.sample` plus the pooled elapsed response times (MQL to SDR start)."""
-    base = sample(engine, scenario, seed, REPLICATIONS)
+    runs: dict[int, Any] = {}
+
+    def once(scenario: Any, seed: int, replication: int) -> Any:
+        runs[replication] = engine(scenario, seed=seed, replication=replication)
+        return runs[replication]
+
+    base = sample(once, scenario, seed, REPLICATIONS)
     pooled = []
     for replication in range(REPLICATIONS):
-        passes = response.sdr_passes(engine(scenario, seed=seed, replication=replication).events)
+        passes = response.sdr_passes(runs[replication].events)
         pooled.append((passes["start"] - passes["mql"]).dropna().to_numpy())
     return Sample(base.runs, {**base.leads, "response_days": np.concatenate(pooled)})
 
