@@ -73,6 +73,9 @@ UNIT_BY_NAME = {
     "term_months": "months",
     "seasonality": "multiplier",
     "threshold": "score 0–1",
+    "working_hours": "local time",
+    "business_days": "day names",
+    "time_zone": "IANA name",
 }
 
 # Fields that have no ``Field(description=...)`` in scenario.py yet.
@@ -163,6 +166,13 @@ RULES = {
         "`start_date` (a renewal already past), `start_date` not after it, and `renewal_date` must be after "
         "the customer's `start_date`.",
         "In a scenario with segments, `segment` is required and must be one of them.",
+    ],
+    "WorkingCalendar": [
+        "`time_zone` (and a team's `time_zone`) must be a zone the IANA database knows (Python's `zoneinfo`).",
+        "`business_days` lists each day at most once; `working_hours` are `HH:MM-HH:MM` spans within 00:00-24:00, "
+        "each ending after it starts (hours across midnight are two spans), not overlapping.",
+        'A team\'s `working_hours` or `time_zone` need this section; `handoff.response_clock = "working"` and '
+        '`handoff.speed_to_lead_clock = "working"` need `handoff.sdr.working_hours`.',
     ],
 }
 

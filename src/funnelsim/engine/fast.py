@@ -171,7 +171,9 @@ def _hand_over(
     Whether sales follows an MQL up and its response delay are the lead's own draws
     (:class:`~.world.FirstPass`), so the ``mql`` and ``not_followed_up`` events are
     written at once, and each followed MQL's pick-up time is known before the run: its
-    MQL time plus its delay, the same float sum the event loop would make. ``leads``
+    MQL time plus its delay, the same float sum the event loop would make (with
+    ``response_clock = "working"``, the time the SDR team's working-time map gives,
+    :meth:`~funnelsim.model.workcal.WorkingTime.after`). ``leads``
     is in feed order (by MQL time), a lead's position ``k`` in it indexing its own draws.
     """
     followed = own["follow_up"] < world.follow_up_rate
@@ -181,7 +183,11 @@ def _hand_over(
     codes[np.cumsum(rows)[~followed] - 1] = NOT_FOLLOWED_UP
     world.rec.bulk(np.repeat(mql_time, rows), np.repeat(leads, rows), codes)
     k = np.flatnonzero(followed)
-    pick_up = mql_time[k] + own["response_delay"][k]
+    clock = world.response_clock
+    if clock is None:
+        pick_up = mql_time[k] + own["response_delay"][k]
+    else:  # the delay is the SDR team's working time: W⁻¹(W(MQL) + delay), all leads at once
+        pick_up = clock.after(mql_time[k], own["response_delay"][k])
     by_time = np.argsort(pick_up, kind="stable")
     k = k[by_time]
     lead, at, position = leads[k].tolist(), mql_time[k].tolist(), k.tolist()

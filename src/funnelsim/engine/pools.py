@@ -12,6 +12,10 @@ over all reps: the reps with a free slot are kept in a heap keyed by (most free 
 lowest id), the order in which they take leads, with lazy deletion (a rep's entry
 is pushed again whenever its free slots change, and an entry that no longer matches
 is dropped when it reaches the top).
+
+A team with working hours (:mod:`funnelsim.model.workcal`) has its pool closed outside
+them (:meth:`SlotPool.set_open`): a lead arriving then, or a rep freed then, waits for
+the next opening, when the free reps take the waiting leads in queue order.
 """
 
 from __future__ import annotations
@@ -59,6 +63,9 @@ class SlotPool:
         self.capacity = 0
         self.in_use = 0
         self._free = 0  # sum of free slots: lets dispatch skip the heap when all are taken
+        # Outside the team's working hours the desk is closed: nobody takes a lead, from the
+        # queue or on arrival; slots still free up as work ends (see set_open).
+        self.open = True
 
     # -- reps -------------------------------------------------------------
     def add_rep(self, slots: int) -> int:
@@ -104,7 +111,7 @@ class SlotPool:
         Taking a free slot directly costs no SimPy event; only leads that must wait
         go through :meth:`request`.
         """
-        if self._waiting or not self._free:
+        if self._waiting or not self._free or not self.open:
             return -1
         # The rep with the most free slots takes the lead (ties: lowest id). It has a
         # free slot, so slots >= busy + 1 and its capacity max(slots, busy) is unchanged:
@@ -175,8 +182,14 @@ class SlotPool:
             req.event.succeed(None)
             self._record()
 
+    def set_open(self, is_open: bool) -> None:
+        """Open or close the desk (working hours): on opening, the free reps take the waiting leads."""
+        self.open = is_open
+        if is_open and self._waiting:
+            self._changed()
+
     def _changed(self) -> None:
-        while self._waiting and self._free:
+        while self._waiting and self._free and self.open:
             rep = self._best_rep()
             _, _, req = heapq.heappop(self._queue)
             if not req.waiting:

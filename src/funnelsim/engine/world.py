@@ -18,6 +18,12 @@ a lead's first pick-up is not an event but an entry of a feed read beside the qu
 see ``fast._hand_over`` and :meth:`Calendar.run_to`, so an exact tie between it and an
 event, which takes fixed durations, may be broken the other way.)
 
+A team with working hours (a ``[calendar]`` and the team's ``working_hours``) has its rep
+pool closed outside them (:meth:`World._keep_hours`): one step at each opening and closing,
+the opening urgent, so nobody is started at night and a rep freed at night takes the next
+lead at the next opening. SDR work then counts working time, and with ``response_clock =
+"working"`` so does the response delay (:class:`~funnelsim.model.workcal.WorkingTime`).
+
 The chain carries the lead's position ``k`` among the leads fed to sales by the
 fast engine while it is on its first way through (``-1`` otherwise): its own draws
 for that pass were made before the run (:class:`FirstPass`), so a step reads them
@@ -37,15 +43,16 @@ from typing import Any
 
 import numpy as np
 import simpy
-from simpy.events import URGENT
+from simpy.events import NORMAL, URGENT
 
 from funnelsim.engine.nurture import MQL, nurture_one
 from funnelsim.engine.pools import SlotPool
 from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.staffing import SdrStaffing
-from funnelsim.engine.step import Step
+from funnelsim.engine.step import Step, StepAt
 from funnelsim.model.mechanisms import ContactCurve, productivity, score, slots, win_probability
 from funnelsim.model.scenario import DAYS_PER_MONTH, PIPELINE_SOURCE, Scenario, draw_parameters, rate
+from funnelsim.model.workcal import WorkingTime, clock_of
 from funnelsim.randomness import Streams, buffered
 from funnelsim.vocabulary import EVENT_CODE
 
@@ -289,6 +296,7 @@ class World:
             )
             staffing.start(list(range(h.sdr.count)), self.origin)
         self._start_sales_team()
+        self._keep_hours(sc, origin)
         if sc.prospecting.opportunities_per_ae_per_month > 0:
             self.env.process(self._prospect())
 
@@ -447,6 +455,37 @@ class World:
         with gc_paused():
             self.env.run_to(self.horizon, feed)
 
+    # -- working hours --------------------------------------------------------
+    def _keep_hours(self, sc: Scenario, origin: float) -> None:
+        """The teams' working hours (a ``[calendar]`` and a team's ``working_hours``; None: around the
+        clock): each team's desk is open only in them (:meth:`SlotPool.set_open`)."""
+        self.sdr_clock = clock_of(sc, "sdr", origin)
+        self.ae_clock = clock_of(sc, "ae", origin)
+        h = sc.handoff
+        self.response_clock = self.sdr_clock if h.response_clock == "working" else None
+        self.contact_clock = self.sdr_clock if h.speed_to_lead_clock == "working" else None
+        for pool, clock in ((self.sdr, self.sdr_clock), (self.ae, self.ae_clock)):
+            if clock is not None:
+                self._open_and_close(pool, clock)
+
+    def _open_and_close(self, pool: SlotPool, clock: WorkingTime) -> None:
+        """Open and close ``pool`` at the team's hours, one step to the next boundary at a time.
+
+        An opening is urgent: a lead picked up, or a rep freed, at the very moment the desk
+        opens finds it open.
+        """
+        changes = [(t, opening) for t, opening in clock.boundaries() if 0.0 < t < self.horizon]
+        pool.open = bool(clock.is_open(0.0))
+
+        def toggle(step: Step) -> None:
+            i = step.carried
+            pool.set_open(changes[i][1])
+            if i + 1 < len(changes):
+                StepAt(self.env, changes[i + 1][0], toggle, i + 1, URGENT if changes[i + 1][1] else NORMAL)
+
+        if changes:
+            StepAt(self.env, changes[0][0], toggle, 0, URGENT if changes[0][1] else NORMAL)
+
     # -- hand-off -------------------------------------------------------------
     def mql(self, lead: int) -> bool:
         """A lead reaches marketing's bar again (recycled, or in the reference model): True if
@@ -459,8 +498,13 @@ class World:
         return True
 
     def respond(self, lead: int, mql_time: float) -> None:
-        """Sales picks the MQL up after its response delay, drawn now from the shared stream."""
-        Step(self.env, self.response_delay(), self.pick_up, (lead, mql_time, -1))
+        """Sales picks the MQL up after its response delay, drawn now from the shared stream (in the
+        SDR team's working time with ``response_clock = "working"``)."""
+        clock = self.response_clock
+        if clock is None:
+            Step(self.env, self.response_delay(), self.pick_up, (lead, mql_time, -1))
+        else:
+            StepAt(self.env, clock.after_one(self.env.now, self.response_delay()), self.pick_up, (lead, mql_time, -1))
 
     def soon(self, fn: Callable[..., None], *args: Any) -> None:
         """Call ``fn(*args)`` in an urgent step at this time: where a new SimPy process would start.
@@ -494,7 +538,15 @@ class World:
         delay = now - mql_time
         self._log((now, lead, E["sdr_start"], rep, delay))
         work = self.own.sdr_work[k] if k >= 0 else self.sdr_work()
-        Step(self.env, work, self._sdr_done, (lead, rep, delay, k))
+        clock = self.sdr_clock
+        if clock is None:
+            Step(self.env, work, self._sdr_done, (lead, rep, delay, k))
+            return
+        # An SDR works in its hours: the work is working time, and speed to lead reads the
+        # buyer's elapsed time (or the desk's working time, speed_to_lead_clock = "working").
+        if self.contact_clock is not None:
+            delay = self.contact_clock.working_one(now) - self.contact_clock.working_one(mql_time)
+        StepAt(self.env, clock.after_one(now, work), self._sdr_done, (lead, rep, delay, k))
 
     def _sdr_done(self, step: Step) -> None:
         lead, rep, delay, k = step.carried

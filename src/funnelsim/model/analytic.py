@@ -41,6 +41,10 @@ Yield of an MQL with unlimited capacity
     independent of fit and engagement; the mean deal of a win weighs each persona's
     mean deal size by ``mix_p * intent_p``. The mean time from MQL to win is
     ``E[D] + E[SDR work] + E[cycle]``.
+
+    When the SDR team has working hours (:mod:`funnelsim.model.workcal`), ``E_D[P_c(D)]``
+    becomes the average over MQLs arriving evenly around the clock of the curve at the
+    delay it reads (:func:`calendar_contact_rate`).
 """
 
 from __future__ import annotations
@@ -55,10 +59,13 @@ import numpy as np
 from funnelsim.model.distributions import Dist, Empirical, Fixed
 from funnelsim.model.mechanisms import calendar_months, contact_probability, score, win_probability
 from funnelsim.model.scenario import Scenario, SpeedToLead, rate
+from funnelsim.model.workcal import clock_of, contact_delay
 
 __all__ = [
     "ErlangA",
     "MQLYield",
+    "calendar_contact_rate",
+    "contact_rate",
     "delay_pmf",
     "erlang_a",
     "erlang_b",
@@ -320,6 +327,49 @@ def expected_contact_rate(
     return expectation(response_delay_days, lambda d: contact_probability(speed, d + wait_days), points)
 
 
+CALENDAR_ARRIVALS_PER_DAY = 24
+"""Arrival times per day of the run averaged over by :func:`calendar_contact_rate` (midpoints of hours)."""
+CALENDAR_DELAY_POINTS = 256
+"""Quantile points of the response delay in :func:`calendar_contact_rate`."""
+
+
+def calendar_contact_rate(scenario: Scenario, points: int = CALENDAR_DELAY_POINTS) -> float | None:
+    r"""Share of worked MQLs reached when the SDR team has working hours (None when it has none).
+
+    .. math:: \frac1n \sum_{k} E_D\big[P_c(\delta(t_k, D))\big]
+
+    over arrival times ``t_k`` spread evenly over the run (:data:`CALENDAR_ARRIVALS_PER_DAY`
+    a day: MQLs arrive around the clock), ``δ`` the delay the curve reads when an SDR starts
+    at once (:func:`funnelsim.model.workcal.contact_delay`: the working-time pick-up or the next
+    opening, read as elapsed or working time). No queue: the desk is never short, as in
+    :func:`mql_yield`.
+    """
+    clock = clock_of(scenario, "sdr")
+    if clock is None:
+        return None
+    h = scenario.handoff
+    d, w = _nodes(h.response_delay_days, points)
+    n = max(1, math.ceil(scenario.horizon_days * CALENDAR_ARRIVALS_PER_DAY))
+    arrivals = (np.arange(n) + 0.5) * (scenario.horizon_days / n)
+    total = 0.0
+    for chunk in np.array_split(arrivals, max(1, n // 1024)):
+        delays = contact_delay(clock, h.response_clock, h.speed_to_lead_clock, chunk[:, None], d[None, :])
+        total += float((contact_probability(h.speed_to_lead, delays) @ w).sum())
+    return total / n
+
+
+def contact_rate(scenario: Scenario, points: int = QUADRATURE_POINTS) -> float:
+    """The expected contact rate of a worked MQL with no queue: :func:`calendar_contact_rate` when the
+    SDR team has working hours, else :func:`expected_contact_rate` of the response delay."""
+    h = scenario.handoff
+    on_calendar = calendar_contact_rate(scenario, min(points, CALENDAR_DELAY_POINTS))
+    return (
+        expected_contact_rate(h.speed_to_lead, h.response_delay_days, 0.0, points)
+        if on_calendar is None
+        else on_calendar
+    )
+
+
 # ---------------------------------------------------------------------------
 # The funnel below the MQL
 
@@ -425,7 +475,7 @@ def mql_yield(scenario: Scenario, source: str, points: int = 512) -> MQLYield:
     )
     return MQLYield(
         follow_up=rate(h.follow_up_rate),
-        contact=expected_contact_rate(h.speed_to_lead, h.response_delay_days, 0.0, points),
+        contact=contact_rate(scenario, points),
         qualify=need * p_pass,
         opportunity=rate(s.opportunity_rate),
         win=pass_and_win / p_pass if p_pass > 0 else math.nan,

@@ -39,6 +39,7 @@ from pydantic import (
 
 from funnelsim.model.distributions import Bundle, DealSize, Fixed, NonNegativeDist, Spec, UnitDist
 from funnelsim.model.subscription import Subscription
+from funnelsim.model.workcal import TimeZone, WorkingCalendar, WorkingHours
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -71,6 +72,11 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+# A key that a scenario file only has when it uses the feature: left out of Scenario.to_dict
+# (so manifests, hashes and the keys studies walk) while it holds its default, so a scenario
+# written before the feature existed reads, runs and reports exactly as before.
+OMIT_DEFAULT: dict[str, Any] = {"omit_default": True}
 
 
 def _rate_kind(value: Any) -> str:
@@ -392,6 +398,18 @@ class SDRTeam(_Model):
     backfill_days: NonNegative | None = Field(
         None, description="A leaver is replaced by a new SDR after this many days; none = not replaced."
     )
+    working_hours: WorkingHours | None = Field(
+        None,
+        description="Local hours the SDRs work, '09:00-17:00' (or spans '08:00-12:00,13:00-17:00'), on the "
+        "calendar's business days: they start MQLs only then and their work_days count working time. "
+        "Needs a [calendar]; none = around the clock.",
+        json_schema_extra=OMIT_DEFAULT,
+    )
+    time_zone: TimeZone | None = Field(
+        None,
+        description="IANA time zone of the SDR team if not the calendar's (its working_hours are local there).",
+        json_schema_extra=OMIT_DEFAULT,
+    )
 
 
 class Handoff(_Model):
@@ -404,6 +422,20 @@ class Handoff(_Model):
         "'conservative' (half the effect on the log scale) or 'none'."
     )
     sdr: SDRTeam
+    response_clock: Literal["calendar", "working"] = Field(
+        "calendar",
+        description="What response_delay_days counts. 'calendar': elapsed time, nights and weekends included (a "
+        "delay measured from CRM timestamps). 'working': the SDR team's working time (sdr.working_hours), so a "
+        "lead arriving on Friday night with a 5-minute delay is picked up on Monday at opening + 5 minutes.",
+        json_schema_extra=OMIT_DEFAULT,
+    )
+    speed_to_lead_clock: Literal["calendar", "working"] = Field(
+        "calendar",
+        description="The delay the speed-to-lead curve reads. 'calendar': the buyer's elapsed time since the MQL "
+        "(interest fades in real time, and the studies measured elapsed time). 'working': the SDR team's working "
+        "time since the MQL (a buyer who wrote at night expects no answer before the morning).",
+        json_schema_extra=OMIT_DEFAULT,
+    )
 
 
 class Recycling(_Model):
@@ -431,6 +463,18 @@ class AETeam(_Model):
         None, description="A leaver is replaced by a new hire after this many days; none = not replaced."
     )
     cost_per_year: NonNegative = Field(0.0, description="Fully loaded cost of one AE per year.")
+    working_hours: WorkingHours | None = Field(
+        None,
+        description="Local hours the AEs work, '09:00-17:00', on the calendar's business days: an SQL reaches an "
+        "AE (opportunity or disqualification) only then; an SQL handed over after hours waits for the next "
+        "opening. Cycles run in calendar time. Needs a [calendar]; none = around the clock.",
+        json_schema_extra=OMIT_DEFAULT,
+    )
+    time_zone: TimeZone | None = Field(
+        None,
+        description="IANA time zone of the AE team if not the calendar's (its working_hours are local there).",
+        json_schema_extra=OMIT_DEFAULT,
+    )
     # Quotas and compensation (docs/model.md, "Quotas and compensation"): off unless quota_per_year is given.
     quota_per_year: Positive | None = Field(
         None,
@@ -551,7 +595,7 @@ class Sales(_OmitsWhenEmpty):
     ae: AETeam
     forecast_cycle_days: Positive | None = Field(
         None,
-        exclude_if=lambda value: value is None,
+        json_schema_extra=OMIT_DEFAULT,
         description="Days from opening to the close date an AE forecasts for a new opportunity (pipeline views); "
         "none = the median of cycle_days.",
     )
@@ -793,7 +837,7 @@ class Scenario(_OmitsWhenEmpty):
     )
     forecast: Forecast | None = Field(
         None,
-        exclude_if=lambda value: value is None,
+        json_schema_extra=OMIT_DEFAULT,
         description="The bookings target and forecasting rules of the pipeline views (coverage, slippage, forecast "
         "categories); none = no pipeline views.",
     )
@@ -801,6 +845,7 @@ class Scenario(_OmitsWhenEmpty):
         None,
         description="Won deals are subscriptions: a deal's value is its ARR at signing, then renewal or churn at "
         "each term end, expansion and contraction (docs/model.md, section 22); none = one-off bookings.",
+        json_schema_extra=OMIT_DEFAULT,
     )
     start: Literal["warm", "cold", "pipeline"] | None = Field(
         None,
@@ -819,6 +864,12 @@ class Scenario(_OmitsWhenEmpty):
             "Days simulated before start_date for a warm or pipeline start; none = chosen per scenario by the "
             "MSER-5 test on a pilot run (see docs/model.md, Warm start)."
         ),
+    )
+    calendar: WorkingCalendar | None = Field(
+        None,
+        description="Time zone, business days and holidays: with teams' working_hours, when SDRs and AEs work "
+        "(docs/model.md, section 7a); none = every team works around the clock.",
+        json_schema_extra=OMIT_DEFAULT,
     )
 
     @model_validator(mode="before")
@@ -890,6 +941,25 @@ class Scenario(_OmitsWhenEmpty):
             )
         if self.burn_in_days is not None and not self.burns_in:
             raise ValueError(f"burn_in_days is for a warm or pipeline start; this scenario starts {self.start_mode}")
+        return self
+
+    @model_validator(mode="after")
+    def _hours_need_a_calendar(self) -> Scenario:
+        teams = (("handoff.sdr", self.handoff.sdr), ("sales.ae", self.sales.ae))
+        for where, team in teams:
+            if team.working_hours is None and team.time_zone is not None:
+                raise ValueError(f"{where}.time_zone is the zone of {where}.working_hours: give working_hours too")
+            if team.working_hours is not None and self.calendar is None:
+                raise ValueError(
+                    f"{where}.working_hours needs a [calendar] section (at least its time_zone, e.g. "
+                    "calendar.time_zone = 'Europe/Berlin')"
+                )
+        for key in ("response_clock", "speed_to_lead_clock"):
+            if getattr(self.handoff, key) == "working" and self.handoff.sdr.working_hours is None:
+                raise ValueError(
+                    f"handoff.{key} = 'working' counts the SDR team's working time: give handoff.sdr.working_hours "
+                    "(and a [calendar])"
+                )
         return self
 
     @property
@@ -966,14 +1036,9 @@ class Scenario(_OmitsWhenEmpty):
         return data
 
     def to_dict(self) -> dict[str, Any]:
-        """The fully resolved scenario as plain JSON-able data (defaults filled in).
-
-        An optional section added after the first release (:data:`LATER_SECTIONS`) is left
-        out when it is not set, so the manifest and SHA-256 of a scenario without it stay
-        what they were.
-        """
-        data = self.model_dump(mode="json", by_alias=True)
-        return {key: value for key, value in data.items() if not (key in LATER_SECTIONS and value is None)}
+        """The fully resolved scenario as plain JSON-able data (defaults filled in), but the keys of
+        features a scenario does not use, which are left out while at their default (``OMIT_DEFAULT``)."""
+        return _without_unused(self, self.model_dump(mode="json", by_alias=True))
 
     def sha256(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
@@ -997,10 +1062,6 @@ class Scenario(_OmitsWhenEmpty):
         return self.model_copy(
             update={section: getattr(self, section).model_copy(update=keys) for section, keys in updates.items()}
         )
-
-
-# Optional sections added after the first release: left out of Scenario.to_dict() when unset.
-LATER_SECTIONS = ("subscription",)
 
 
 def _is_built(deal_size: Any) -> bool:
@@ -1052,6 +1113,27 @@ def _segment_mix_problems(scenario: Scenario) -> list[tuple[str, str]]:
         if abs(sum(mix.values()) - 1) > 1e-6:
             problems.append((path, f"shares must sum to 1, got {sum(mix.values()):g}"))
     return problems
+
+
+def _without_unused(model: BaseModel, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (the dump of ``model``) without the ``OMIT_DEFAULT`` keys that hold their default, at any depth."""
+    for name, info in type(model).model_fields.items():
+        key = info.alias or name
+        value = getattr(model, name)
+        extra = info.json_schema_extra
+        if (
+            isinstance(extra, dict)
+            and extra.get("omit_default")
+            and value == info.get_default(call_default_factory=True)
+        ):
+            data.pop(key, None)
+        elif isinstance(value, BaseModel) and not isinstance(value, Spec):
+            _without_unused(value, data[key])
+        elif isinstance(value, dict):
+            for k, item in value.items():
+                if isinstance(item, BaseModel) and not isinstance(item, Spec):
+                    _without_unused(item, data[key][k])
+    return data
 
 
 # Rates that may be given as a distribution (see UncertainProbability).

@@ -25,6 +25,10 @@ written to full precision so they read back bit for bit):
 ``capacity_by_month.csv``
     Per month and team (sdr, ae): capacity, busy, time-weighted utilisation, mean and
     max queue, mean wait in days (:func:`~funnelsim.run.metrics.capacity_by_month`).
+``speed_to_lead_by_arrival.csv``
+    Only with a working calendar whose SDR team has working hours: MQLs answered within 5
+    minutes, median response (elapsed and working time) and SQL share, by when the MQL
+    arrived (:func:`~funnelsim.run.response.speed_to_lead_by_arrival`).
 ``pipeline.csv``
     Open opportunities and their value after each change (:func:`~funnelsim.run.metrics.pipeline_over_time`).
 ``by_source.csv``, ``by_persona.csv``
@@ -183,6 +187,7 @@ def _tables(result: RunResult, goal: float | None = None) -> dict[str, pd.DataFr
         if sc.segments
         else {}
     )
+    working, by_arrival = _calendar_tables(result)
     return {
         "summary.csv": pd.DataFrame([summary]),
         **segments,
@@ -191,7 +196,8 @@ def _tables(result: RunResult, goal: float | None = None) -> dict[str, pd.DataFr
         "revenue_by_month.csv": metrics.revenue_by_period(ev, start, "month", horizon),
         "revenue_by_quarter.csv": metrics.revenue_by_period(ev, start, "quarter", horizon),
         "leakage.csv": metrics.leakage(ev),
-        "capacity_by_month.csv": metrics.capacity_by_month(result.levels, ev, start, horizon),
+        "capacity_by_month.csv": metrics.capacity_by_month(result.levels, ev, start, horizon, working),
+        **by_arrival,
         "pipeline.csv": metrics.pipeline_over_time(ev, _opening(result)),
         "by_source.csv": metrics.by_segment(result.leads, by="source"),
         "by_persona.csv": metrics.by_segment(result.leads, by="persona"),
@@ -241,6 +247,25 @@ def _feature_tables(result: RunResult, goal: float | None) -> dict[str, pd.DataF
             "forecast_calibration.csv": views.calibration,
         }
     return tables
+
+
+def _calendar_tables(result: RunResult) -> tuple[dict[str, Any] | None, dict[str, pd.DataFrame]]:
+    """With working hours for a team: each team's working clock (for ``capacity_by_month.csv``) and, when
+    the SDR team has them, ``speed_to_lead_by_arrival.csv``; without: ``None`` and nothing."""
+    if getattr(result.scenario, "calendar", None) is None:
+        return None, {}
+    from funnelsim.model.workcal import clock_of
+    from funnelsim.run import response
+
+    working = {team: response.working_clock(result, team) for team in ("sdr", "ae")}
+    if all(w is None for w in working.values()):
+        return None, {}  # a calendar but no team with working hours: the teams work around the clock
+    clock = clock_of(result.scenario, "sdr")
+    if clock is None:
+        return working, {}
+    passes = response.sdr_passes(result.events)
+    table = response.speed_to_lead_by_arrival(passes, clock, working["sdr"], float(result.scenario.horizon_days))
+    return working, {"speed_to_lead_by_arrival.csv": table}
 
 
 def _parquet_available() -> bool:

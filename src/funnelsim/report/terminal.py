@@ -162,6 +162,8 @@ def print_summary(stats: dict[str, float], currency: str) -> None:
     )
     if "ending_arr" in stats:  # a subscription scenario
         print_arr_bridge(stats, currency)
+    if "answered_5min_in_hours" in stats:  # a working calendar with SDR working hours
+        out.print(f"calendar:         {_calendar_line(stats)}")
     for team, people, leads in (("sdr", "SDRs", "MQLs"), ("ae", "AEs", "SQLs")):
         busy, gone = stats[f"{team}_utilisation"], stats.get(f"{team}_abandoned_share", math.nan)
         if busy >= BOTTLENECK_BUSY or gone >= BOTTLENECK_ABANDONED:
@@ -267,6 +269,17 @@ def _queue_line(stats: dict[str, float], team: str, leads: str, rep: str) -> str
     return (
         f"{pct(waited)} of {leads} waited for {rep} (mean wait {wait_text}), "
         f"{pct(stats[f'{team}_abandoned_share'])} went cold waiting"
+    )
+
+
+def _calendar_line(stats: dict[str, float]) -> str:
+    """MQLs by arrival in the SDR team's hours, answered within 5 minutes, mean response both ways."""
+    hours = 24 * stats["sdr_response_days_mean"]
+    worked = 24 * stats["sdr_response_working_days_mean"]
+    return (
+        f"{pct(stats['mqls_in_hours_share'])} of MQLs arrive in SDR hours; answered within 5 min: "
+        f"{pct(stats['answered_5min_in_hours'])} of those, {pct(stats['answered_5min_off_hours'])} of the others; "
+        f"mean response {worked:.1f} working h ({hours:.1f} h elapsed)"
     )
 
 

@@ -84,7 +84,10 @@ import pandas as pd
 from funnelsim.vocabulary import EVENTS, LEAKAGE_REASONS, OPEN_STATES, SEGMENT, STAGES, STATE_AFTER, TEAMS
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from funnelsim.model.scenario import Scenario
+    from funnelsim.run.response import WorkingClock
     from funnelsim.run.result import RunResult
 
 __all__ = [
@@ -756,10 +759,17 @@ def _ae_waits(events: pd.DataFrame) -> pd.DataFrame:
     opened = ev.loc[ev["event"] == "opportunity", ["time", "lead"]]
     sqls = ev.loc[ev["event"] == "sql", ["time", "lead"]].rename(columns={"time": "sql_time"})
     if opened.empty or sqls.empty:
-        return pd.DataFrame({"time": np.array([], dtype=float), "wait": np.array([], dtype=float)})
+        empty = np.array([], dtype=float)
+        return pd.DataFrame({"time": empty, "wait": empty, "lead": np.array([], dtype=np.int64)})
     both = pd.merge_asof(opened, sqls, left_on="time", right_on="sql_time", by="lead", direction="backward")
     both = both.dropna(subset=["sql_time"])  # prospected deals had no SQL
-    return pd.DataFrame({"time": both["time"].to_numpy(float), "wait": (both["time"] - both["sql_time"]).to_numpy()})
+    return pd.DataFrame(
+        {
+            "time": both["time"].to_numpy(float),
+            "wait": (both["time"] - both["sql_time"]).to_numpy(),
+            "lead": both["lead"].to_numpy(np.int64),
+        }
+    )
 
 
 # What ends a wait in each team's queue: the rep starting (served) or the lead going cold.
@@ -822,18 +832,31 @@ def queue_visits(events: pd.DataFrame, team: str) -> pd.DataFrame:
     return out.sort_values("time", kind="stable").reset_index(drop=True)
 
 
-def _response_waits(events: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per team, when a rep started on a lead and the days since its hand-off (MQL for SDRs, SQL for AEs)."""
+def _response_waits(
+    events: pd.DataFrame, working: Mapping[str, WorkingClock | None] | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Per team, when a rep started on a lead, the days since its hand-off (MQL for SDRs, SQL for AEs),
+    and with ``working`` the same in the team's working time (None for a team without hours)."""
     starts = events[events["event"] == "sdr_start"]
     ae = _ae_waits(events)
-    return {
-        "sdr": (starts["time"].to_numpy(float), starts["value"].to_numpy(float)),
-        "ae": (ae["time"].to_numpy(float), ae["wait"].to_numpy(float)),
+    found = {
+        "sdr": (starts["time"].to_numpy(float), starts["value"].to_numpy(float), starts["lead"].to_numpy(np.int64)),
+        "ae": (ae["time"].to_numpy(float), ae["wait"].to_numpy(float), ae["lead"].to_numpy(np.int64)),
     }
+    out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+    for team, (time, wait, lead) in found.items():
+        clock = (working or {}).get(team)
+        worked = None if clock is None else clock(time, lead) - clock(time - wait, lead)
+        out[team] = (time, wait, worked)
+    return out
 
 
 def capacity_by_month(
-    levels: pd.DataFrame, events: pd.DataFrame, start_date: dt.date, horizon_days: float
+    levels: pd.DataFrame,
+    events: pd.DataFrame,
+    start_date: dt.date,
+    horizon_days: float,
+    working: Mapping[str, WorkingClock | None] | None = None,
 ) -> pd.DataFrame:
     """Load of the SDR and AE teams per calendar month: capacity, utilisation, queues, waits, abandonment.
 
@@ -863,14 +886,17 @@ def capacity_by_month(
         the run); and ``mean_response_days`` (SDR: mean days from MQL to ``sdr_start``,
         response delay plus queue, of the leads an SDR started that month; AE: days from
         a lead's latest SQL to its opportunity, for opportunities opened that month). NaN
-        where there is nothing to average.
+        where there is nothing to average. With ``working`` (a scenario with a working
+        calendar: ``{team: clock}``, :func:`funnelsim.run.response.working_clock`) also
+        ``mean_response_working_days``, the same in the team's working time (NaN for a team
+        without working hours).
     """
     _check_horizon(horizon_days)
     codes, edges = _month_edges(start_date, horizon_days)
     n, lo = len(codes), int(codes[0])
     span = np.diff(edges)
 
-    waits = _response_waits(events)
+    waits = _response_waits(events, working)
 
     frames = []
     for team in TEAMS:
@@ -884,13 +910,7 @@ def capacity_by_month(
         after = np.searchsorted(tq, edges[1:], side="left")
         # The row in force as the month starts, and every row inside it (0 before the first row).
         max_queue = np.array([vq[max(i, 0) : k].max(initial=0.0) for i, k in zip(holding, after, strict=True)])
-        wait_times, wait_days = waits[team]
-        inside = (wait_times >= 0) & (wait_times < horizon_days)
-        wait_codes = _month_codes(wait_times[inside], start_date)
-        mean_wait = _ratios(
-            _per_period(wait_codes, lo, n, wait_days[inside]),
-            _per_period(wait_codes, lo, n),
-        )
+        responses = _response_months(waits[team], working is not None, start_date, horizon_days, lo, n)
         frames.append(
             pd.DataFrame(
                 {
@@ -903,12 +923,34 @@ def capacity_by_month(
                     "mean_queue": means["queue"],
                     "max_queue": max_queue.astype(np.int64),
                     **queues,
-                    "mean_response_days": mean_wait,
+                    **responses,
                 }
             )
         )
     out = pd.concat(frames, ignore_index=True).sort_values("order", kind="stable")
     return out.drop(columns="order").reset_index(drop=True)
+
+
+def _response_months(
+    waits: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    with_working: bool,
+    start_date: dt.date,
+    horizon_days: float,
+    lo: int,
+    n: int,
+) -> dict[str, np.ndarray]:
+    """``mean_response_days`` of one team per month of the rep starting, and with a working calendar
+    ``mean_response_working_days`` (NaN when the team has no working hours)."""
+    wait_times, wait_days, worked = waits
+    inside = (wait_times >= 0) & (wait_times < horizon_days)
+    codes = _month_codes(wait_times[inside], start_date)
+    count = _per_period(codes, lo, n)
+    out = {"mean_response_days": _ratios(_per_period(codes, lo, n, wait_days[inside]), count)}
+    if with_working:
+        out["mean_response_working_days"] = (
+            np.full(n, np.nan) if worked is None else _ratios(_per_period(codes, lo, n, worked[inside]), count)
+        )
+    return out
 
 
 def _queue_months(
@@ -1150,7 +1192,8 @@ def summarize_run(result: RunResult, goal: float | None = None) -> dict[str, flo
         ``ote_per_year``); with a ``forecast`` section those of
         :func:`funnelsim.run.pipeline_views.pipeline_views`. Plain ``int`` and ``float`` values (NaN
         where undefined). ``goal``: the command's bookings goal of the horizon (``--goal``), the plan
-        of the quota and pipeline keys.
+        of the quota and pipeline keys. With a working calendar whose SDR team has working hours, the
+        keys of :func:`funnelsim.run.response.response_summary`.
     """
     scenario = result.scenario
     horizon = float(scenario.horizon_days)
@@ -1174,6 +1217,10 @@ def summarize_run(result: RunResult, goal: float | None = None) -> dict[str, flo
         out.update(_queue_summary(queue_visits(result.events, team), team, horizon))
     if scenario.prior_year_revenue is not None:
         out["yoy_growth"] = yoy_growth(out["revenue"], scenario.prior_year_revenue, horizon)
+    if getattr(scenario, "calendar", None) is not None:
+        from funnelsim.run.response import response_summary
+
+        out.update(response_summary(result))
     if scenario.initial_pipeline is not None:
         from funnelsim.model.scenario import PIPELINE_SOURCE  # loaded with the scenario already
 

@@ -52,8 +52,8 @@ from pydantic import AfterValidator, BaseModel
 from pydantic.fields import FieldInfo
 
 from funnelsim.model.distributions import Spec, check_unit
-from funnelsim.model.paths import get_attribute
-from funnelsim.model.scenario import LATER_SECTIONS, Scenario
+from funnelsim.model.paths import MISSING, get_attribute, get_path
+from funnelsim.model.scenario import Scenario
 from funnelsim.randomness import resolve_seed
 from funnelsim.studies import replications as mc
 from funnelsim.studies.stats import describe, json_ready, paired_difference
@@ -195,13 +195,10 @@ def _walk(
     found: list[Perturbation],
     skipped: list[tuple[str, str]],
 ) -> None:
-    # A key the scenario's dump leaves out belongs to a feature it does not use (AE quotas, a forecast
-    # section): not a parameter of this scenario, so its sensitivity table is as it was without the feature.
-    dumped = model.model_dump(mode="json", by_alias=True)
     for name, info in type(model).model_fields.items():
         path = f"{prefix}{info.alias or name}"
-        if (info.alias or name) not in dumped:
-            continue
+        if get_path(raw, path) is MISSING:
+            continue  # a feature the scenario does not use (Scenario.to_dict leaves it out): no parameter
         value = getattr(model, name)
         if isinstance(value, dict) and not value:
             continue  # an empty table (no segment_mix without segments): nothing to vary or to skip
@@ -225,8 +222,6 @@ def _leaf(
     skipped: list[tuple[str, str]],
 ) -> None:
     reason = _excluded(path)
-    if value is None and path in LATER_SECTIONS:
-        return  # a section added later, not set: not listed, as before it existed
     if reason is None:
         if value is None:
             reason = "not set in the scenario"

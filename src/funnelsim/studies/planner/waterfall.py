@@ -32,7 +32,7 @@ import pandas as pd
 from scipy import optimize
 
 from funnelsim.engine.nurture import MQL, nurture_batch
-from funnelsim.model.analytic import delay_pmf, expectation, expected_contact_rate, renewal_function
+from funnelsim.model.analytic import contact_rate, delay_pmf, expectation, renewal_function
 from funnelsim.model.mechanisms import score, slots, win_probability
 from funnelsim.model.scenario import DAYS_PER_MONTH, Scenario, Source, rate
 from funnelsim.studies import replications as mc
@@ -125,7 +125,7 @@ def source_yields(scenario: Scenario) -> dict[str, SourceYield]:
     """Per-source conversion rates and time to MQL; deterministic (fixed sample, fixed seed)."""
     h, s = scenario.handoff, scenario.sales
     mql_rule, sql_rule = scenario.qualification.mql, scenario.qualification.sql
-    contact = expected_contact_rate(h.speed_to_lead, h.response_delay_days)
+    contact = contact_rate(scenario)  # with SDR working hours: the nights and weekends count
     intent = np.array([p.buying_intent for p in scenario.personas.values()])
     response = np.array([p.engagement_response for p in scenario.personas.values()])
     deal = np.array([s.deal_size_by_persona.get(p, s.deal_size).mean for p in scenario.personas])
