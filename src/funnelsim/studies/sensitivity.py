@@ -50,7 +50,7 @@ from pydantic import AfterValidator, BaseModel
 from pydantic.fields import FieldInfo
 
 from funnelsim.model.distributions import Spec, check_unit
-from funnelsim.model.paths import get_attribute
+from funnelsim.model.paths import MISSING, get_attribute, get_path
 from funnelsim.model.scenario import Scenario
 from funnelsim.randomness import resolve_seed
 from funnelsim.studies import replications as mc
@@ -194,6 +194,8 @@ def _walk(
 ) -> None:
     for name, info in type(model).model_fields.items():
         path = f"{prefix}{info.alias or name}"
+        if get_path(raw, path) is MISSING:
+            continue  # a key the scenario's data leaves out when unused (a source's spend curve)
         value = getattr(model, name)
         if isinstance(value, dict) and not _excluded(path):
             inner = typing.get_args(info.annotation)
