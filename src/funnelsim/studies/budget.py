@@ -31,7 +31,7 @@ from funnelsim.model.scenario import DAYS_PER_MONTH, Scenario
 from funnelsim.model.spend import SpendCurve, allocate
 from funnelsim.studies.planner.waterfall import SourceYield, source_yields
 
-__all__ = ["MIXES", "MIX_COLUMNS", "OBJECTIVES", "BudgetError", "Mix", "mix"]
+__all__ = ["MIXES", "MIX_COLUMNS", "OBJECTIVES", "BudgetError", "Mix", "mix", "settings_of"]
 
 Objective = Literal["revenue", "wins"]
 OBJECTIVES: tuple[Objective, ...] = ("revenue", "wins")
@@ -83,13 +83,25 @@ class Mix:
         return self.table[self.table["channel"] == "total"].set_index("mix")
 
 
+def settings_of(scenario: Scenario, segment: str = "all") -> Scenario:
+    """The plain scenario whose channels a budget is split over: one segment's (``scenario.segment_view``)
+    when the scenario has segments and one is named, else the scenario itself."""
+    segments = getattr(scenario, "segments", None)
+    if segments and segment != "all":
+        view: Scenario = getattr(scenario, "segment_view")(segment)  # noqa: B009 (segments arrive at the merge)
+        return view
+    return scenario
+
+
 def mix(
     scenario: Scenario,
     budget: float,
     objective: Objective | str = "revenue",
     yields: dict[str, SourceYield] | None = None,
+    segment: str = "all",
 ) -> Mix:
-    """The spend per channel on a spend curve that earns the most for ``budget`` a month (module docstring).
+    """The spend per channel on a spend curve that earns the most for ``budget`` a month (module docstring);
+    with ``segment``, over that segment's channels (:func:`settings_of`).
 
     Raises
     ------
@@ -100,6 +112,7 @@ def mix(
         raise BudgetError(f"--budget must be a positive amount a month, got {budget:g}")
     if objective not in OBJECTIVES:
         raise BudgetError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    scenario = settings_of(scenario, segment)
     curves = {name: src.curve for name, src in scenario.sources.items() if src.curve is not None}
     if not curves:
         raise BudgetError(
