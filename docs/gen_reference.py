@@ -59,6 +59,7 @@ UNIT_BY_NAME = {
     "fit_weight": "weight 0–1",
     "initial_engagement": "score 0–1",
     "max_open_opportunities": "deals per AE",
+    "max_leads_per_month": "leads per month",
     "max_times": "times",
     "odds_multiplier": "odds ratio",
     "ote_per_year": "currency per year",
@@ -72,6 +73,7 @@ UNIT_BY_NAME = {
     "size_fraction_at_renewal": "fraction of ARR",
     "term_months": "months",
     "seasonality": "multiplier",
+    "spend_per_month": "currency per month",
     "threshold": "score 0–1",
     "working_hours": "local time",
     "business_days": "day names",
@@ -101,9 +103,13 @@ RULES = {
         "`prospecting.persona` must be defined under `personas` (a typo gets a “did you mean …?” hint).",
     ],
     "Source": [
-        "Give exactly one of `leads_per_month`, `leads_per_week`, `leads_per_day`. On load, volumes are "
-        "converted to leads per day: per week ÷ 7, per month × 12 / 365.25.",
+        "Give exactly one of `leads_per_month`, `leads_per_week`, `leads_per_day` (or none, with a spend curve). "
+        "On load, volumes are converted to leads per day: per week ÷ 7, per month × 12 / 365.25.",
         "`persona_mix` names at least one persona and its shares sum to 1 (within 1e-6).",
+        "A spend curve needs both `spend_per_month` and `max_leads_per_month`, and `cost_per_lead > 0` (the cost "
+        "of the first leads). It sets the volume, so give no `leads_per_*` beside it: "
+        "`max_leads_per_month × (1 − exp(−spend_per_month ÷ (cost_per_lead × max_leads_per_month)))` "
+        "leads a month. Each lead then costs the average on the curve, spend ÷ leads (docs/model.md, section 24).",
         "`segment_mix` is given for every source when the scenario has `segments` and for none when it has "
         "none; it names only defined segments (“did you mean …?”) and its shares sum to 1 (within 1e-6).",
     ],

@@ -90,6 +90,7 @@ BAD_INPUT = (
     ("funnelsim.report.folder", "OutputError"),
     ("funnelsim.studies.executors", "MonteCarloError"),
     ("funnelsim.studies.planner.errors", "PlanError"),
+    ("funnelsim.studies.budget", "BudgetError"),
     ("funnelsim.studies.compare", "CompareError"),
     ("funnelsim.calibrate.readers", "CalibrationError"),
     ("funnelsim.studies.backtest", "BacktestError"),
@@ -383,7 +384,7 @@ def _json_number(value: Any) -> Any:
 
 # The planner's levers and default work budget, spelled out here so that the help needs no planner (it
 # imports scipy and pandas); tests/test_startup.py checks they are the planner's own.
-LEVERS = ("leads", "reps", "both")
+LEVERS = ("leads", "reps", "both", "budget")
 MAX_EVALUATIONS = 60
 MAX_VERIFICATIONS = 4
 
@@ -524,6 +525,40 @@ def _spinner(label: str, narrate: bool) -> Iterator[Callable[[str], None]]:
         return
     with _err().status(label, spinner="dots") as status:
         yield lambda text: status.update(text)
+
+
+@app.command()
+def mix(
+    scenario: ScenarioArg,
+    budget: Annotated[str, typer.Option(help="Marketing budget a month for the channels with a spend curve: 150k.")],
+    objective: Annotated[str, typer.Option(help="What the mix maximises: revenue or wins.")] = "revenue",
+    overrides: SetOpt = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write mix.csv and manifest.json here.")] = None,
+    force: ForceOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the mix as one JSON document.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Split a monthly BUDGET between the channels with a spend curve for the most expected revenue (or wins),
+    beside today's mix (exit 2 without spend curves)."""
+    from funnelsim.report.folder import check_target
+    from funnelsim.report.tables import write_mix
+    from funnelsim.report.terminal import print_mix
+    from funnelsim.studies.budget import mix as best_mix
+
+    sc = _load(scenario, overrides)
+    amount = _guard(lambda: parse_amount(budget, "--budget"))
+    if out_dir is not None:
+        _guard(lambda: check_target(out_dir, force, "png"))
+    result = _guard(lambda: best_mix(sc, amount, objective))
+    narrate = not (quiet or as_json)
+    if out_dir is not None:
+        _write_out(lambda: write_mix(result, out_dir, force=force), narrate)
+    if as_json:
+        rows = [{k: _json_number(v) for k, v in row.items()} for row in result.table.to_dict("records")]
+        doc = {"scenario": sc.name, "currency": sc.currency, "budget": amount, "objective": result.objective}
+        _print_json({**doc, "shadow_price": result.shadow_price, "unspent": result.unspent, "rows": rows})
+    else:
+        print_mix(result)
 
 
 @app.command()

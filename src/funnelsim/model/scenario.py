@@ -38,6 +38,7 @@ from pydantic import (
 )
 
 from funnelsim.model.distributions import Bundle, DealSize, Fixed, NonNegativeDist, Spec, UnitDist
+from funnelsim.model.spend import SpendCurve
 from funnelsim.model.subscription import Subscription
 from funnelsim.model.workcal import TimeZone, WorkingCalendar, WorkingHours
 
@@ -181,19 +182,55 @@ class Persona(_Model):
     )
 
 
+VOLUME_KEYS = ("leads_per_month", "leads_per_week", "leads_per_day")
+"""A source's volume keys: exactly one is given, or none with a spend curve (the curve gives the volume)."""
+
+
+def _beside_the_curve(key: str, given: float, bought: float, spend: float, curve: SpendCurve) -> str:
+    """Why a volume is refused beside a spend curve, and the spend that would buy it (under 200 characters)."""
+    unit = {"leads_per_month": 1.0, "leads_per_week": 7 / DAYS_PER_MONTH, "leads_per_day": 1 / DAYS_PER_MONTH}[key]
+    if given < curve.max_leads_per_month:
+        aim = f"to buy {given:,.1f} a month, spend {curve.spend(given):,.0f}"
+    else:
+        aim = f"the curve saturates at max_leads_per_month = {curve.max_leads_per_month:,.6g}"
+    return (
+        f"{key} = {given * unit:,.6g} beside a spend curve: the volume is what spend_per_month = {spend:,.6g} "
+        f"buys, {bought:,.1f} a month; leave {key} out ({aim})"
+    )
+
+
 class Source(_OmitsWhenEmpty):
     """A channel that brings leads: inbound, outbound, partner, events..."""
 
     OMIT_WHEN_EMPTY = ("segment_mix",)
 
-    leads_per_month: NonNegative | None = Field(None, description="Mean leads per month (give exactly one volume).")
+    leads_per_month: NonNegative | None = Field(
+        None, description="Mean leads per month (give exactly one volume, or none with a spend curve)."
+    )
     leads_per_week: NonNegative | None = Field(None, description="Mean leads per week.")
     leads_per_day: NonNegative | None = Field(None, description="Mean leads per day.")
     seasonality: Annotated[list[NonNegative], Field(min_length=12, max_length=12)] = Field(
         default_factory=lambda: [1.0] * 12,
         description="Multiplier on volume for each calendar month, January first.",
     )
-    cost_per_lead: NonNegative = Field(0.0, description="Marketing cost of one lead, in currency.")
+    cost_per_lead: NonNegative = Field(
+        0.0,
+        description="Marketing cost of one lead, in currency. With a spend curve (spend_per_month and "
+        "max_leads_per_month): the cost of the first leads, the curve's slope at zero spend (> 0).",
+    )
+    spend_per_month: NonNegative | None = Field(
+        None,
+        json_schema_extra=OMIT_DEFAULT,
+        description="Today's marketing spend on the channel a month, in currency; with max_leads_per_month it puts "
+        "the channel on a saturation curve, leads = max_leads_per_month * (1 - exp(-spend / (cost_per_lead * "
+        "max_leads_per_month))) a month, and that is its volume: give no leads_per_* beside it (docs/model.md, "
+        "section 24). None: leads cost cost_per_lead each, whatever the volume.",
+    )
+    max_leads_per_month: Positive | None = Field(
+        None,
+        description="Leads a month the channel saturates at, whatever the spend (its audience); needs spend_per_month.",
+        json_schema_extra=OMIT_DEFAULT,
+    )
     persona_mix: dict[str, Probability] = Field(description="Share of leads per persona; sums to 1.")
     fit: UnitDist = Field(description="Lead fit with the ideal customer profile, in [0, 1].")
     initial_engagement: UnitDist = Field(
@@ -223,10 +260,30 @@ class Source(_OmitsWhenEmpty):
 
     @model_validator(mode="after")
     def _one_volume(self) -> Source:
-        names = ("leads_per_month", "leads_per_week", "leads_per_day")
-        given = [name for name in names if getattr(self, name) is not None]
+        given = [name for name in VOLUME_KEYS if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of {', '.join(names)}; got {' and '.join(given) or 'none'}")
+            if not given and self.spend_per_month is not None:
+                return self  # the spend curve gives the volume (_spend_curve checks the curve)
+            raise ValueError(f"give exactly one of {', '.join(VOLUME_KEYS)}; got {' and '.join(given) or 'none'}")
+        return self
+
+    @model_validator(mode="after")
+    def _spend_curve(self) -> Source:
+        """A spend curve needs its three numbers, and no volume beside it: the spend sets the volume."""
+        if self.spend_per_month is None and self.max_leads_per_month is None:
+            return self
+        if self.spend_per_month is None or self.max_leads_per_month is None:
+            missing = "spend_per_month" if self.spend_per_month is None else "max_leads_per_month"
+            raise ValueError(f"a spend curve needs spend_per_month and max_leads_per_month; {missing} is missing")
+        if self.cost_per_lead <= 0:
+            raise ValueError("cost_per_lead must be > 0 with a spend curve: it is the cost of the first leads")
+        curve = SpendCurve(self.cost_per_lead, self.max_leads_per_month)  # refuses a curve out of float range
+        key = self.volume_key
+        if key != "spend_per_month":  # one number sets the volume, so that editing the spend moves it
+            given = self.leads_per_day_mean * DAYS_PER_MONTH
+            raise ValueError(
+                _beside_the_curve(key, given, curve.leads(self.spend_per_month), self.spend_per_month, curve)
+            )
         return self
 
     @field_validator("month_multipliers")
@@ -244,14 +301,38 @@ class Source(_OmitsWhenEmpty):
         return mix
 
     @property
+    def curve(self) -> SpendCurve | None:
+        """The channel's spend curve, or ``None`` for a source whose leads cost ``cost_per_lead`` each."""
+        if self.spend_per_month is None or self.max_leads_per_month is None:
+            return None
+        return SpendCurve(self.cost_per_lead, self.max_leads_per_month)
+
+    @property
+    def average_cost_per_lead(self) -> float:
+        """What one lead costs on average: ``cost_per_lead``, or ``spend / leads`` on the spend curve."""
+        curve = self.curve
+        if curve is None or self.spend_per_month is None:
+            return self.cost_per_lead
+        return curve.average_cost(self.spend_per_month)
+
+    @property
+    def volume_key(self) -> str:
+        """The key that sets the volume: the volume key given, or ``spend_per_month`` when the curve gives it."""
+        return next((name for name in VOLUME_KEYS if getattr(self, name) is not None), "spend_per_month")
+
+    @property
     def leads_per_day_mean(self) -> float:
-        """Volume before seasonality, converted to leads per day."""
+        """Volume before seasonality, converted to leads per day (with a spend curve and no volume given,
+        what ``spend_per_month`` buys on the curve)."""
         if self.leads_per_day is not None:
             return self.leads_per_day
         if self.leads_per_week is not None:
             return self.leads_per_week / 7
-        assert self.leads_per_month is not None
-        return self.leads_per_month / DAYS_PER_MONTH
+        if self.leads_per_month is not None:
+            return self.leads_per_month / DAYS_PER_MONTH
+        curve = self.curve
+        assert curve is not None and self.spend_per_month is not None  # _one_volume and _spend_curve
+        return curve.leads(self.spend_per_month) / DAYS_PER_MONTH
 
     def volume_factor(self, year: int, month: int) -> float:
         """Multiplier on volume in calendar month ``month`` (1-12) of ``year``: seasonality x month multiplier."""

@@ -42,7 +42,6 @@ import difflib
 import functools
 import itertools
 import re
-import typing
 import zoneinfo
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -62,7 +61,6 @@ __all__ = [
     "clock_of",
     "contact_delay",
     "parse_hours",
-    "settings_of",
     "working_time",
 ]
 
@@ -185,20 +183,6 @@ class WorkingCalendar(BaseModel):
         if twice:
             raise ValueError(f"each day once; listed twice: {', '.join(twice)}")
         return days
-
-
-def settings_of(scenario: Scenario, segment: str = "all") -> Scenario:
-    """The scenario whose teams' hours apply to the leads of ``segment``.
-
-    Segments (issue 19's piece "seg") give each segment its own SDR and AE teams through
-    ``scenario.segment_view(name)``; until a scenario has them, every lead is segment
-    ``"all"`` and the scenario itself holds the teams.
-    """
-    segments = getattr(scenario, "segments", None)
-    if segments and segment in segments:
-        view: Scenario = typing.cast(Any, scenario).segment_view(segment)
-        return view
-    return scenario
 
 
 class WorkingTime:

@@ -1,5 +1,5 @@
 """What each command writes into its output folder: the tables, event log, figures and manifest
-of ``run``, ``run --runs``, ``plan``, ``compare``, ``sweep`` and ``sensitivity``.
+of ``run``, ``run --runs``, ``plan``, ``mix``, ``compare``, ``sweep`` and ``sensitivity``.
 
 Each ``write_*`` fills a folder through :func:`funnelsim.report.folder.write_atomically`, so it
 appears complete or not at all, and ends with :func:`funnelsim.report.folder.write_manifest`.
@@ -81,6 +81,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from funnelsim.run.result import RunResult
+    from funnelsim.studies.budget import Mix
     from funnelsim.studies.compare import Comparison
     from funnelsim.studies.planner import Plan, PlanDiagnostics
     from funnelsim.studies.replications import Replications
@@ -95,6 +96,7 @@ __all__ = [
     "FEATURE_FIGURES",
     "FIGURES",
     "write_comparison",
+    "write_mix",
     "write_plan",
     "write_replications",
     "write_run",
@@ -548,3 +550,15 @@ def _opening(result: RunResult) -> tuple[int, float]:
     """The opportunities open on day 0 that the log does not open (a warm start's), and their value."""
     opening = result.metadata.get("open_at_start", {})
     return int(opening.get("opportunities", 0)), float(opening.get("value", 0.0))
+
+
+def write_mix(result: Mix, out_dir: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Write a budget mix to ``out_dir`` (atomically): ``mix.csv`` (one row per mix and channel, and a
+    ``total`` per mix; columns in docs/outputs.md) and ``manifest.json``."""
+
+    def fill(folder: Path) -> None:
+        write_csv(result.table, folder / "mix.csv")
+        run = {"budget": result.budget, "objective": result.objective, "shadow_price": result.shadow_price}
+        write_manifest(result.scenario, folder, "png", run)
+
+    return write_atomically(out_dir, force, "png", fill)

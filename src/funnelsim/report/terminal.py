@@ -1,5 +1,5 @@
 """What the command line prints: the rich tables and summary lines of ``run``, ``run --runs``,
-``plan``, ``compare``, ``calibrate``, ``backtest``, ``sweep`` and ``sensitivity``.
+``plan``, ``mix``, ``compare``, ``calibrate``, ``backtest``, ``sweep`` and ``sensitivity``.
 
 Results go to :data:`out` (stdout) and narration, warnings and errors to :data:`err`
 (stderr), so ``--json`` and pipes see only results. Cells are compact (``12.3M``, ``41.5%``);
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from funnelsim.calibrate import Calibration
     from funnelsim.studies.backtest import Backtest
+    from funnelsim.studies.budget import Mix
     from funnelsim.studies.compare import Attribution, Comparison
     from funnelsim.studies.planner import Plan, PlanDiagnostics
     from funnelsim.studies.replications import Replications
@@ -39,6 +40,7 @@ __all__ = [
     "print_backtest",
     "print_calibration",
     "print_comparison",
+    "print_mix",
     "print_plan",
     "print_replications",
     "print_sensitivity",
@@ -301,10 +303,13 @@ def print_plan(p: Plan, d: PlanDiagnostics) -> None:
         )
     sheet = p.sheet
     per_month = sheet[(sheet["stage"] == "leads") & (sheet["phase"] == "period") & (sheet["team"] == "marketing")]
-    out.print(
-        f"marketing:        leads x{p.lead_multiplier:.3f} of today's volume{_shape_note(p)}, "
-        f"{per_month['target'].sum():,.0f} leads in the period (+ {p.lead_in_months} months lead-in)"
-    )
+    if p.spend:
+        _print_spend(p, float(per_month["target"].sum()))
+    else:
+        out.print(
+            f"marketing:        leads x{p.lead_multiplier:.3f} of today's volume{_shape_note(p)}, "
+            f"{per_month['target'].sum():,.0f} leads in the period (+ {p.lead_in_months} months lead-in)"
+        )
     out.print(f"sales:            {_hires_line(p)}")
     inside = heads[heads["phase"] == "period"]
     short_months = inside[(inside["aes_needed"] > inside["aes"]) | (inside["sdrs_needed"] > inside["sdrs"])]
@@ -337,13 +342,33 @@ def print_plan(p: Plan, d: PlanDiagnostics) -> None:
         f"cost in period:   {p.cost['period_total']:,.0f} {cur} (marketing {p.cost['marketing']:,.0f}); "
         f"CAC {p.cost['cac']:,.0f}"
     )
+    lever = "budget" if p.spend else "leads"
+    floor = " (never below today's)" if p.spend and d.analytic_multiplier < 1 else ""
     out.print(
-        f"analytic plan:    leads x{d.analytic_multiplier:.3f} (no queues); simulation needed x{p.lead_multiplier:.3f}"
+        f"analytic plan:    {lever} x{d.analytic_multiplier:.3f} (no queues); simulation needed "
+        f"x{p.lead_multiplier:.3f}{floor}"
     )
     out.print(
         f"work:             search {len(d.candidates)} candidates, {d.simulated:,} replications; verification "
         f"{len(d.verifications)} round(s), {d.verified:,} replications (budget {p.budget['max_replications']:,})"
     )
+
+
+def _print_spend(p: Plan, leads: float) -> None:
+    """The marketing lines of a plan on spend curves: the budget, then each channel's spend today and planned."""
+    cur, spend = p.scenario.currency, p.spend
+    out.print(
+        f"marketing:        budget x{p.lead_multiplier:.3f} of today's spend{_shape_note(p)}: "
+        f"{spend['planned_per_month']:,.0f} {cur} a month on the spend curves (today {spend['today_per_month']:,.0f}), "
+        f"{leads:,.0f} leads in the period (+ {p.lead_in_months} months lead-in)"
+    )
+    for name, c in spend["channels"].items():
+        fixed = "" if c["in_budget"] else " (kept: not in --lead-sources)"
+        out.print(
+            f"  {name + ':':<16}{c['today_per_month']:,.0f} -> {c['planned_per_month']:,.0f} {cur} a month, "
+            f"{c['leads_per_month']:,.1f} leads a month at {c['average_cost_per_lead']:,.0f} average, "
+            f"{c['marginal_cost_per_lead']:,.0f} marginal per lead{fixed}"
+        )
 
 
 def _shape_note(p: Plan) -> str:
@@ -403,20 +428,24 @@ def _plan_table(p: Plan, heads: pd.DataFrame) -> Table:
         ("AEs\nramped", None),
         ("SDRs", None),
     ]
-    for name, _ in columns:
-        table.add_column(name, justify="left" if name == "month" else "right", no_wrap=True)
     # Marketing's leads: every source but the deals AEs prospect themselves.
     wide = sheet[sheet["source"] != "prospecting"].groupby(["month", "stage"])["target"].sum().unstack()
+    spends = "spend" in wide.columns  # a plan on spend curves: marketing's budget beside its quotas
+    for name, _ in [*columns, *([(f"spend\nMKT {cur}", "spend")] if spends else [])]:
+        table.add_column(name, justify="left" if name == "month" else "right", no_wrap=True)
     for month in wide.index:
         lead_in = heads.loc[month, "phase"] != "period"
         cells = [f"{month}{'*' if lead_in else ''}"]
         cells += [f"{wide.loc[month, key]:,.0f}" for _, key in columns[1:6] if key is not None]
         cells += [short(wide.loc[month, "revenue"], "money")]
         cells += [f"{heads.loc[month, 'aes']:.1f}", f"{heads.loc[month, 'sdrs']:.1f}"]
+        cells += [short(float(wide.loc[month, "spend"]), "money")] if spends else []
         table.add_row(*cells, style="dim" if lead_in else None)
     inside = wide.loc[[m for m in wide.index if heads.loc[m, "phase"] == "period"]]
     total = ["period"] + [f"{inside[key].sum():,.0f}" for _, key in columns[1:6] if key is not None]
-    table.add_row(*total, short(inside["revenue"].sum(), "money"), "", "", style="bold")
+    total += [short(inside["revenue"].sum(), "money"), "", ""]
+    total += [short(float(inside["spend"].sum()), "money")] if spends else []
+    table.add_row(*total, style="bold")
     return table
 
 
@@ -678,3 +707,52 @@ def print_backtest(result: Backtest) -> None:
     )
     for note in result.notes:
         err.print(escape(f"note: {note}"))
+
+
+def print_mix(result: Mix) -> None:
+    """The optimal split of the budget per channel beside today's spend and today's shares of the budget."""
+    cur, table = result.scenario.currency, result.table
+    by = {mix: rows.set_index("channel") for mix, rows in table.groupby("mix", sort=False)}
+    best, today, shares = by["optimal"], by["today"], by["today_shares"]
+    grid = Table(
+        title=f"Best split of {result.budget:,.0f} {cur} a month for the most {result.objective}",
+        title_justify="left",
+        caption="A month at the base volume, steady state, reps never the bottleneck. Cost per lead: average /\n"
+        "marginal (the last lead bought). * no spend curve: outside the budget. MQLs and more: mix.csv",
+        caption_justify="left",
+    )
+    for name in ("channel", f"spend {cur}\ntoday → best", "leads", "cost per\nlead", "SQLs", "wins", "revenue"):
+        grid.add_column(name, justify="left" if name == "channel" else "right", no_wrap=True)
+    for channel, row in best.iterrows():
+        total = channel == "total"
+        cost = "" if total or not row["in_budget"] else f" / {row['marginal_cost_per_lead']:,.0f}"
+        grid.add_row(
+            f"{channel}{'' if total or row['in_budget'] else '*'}",
+            f"{short(float(today.loc[channel, 'spend_per_month']), 'money')} → "
+            f"{short(float(row['spend_per_month']), 'money')}",
+            f"{row['leads_per_month']:,.0f}",
+            f"{row['average_cost_per_lead']:,.0f}{cost}",
+            f"{row['sqls_per_month']:,.1f}",
+            f"{row['wins_per_month']:,.2f}",
+            short(float(row["revenue_per_month"]), "money"),
+            style="bold" if total else None,
+        )
+    out.print(grid)
+    key = f"{result.objective}_per_month"
+    b, same, now = (float(frame.loc["total", key]) for frame in (best, shares, today))
+    change = f" ({b / same - 1:+.1%})" if same > 0 else ""
+    out.print(
+        f"{result.objective} a month: {_amount(b, result.objective, cur)} with the best split{change}, "
+        f"{_amount(same, result.objective, cur)} with the budget in today's shares, "
+        f"{_amount(now, result.objective, cur)} with today's spend ({today.loc['total', 'spend_per_month']:,.0f} {cur})"
+    )
+    unit = f"{cur} of revenue" if result.objective == "revenue" else "wins"
+    out.print(
+        f"at the margin every funded channel brings {result.shadow_price:,.4g} {unit} per {cur} spent"
+        + (f"; {result.unspent:,.0f} {cur} is worth spending on no channel" if result.unspent > 0 else "")
+    )
+
+
+def _amount(value: float, objective: str, currency: str) -> str:
+    """Revenue as money, wins as a count."""
+    return f"{value:,.0f} {currency}" if objective == "revenue" else f"{value:,.2f} wins"

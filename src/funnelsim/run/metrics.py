@@ -58,7 +58,8 @@ Pipeline (:func:`pipeline_over_time`)
     with deal amounts.
 Cost (:func:`costs`)
     ``marketing = sum over leads of cost_per_lead(source)`` (prospected deals cost
-    nothing); ``sales = sum over reps of employed_days * cost_per_year / 365.25``,
+    nothing; a lead of a source on a spend curve costs the average on the curve,
+    ``spend_per_month / leads_per_month``); ``sales = sum over reps of employed_days * cost_per_year / 365.25``,
     a rep employed (and paid in full while ramping) from its ``joined`` roster row
     until its ``left`` row or the horizon, plus the AEs' commission when they have an
     ``ote_per_year`` (:mod:`funnelsim.run.quotas`). ``cost per MQL = marketing / V(mql)``,
@@ -1034,7 +1035,7 @@ def costs(
     roster
         ``(time, team, rep, change, productivity)``; ``change`` is joined, ramp or left.
     scenario
-        Gives ``cost_per_lead`` per source and ``cost_per_year`` of SDRs and AEs.
+        Gives the (average) cost per lead per source and ``cost_per_year`` of SDRs and AEs.
     events
         The event log (for volumes and revenue).
     horizon_days
@@ -1081,7 +1082,7 @@ def _costs(
     commission: float | None = None,
 ) -> dict[str, Any]:
     by_source = {
-        name: float(int(leads_by_source.get(name, 0)) * source.cost_per_lead)
+        name: float(int(leads_by_source.get(name, 0)) * source.average_cost_per_lead)
         for name, source in scenario.sources.items()
     }
     marketing = float(sum(by_source.values()))

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from funnelsim.model.workcal import ARRIVAL_CLASSES, WorkingTime, clock_of, settings_of
+from funnelsim.model.workcal import ARRIVAL_CLASSES, WorkingTime, clock_of
 from funnelsim.vocabulary import EVENTS
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def working_clock(result: RunResult, team: str) -> WorkingClock | None:
     """``team``'s working time over the run's reported window, or None without working hours.
 
     With segments (a ``segment`` column in the leads' attributes) each lead is read on the
-    clock of its segment's team (:func:`~funnelsim.model.workcal.settings_of`).
+    clock of its segment's team (:meth:`~funnelsim.model.scenario.Scenario.view_of`).
     """
     which: Literal["sdr", "ae"] = "sdr" if team == "sdr" else "ae"
     if "segment" not in result.attributes.columns:
@@ -70,7 +70,7 @@ def working_clock(result: RunResult, team: str) -> WorkingClock | None:
         return lambda times, leads: clock.working(times)
     segment = result.attributes["segment"].astype(str).to_numpy()
     clocks: dict[str, WorkingTime | None] = {
-        name: clock_of(settings_of(result.scenario, name), which) for name in np.unique(segment)
+        name: clock_of(result.scenario.view_of(str(name)), which) for name in np.unique(segment)
     }
     if all(c is None for c in clocks.values()):
         return None

@@ -203,11 +203,11 @@ def estimate(scenario: Scenario, replications: int = 1, workers: int = 1) -> Wor
     drivers = []
     for name, source in scenario.sources.items():
         seasonal = sum(source.seasonality) / len(source.seasonality)
-        field = next(
-            f for f in ("leads_per_month", "leads_per_week", "leads_per_day") if getattr(source, f) is not None
-        )
         drivers.append(
-            (f"sources.{name}.{field}", source.leads_per_day_mean * (seasonal * days + _extra(scenario, name)))
+            (
+                f"sources.{name}.{source.volume_key}",
+                source.leads_per_day_mean * (seasonal * days + _extra(scenario, name)),
+            )
         )
     drivers.append(("initial_pipeline", float(len(scenario.open_deals))))
     drivers.sort(key=lambda d: d[1], reverse=True)

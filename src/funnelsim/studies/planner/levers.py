@@ -17,6 +17,16 @@ A candidate plan is the scenario with more leads, ``a`` extra AEs and ``n`` SDRs
 Hires leave at the team's ``attrition_per_year`` like everyone else (and are backfilled
 if the team backfills). Edits are dotted paths, so a plan is written back as a scenario
 file that validates again.
+
+**Budget** (a scenario whose sources have spend curves, :mod:`funnelsim.model.spend`):
+there the lead lever is the marketing budget. ``k`` multiplies today's monthly spend
+``B_0`` on the curve channels (those ``--lead-sources`` names, all by default), and
+``k B_0`` is split between them in the mix that earns the most
+(:func:`funnelsim.model.spend.allocate`, each channel's leads weighed by
+:attr:`LeadShape.values`, their expected revenue); each channel's volume is then what
+its spend buys on its curve. ``k = 1`` is today's spend in today's mix. Sources without
+a curve keep their volume. ``--lever budget`` names this lever and needs spend curves;
+``leads`` and ``both`` use it too on such a scenario.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from typing import Any, Literal
 from funnelsim.model.loading import parse_scenario
 from funnelsim.model.paths import set_paths
 from funnelsim.model.scenario import Scenario
+from funnelsim.model.spend import allocate
 from funnelsim.studies.planner.errors import PlanError
 
 __all__ = [
@@ -42,13 +53,15 @@ __all__ = [
     "LeadShape",
     "Lever",
     "apply_changes",
+    "budget_of",
     "frame_months",
     "lever_name",
     "planned_changes",
+    "spend_channels",
 ]
 
-Lever = Literal["leads", "reps", "both"]
-LEVERS: tuple[Lever, ...] = ("leads", "reps", "both")
+Lever = Literal["leads", "reps", "both", "budget"]
+LEVERS: tuple[Lever, ...] = ("leads", "reps", "both", "budget")
 LEVER_ALIASES: dict[str, Lever] = {"aes": "reps"}
 """Other names accepted for a lever: ``aes`` is ``reps`` (AEs, with SDRs sized to the flow)."""
 MAX_LEAD_MULTIPLIER = 50.0
@@ -73,11 +86,16 @@ class LeadShape:
     """Where the lead lever puts extra leads: a weight per source and per month (``"YYYY-MM"``).
 
     ``None`` means weight 1 everywhere; a mapping gives the weights of the sources or
-    months it lists and 0 to the others.
+    months it lists and 0 to the others. On a scenario with spend curves the lead lever is
+    the budget: a source weight says whether a channel takes part (0 or 1), and ``values``
+    (what one lead of each curve channel earns; :func:`~funnelsim.studies.planner.plan`
+    sets them) decides the mix (module docstring); without ``values`` every channel's
+    spend is scaled alike.
     """
 
     sources: Mapping[str, float] | None = None
     months: Mapping[str, float] | None = None
+    values: Mapping[str, float] | None = None
 
     @classmethod
     def parse(cls, sources: str | None, months: str | None) -> LeadShape:
@@ -102,7 +120,8 @@ class LeadShape:
         return 1.0 if self.months is None else float(self.months.get(month, 0.0))
 
     def check(self, scenario: Scenario, months: list[str]) -> None:
-        """Refuse weights that name no source of ``scenario`` or no month of ``months`` (the simulated ones)."""
+        """Refuse weights that name no source of ``scenario`` or no month of ``months`` (the simulated ones),
+        and, with spend curves, month weights and source weights other than 0 and 1."""
         if self.sources is not None:
             for name in self.sources:
                 if name not in scenario.sources:
@@ -120,6 +139,43 @@ class LeadShape:
                 )
             if not any(self.month_weight(m) > 0 for m in months):
                 raise PlanError("--lead-months: every weight is 0, so the lead lever would change nothing")
+        if spend_channels(scenario):
+            self._check_budget(scenario)
+
+    def _check_budget(self, scenario: Scenario) -> None:
+        """The lead lever as a budget: the same budget every month, over whole channels on a spend curve."""
+        if self.months is not None:
+            raise PlanError(
+                "--lead-months: with spend curves the lead lever is the monthly budget, spent alike every month; "
+                "leave --lead-months out"
+            )
+        if self.sources is None:
+            return
+        odd = [name for name, w in self.sources.items() if w not in (0.0, 1.0)]
+        if odd:
+            raise PlanError(
+                f"--lead-sources: with spend curves the budget goes where it earns most; name the channels it may "
+                f"use (weight 1) or leave out (0), not {odd[0]}={self.sources[odd[0]]:g}"
+            )
+        if not spend_channels(scenario, self):
+            raise PlanError(
+                f"--lead-sources: none of the sources named has a spend curve; the budget is spent on "
+                f"{', '.join(spend_channels(scenario))}"
+            )
+
+
+def spend_channels(scenario: Scenario, shape: LeadShape | None = None) -> list[str]:
+    """The sources on a spend curve (that ``shape`` lets the budget use), in the scenario's order."""
+    return [
+        name
+        for name, source in scenario.sources.items()
+        if source.curve is not None and (shape is None or shape.source_weight(name) > 0)
+    ]
+
+
+def budget_of(scenario: Scenario, shape: LeadShape | None = None) -> float:
+    """Today's spend a month on the channels of :func:`spend_channels`."""
+    return float(sum(scenario.sources[name].spend_per_month or 0.0 for name in spend_channels(scenario, shape)))
 
 
 def _weights(text: str, flag: str) -> dict[str, float]:
@@ -213,6 +269,8 @@ def _lead_changes(scenario: Scenario, k: float, shape: LeadShape) -> dict[str, A
     changes: dict[str, Any] = {}
     if k == 1.0:
         return changes
+    if spend_channels(scenario):
+        return _spend_changes(scenario, k, shape)
     months = frame_months(scenario) if shape.months is not None else []
     for name, source in scenario.sources.items():
         w = shape.source_weight(name)
@@ -232,3 +290,17 @@ def _lead_changes(scenario: Scenario, k: float, shape: LeadShape) -> dict[str, A
                 multipliers[month] = multipliers.get(month, 1.0) * max(0.0, 1 + (k - 1) * w * v)
         changes[f"sources.{name}.month_multipliers"] = multipliers
     return changes
+
+
+def _spend_changes(scenario: Scenario, k: float, shape: LeadShape) -> dict[str, Any]:
+    """The spend and volume edits of budget multiplier ``k``: ``k`` times today's budget in its best mix
+    (``shape.values``; today's mix scaled without them); each channel's volume is what its spend buys."""
+    names = spend_channels(scenario, shape)
+    today = {name: float(scenario.sources[name].spend_per_month or 0.0) for name in names}
+    curves = {name: scenario.sources[name].curve for name in names}
+    if shape.values is None:
+        spend = {name: k * today[name] for name in names}
+    else:
+        values = {name: float(shape.values[name]) for name in names}
+        spend = allocate({n: c for n, c in curves.items() if c is not None}, values, k * sum(today.values())).spend
+    return {f"sources.{name}.spend_per_month": spend[name] for name in names}  # the curve gives the volume

@@ -11,7 +11,8 @@ month. :func:`plan` is a short sequence of steps:
 3. start from the analytic waterfall's volume for ``G`` (:mod:`.waterfall`);
 4. simulate candidates on common random numbers until the smallest plan reaching the
    confidence is found (:mod:`.search`); ``lever="both"`` takes the cheapest mix of leads,
-   AEs and SDRs (:mod:`.frontier`);
+   AEs and SDRs (:mod:`.frontier`); on a scenario with spend curves the lead lever is the
+   budget, split between the channels in its best mix (:mod:`.levers`, :mod:`.spend`);
 5. verify that plan on seeds the search never saw, stepping further up the lever until
    the lower end of its verified ``P(goal)`` interval reaches the confidence
    (:mod:`.verify`, :mod:`.steps`); the unchanged scenario passing is "already met";
@@ -51,9 +52,11 @@ from funnelsim.studies.planner.levers import (
     LeadShape,
     Lever,
     apply_changes,
+    budget_of,
     frame_months,
     lever_name,
     planned_changes,
+    spend_channels,
 )
 from funnelsim.studies.planner.period import Period, add_months, frame, months_between, period_revenue
 from funnelsim.studies.planner.search import (
@@ -67,6 +70,7 @@ from funnelsim.studies.planner.search import (
     search_reps,
 )
 from funnelsim.studies.planner.sheet import TEAMS, headcount_table, joint_target_sheet
+from funnelsim.studies.planner.spend import channel_values, spend_summary
 from funnelsim.studies.planner.steps import WorkBudget, step
 from funnelsim.studies.planner.verify import (
     MAX_VERIFICATIONS,
@@ -128,6 +132,10 @@ class Plan:
         ``leavers_expected`` (the hires it takes to hold the headcount) over the frame.
     budget
         The work budget stated before anything ran (:class:`~.steps.WorkBudget`).
+    spend
+        On a scenario with spend curves, the spend per channel today and in the plan
+        (:func:`.spend.spend_summary`; ``lead_multiplier`` is then the budget's multiple of
+        today's); empty otherwise.
     """
 
     goal: float
@@ -152,6 +160,7 @@ class Plan:
     hires: dict[str, dict[str, Any]]
     budget: dict[str, int]
     lead_shape: dict[str, Any] = field(default_factory=dict)
+    spend: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document and ``plan.json`` (keys in docs/outputs.md); NaN as null."""
@@ -181,6 +190,8 @@ class Plan:
             "budget": self.budget,
             "changes": self.changes,
         }
+        if self.spend:
+            doc["spend"] = self.spend
         return json_ready(doc)
 
 
@@ -288,7 +299,9 @@ def plan(
         Whole months; defaults to the scenario's horizon.
     lever
         ``"leads"``: marketing volume; ``"reps"`` (or ``"aes"``): AEs, SDRs sized to the
-        flow; ``"both"``: the cheapest mix of leads, AEs and SDRs (:func:`.search.search_both`).
+        flow; ``"both"``: the cheapest mix of leads, AEs and SDRs (:func:`.search.search_both`);
+        ``"budget"``: the marketing budget on a scenario with spend curves, split in its best
+        mix at every budget (:mod:`.levers`; ``leads`` and ``both`` do the same there).
     runs, seed, pool
         Replications per candidate of the search, on the same seeds for every candidate,
         run on ``pool`` (see :func:`funnelsim.studies.replications.executor`).
@@ -316,7 +329,7 @@ def plan(
     request = request.with_work(max_evaluations, verify_runs, max_verifications, lead_shape, hire_month)
     yields = source_yields(scenario)  # volumes, dates and headcount do not change them
     framed, lead_in_months = _framed(scenario, request, lead_in_months, yields)
-    request = _check_levers(framed, request)
+    request = _check_levers(framed, request, yields)
     _check_reachable(scenario, framed, request, yields)
     start = _analytic_start(framed, request, yields)
     evaluate = _evaluator(framed, request, yields, start.multiplier, pool, budget, progress)
@@ -390,6 +403,11 @@ def _request(
         raise PlanError(f"target utilisation must be in (0, 1], got {target_utilisation:g}")
     if lead_in_months is not None and not 0 <= lead_in_months <= 24:
         raise PlanError(f"--lead-in must be between 0 and 24 months, got {lead_in_months}")
+    if name == "budget" and not spend_channels(scenario):
+        raise PlanError(
+            "--lever budget: no source of this scenario has a spend curve (give sources.<name>.spend_per_month "
+            "and max_leads_per_month); plan its lead volume with --lever leads"
+        )
     period = period or Period.of(scenario)
     _check_lead_in(scenario, period, lead_in_months)
     seed = resolve_seed(scenario, seed)
@@ -431,10 +449,12 @@ def _framed(
     return framed, len(months_between(framed.start_date, period.start))
 
 
-def _check_levers(framed: Scenario, request: _Request) -> _Request:
-    """Decides whether the lead shape and hire month fit the simulated months; the hire date (default: day 0)."""
+def _check_levers(framed: Scenario, request: _Request, yields: dict[str, SourceYield]) -> _Request:
+    """Decides whether the lead shape and hire month fit the simulated months; the hire date (default: day 0);
+    with spend curves, what a lead of each channel is worth to the budget's mix."""
     months = frame_months(framed)
     request.shape.check(framed, months)
+    request = _with_spend(framed, request, yields)
     hire = request.hire_month
     if hire is None:
         return replace(request, hire_month=framed.start_date)
@@ -446,10 +466,23 @@ def _check_levers(framed: Scenario, request: _Request) -> _Request:
     return request
 
 
+def _with_spend(framed: Scenario, request: _Request, yields: dict[str, SourceYield]) -> _Request:
+    """The request with the channel values the budget lever splits its spend by (unchanged without spend
+    curves); :class:`PlanError` when there is no spend to multiply."""
+    if not spend_channels(framed):
+        return request
+    if request.lever != "reps" and budget_of(framed, request.shape) <= 0:
+        raise PlanError(
+            f"--lever {request.lever}: today's spend on {', '.join(spend_channels(framed, request.shape))} is 0, "
+            "and the budget lever multiplies it; give one of them a spend_per_month > 0"
+        )
+    return replace(request, shape=replace(request.shape, values=channel_values(framed, yields)))
+
+
 def _check_reachable(scenario: Scenario, framed: Scenario, request: _Request, yields: dict[str, SourceYield]) -> None:
     """Decides, before any simulation, whether AE capacity (leads only) or hiring lead time rules the goal out."""
     period, goal = request.period, request.goal
-    if request.lever == "leads":
+    if request.lever in ("leads", "budget"):
         ceiling = ae_revenue_ceiling(framed, period, yields)
         if goal > ceiling:
             earliest = frame(scenario, period, 24)
@@ -540,7 +573,7 @@ def _find(
 
 def _search(evaluate: Evaluator, request: _Request, start: _AnalyticStart) -> tuple[Candidate, pd.DataFrame | None]:
     """Decides the plan's levers with the search of the lever asked for; the trade-off table for ``both``."""
-    if request.lever == "leads":
+    if request.lever in ("leads", "budget"):
         return search_leads(evaluate, start.multiplier, 0, evaluate.framed.handoff.sdr.count, start.slope), None
     if request.lever == "reps":
         return search_reps(evaluate, sdrs_for(start.analytic, evaluate.framed)), None
@@ -627,6 +660,7 @@ def _write_plan(
             "sources": None if request.shape.sources is None else dict(request.shape.sources),
             "months": None if request.shape.months is None else dict(request.shape.months),
         },
+        spend=spend_summary(framed, planned_scenario, k, request.shape, yields),
     )
     return result, planned
 
@@ -689,7 +723,8 @@ def _cost_summary(
         "period_total": period_cost,
         "marketing": float(
             sum(
-                planned.in_period[f"leads_{n}"].sum() * src.cost_per_lead for n, src in planned_scenario.sources.items()
+                planned.in_period[f"leads_{n}"].sum() * src.average_cost_per_lead
+                for n, src in planned_scenario.sources.items()
             )
         ),
         "cac": period_cost / float(wins.mean()) if float(wins.mean()) > 0 else math.nan,

@@ -114,7 +114,13 @@ class Evaluator:
     seen: dict[tuple[float, int, int, int], Candidate] = field(default_factory=dict)
     simulated: dict[tuple[float, int, int], mc.Replications] = field(default_factory=dict)
     costs: dict[tuple[float, int, int], float] = field(default_factory=dict)
+    revenues: dict[tuple[float, int, int], float] = field(default_factory=dict)
     history: list[Candidate] = field(default_factory=list)
+
+    @property
+    def spends(self) -> bool:
+        """Whether the lead lever is a budget split between spend curves (:mod:`.levers`)."""
+        return self.shape.values is not None
 
     def changes(self, k: float, extra_aes: int, sdrs: int | None = None) -> dict[str, object]:
         """The dotted-path edits of the candidate's levers (shaped leads, hires on the hire date)."""
@@ -130,7 +136,13 @@ class Evaluator:
         if key not in self.costs:
             flow = waterfall(self.scenario(k, extra_aes, sdrs), self.period, yields=self.yields)
             self.costs[key] = float(flow.in_period["cost"].sum())
+            self.revenues[key] = flow.revenue
         return self.costs[key]
+
+    def analytic_revenue(self, k: float, extra_aes: int, sdrs: int) -> float:
+        """The candidate's expected revenue in the period by the analytic waterfall (no simulation)."""
+        self.cost(k, extra_aes, sdrs)
+        return self.revenues[(k, extra_aes, sdrs)]
 
     def replications(self, k: float, extra_aes: int, sdrs: int, runs: int | None = None) -> mc.Replications:
         """Replications ``0 .. runs-1`` of the candidate, simulating only those not yet run."""
@@ -378,13 +390,20 @@ def _check_saturation(
     evaluate: Evaluator, before: int, j: int, extra_aes: int, sdrs: int, slope: float, candidate: Candidate
 ) -> None:
     """Stops the lead search when more leads no longer bring revenue: the gain from grid point ``before``
-    to ``j``, even at the upper end of its paired 95% interval, is under a quarter of the analytic gain."""
+    to ``j``, even at the upper end of its paired 95% interval, is under a quarter of the analytic gain
+    (``slope`` per unit of multiplier; on spend curves, whose returns diminish, the waterfall's own gain
+    between the two budgets)."""
     # A small step (tiny multipliers) must not stop the search on noise: hence the interval's upper end.
     gained = paired_difference(
         period_revenue(evaluate.replications(STEP**before, extra_aes, sdrs).monthly, evaluate.period),
         period_revenue(evaluate.replications(STEP**j, extra_aes, sdrs).monthly, evaluate.period),
     )
-    if gained["ci_high"] < 0.25 * slope * (STEP**j - STEP**before):
+    if evaluate.spends:
+        expected = evaluate.analytic_revenue(STEP**j, extra_aes, sdrs)
+        expected -= evaluate.analytic_revenue(STEP**before, extra_aes, sdrs)
+    else:
+        expected = slope * (STEP**j - STEP**before)
+    if gained["ci_high"] < 0.25 * expected:
         raise diagnose(evaluate, candidate, "leads", cap="saturated")
 
 
@@ -578,6 +597,9 @@ CAPS = {
     "leads": f"the lead lever reached its cap of x{MAX_LEAD_MULTIPLIER:g} today's volume",
     "saturated": "the lead lever stopped adding revenue (a step of 8% or more leads brought less than a quarter "
     "of the revenue the analytic funnel expects from it)",
+    "budget": f"the budget lever reached its cap of x{MAX_LEAD_MULTIPLIER:g} today's spend",
+    "budget_saturated": "the budget stopped adding revenue (a step of 8% or more budget brought less than a "
+    "quarter of the revenue the analytic funnel expects from it: the channels are near their ceilings)",
     "aes": f"the AE lever reached its cap of +{MAX_EXTRA_AES} AEs",
     "aes_flat": "the AE lever stopped adding revenue (one more AE brought none on the search's runs)",
 }
@@ -590,6 +612,8 @@ def diagnose(evaluate: Evaluator, best: Candidate, lever: str, cap: str = "leads
     ``cap`` says which lever hit which cap (:data:`CAPS`); the message names it.
     """
     sc, cur = evaluate.framed, evaluate.framed.currency
+    if evaluate.spends and cap in ("leads", "saturated"):
+        cap = {"leads": "budget", "saturated": "budget_saturated"}[cap]
     reached = (
         f"{CAPS[cap]}; the largest plan tried (leads x{best.lead_multiplier:.2f}, +{best.extra_aes} AEs, "
         f"{best.sdrs} SDRs) reaches the goal in {best.p_goal:.0%} of {best.runs} runs (mean {best.mean_revenue:,.0f} "

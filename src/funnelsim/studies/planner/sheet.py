@@ -4,6 +4,9 @@ Each row of the sheet says on what ``basis`` its ``target`` stands:
 
 - ``quota`` (leads per source): the plan's volume, the expected count (volume x
   seasonality x month multiplier x days); marketing's commitment.
+- ``budget`` (spend per source, only for sources on a spend curve): what the month's
+  quota costs, its leads times their average cost on the curve at the planned spend
+  (``spend_per_month`` times the month's volume factor and length); marketing's budget.
 - ``expected`` (MQLs, SQLs, opportunities, wins, deals AEs prospect, and revenue in the
   lead-in): the mean over the plan's verification runs of the count in the month; the
   flow the quotas carry, queues and all.
@@ -33,7 +36,7 @@ from funnelsim.studies.planner.waterfall import STAGES, Waterfall
 __all__ = ["HEADCOUNT_COLUMNS", "SHEET_COLUMNS", "TEAMS", "headcount_table", "joint_target_sheet"]
 
 TEAMS = {"leads": "marketing", "mqls": "marketing", "sqls": "shared", "opportunities": "sales", "wins": "sales"}
-TEAMS |= {"revenue": "sales", "prospected": "sales"}
+TEAMS |= {"revenue": "sales", "prospected": "sales", "spend": "marketing"}
 SHEET_COLUMNS = ["month", "phase", "stage", "source", "team", "basis", "target", "analytic"]
 SHEET_COLUMNS += ["simulated_mean", "simulated_p10", "simulated_p90"]
 HEADCOUNT_COLUMNS = ["month", "phase", "ae_headcount", "aes", "aes_needed", "ae_hires", "ae_backfills", "ae_leavers"]
@@ -49,12 +52,16 @@ def joint_target_sheet(planned: Waterfall, reps: mc.Replications, goal: float) -
     scale = goal / sum(means.values()) if sum(means.values()) > 0 else math.nan
     rows = []
     sources = [c[len("leads_") :] for c in months.columns if c.startswith("leads_")]
+    spenders = [c[len("spend_") :] for c in months.columns if c.startswith("spend_")]
     nan3 = [math.nan] * 3
     for _, row in months.iterrows():
         month, phase = row["month"], row["phase"]
         for name in sources:
             value = float(row[f"leads_{name}"])
             rows.append((month, phase, "leads", name, "marketing", "quota", value, value, *nan3))
+        for name in spenders:
+            value = float(row[f"spend_{name}"])
+            rows.append((month, phase, "spend", name, "marketing", "budget", value, value, *nan3))
         prospected = float(row["prospected"])
         rows.append((month, phase, "leads", "prospecting", "sales", "expected", prospected, prospected, *nan3))
         for stage in STAGES[1:]:

@@ -84,13 +84,29 @@ class SourceYield:
     win: float
     deal_size: float
 
+    @property
+    def sqls_per_lead(self) -> float:
+        """Expected SQLs of one lead."""
+        return self.mql_rate * self.sqls_per_mql
+
+    @property
+    def wins_per_lead(self) -> float:
+        """Expected wins of one lead."""
+        return self.sqls_per_lead * self.opportunity * self.win
+
+    @property
+    def revenue_per_lead(self) -> float:
+        """Expected revenue of one lead: what the budget's mix weighs a channel's leads by."""
+        return self.wins_per_lead * self.deal_size
+
 
 @dataclass(frozen=True)
 class Waterfall:
     """The analytic flow of one scenario.
 
     ``months`` has one row per month of the scenario: ``month``, ``phase`` ("lead-in" or
-    "period"), ``leads_<source>`` per source, ``prospected`` (deals AEs source
+    "period"), ``leads_<source>`` per source, ``spend_<source>`` per source on a spend curve
+    (its leads times their average cost on the curve), ``prospected`` (deals AEs source
     themselves), ``leads`` (all, prospected included, as the simulation counts them),
     ``mqls``, ``sqls``, ``opportunities``, ``wins``, ``revenue`` (expected counts by the
     month they happen), ``sdrs_needed``, ``aes_needed`` (Little's law at the target
@@ -223,6 +239,7 @@ class _LeadFlow:
     wins: np.ndarray
     revenue: np.ndarray
     marketing_cost: np.ndarray
+    spend: dict[str, np.ndarray]  # "spend_<source>" -> spend per day, sources on a spend curve only
 
 
 def _lead_flow(
@@ -234,6 +251,7 @@ def _lead_flow(
     keeps when MQLs wait for it (:mod:`.desk`); none lost without it.
     """
     columns: dict[str, np.ndarray] = {}
+    spend: dict[str, np.ndarray] = {}
     mqls = np.zeros(grid.days)
     sqls = np.zeros(grid.days)
     opps = np.zeros(grid.days)
@@ -244,7 +262,9 @@ def _lead_flow(
         y = yields[name]
         leads = src.leads_per_day_mean * _volume_factors(src, grid.month)
         columns[f"leads_{name}"] = leads
-        marketing_cost += leads * src.cost_per_lead
+        marketing_cost += leads * src.average_cost_per_lead
+        if src.curve is not None:
+            spend[f"spend_{name}"] = leads * src.average_cost_per_lead
         m = _conv(leads, y.mql_delay) * y.mql_rate
         q = _conv(m if kept is None else m * kept, grid.handoff) * y.sqls_per_mql
         mqls += m
@@ -253,7 +273,7 @@ def _lead_flow(
         w = _conv(q * y.opportunity, grid.cycle) * y.win
         wins += w
         revenue += w * y.deal_size
-    return _LeadFlow(columns, mqls, sqls, opps, wins, revenue, marketing_cost)
+    return _LeadFlow(columns, mqls, sqls, opps, wins, revenue, marketing_cost, spend)
 
 
 def _volume_factors(source: Source, day_month: np.ndarray) -> np.ndarray:
@@ -388,7 +408,11 @@ def _commission(scenario: Scenario, revenue: np.ndarray) -> np.ndarray | float:
 
 def _monthly(daily: pd.DataFrame, period: Period) -> pd.DataFrame:
     """Decides the month rows: flows summed, headcounts averaged, each month marked lead-in or period."""
-    flows = [c for c in daily.columns if c.startswith("leads") or c in (*STAGES, *_TEAM_FLOWS, "prospected", "cost")]
+    flows = [
+        c
+        for c in daily.columns
+        if c.startswith(("leads", "spend_")) or c in (*STAGES, *_TEAM_FLOWS, "prospected", "cost")
+    ]
     months = daily.groupby("month", sort=True).agg({**dict.fromkeys(flows, "sum"), **_LEVELS}).reset_index()
     months.insert(1, "phase", np.where(months["month"].isin(period.months), "period", "lead-in"))
     return months
@@ -470,6 +494,7 @@ def waterfall(
         {
             "month": grid.month,
             **flow.leads,
+            **flow.spend,
             "prospected": day.prospected,
             "leads": sum(flow.leads.values()) + day.prospected,
             "mqls": flow.mqls,
@@ -552,9 +577,10 @@ def analytic_multiplier(
     if gap(0.0) >= 0:
         return 0.0
     if gap(MAX_LEAD_MULTIPLIER) < 0:
+        what = "budget (its channels near their ceilings)" if shape is not None and shape.values else "leads"
         raise PlanInfeasible(
             "lead volume",
-            f"even {MAX_LEAD_MULTIPLIER:g}x today's leads would not close {goal:,.0f} {scenario.currency} in "
+            f"even {MAX_LEAD_MULTIPLIER:g}x today's {what} would not close {goal:,.0f} {scenario.currency} in "
             f"{period} by the analytic waterfall.",
             "lower the goal, lengthen the period, or improve conversion (qualification, hand-off, win rate).",
         )
