@@ -5,7 +5,9 @@ a free choice:
 
 * **aligned** (one shared rule, one bar for MQL and SQL): the bar that maximises the
   company's revenue, found by a sweep of the shared bar (``ALIGNED_RANGE``), the joint
-  optimum both teams are measured on;
+  optimum both teams are measured on (:func:`shared_sweep`, :func:`optimum`; ``levels.py``
+  applies the same rule to the other levels with one shared definition, defined and
+  integrated);
 * **misaligned**: marketing, paid on MQL volume, sets its bar as high as it can while still
   hitting its MQL target (``mql_growth`` times last year's MQLs, the baseline's); sales,
   which protects its win rate, rejects every lead that would dilute it: its bar is the lowest
@@ -81,6 +83,26 @@ def _grid(bounds: tuple[float, float], step: float) -> list[float]:
     return np.round(np.arange(bounds[0], bounds[1] + step / 2, step), 2).tolist()
 
 
+def shared_sweep(scenario: Scenario, runs: int, seed: int, pool: mc.Executor, step: float = 0.02) -> pd.DataFrame:
+    """The aligned rule's sweep for any company with one shared definition: ``scenario`` with
+    its one bar (MQL = SQL) at every point of ``ALIGNED_RANGE``; one row per bar with the
+    ``threshold`` and the mean ``revenue``, ``mqls`` and ``win_rate`` of replications
+    ``0 .. runs-1`` of ``seed``."""
+    grid = _grid(ALIGNED_RANGE, step)
+    return _sweep((({"threshold": t}, with_bars(scenario, t, t)) for t in grid), runs, seed, pool)
+
+
+def optimum(sweep: pd.DataFrame) -> float:
+    """The bar the aligned rule chooses from a :func:`shared_sweep`: the highest mean revenue."""
+    return float(sweep.loc[sweep["revenue"].idxmax(), "threshold"])
+
+
+def near_optimum(sweep: pd.DataFrame) -> list[float]:
+    """The plausible shared bars of a :func:`shared_sweep`: revenue within ``NEAR_OPTIMUM`` of the best."""
+    best = float(sweep["revenue"].max())
+    return [float(t) for t in sweep.loc[sweep["revenue"] >= (1 - NEAR_OPTIMUM) * best, "threshold"]]
+
+
 def choose(
     baseline: pd.DataFrame,
     misaligned: Scenario,
@@ -91,9 +113,9 @@ def choose(
     step: float = 0.02,
 ) -> Bars:
     """Apply the rules. ``baseline`` is last year's replications (the baseline company's table)."""
-    aligned_grid, mql_grid, sql_grid = (_grid(r, step) for r in (ALIGNED_RANGE, MQL_RANGE, SQL_RANGE))
+    mql_grid, sql_grid = (_grid(r, step) for r in (MQL_RANGE, SQL_RANGE))
     last_mqls = float(baseline["mqls"].mean())
-    shared = _sweep((({"threshold": t}, with_bars(aligned, t, t)) for t in aligned_grid), runs, seed, pool)
+    shared = shared_sweep(aligned, runs, seed, pool, step)
     best = shared.loc[shared["revenue"].idxmax()]
     # MQL volume depends on marketing's bar only (sales' bar at its current value).
     volume = _sweep(

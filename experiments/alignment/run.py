@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         with executors.executor(args.jobs) as pool:
             report = _study(scenarios, runs, args.seed, pool, staging, args.quick)
         (staging / "report.txt").write_text(report)
+        if (out / "levels").is_dir():  # levels.py's study (the four levels) lives here too: keep it
+            (out / "levels").rename(staging / "levels")
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
