@@ -411,7 +411,17 @@ LeadMonthsOpt = Annotated[
 @app.command()
 def plan(
     scenario: ScenarioArg,
-    goal: Annotated[str, typer.Option(help="Revenue to close in the period, e.g. 12M, 750k, 12000000.")],
+    goal: Annotated[
+        str | None,
+        typer.Option(help="Revenue to book in the period, e.g. 12M, 750k, 12000000 (subscriptions: new ARR)."),
+    ] = None,
+    goal_arr: Annotated[
+        str | None, typer.Option("--goal-arr", help="Subscriptions: ARR at the end of the period, e.g. 18M.")
+    ] = None,
+    goal_net_new_arr: Annotated[
+        str | None,
+        typer.Option("--goal-net-new-arr", help="Subscriptions: net new ARR in the period (new + expansion - churn)."),
+    ] = None,
     confidence: Annotated[float, typer.Option(help="Required probability of reaching the goal.")] = 0.8,
     period: Annotated[
         str | None, typer.Option(help="Whole months START:END, e.g. 2027-01-01:2027-12-31 (default: the horizon).")
@@ -455,7 +465,8 @@ def plan(
     from funnelsim.studies.planner import LeadShape, Period, lever_name, work_budget
 
     sc = _load(scenario, overrides)
-    amount = _guard(lambda: parse_amount(goal, "--goal"))
+    kind, flag, text = _guard(lambda: _goal_option(goal, goal_arr, goal_net_new_arr))
+    amount = _guard(lambda: parse_amount(text, flag))
     window = _guard(lambda: Period.parse(period)) if period is not None else None
     chosen = _guard(lambda: lever_name(lever))
     shape = _guard(lambda: LeadShape.parse(lead_sources, lead_months))
@@ -464,12 +475,15 @@ def plan(
         _guard(lambda: check_target(out_dir, force, figure_format))
     narrate = not (quiet or as_json)
     if narrate:
-        _err().print(f"{sc.name}: planning {amount:,.0f} {sc.currency} at {confidence:.0%} confidence, lever {chosen}")
+        what = {"bookings": "", "ending_arr": " of ARR at the end", "net_new_arr": " of net new ARR"}[kind]
+        _err().print(
+            f"{sc.name}: planning {amount:,.0f} {sc.currency}{what} at {confidence:.0%} confidence, lever {chosen}"
+        )
         work = _guard(lambda: work_budget(confidence, runs, max_evaluations, verify_runs, max_verifications))
         _err().print(f"work budget: {work.describe()}")
     options: dict[str, Any] = {"period": window, "lever": chosen, "runs": runs, "seed": seed, "lead_in_months": lead_in}
     options |= {"max_evaluations": max_evaluations, "verify_runs": verify_runs, "max_verifications": max_verifications}
-    options |= {"lead_shape": shape, "hire_month": hired}
+    options |= {"lead_shape": shape, "hire_month": hired, "goal_kind": kind}
     result, diagnostics = _make_plan(
         sc, amount, confidence, options, jobs, scheduler, _budget(allow_large, narrate), narrate
     )
@@ -481,6 +495,24 @@ def plan(
         _print_json(result.to_json())
     else:
         print_plan(result, diagnostics)
+
+
+def _goal_option(bookings: str | None, arr: str | None, net_new_arr: str | None) -> tuple[str, str, str]:
+    """The one goal given: what it measures (a key of the planner's ``GOALS``), its flag and its text."""
+    from funnelsim.studies.planner import PlanError
+
+    given = [
+        (kind, flag, text)
+        for kind, flag, text in (
+            ("bookings", "--goal", bookings),
+            ("ending_arr", "--goal-arr", arr),
+            ("net_new_arr", "--goal-net-new-arr", net_new_arr),
+        )
+        if text is not None
+    ]
+    if len(given) != 1:
+        raise PlanError("give exactly one goal: --goal (bookings), --goal-arr (ending ARR) or --goal-net-new-arr")
+    return given[0]
 
 
 def _month_option(text: str, flag: str) -> dt.date:

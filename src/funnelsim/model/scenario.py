@@ -1100,7 +1100,13 @@ class Scenario(_OmitsWhenEmpty):
         segment = data.pop("segments")[name]
         description = segment.pop("description", "")
         for section, table in segment.items():
-            data[section] = merge_tables(data.get(section), table)
+            base = data.get(section)
+            if section == "sales" and isinstance(base, dict) and isinstance(table, dict):
+                # A deal's value comes from deal_size or products: the one a segment gives replaces the other.
+                for given, inherited in (("products", "deal_size"), ("deal_size", "products")):
+                    if given in table:
+                        base = {key: value for key, value in base.items() if key != inherited}
+            data[section] = merge_tables(base, table)
         shares = {source: self.sources[source].segment_mix.get(name, 0.0) for source in self.sources}
         fed = any(share > 0 for share in shares.values())
         sources = {}

@@ -360,7 +360,8 @@ def write_plan(
     Files: ``plan.json`` (the ``--json`` document), ``targets.csv`` (the joint-target
     sheet), ``headcount.csv``, ``stages.csv`` (period totals, analytic vs. simulated),
     ``candidates.csv`` (every candidate the search simulated), ``verification.csv`` (every
-    verification round), ``tradeoff.csv`` (lever "both"), ``replications.csv`` and
+    verification round), ``tradeoff.csv`` (lever "both"), ``segment_targets.csv`` (a segmented scenario),
+    ``replications.csv`` and
     ``monthly.csv`` (the plan's verification replications, on fresh seeds),
     ``planned.toml``, ``manifest.json`` and figures ``waterfall``, ``quotas``,
     ``fan_chart`` (and ``tradeoff``). See docs/outputs.md.
@@ -384,6 +385,10 @@ def write_plan(
         }
         if diagnostics.tradeoff is not None:
             tables["tradeoff.csv"] = diagnostics.tradeoff
+        if plan.segments:  # a segmented scenario: each segment's monthly targets and headcount
+            tables["segment_targets.csv"] = pd.concat(
+                [months.assign(segment=name) for name, months in plan.segments.items()], ignore_index=True
+            )
         for name, frame in tables.items():
             write_csv(frame, folder / name)
         (folder / "planned.toml").write_text(planned_toml(plan, source_text, overrides), encoding="utf-8")

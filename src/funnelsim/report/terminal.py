@@ -289,10 +289,27 @@ def pct(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
 
 
+def _segment_plan_lines(p: Plan) -> list[str]:
+    """A segmented plan's targets per segment: its leads, SQLs, wins and bookings in the period, its SDRs
+    and AEs (analytic, at the plan's volume), and the simulated wins and bookings of the verification."""
+    lines = []
+    for name, months in p.segments.items():
+        inside = months[months["phase"] == "period"]
+        lines.append(
+            f"  {name + ':':<16}{inside['leads'].sum():,.0f} leads, {inside['sqls'].sum():,.0f} SQLs, "
+            f"{inside['wins'].sum():,.0f} wins, {short(inside['revenue'].sum(), 'money')} booked; "
+            f"{inside['sdr_headcount'].mean():.1f} SDRs, {inside['ae_headcount'].mean():.1f} AEs "
+            f"(busiest month needs {inside['aes_needed'].max():.1f} AEs)"
+        )
+    return ["per segment (analytic, at the plan's volume):", *lines] if lines else []
+
+
 def print_plan(p: Plan, d: PlanDiagnostics) -> None:
     """The plan: its joint-target sheet, then one line each for status, marketing, sales, capacity and confidence."""
     cur = p.scenario.currency
-    out.print(f"Plan: {p.goal:,.0f} {cur} closed in {p.period} with {p.confidence:.0%} confidence (lever: {p.lever})")
+    goal = getattr(p.period, "goal", "bookings")
+    what = {"bookings": "closed in", "ending_arr": "of ARR at the end of", "net_new_arr": "of net new ARR in"}[goal]
+    out.print(f"Plan: {p.goal:,.0f} {cur} {what} {p.period} with {p.confidence:.0%} confidence (lever: {p.lever})")
     heads = p.headcount.set_index("month")
     out.print(_plan_table(p, heads))
     pg = p.p_goal
@@ -333,11 +350,21 @@ def print_plan(p: Plan, d: PlanDiagnostics) -> None:
         f"{pg['seed']}): goal reached in {pct(pg['estimate'])} (95% CI {pct(pg['ci_low'])} – {pct(pg['ci_high'])}); "
         f"on the search's own {sp['n']} runs {pct(sp['estimate'])}"
     )
-    out.print(
-        f"revenue:          P10 {short(p.revenue['p10'], 'money')}, P50 {short(p.revenue['p50'], 'money')}, "
-        f"P90 {short(p.revenue['p90'], 'money')} in the period (monthly revenue targets: the goal spread like the "
-        "mean, summing to it)"
-    )
+    if goal == "bookings":
+        out.print(
+            f"revenue:          P10 {short(p.revenue['p10'], 'money')}, P50 {short(p.revenue['p50'], 'money')}, "
+            f"P90 {short(p.revenue['p90'], 'money')} in the period (monthly revenue targets: the goal spread like "
+            "the mean, summing to it)"
+        )
+    else:
+        measure = "ending ARR" if goal == "ending_arr" else "net new ARR"
+        out.print(
+            f"{measure + ':':<18}P10 {short(p.revenue['p10'], 'money')}, P50 {short(p.revenue['p50'], 'money')}, "
+            f"P90 {short(p.revenue['p90'], 'money')} (monthly bookings targets: the new ARR the goal needs, "
+            "spread like the mean)"
+        )
+    for line in _segment_plan_lines(p):
+        out.print(line)
     out.print(
         f"cost in period:   {p.cost['period_total']:,.0f} {cur} (marketing {p.cost['marketing']:,.0f}); "
         f"CAC {p.cost['cac']:,.0f}"

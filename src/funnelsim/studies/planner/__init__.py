@@ -24,7 +24,7 @@ from funnelsim.studies.planner.levers import (
     lever_name,
     planned_changes,
 )
-from funnelsim.studies.planner.period import Period, frame, period_revenue
+from funnelsim.studies.planner.period import GOALS, Period, frame, period_revenue
 from funnelsim.studies.planner.plan import TEAMS, Plan, PlanDiagnostics, plan, work_budget
 from funnelsim.studies.planner.search import MAX_EVALUATIONS, STEP, Candidate
 from funnelsim.studies.planner.steps import WorkBudget
@@ -50,6 +50,7 @@ from funnelsim.studies.planner.waterfall import (
 
 __all__ = [
     "BLOCK",
+    "GOALS",
     "HALF_WIDTH",
     "LEVERS",
     "LEVER_ALIASES",

@@ -19,15 +19,25 @@ from funnelsim.model.scenario import Scenario
 from funnelsim.studies.planner.errors import PlanError
 from funnelsim.studies.planner.levers import apply_changes
 
-__all__ = ["Period", "add_months", "frame", "month_starts", "months_between", "period_revenue"]
+__all__ = ["GOALS", "Period", "add_months", "frame", "month_starts", "months_between", "period_revenue"]
+
+GOALS = {
+    "bookings": "revenue booked in the period (for subscriptions: the ARR of the new customers at signing)",
+    "ending_arr": "ARR at the end of the period",
+    "net_new_arr": "net new ARR of the period: new + expansion - contraction - churn",
+}
+"""What a goal may measure (``plan --goal``, ``--goal-arr``, ``--goal-net-new-arr``); the last two need a
+``subscription`` section (their columns of the monthly table, :mod:`funnelsim.studies.replications`)."""
 
 
 @dataclass(frozen=True)
 class Period:
-    """Whole calendar months from ``start`` (a 1st) to ``end`` (a last day), inclusive."""
+    """Whole calendar months from ``start`` (a 1st) to ``end`` (a last day), inclusive, and what the goal
+    measures in them (``goal``, a key of :data:`GOALS`)."""
 
     start: dt.date
     end: dt.date
+    goal: str = "bookings"
 
     def __post_init__(self) -> None:
         if self.start.day != 1:
@@ -93,10 +103,13 @@ def frame(scenario: Scenario, period: Period, lead_in_months: int) -> Scenario:
     """The scenario re-timed to run from ``lead_in_months`` before the period to its end.
 
     It starts at the earlier of that date and the scenario's own start (hires keep their
-    dates), and ends on the period's last day. A scenario with an initial pipeline starts
-    on its own ``start_date``, the date of the pipeline.
+    dates), and ends on the period's last day. A scenario with an initial pipeline or an
+    installed base of customers starts on its own ``start_date``, the date they are of.
     """
     start = min(scenario.start_date, add_months(period.start, -lead_in_months))
+    if scenario.subscription is not None and scenario.subscription.installed_base is not None:
+        # The installed base is the customers paying on start_date: the run starts there (no lead-in).
+        start = scenario.start_date
     if scenario.initial_pipeline is not None:
         # The open deals are the pipeline on start_date: the run cannot start before it.
         if period.start < scenario.start_date:
@@ -110,6 +123,14 @@ def frame(scenario: Scenario, period: Period, lead_in_months: int) -> Scenario:
 
 
 def period_revenue(monthly: pd.DataFrame, period: Period) -> np.ndarray:
-    """Revenue closed within the period, per replication (ordered by replication)."""
+    """What the goal measures in the period (:attr:`Period.goal`), per replication (ordered by replication):
+    revenue booked, ARR at the period's end, or the period's net new ARR."""
     inside = monthly[monthly["month"].isin(period.months)]
-    return inside.groupby("replication", sort=True)["revenue"].sum().to_numpy(float)
+    by = inside.groupby("replication", sort=True)
+    if period.goal == "ending_arr":
+        return by["arr"].last().to_numpy(float)
+    if period.goal == "net_new_arr":
+        flows = by[["new_arr", "expansion_arr", "contraction_arr", "churned_arr"]].sum()
+        net = flows["new_arr"] + flows["expansion_arr"] - flows["contraction_arr"] - flows["churned_arr"]
+        return net.to_numpy(float)
+    return by["revenue"].sum().to_numpy(float)

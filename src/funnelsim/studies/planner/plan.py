@@ -30,6 +30,7 @@ moved earlier: its open deals take the lead-in's place.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Callable
@@ -58,7 +59,8 @@ from funnelsim.studies.planner.levers import (
     planned_changes,
     spend_channels,
 )
-from funnelsim.studies.planner.period import Period, add_months, frame, months_between, period_revenue
+from funnelsim.studies.planner.period import GOALS, Period, add_months, frame, months_between, period_revenue
+from funnelsim.studies.planner.recurring import bookings_for
 from funnelsim.studies.planner.search import (
     MAX_EVALUATIONS,
     Candidate,
@@ -136,6 +138,9 @@ class Plan:
         On a scenario with spend curves, the spend per channel today and in the plan
         (:func:`.spend.spend_summary`; ``lead_multiplier`` is then the budget's multiple of
         today's); empty otherwise.
+    segments
+        A segmented scenario's analytic months at the plan, per segment (:attr:`.waterfall.Waterfall.segments`:
+        leads, SQLs, wins, bookings, SDRs and AEs of each segment); empty otherwise.
     """
 
     goal: float
@@ -161,6 +166,7 @@ class Plan:
     budget: dict[str, int]
     lead_shape: dict[str, Any] = field(default_factory=dict)
     spend: dict[str, Any] = field(default_factory=dict)
+    segments: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document and ``plan.json`` (keys in docs/outputs.md); NaN as null."""
@@ -173,6 +179,7 @@ class Plan:
             "goal": self.goal,
             "confidence": self.confidence,
             "period": {"start": self.period.start.isoformat(), "end": self.period.end.isoformat()},
+            "goal_measure": self.period.goal,
             "lead_in_months": self.lead_in_months,
             "lever": self.lever,
             "p_goal": self.p_goal,
@@ -286,6 +293,7 @@ def plan(
     max_verifications: int = MAX_VERIFICATIONS,
     lead_shape: LeadShape | None = None,
     hire_month: dt.date | None = None,
+    goal_kind: str = "bookings",
 ) -> tuple[Plan, PlanDiagnostics]:
     """Work back from ``goal`` (revenue closed in ``period``) to joint targets, verified on fresh seeds.
 
@@ -317,6 +325,10 @@ def plan(
         Which sources and months the lead lever scales, with what weight (:class:`~.levers.LeadShape`).
     hire_month
         The 1st of the month extra AEs and SDRs join (default: the first simulated day).
+    goal_kind
+        What ``goal`` measures (:data:`~.period.GOALS`): ``"bookings"`` (revenue booked in the period),
+        ``"ending_arr"`` or ``"net_new_arr"`` (a subscription scenario's ARR at the period's end, or its net
+        new ARR in the period).
 
     Raises
     ------
@@ -326,6 +338,7 @@ def plan(
         No plan within reach; names the binding constraint and the lever caps.
     """
     request = _request(scenario, goal, confidence, period, lever, runs, seed, target_utilisation, lead_in_months)
+    request = dataclasses.replace(request, period=_goal_of(scenario, request.period, goal_kind, request.lever))
     request = request.with_work(max_evaluations, verify_runs, max_verifications, lead_shape, hire_month)
     yields = source_yields(scenario)  # volumes, dates and headcount do not change them
     framed, lead_in_months = _framed(scenario, request, lead_in_months, yields)
@@ -414,6 +427,21 @@ def _request(
     return _Request(goal, confidence, period, name, runs, seed, target_utilisation)
 
 
+def _goal_of(scenario: Scenario, period: Period, goal_kind: str, lever: str) -> Period:
+    """The period with what its goal measures, if the scenario can measure it and the lever can reach it."""
+    if goal_kind not in GOALS:
+        raise PlanError(f"unknown goal {goal_kind!r}; choose one of {', '.join(GOALS)}")
+    if goal_kind != "bookings" and scenario.subscription is None:
+        flag = "--goal-arr" if goal_kind == "ending_arr" else "--goal-net-new-arr"
+        raise PlanError(f"{flag}: the scenario sells no subscriptions (no [subscription] section); plan --goal")
+    if scenario.segments and lever != "leads":
+        raise PlanError(
+            f"--lever {lever}: a segmented scenario is planned with --lever leads (more leads for every segment, "
+            "its targets and headcount shown per segment); headcount levers per segment are not built yet"
+        )
+    return dataclasses.replace(period, goal=goal_kind)
+
+
 def _check_lead_in(scenario: Scenario, period: Period, lead_in_months: int | None) -> None:
     """Decides whether a lead-in asked for fits: none can reach before an initial pipeline's date."""
     if (
@@ -481,7 +509,7 @@ def _with_spend(framed: Scenario, request: _Request, yields: dict[str, SourceYie
 
 def _check_reachable(scenario: Scenario, framed: Scenario, request: _Request, yields: dict[str, SourceYield]) -> None:
     """Decides, before any simulation, whether AE capacity (leads only) or hiring lead time rules the goal out."""
-    period, goal = request.period, request.goal
+    period, goal = request.period, bookings_for(framed, request.period, request.goal)
     if request.lever in ("leads", "budget"):
         ceiling = ae_revenue_ceiling(framed, period, yields)
         if goal > ceiling:
@@ -596,7 +624,9 @@ def _rungs(
     sdrs = sdrs_for(start.flow(start.multiplier, extra), evaluate.framed)
     staffed = evaluate.scenario(1.0, extra, sdrs)
     analytic = math.inf
-    if ae_revenue_ceiling(staffed, request.period, evaluate.yields) >= request.goal:
+    if ae_revenue_ceiling(staffed, request.period, evaluate.yields) >= bookings_for(
+        staffed, request.period, request.goal
+    ):
         with contextlib.suppress(PlanInfeasible):
             analytic = analytic_multiplier(staffed, request.period, request.goal, evaluate.yields, shape=request.shape)
     return sdr_rungs(
@@ -649,7 +679,7 @@ def _write_plan(
         hire_date=hire_date,
         p_goal=_verified(verdict, request.seed),
         search_p_goal=_search_p_goal(evaluate, verdict),
-        sheet=joint_target_sheet(planned, reps, request.goal),
+        sheet=joint_target_sheet(planned, reps, bookings_for(framed, request.period, request.goal)),
         headcount=headcount_table(planned),
         revenue=_revenue_summary(reps, period),
         cost=_cost_summary(planned, planned_scenario, reps, period),
@@ -661,6 +691,7 @@ def _write_plan(
             "months": None if request.shape.months is None else dict(request.shape.months),
         },
         spend=spend_summary(framed, planned_scenario, k, request.shape, yields),
+        segments=planned.segments,
     )
     return result, planned
 

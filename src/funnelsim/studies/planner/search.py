@@ -42,6 +42,7 @@ from funnelsim.studies.planner.levers import (
     planned_changes,
 )
 from funnelsim.studies.planner.period import Period, period_revenue
+from funnelsim.studies.planner.recurring import bookings_for
 from funnelsim.studies.planner.waterfall import SourceYield, Waterfall, waterfall
 from funnelsim.studies.stats import paired_difference, probability_at_least
 from funnelsim.studies.workload import UNLIMITED, Budget, check, estimate, workers_of
@@ -327,10 +328,12 @@ def _pilot_start(evaluate: Evaluator, k0: float, extra_aes: int, sdrs: int) -> f
     for _ in range(2):
         evaluate(k, extra_aes, sdrs, pilot)  # listed among the candidates
         revenue = period_revenue(evaluate.replications(k, extra_aes, sdrs, pilot).monthly, evaluate.period)
-        quantile = float(revenue.mean() + z * revenue.std(ddof=1))
-        if quantile <= 0 or abs(quantile / evaluate.goal - 1) < 0.05:
+        # In bookings (an ARR goal's quantile and goal as the bookings they stand for): what leads move.
+        quantile = bookings_for(evaluate.framed, evaluate.period, float(revenue.mean() + z * revenue.std(ddof=1)))
+        goal = bookings_for(evaluate.framed, evaluate.period, evaluate.goal)
+        if quantile <= 0 or abs(quantile / goal - 1) < 0.05:
             break
-        k = min(k * min(evaluate.goal / quantile, 2.0), MAX_LEAD_MULTIPLIER)
+        k = min(k * min(goal / quantile, 2.0), MAX_LEAD_MULTIPLIER)
         k = STEP ** min(
             max(round(math.log(k) / math.log(STEP)), 0), TOP
         )  # on the grid: the full runs extend the pilot's

@@ -29,6 +29,7 @@ lead lever is the search's to find, on common random numbers, not the noisy seca
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ from scipy import stats
 from funnelsim.studies.planner.errors import PlanInfeasible
 from funnelsim.studies.planner.levers import MAX_EXTRA_AES, MAX_LEAD_MULTIPLIER
 from funnelsim.studies.planner.period import period_revenue
+from funnelsim.studies.planner.recurring import bookings_for
 from funnelsim.studies.planner.search import STEP, TOP, Evaluator, candidate_of, diagnose, grid_point
 from funnelsim.studies.planner.verify import MAX_VERIFICATIONS, Verdict, Verifier
 from funnelsim.studies.planner.waterfall import analytic_multiplier, waterfall
@@ -146,18 +148,24 @@ def _previous(verifier: Verifier, verdict: Verdict) -> Verdict | None:
 
 def _next_leads(evaluate: Evaluator, verifier: Verifier, verdict: Verdict, fresh: dict[int, float]) -> float:
     """The next lead multiplier, on the grid, at least one step up (see the module docstring)."""
-    k, q = verdict.lead_multiplier, fresh[verdict.round]
+
+    # In bookings (for an ARR goal, the bookings each quantile stands for): what the lead lever moves.
+    def booked(x: float) -> float:
+        return bookings_for(evaluate.framed, evaluate.period, x)
+
+    k, q = verdict.lead_multiplier, booked(fresh[verdict.round])
+    goal = booked(evaluate.goal)
     current = grid_point(k)
     before = _previous(verifier, verdict)
     wanted: float | None = None
     if before is not None:
-        q0 = fresh[before.round]
+        q0 = booked(fresh[before.round])
         if q > 0 and q0 > 0 and min(before.runs, verdict.runs) >= SECANT_RUNS:
             # Clamped: two quantiles of a few hundred runs each give the elasticity to within a factor of two.
             elasticity = math.log(q / q0) / math.log(k / before.lead_multiplier)
-            wanted = k * _factor(evaluate.goal, q) ** (1 / min(max(elasticity, 0.5), 2.0))
+            wanted = k * _factor(goal, q) ** (1 / min(max(elasticity, 0.5), 2.0))
     if wanted is None:
-        wanted = _analytic_guess(evaluate, verdict, _factor(evaluate.goal, q))
+        wanted = _analytic_guess(evaluate, verdict, _factor(goal, q))
     if current >= TOP:
         _saturated(evaluate, verdict, verifier, "leads")
     return float(STEP ** min(max(grid_point(wanted), current + 1), TOP))
@@ -196,7 +204,8 @@ def _analytic_guess(evaluate: Evaluator, verdict: Verdict, factor: float) -> flo
     k, extra_aes, sdrs = verdict.lead_multiplier, verdict.extra_aes, verdict.sdrs
     expected = waterfall(evaluate.scenario(k, extra_aes, sdrs), evaluate.period, yields=evaluate.yields).revenue
     base = evaluate.scenario(1.0, extra_aes, sdrs)  # the other levers, today's leads
+    bookings = dataclasses.replace(evaluate.period, goal="bookings")  # expected * factor is bookings
     try:
-        return analytic_multiplier(base, evaluate.period, expected * factor, evaluate.yields, shape=evaluate.shape)
+        return analytic_multiplier(base, bookings, expected * factor, evaluate.yields, shape=evaluate.shape)
     except PlanInfeasible:
         return MAX_LEAD_MULTIPLIER

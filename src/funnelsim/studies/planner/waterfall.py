@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -55,6 +55,7 @@ __all__ = [
     "desk_of",
     "expected",
     "pipeline_flow",
+    "segment_yields",
     "source_yields",
     "waterfall",
 ]
@@ -121,6 +122,8 @@ class Waterfall:
     period: Period
     yields: dict[str, SourceYield]
     lag_p90_days: float
+    segments: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """A segmented scenario's months per segment (the columns of ``months``; they sum to it)."""
 
     @property
     def in_period(self) -> pd.DataFrame:
@@ -138,7 +141,17 @@ class Waterfall:
 
 
 def source_yields(scenario: Scenario) -> dict[str, SourceYield]:
-    """Per-source conversion rates and time to MQL; deterministic (fixed sample, fixed seed)."""
+    """Per-source conversion rates and time to MQL; deterministic (fixed sample, fixed seed).
+
+    A segmented scenario's are each segment's (its own qualification and sales), keyed
+    ``"<segment>/<source>"`` (:func:`segment_yields` takes one segment's back).
+    """
+    if scenario.segments:
+        return {
+            f"{name}/{source}": y
+            for name in scenario.segment_names
+            for source, y in source_yields(scenario.view_of(name)).items()
+        }
     h, s = scenario.handoff, scenario.sales
     mql_rule, sql_rule = scenario.qualification.mql, scenario.qualification.sql
     contact = contact_rate(scenario)  # with SDR working hours: the nights and weekends count
@@ -184,6 +197,12 @@ def source_yields(scenario: Scenario) -> dict[str, SourceYield]:
             deal_size=float((won * deal[persona[mql]]).sum() / won.sum()) if won.sum() > 0 else 0.0,
         )
     return out
+
+
+def segment_yields(yields: dict[str, SourceYield], segment: str) -> dict[str, SourceYield]:
+    """One segment's yields out of a segmented scenario's (:func:`source_yields`), keyed by source."""
+    prefix = f"{segment}/"
+    return {key[len(prefix) :]: y for key, y in yields.items() if key.startswith(prefix)}
 
 
 def _touch_streams(source: int) -> Callable[[int], np.random.Generator]:
@@ -486,6 +505,8 @@ def waterfall(
     lose the contacts that waiting costs them; without it the hand-off has no queue.
     """
     yields = yields or source_yields(scenario)
+    if scenario.segments:
+        return _segmented(scenario, period, target_utilisation, yields, sdr_load)
     day = _day_flow(scenario, yields, sdr_load)
     grid, flow, pipe = day.grid, day.flow, day.pipe
     opportunities = flow.opportunities + day.prospected
@@ -513,6 +534,28 @@ def waterfall(
         }
     )
     return Waterfall(_monthly(daily, period), period, yields, _lag_p90_days(scenario, grid, flow.leads, yields))
+
+
+def _segmented(
+    scenario: Scenario,
+    period: Period,
+    target_utilisation: float,
+    yields: dict[str, SourceYield],
+    sdr_load: float | None,
+) -> Waterfall:
+    """The waterfall of a segmented scenario: its segments' (each a funnel of its own, with its own teams),
+    summed month by month; each segment's months kept in :attr:`Waterfall.segments`."""
+    parts = {
+        name: waterfall(scenario.view_of(name), period, target_utilisation, segment_yields(yields, name), sdr_load)
+        for name in scenario.segment_names
+    }
+    frames = [part.months.set_index(["month", "phase"]) for part in parts.values()]
+    total = frames[0]
+    for frame in frames[1:]:
+        total = total.add(frame, fill_value=0.0)
+    months = total.reset_index()
+    lag = max(part.lag_p90_days for part in parts.values())
+    return Waterfall(months, period, yields, lag, {name: part.months for name, part in parts.items()})
 
 
 @dataclass(frozen=True)
@@ -555,7 +598,8 @@ def analytic_multiplier(
     yields: dict[str, SourceYield] | None = None,
     shape: LeadShape | None = None,
 ) -> float:
-    """The lead volume multiplier whose analytic expected revenue in ``period`` is ``goal``.
+    """The lead volume multiplier whose analytic expected revenue in ``period`` is ``goal`` (for an ARR goal,
+    :attr:`Period.goal`, the bookings it needs: :func:`.recurring.bookings_for`).
 
     Revenue from leads is linear in the multiplier; prospecting is not (more deals from
     leads leave AEs fewer free slots), so the equation is solved numerically (Brent).
@@ -569,6 +613,10 @@ def analytic_multiplier(
     """
 
     yields = yields or source_yields(scenario)
+    if period.goal != "bookings":  # an ARR goal: the bookings it needs (imported here: it imports this module)
+        from funnelsim.studies.planner.recurring import bookings_for
+
+        goal = bookings_for(scenario, period, goal)
 
     def gap(k: float) -> float:
         flow = waterfall(apply_changes(scenario, planned_changes(scenario, k, shape=shape)), period, yields=yields)
@@ -595,6 +643,11 @@ def ae_revenue_ceiling(scenario: Scenario, period: Period, yields: dict[str, Sou
     prospecting. Attrition is ignored, so this is optimistic: a goal above it is
     infeasible without more AEs.
     """
+    if scenario.segments:  # each segment's AEs close only its own deals
+        return sum(
+            ae_revenue_ceiling(scenario.view_of(name), period, segment_yields(yields, name))
+            for name in scenario.segment_names
+        )
     days = round(scenario.horizon_days)
     s = scenario.sales
     slot = team_schedule(scenario, "ae", days, attrition=False).slots
