@@ -195,7 +195,18 @@ def _write_out(write: Callable[[], Path], narrate: bool, note: str = "") -> None
 
 
 def _print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    """``doc`` as strict JSON: a number that is not finite (NaN: undefined, e.g. a share of nothing) is null."""
+    sys.stdout.write(json.dumps(_finite(doc), indent=2, allow_nan=False) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 @app.command()
@@ -307,7 +318,7 @@ def _single_run(
         }
         if which:
             doc["replication"] = which
-        sys.stdout.write(json.dumps(doc, indent=2, default=_json_number) + "\n")
+        _print_json(doc)
         return
     print_summary(stats, sc.currency)
 
@@ -369,17 +380,13 @@ def _monte_carlo(
         reps = _guard(go)
     # Interrupted before the first replication finished: nothing to show, only the stop message.
     if reps.completed and as_json:
-        sys.stdout.write(json.dumps(reps.to_json(), indent=2, default=_json_number) + "\n")
+        _print_json(reps.to_json())
     elif reps.completed:
         print_replications(reps)
     message = reps.stop_message()
     if message is not None:
         _err().print(_escape(message))
     return reps
-
-
-def _json_number(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 # The planner's levers and default work budget, spelled out here so that the help needs no planner (it
@@ -408,20 +415,24 @@ LeadMonthsOpt = Annotated[
 ]
 
 
+GoalOpt = Annotated[
+    str | None, typer.Option(help="Revenue to book in the period, e.g. 12M, 750k, 12000000 (subscriptions: new ARR).")
+]
+GoalArrOpt = Annotated[
+    str | None, typer.Option("--goal-arr", help="Subscriptions: ARR at the end of the period, e.g. 18M.")
+]
+GoalNetNewArrOpt = Annotated[
+    str | None,
+    typer.Option("--goal-net-new-arr", help="Subscriptions: net new ARR in the period (new + expansion - churn)."),
+]
+
+
 @app.command()
 def plan(
     scenario: ScenarioArg,
-    goal: Annotated[
-        str | None,
-        typer.Option(help="Revenue to book in the period, e.g. 12M, 750k, 12000000 (subscriptions: new ARR)."),
-    ] = None,
-    goal_arr: Annotated[
-        str | None, typer.Option("--goal-arr", help="Subscriptions: ARR at the end of the period, e.g. 18M.")
-    ] = None,
-    goal_net_new_arr: Annotated[
-        str | None,
-        typer.Option("--goal-net-new-arr", help="Subscriptions: net new ARR in the period (new + expansion - churn)."),
-    ] = None,
+    goal: GoalOpt = None,
+    goal_arr: GoalArrOpt = None,
+    goal_net_new_arr: GoalNetNewArrOpt = None,
     confidence: Annotated[float, typer.Option(help="Required probability of reaching the goal.")] = 0.8,
     period: Annotated[
         str | None, typer.Option(help="Whole months START:END, e.g. 2027-01-01:2027-12-31 (default: the horizon).")
@@ -476,9 +487,8 @@ def plan(
     narrate = not (quiet or as_json)
     if narrate:
         what = {"bookings": "", "ending_arr": " of ARR at the end", "net_new_arr": " of net new ARR"}[kind]
-        _err().print(
-            f"{sc.name}: planning {amount:,.0f} {sc.currency}{what} at {confidence:.0%} confidence, lever {chosen}"
-        )
+        asked = f"{amount:,.0f} {sc.currency}{what} at {confidence:.0%} confidence"
+        _err().print(f"{sc.name}: planning {asked}, lever {chosen}")
         work = _guard(lambda: work_budget(confidence, runs, max_evaluations, verify_runs, max_verifications))
         _err().print(f"work budget: {work.describe()}")
     options: dict[str, Any] = {"period": window, "lever": chosen, "runs": runs, "seed": seed, "lead_in_months": lead_in}
@@ -586,7 +596,7 @@ def mix(
     if out_dir is not None:
         _write_out(lambda: write_mix(result, out_dir, force=force), narrate)
     if as_json:
-        rows = [{k: _json_number(v) for k, v in row.items()} for row in result.table.to_dict("records")]
+        rows = result.table.to_dict("records")
         doc = {"scenario": sc.name, "currency": sc.currency, "budget": amount, "objective": result.objective}
         _print_json({**doc, "shadow_price": result.shadow_price, "unspent": result.unspent, "rows": rows})
     else:
