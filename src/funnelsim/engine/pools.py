@@ -127,7 +127,7 @@ class SlotPool:
             heapq.heappop(self._idle)
         self._free -= 1
         self.in_use += 1
-        self._level((self.env.now, self.team, 0, self.in_use, self.capacity))  # 0: nobody waits
+        self._level((self.env._now, self.team, 0, self.in_use, self.capacity))  # 0: nobody waits
         return rep
 
     def request(self, lead: int, priority: float = 0.0, patience: float | None = None) -> simpy.Event:
@@ -165,7 +165,7 @@ class SlotPool:
         else:  # nobody to dispatch to: what _changed() would do
             if self._queue:
                 self._queue.clear()
-            self._level((self.env.now, self.team, 0, self.in_use, self.capacity))
+            self._level((self.env._now, self.team, 0, self.in_use, self.capacity))
 
     def _abandon(self, timer: Step) -> None:
         req: _Request = timer.carried
@@ -200,7 +200,7 @@ class SlotPool:
             req.event.succeed(rep)
         if not self._waiting:
             self._queue.clear()
-        self._level((self.env.now, self.team, self._waiting, self.in_use, self.capacity))
+        self._level((self.env._now, self.team, self._waiting, self.in_use, self.capacity))
 
     def _best_rep(self) -> int:
         """The rep with the most free slots, ties to the lowest id (call only when one is free)."""
@@ -212,4 +212,4 @@ class SlotPool:
             heapq.heappop(idle)  # stale
 
     def _record(self) -> None:
-        self._level((self.env.now, self.team, self._waiting, self.in_use, self.capacity))
+        self._level((self.env._now, self.team, self._waiting, self.in_use, self.capacity))

@@ -490,7 +490,7 @@ class World:
     def mql(self, lead: int) -> bool:
         """A lead reaches marketing's bar again (recycled, or in the reference model): True if
         sales will follow it up (:meth:`respond`). Fed leads' first pass: see ``fast._hand_over``."""
-        now = self.env.now
+        now = self.env._now
         self._log((now, lead, MQL_CODE, -1, NAN))
         if self.follow_up() >= self.follow_up_rate:
             self._log((now, lead, E["not_followed_up"], -1, NAN))
@@ -504,7 +504,7 @@ class World:
         if clock is None:
             Step(self.env, self.response_delay(), self.pick_up, (lead, mql_time, -1))
         else:
-            StepAt(self.env, clock.after_one(self.env.now, self.response_delay()), self.pick_up, (lead, mql_time, -1))
+            StepAt(self.env, clock.after_one(self.env._now, self.response_delay()), self.pick_up, (lead, mql_time, -1))
 
     def soon(self, fn: Callable[..., None], *args: Any) -> None:
         """Call ``fn(*args)`` in an urgent step at this time: where a new SimPy process would start.
@@ -524,14 +524,14 @@ class World:
         if rep >= 0:
             self._sdr_start(lead, mql_time, k, rep)
             return
-        self._log((self.env.now, lead, E["sdr_queued"], -1, NAN))
+        self._log((self.env._now, lead, E["sdr_queued"], -1, NAN))
         patience = None
         if self.sdr_patience is not None:
             patience = self.own.sdr_patience[k] if k >= 0 else self.sdr_patience()
         self.sdr.request(lead, 0.0, patience).callbacks.append(lambda ev: self._sdr_start(lead, mql_time, k, ev.value))
 
     def _sdr_start(self, lead: int, mql_time: float, k: int, rep: int | None) -> None:
-        now = self.env.now
+        now = self.env._now
         if rep is None:
             self._log((now, lead, E["sdr_abandoned"], -1, NAN))
             return
@@ -550,7 +550,7 @@ class World:
 
     def _sdr_done(self, step: Step) -> None:
         lead, rep, delay, k = step.carried
-        now = self.env.now
+        now = self.env._now
         self.sdr.release(rep)
         contact = self.own.contact[k] if k >= 0 else self.contact()
         if contact >= self.contact_curve(delay):
@@ -590,7 +590,7 @@ class World:
                 self.adopt(lead, k)
             self.recycles[lead] = recycled + 1
             self.engagement[lead] *= self.engagement_kept
-            self._log((self.env.now, lead, E["recycled"], -1, NAN))
+            self._log((self.env._now, lead, E["recycled"], -1, NAN))
             self.renurture(lead)
 
     def renurture(self, lead: int) -> None:
@@ -609,13 +609,13 @@ class World:
         lead, outcome, engagement = step.carried
         self.engagement[lead] = engagement
         if outcome != MQL:
-            self._log((self.env.now, lead, E["dormant"], -1, NAN))
+            self._log((self.env._now, lead, E["dormant"], -1, NAN))
         elif self.mql(lead):
-            self.respond(lead, self.env.now)
+            self.respond(lead, self.env._now)
 
     # -- sales ----------------------------------------------------------------
     def _sell(self, lead: int, k: int) -> None:
-        if self.env.now < self.sales_from:
+        if self.env._now < self.sales_from:
             return  # handed to sales before a pipeline start: its fate is in the CRM history
         rep = self.ae.acquire()
         if rep >= 0:
@@ -634,10 +634,10 @@ class World:
 
     def _ae_start(self, lead: int, k: int, rep: int | None) -> None:
         if rep is None:
-            self._log((self.env.now, lead, E["ae_abandoned"], -1, NAN))
+            self._log((self.env._now, lead, E["ae_abandoned"], -1, NAN))
             return
         if (self.own.accept[k] if k >= 0 else self.accept()) >= self.opportunity_rate:
-            self._log((self.env.now, lead, E["disqualified"], rep, NAN))
+            self._log((self.env._now, lead, E["disqualified"], rep, NAN))
             self.ae.release(rep)
             self._recycle_or_drop(lead, k)
             return
@@ -646,7 +646,7 @@ class World:
     def _deal(self, lead: int, rep: int, k: int) -> None:
         own = self.own
         amount = own.deal_size[k] if k >= 0 else self.deal_size[self.persona[lead]]()
-        self._log((self.env.now, lead, E["opportunity"], rep, amount))
+        self._log((self.env._now, lead, E["opportunity"], rep, amount))
         cycle = own.cycle[k] if k >= 0 else self.cycle()
         # The win draw and probability ride along when they are the lead's own; None: the
         # draw comes from the shared stream at close, as a process would make it.
@@ -660,7 +660,7 @@ class World:
             won = self.win() < win_probability(self.win_rate, self.fit_effect, self.fit[lead])
         else:
             won = outcome[0] < outcome[1]
-        self._log((self.env.now, lead, E["won"] if won else E["lost"], rep, amount))
+        self._log((self.env._now, lead, E["won"] if won else E["lost"], rep, amount))
 
     # -- the sales team over time ---------------------------------------------
     def _start_sales_team(self) -> None:
@@ -684,7 +684,7 @@ class World:
         if share > 0:
             self.ae_active.append(rep)  # the highest id so far
         self.ae_left.append(False)
-        self.rec.roster.append((self.env.now, "ae", rep, "joined", share))
+        self.rec.roster.append((self.env._now, "ae", rep, "joined", share))
         if not ramped and len(ae.ramp) > 1:
             self.env.process(self._ramp(rep))
         if ae.attrition_per_year > 0:
@@ -719,7 +719,7 @@ class World:
                 bisect.insort(active, rep)
             else:
                 del active[bisect.bisect_left(active, rep)]
-        self.rec.roster.append((self.env.now, "ae", rep, change, share))
+        self.rec.roster.append((self.env._now, "ae", rep, change, share))
         self.ae.set_slots(rep, slots(self.sc.sales.ae, share))
 
     def _prospect(self) -> Process:
@@ -748,6 +748,6 @@ class World:
             keep = self.ae_productivity[rep] * self.ae.free_slots[rep] / total if total else 0.0
             if self.prospect_draw() < keep:
                 lead = self.new_lead(source, persona, self.prospect_fit(), 0.0, 1.0, True)
-                self.rec.event(self.env.now, lead, E["created"])
+                self.rec.event(self.env._now, lead, E["created"])
                 self.ae.take(rep)
                 self.soon(self._deal, lead, rep, -1)
