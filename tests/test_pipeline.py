@@ -702,3 +702,22 @@ def test_a_goal_the_pipeline_nearly_covers_is_not_called_saturated() -> None:
     period = Period.parse("2027-01-01:2027-06-30")
     planned, _ = plan(_scaled(), 100_000.0, 0.8, period=period, runs=10, seed=5, verify_runs=100)
     assert planned.p_goal["ci_low"] >= 0.8
+
+
+def test_the_pipeline_table_counts_a_pipeline_starts_open_deals_once(tmp_path: Path) -> None:
+    """``pipeline.csv`` of a pipeline start: on day 0 the open pipeline is the CRM's deals, each once (they are
+    opened in the log on day 0, so the warm start's 'open before day 0' count must not be added again; it once
+    read 240 for the bundled file's 120 deals)."""
+    from funnelsim.report.tables import write_run
+
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "baseline-with-pipeline.toml"
+    sc = load_scenario(path)
+    result = simulate(sc, seed=2027)
+    write_run(result, tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "pipeline.csv")
+    day0 = result.events[(result.events["time"] == 0) & (result.events["event"] == "opportunity")]
+    assert len(sc.open_deals) == len(day0) == 120
+    first = table.iloc[0]
+    assert first["time"] == 0
+    assert first["open_opportunities"] == len(day0)
+    assert first["open_value"] == pytest.approx(float(day0["value"].sum()))

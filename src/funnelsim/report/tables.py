@@ -552,7 +552,13 @@ def write_sensitivity(
 
 
 def _opening(result: RunResult) -> tuple[int, float]:
-    """The opportunities open on day 0 that the log does not open (a warm start's), and their value."""
+    """The opportunities open on day 0 that the log does not open (a warm start's), and their value.
+
+    A pipeline start's open deals are opened in the log on day 0 (its ``open_at_start`` counts them
+    too, for the narration): none to add, or they would count twice.
+    """
+    if result.scenario.start_mode == "pipeline":
+        return 0, 0.0
     opening = result.metadata.get("open_at_start", {})
     return int(opening.get("opportunities", 0)), float(opening.get("value", 0.0))
 
