@@ -18,7 +18,7 @@ import hashlib
 import itertools
 import json
 import typing
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
@@ -151,28 +151,6 @@ def _month_keys(months: dict[str, float]) -> dict[str, float]:
     return months
 
 
-class _OmitsWhenEmpty(_Model):
-    """A table whose newer keys are left out of :meth:`Scenario.to_dict` while they hold their empty default.
-
-    So a scenario that does not use a feature dumps (and hashes, in manifests and caches)
-    exactly as before the feature existed.
-    """
-
-    OMIT_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ()
-
-    @model_serializer(mode="wrap")
-    def _omit_empty(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = typing.cast(dict[str, Any], handler(self))
-        for name in self.OMIT_WHEN_EMPTY:
-            if not getattr(self, name):
-                data.pop(type(self).model_fields[name].alias or name, None)
-        return self._trim(data)
-
-    def _trim(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Further keys to leave out of the dump (a subclass's)."""
-        return data
-
-
 class Persona(_Model):
     """Who a contact is. Researchers and job seekers engage but never buy."""
 
@@ -199,10 +177,8 @@ def _beside_the_curve(key: str, given: float, bought: float, spend: float, curve
     )
 
 
-class Source(_OmitsWhenEmpty):
+class Source(_Model):
     """A channel that brings leads: inbound, outbound, partner, events..."""
-
-    OMIT_WHEN_EMPTY = ("segment_mix",)
 
     leads_per_month: NonNegative | None = Field(
         None, description="Mean leads per month (give exactly one volume, or none with a spend curve)."
@@ -254,6 +230,7 @@ class Source(_OmitsWhenEmpty):
     )
     segment_mix: dict[str, Probability] = Field(
         default_factory=dict,
+        json_schema_extra=OMIT_DEFAULT,
         description="Share of this source's leads in each segment, keyed by segment name; sums to 1. Required when "
         "the scenario has segments, refused when it has none. Each segment gets a Poisson stream of volume x share.",
     )
@@ -645,15 +622,13 @@ class Attach(_Model):
     )
 
 
-class Sales(_OmitsWhenEmpty):
+class Sales(_Model):
     """Account executives turn SQLs into opportunities and opportunities into revenue.
 
     A deal's value is ``deal_size``, or, with ``products``, built from the price list:
     ``sum over products of Bernoulli(attach) x price x quantity`` (a deal that includes
     nothing is worth 0; give the core product ``attach = 1``).
     """
-
-    OMIT_WHEN_EMPTY = ("products",)
 
     opportunity_rate: UncertainProbability = Field(
         description="Share of SQLs an AE accepts as an opportunity." + _UNCERTAIN_NOTE
@@ -682,12 +657,15 @@ class Sales(_OmitsWhenEmpty):
     )
     products: dict[str, Attach] = Field(
         default_factory=dict,
+        json_schema_extra=OMIT_DEFAULT,
         description="Products a deal may include, keyed by their name in the price list (products), instead of "
         "deal_size: a won deal is worth the sum of price x quantity of the products it includes.",
     )
 
-    def _trim(self, data: dict[str, Any]) -> dict[str, Any]:
+    @model_serializer(mode="wrap")
+    def _without_built_deal_size(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # A deal size built from the products is not written out: validation builds it again.
+        data: dict[str, Any] = handler(self)
         if self.products:
             data.pop("deal_size", None)
         return data
@@ -881,10 +859,8 @@ def merge_tables(base: Any, override: Any) -> Any:
     return merged
 
 
-class Scenario(_OmitsWhenEmpty):
+class Scenario(_Model):
     """One organisation's funnel: what comes in, how it is nurtured, qualified and sold."""
-
-    OMIT_WHEN_EMPTY = ("segments", "products")
 
     name: str = Field("scenario", description="Label used in outputs.")
     description: str = Field("", description="Free text for readers.")
@@ -900,6 +876,7 @@ class Scenario(_OmitsWhenEmpty):
     sources: dict[str, Source] = Field(description="Lead channels.")
     segments: dict[str, Segment] = Field(
         default_factory=dict,
+        json_schema_extra=OMIT_DEFAULT,
         description="Customer segments (e.g. smb, mid_market, enterprise), each its own funnel after the sources "
         "with its own reps; none = one funnel.",
     )
@@ -909,6 +886,7 @@ class Scenario(_OmitsWhenEmpty):
     recycling: Recycling = Field(default_factory=Recycling)
     products: dict[str, Product] = Field(
         default_factory=dict,
+        json_schema_extra=OMIT_DEFAULT,
         description="The price list: products a deal may include (sales.products says how often and how many).",
     )
     sales: Sales
