@@ -22,26 +22,49 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 import simpy
+from simpy.events import NORMAL, PENDING
 
 from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.step import Step
 from funnelsim.vocabulary import TEAMS
 
 
-class _Request:
-    __slots__ = ("event", "lead", "waiting")
+class Request(simpy.Event):
+    """A lead waiting for a rep: the event that fires when a rep takes it, or its patience ends.
 
-    def __init__(self, event: simpy.Event, lead: int) -> None:
-        self.event, self.lead, self.waiting = event, lead, True
+    ``rep`` (also its ``value``) is the rep that took the lead, ``None`` if it gave up first;
+    ``carried`` is what the waiting lead's callback needs. The request is its own event, so a
+    wait costs no other object; it fires as ``succeed`` would (now, normal priority).
+    """
+
+    def __init__(
+        self, env: simpy.Environment, lead: int, callback: Callable[[Request], None] | None, carried: Any
+    ) -> None:
+        # Inlined Event.__init__ (see Step): a request is created per waiting lead.
+        self.env = env
+        self.callbacks = [callback] if callback is not None else []
+        self._value = PENDING
+        self.lead, self.carried, self.waiting = lead, carried, True
+        self.rep: int | None = None
+
+    def serve(self, rep: int | None) -> None:
+        """Fire now with ``rep`` (``None``: the lead gave up): ``succeed(rep)``, inlined."""
+        self.waiting = False
+        self.rep = self._value = rep
+        self._ok = True
+        env = self.env
+        heapq.heappush(env._queue, (env._now, NORMAL, next(env._eid), self))
 
 
 class SlotPool:
     """Reps with slots; leads queue FIFO or by priority (lower key first).
 
-    ``request`` returns an event whose value is the rep id that took the lead, or
-    ``None`` when the lead's patience ran out first.
+    ``request`` returns a :class:`Request`, an event whose value is the rep id that took the
+    lead, or ``None`` when the lead's patience ran out first.
     """
 
     def __init__(self, env: simpy.Environment, team: str, recorder: Recorder) -> None:
@@ -54,7 +77,7 @@ class SlotPool:
         # free_slots[rep] == -key; others are stale and dropped when they reach the top.
         # Every rep with a free slot has a current entry (pushed when its free slots change).
         self._idle: list[tuple[int, int]] = []
-        self._queue: list[tuple[float, int, _Request]] = []
+        self._queue: list[tuple[float, int, Request]] = []
         self._waiting = 0
         self._seq = itertools.count()
         # A rep whose slots drop below its open work (a leaver, a lower ramp step)
@@ -130,16 +153,23 @@ class SlotPool:
         self._level((self.env._now, self.team, 0, self.in_use, self.capacity))  # 0: nobody waits
         return rep
 
-    def request(self, lead: int, priority: float = 0.0, patience: float | None = None) -> simpy.Event:
-        event = self.env.event()
-        req = _Request(event, lead)
+    def request(
+        self,
+        lead: int,
+        priority: float = 0.0,
+        patience: float | None = None,
+        callback: Callable[[Request], None] | None = None,
+        carried: Any = None,
+    ) -> Request:
+        """Queue ``lead``; ``callback(request)`` runs when a rep takes it or its patience ends."""
+        req = Request(self.env, lead, callback, carried)
         heapq.heappush(self._queue, (priority, next(self._seq), req))
         self._waiting += 1
         if patience is not None:
             # A Step keys the heap as env.timeout(patience) would: same time, priority and order.
             Step(self.env, patience, self._abandon, req)
         self._changed()
-        return event
+        return req
 
     def take(self, rep: int) -> None:
         """A rep fills one of its own free slots directly (prospecting)."""
@@ -168,7 +198,7 @@ class SlotPool:
             self._level((self.env._now, self.team, 0, self.in_use, self.capacity))
 
     def _abandon(self, timer: Step) -> None:
-        req: _Request = timer.carried
+        req: Request = timer.carried
         if req.waiting:
             # Withdraw the request: it stays in the heap but is skipped when popped.
             req.waiting = False
@@ -179,7 +209,7 @@ class SlotPool:
                 # sequence number) are unique, so they are popped in the same order.
                 queue[:] = [entry for entry in queue if entry[2].waiting]
                 heapq.heapify(queue)
-            req.event.succeed(None)
+            req.serve(None)
             self._record()
 
     def set_open(self, is_open: bool) -> None:
@@ -194,10 +224,9 @@ class SlotPool:
             _, _, req = heapq.heappop(self._queue)
             if not req.waiting:
                 continue
-            req.waiting = False
             self._waiting -= 1
             self._update(rep, self.slots[rep], self.busy[rep] + 1)
-            req.event.succeed(rep)
+            req.serve(rep)
         if not self._waiting:
             self._queue.clear()
         self._level((self.env._now, self.team, self._waiting, self.in_use, self.capacity))

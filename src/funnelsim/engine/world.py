@@ -46,7 +46,7 @@ import simpy
 from simpy.events import NORMAL, URGENT
 
 from funnelsim.engine.nurture import MQL, nurture_one
-from funnelsim.engine.pools import SlotPool
+from funnelsim.engine.pools import Request, SlotPool
 from funnelsim.engine.recorder import Recorder
 from funnelsim.engine.staffing import SdrStaffing
 from funnelsim.engine.step import Step, StepAt
@@ -528,7 +528,11 @@ class World:
         patience = None
         if self.sdr_patience is not None:
             patience = self.own.sdr_patience[k] if k >= 0 else self.sdr_patience()
-        self.sdr.request(lead, 0.0, patience).callbacks.append(lambda ev: self._sdr_start(lead, mql_time, k, ev.value))
+        self.sdr.request(lead, 0.0, patience, self._sdr_served, (mql_time, k))
+
+    def _sdr_served(self, req: Request) -> None:
+        mql_time, k = req.carried
+        self._sdr_start(req.lead, mql_time, k, req.rep)
 
     def _sdr_start(self, lead: int, mql_time: float, k: int, rep: int | None) -> None:
         now = self.env._now
@@ -630,7 +634,10 @@ class World:
         patience = None
         if self.ae_patience is not None:
             patience = self.own.ae_patience[k] if k >= 0 else self.ae_patience()
-        self.ae.request(lead, priority, patience).callbacks.append(lambda ev: self._ae_start(lead, k, ev.value))
+        self.ae.request(lead, priority, patience, self._ae_served, k)
+
+    def _ae_served(self, req: Request) -> None:
+        self._ae_start(req.lead, req.carried, req.rep)
 
     def _ae_start(self, lead: int, k: int, rep: int | None) -> None:
         if rep is None:
