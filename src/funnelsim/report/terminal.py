@@ -412,7 +412,7 @@ def _shape_note(p: Plan) -> str:
 def _hires_line(p: Plan) -> str:
     """The plan's hires and what attrition takes: ``+2 AEs and +1 SDR hired on 2026-06-01; ...``."""
     ae, sdr = p.hires["ae"], p.hires["sdr"]
-    hired = [_count(ae["planned"], "AE", "+"), _count(sdr["planned"], "SDR", "+")]
+    hired = [_count(ae["planned"], "AE", "+") + _where(ae), _count(sdr["planned"], "SDR", "+") + _where(sdr)]
     said = " and ".join(x for x in hired if x)
     sdrs = _count(p.sdrs, "SDR")
     line = f"{said} hired on {p.hire_date}, {sdrs} in all" if said else f"no hires, {sdrs}"
@@ -424,6 +424,12 @@ def _hires_line(p: Plan) -> str:
                 f"~{info['leavers_expected']:.1f})"
             )
     return line
+
+
+def _where(hires: dict[str, Any]) -> str:
+    """`` (enterprise 2, smb 1)``: a segmented plan's hires by segment; empty otherwise or without hires."""
+    split = {name: n for name, n in hires.get("by_segment", {}).items() if n}
+    return f" ({', '.join(f'{name} {n}' for name, n in split.items())})" if split else ""
 
 
 def _count(n: int, noun: str, sign: str = "") -> str:

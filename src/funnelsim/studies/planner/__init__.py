@@ -20,9 +20,12 @@ from funnelsim.studies.planner.levers import (
     MAX_LEAD_MULTIPLIER,
     LeadShape,
     Lever,
+    SegmentNeeds,
     apply_changes,
     lever_name,
     planned_changes,
+    split_heads,
+    team_size,
 )
 from funnelsim.studies.planner.period import GOALS, Period, frame, period_revenue
 from funnelsim.studies.planner.plan import TEAMS, Plan, PlanDiagnostics, plan, work_budget
@@ -72,6 +75,7 @@ __all__ = [
     "PlanDiagnostics",
     "PlanError",
     "PlanInfeasible",
+    "SegmentNeeds",
     "SourceYield",
     "Verdict",
     "Waterfall",
@@ -86,6 +90,8 @@ __all__ = [
     "plan",
     "planned_changes",
     "source_yields",
+    "split_heads",
+    "team_size",
     "verification_runs",
     "waterfall",
     "work_budget",

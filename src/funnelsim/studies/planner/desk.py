@@ -16,6 +16,9 @@ A day with :math:`a \ge c` is saturated: :math:`c / a` of the arrivals are worke
 waits of the order of the SDRs' patience (30 days without one). Fractional slots (ramp,
 attrition, averages) interpolate between the whole numbers around them.
 
+A segmented scenario has one desk per segment (its territory), none taking another's MQLs:
+:class:`Desks` puts them side by side, each queue on its own, and reads them as one.
+
 The *load factor* :math:`\varphi` scales the flow the desk sees: 1 for the analytic
 waterfall's own MQLs. Recycled leads, bursts of MQLs and a warm pipeline load a simulated
 desk beyond that flow, so the both-lever search fits :math:`\varphi` to the share of MQLs
@@ -33,7 +36,7 @@ from scipy import optimize
 from funnelsim.model.analytic import expected_contact_rate
 from funnelsim.model.scenario import Scenario, rate
 
-__all__ = ["LOAD_RANGE", "SDRDesk", "erlang_c_days", "sdr_desk"]
+__all__ = ["LOAD_RANGE", "Desks", "SDRDesk", "erlang_c_days", "sdr_desk"]
 
 LOAD_RANGE = (0.5, 3.0)
 """The load factors :meth:`SDRDesk.fit_load` chooses from."""
@@ -61,8 +64,36 @@ def erlang_c_days(servers: int, load: np.ndarray) -> np.ndarray:
     return out
 
 
+class _Queue:
+    """What a desk is read as, from its ``arrivals`` a day and :meth:`queue` (kept and waiting shares a day)."""
+
+    arrivals: np.ndarray
+
+    def queue(self, load: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def kept(self, load: float = 1.0) -> np.ndarray:
+        """The share of contacts the desk keeps, per day (1: no MQL waits)."""
+        return self.queue(load)[0]
+
+    def p_wait(self, load: float = 1.0) -> float:
+        """The share of the horizon's MQLs that find every SDR busy, at load factor ``load``."""
+        total = float(self.arrivals.sum())
+        return float(self.arrivals @ self.queue(load)[1]) / total if total > 0 else 0.0
+
+    def fit_load(self, observed_p_wait: float) -> float:
+        """The load factor (within :data:`LOAD_RANGE`) at which the desk's share of MQLs that wait is
+        ``observed_p_wait``; the nearer end of the range when none is."""
+        low, high = LOAD_RANGE
+        if not observed_p_wait > self.p_wait(low):
+            return low
+        if observed_p_wait >= self.p_wait(high):
+            return high
+        return float(optimize.brentq(lambda x: self.p_wait(x) - observed_p_wait, low, high, xtol=1e-3))
+
+
 @dataclass(frozen=True)
-class SDRDesk:
+class SDRDesk(_Queue):
     """One scenario's desk on the day grid: ``arrivals`` (followed-up MQLs a day, at load factor 1),
     ``slots`` (SDR slots a day: hires, ramp, attrition), ``mean_work`` (days per MQL), ``contact``
     (``E_D P_c(D + w)`` on the grid of waits ``waits``) and ``saturated_wait`` (days)."""
@@ -111,24 +142,19 @@ class SDRDesk:
             wait += weight * w
         return kept, wait
 
-    def kept(self, load: float = 1.0) -> np.ndarray:
-        """The share of contacts the desk keeps, per day (1: no MQL waits)."""
-        return self.queue(load)[0]
 
-    def p_wait(self, load: float = 1.0) -> float:
-        """The share of the horizon's MQLs that find every SDR busy, at load factor ``load``."""
-        total = float(self.arrivals.sum())
-        return float(self.arrivals @ self.queue(load)[1]) / total if total > 0 else 0.0
+class Desks(_Queue):
+    """A segmented scenario's desks, one per segment, read as one: their days side by side (each queue on its
+    own; the load factor the same for all)."""
 
-    def fit_load(self, observed_p_wait: float) -> float:
-        """The load factor (within :data:`LOAD_RANGE`) at which the desk's share of MQLs that wait is
-        ``observed_p_wait``; the nearer end of the range when none is."""
-        low, high = LOAD_RANGE
-        if not observed_p_wait > self.p_wait(low):
-            return low
-        if observed_p_wait >= self.p_wait(high):
-            return high
-        return float(optimize.brentq(lambda x: self.p_wait(x) - observed_p_wait, low, high, xtol=1e-3))
+    def __init__(self, desks: list[SDRDesk]) -> None:
+        self.desks = desks
+        self.arrivals = np.concatenate([d.arrivals for d in desks])
+
+    def queue(self, load: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Per day and desk, in the desks' order: the shares of :meth:`SDRDesk.queue`."""
+        parts = [d.queue(load) for d in self.desks]
+        return np.concatenate([k for k, _ in parts]), np.concatenate([w for _, w in parts])
 
 
 def sdr_desk(scenario: Scenario, mqls: np.ndarray, slots: np.ndarray) -> SDRDesk:

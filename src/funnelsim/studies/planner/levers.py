@@ -14,6 +14,17 @@ A candidate plan is the scenario with more leads, ``a`` extra AEs and ``n`` SDRs
 - **SDRs**: the ``n - count`` SDRs above today's join as one hire on the same date and
   ramp as ``handoff.sdr.ramp`` says.
 
+**Segments** (a segmented scenario: each segment has its own SDRs and AEs, its
+territory): ``a`` and ``n`` are the totals over the segments, split so that the busiest
+team is as little busy as it can be: each extra head in turn goes to the segment with the
+largest need per head, :math:`k\, d_i / h_i`, ``d_i`` the segment's analytic need at
+today's volume (:class:`SegmentNeeds`: its busiest month's ``aes_needed`` or
+``sdrs_needed``, which grow with the lead volume ``k``) and ``h_i`` its heads so far
+(today's plus those given); ties go to the larger need, then to the segment written
+first. Each segment's hires are written to ``segments.<name>.sales.ae.hires`` and
+``segments.<name>.handoff.sdr.hires``. With ``n`` the sum of the segments' own sizings
+(:func:`~.search.sdrs_for`), every desk is sized to its own flow.
+
 Hires leave at the team's ``attrition_per_year`` like everyone else (and are backfilled
 if the team backfills). Edits are dotted paths, so a plan is written back as a scenario
 file that validates again.
@@ -33,6 +44,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,12 +64,15 @@ __all__ = [
     "MAX_LEAD_MULTIPLIER",
     "LeadShape",
     "Lever",
+    "SegmentNeeds",
     "apply_changes",
     "budget_of",
     "frame_months",
     "lever_name",
     "planned_changes",
     "spend_channels",
+    "split_heads",
+    "team_size",
 ]
 
 Lever = Literal["leads", "reps", "both", "budget"]
@@ -178,6 +193,63 @@ def budget_of(scenario: Scenario, shape: LeadShape | None = None) -> float:
     return float(sum(scenario.sources[name].spend_per_month or 0.0 for name in spend_channels(scenario, shape)))
 
 
+@dataclass(frozen=True)
+class SegmentNeeds:
+    """Each segment's analytic need of AEs and SDRs at today's lead volume (its busiest month in the period),
+    by which a segmented plan splits its extra heads (module docstring)."""
+
+    aes: Mapping[str, float]
+    sdrs: Mapping[str, float]
+
+
+def team_size(scenario: Scenario, team: Literal["ae", "sdr"]) -> int:
+    """Today's AEs or SDRs (``count``), summed over the segments of a segmented scenario."""
+    views = [scenario.view_of(name) for name in scenario.segment_names] or [scenario]
+    return sum(v.sales.ae.count if team == "ae" else v.handoff.sdr.count for v in views)
+
+
+def split_heads(extra: int, have: Mapping[str, int], need: Mapping[str, float]) -> dict[str, int]:
+    """``extra`` heads split by need per head: each in turn to the segment with the largest ``need / heads``
+    (no heads yet and some need: first), ties to the larger need, then to the one listed first."""
+    names = list(have)
+    given = dict.fromkeys(names, 0)
+
+    def load(i: int) -> tuple[float, float, int]:
+        name = names[i]
+        heads, wanted = have[name] + given[name], need[name]
+        per_head = wanted / heads if heads > 0 else (math.inf if wanted > 0 else 0.0)
+        return per_head, wanted, -i
+
+    for _ in range(extra):
+        given[names[max(range(len(names)), key=load)]] += 1
+    return given
+
+
+def _segment_hires(
+    scenario: Scenario, extra_aes: int, sdrs: int | None, k: float, needs: SegmentNeeds, when: str
+) -> dict[str, Any]:
+    """The hires of a segmented plan: ``extra_aes`` AEs and the SDRs above today's ``sdrs`` split between the
+    segments by :func:`split_heads`, each segment's hires written to its own team."""
+    changes: dict[str, Any] = {}
+    views = {name: scenario.view_of(name) for name in scenario.segment_names}
+    teams = (
+        ("sales.ae", extra_aes, {n: v.sales.ae for n, v in views.items()}, needs.aes),
+        (
+            "handoff.sdr",
+            max(0, (sdrs or 0) - team_size(scenario, "sdr")),
+            {n: v.handoff.sdr for n, v in views.items()},
+            needs.sdrs,
+        ),
+    )
+    for path, extra, team, need in teams:
+        split = split_heads(extra, {n: t.count for n, t in team.items()}, {n: k * need[n] for n in team})
+        for name, count in split.items():
+            if count:
+                hires = [{"date": h.date.isoformat(), "count": h.count} for h in team[name].hires]
+                changes[f"segments.{name}.{path}.hires"] = [{"date": when, "count": count}, *hires]
+    return changes
+
+
 def _weights(text: str, flag: str) -> dict[str, float]:
     """``"a=1,b=0.5,c"`` as ``{"a": 1, "b": 0.5, "c": 1}``."""
     out: dict[str, float] = {}
@@ -244,16 +316,23 @@ def planned_changes(
     *,
     shape: LeadShape | None = None,
     hire_date: dt.date | None = None,
+    needs: SegmentNeeds | None = None,
 ) -> dict[str, Any]:
     """The dotted-path edits that turn a framed scenario into a candidate plan.
 
     ``lead_multiplier`` is ``k`` of the module docstring, shaped by ``shape`` (uniform
     by default); ``extra_aes`` join as one hire on ``hire_date`` (default the scenario's
     start) and ramp; ``sdrs`` is the SDR team size, the SDRs above today's hired on the
-    same date.
+    same date. A segmented scenario's heads are split between its segments by ``needs``
+    (needed as soon as a head is added).
     """
     when = (hire_date or scenario.start_date).isoformat()
     changes = _lead_changes(scenario, lead_multiplier, shape or LeadShape())
+    if scenario.segments and (extra_aes or (sdrs or 0) > team_size(scenario, "sdr")):
+        if needs is None:
+            raise ValueError("a segmented scenario's heads are split by its segments' needs: pass needs")
+        changes.update(_segment_hires(scenario, extra_aes, sdrs, lead_multiplier, needs, when))
+        return changes
     if extra_aes:
         hires = [{"date": h.date.isoformat(), "count": h.count} for h in scenario.sales.ae.hires]
         changes["sales.ae.hires"] = [{"date": when, "count": extra_aes}, *hires]

@@ -52,12 +52,14 @@ from funnelsim.studies.planner.frontier import Calibration, Rung, ae_ladder, cal
 from funnelsim.studies.planner.levers import (
     LeadShape,
     Lever,
+    SegmentNeeds,
     apply_changes,
     budget_of,
     frame_months,
     lever_name,
     planned_changes,
     spend_channels,
+    team_size,
 )
 from funnelsim.studies.planner.period import GOALS, Period, add_months, frame, months_between, period_revenue
 from funnelsim.studies.planner.recurring import bookings_for
@@ -373,6 +375,7 @@ class _Request:
     budget: WorkBudget = field(default_factory=lambda: WorkBudget(100, MAX_EVALUATIONS, 1))
     shape: LeadShape = field(default_factory=LeadShape)
     hire_month: dt.date | None = None
+    needs: SegmentNeeds | None = None
 
     @property
     def max_evaluations(self) -> int:
@@ -434,11 +437,6 @@ def _goal_of(scenario: Scenario, period: Period, goal_kind: str, lever: str) -> 
     if goal_kind != "bookings" and scenario.subscription is None:
         flag = "--goal-arr" if goal_kind == "ending_arr" else "--goal-net-new-arr"
         raise PlanError(f"{flag}: the scenario sells no subscriptions (no [subscription] section); plan --goal")
-    if scenario.segments and lever != "leads":
-        raise PlanError(
-            f"--lever {lever}: a segmented scenario is planned with --lever leads (more leads for every segment, "
-            "its targets and headcount shown per segment); headcount levers per segment are not built yet"
-        )
     return dataclasses.replace(period, goal=goal_kind)
 
 
@@ -483,6 +481,7 @@ def _check_levers(framed: Scenario, request: _Request, yields: dict[str, SourceY
     months = frame_months(framed)
     request.shape.check(framed, months)
     request = _with_spend(framed, request, yields)
+    request = replace(request, needs=_segment_needs(framed, request, yields))
     hire = request.hire_month
     if hire is None:
         return replace(request, hire_month=framed.start_date)
@@ -492,6 +491,19 @@ def _check_levers(framed: Scenario, request: _Request, yields: dict[str, SourceY
             "and the period); hire within them, or lengthen the lead-in (--lead-in)"
         )
     return request
+
+
+def _segment_needs(framed: Scenario, request: _Request, yields: dict[str, SourceYield]) -> SegmentNeeds | None:
+    """A segmented scenario's AEs and SDRs needed per segment at today's volume (busiest month of the period),
+    by which its extra heads are split (:func:`~.levers.split_heads`); ``None`` without segments."""
+    if not framed.segments:
+        return None
+    parts = waterfall(framed, request.period, request.target_utilisation, yields).segments
+    period = {name: months[months["phase"] == "period"] for name, months in parts.items()}
+    return SegmentNeeds(
+        {name: float(months["aes_needed"].max()) for name, months in period.items()},
+        {name: float(months["sdrs_needed"].max()) for name, months in period.items()},
+    )
 
 
 def _with_spend(framed: Scenario, request: _Request, yields: dict[str, SourceYield]) -> _Request:
@@ -547,7 +559,9 @@ def _analytic_start(framed: Scenario, request: _Request, yields: dict[str, Sourc
 
 def _planned(framed: Scenario, request: _Request, k: float, extra_aes: int, sdrs: int | None = None) -> dict[str, Any]:
     """The edits of these levers, shaped and dated as the request says."""
-    return planned_changes(framed, k, extra_aes, sdrs, shape=request.shape, hire_date=request.hire_month)
+    return planned_changes(
+        framed, k, extra_aes, sdrs, shape=request.shape, hire_date=request.hire_month, needs=request.needs
+    )
 
 
 def _evaluator(
@@ -571,7 +585,7 @@ def _evaluator(
     r = request
     return Evaluator(
         framed, r.period, r.goal, r.confidence, r.runs, r.seed, pool, progress, yields, budget,
-        work.search_replications, shape=r.shape, hire_date=r.hire_month,
+        work.search_replications, shape=r.shape, hire_date=r.hire_month, needs=r.needs,
     )  # fmt: skip
 
 
@@ -580,7 +594,7 @@ def _find(
 ) -> tuple[Verdict, mc.Replications, pd.DataFrame | None]:
     """Decides the plan: the unchanged scenario if it passes verification, else the search's pick, verified and
     stepped further up the lever until it passes."""
-    today = (1.0, 0, evaluate.framed.handoff.sdr.count)
+    today = (1.0, 0, team_size(evaluate.framed, "sdr"))
     checked = None
     if evaluate.ok(evaluate(*today)):
         # The search's own runs say no change is needed: verify that first. (The lead search starts from the
@@ -602,10 +616,10 @@ def _find(
 def _search(evaluate: Evaluator, request: _Request, start: _AnalyticStart) -> tuple[Candidate, pd.DataFrame | None]:
     """Decides the plan's levers with the search of the lever asked for; the trade-off table for ``both``."""
     if request.lever in ("leads", "budget"):
-        return search_leads(evaluate, start.multiplier, 0, evaluate.framed.handoff.sdr.count, start.slope), None
+        return search_leads(evaluate, start.multiplier, 0, team_size(evaluate.framed, "sdr"), start.slope), None
     if request.lever == "reps":
         return search_reps(evaluate, sdrs_for(start.analytic, evaluate.framed)), None
-    today = (1.0, 0, evaluate.framed.handoff.sdr.count)  # simulated before any search (_find)
+    today = (1.0, 0, team_size(evaluate.framed, "sdr"))  # simulated before any search (_find)
     calibration = calibrate(
         evaluate.scenario(*today), request.period, evaluate.yields, evaluate.replications(*today), request.goal,
         request.confidence,
@@ -630,7 +644,7 @@ def _rungs(
         with contextlib.suppress(PlanInfeasible):
             analytic = analytic_multiplier(staffed, request.period, request.goal, evaluate.yields, shape=request.shape)
     return sdr_rungs(
-        extra, sdrs, evaluate.framed.handoff.sdr.count, analytic, partial(_candidate, evaluate, extra),
+        extra, sdrs, team_size(evaluate.framed, "sdr"), analytic, partial(_candidate, evaluate, extra),
         request.period, evaluate.yields, calibration,
     )  # fmt: skip
 
@@ -662,7 +676,7 @@ def _write_plan(
     }
     planned_scenario = apply_changes(scenario, changes)
     planned = waterfall(planned_scenario, period, request.target_utilisation, yields)
-    today = (k, extra_aes, sdrs) == (1.0, 0, framed.handoff.sdr.count)
+    today = (k, extra_aes, sdrs) == (1.0, 0, team_size(framed, "sdr"))
     hire_date = request.hire_month or framed.start_date
     result = Plan(
         goal=request.goal,
@@ -684,7 +698,7 @@ def _write_plan(
         revenue=_revenue_summary(reps, period),
         cost=_cost_summary(planned, planned_scenario, reps, period),
         handoff_terms=_handoff_terms(framed),
-        hires=_hires(planned, framed, extra_aes, sdrs, hire_date),
+        hires=_hires(planned, framed, extra_aes, sdrs, hire_date, changes),
         budget=request.budget.to_json(),
         lead_shape={
             "sources": None if request.shape.sources is None else dict(request.shape.sources),
@@ -718,18 +732,23 @@ def _search_p_goal(evaluate: Evaluator, verdict: Verdict) -> dict[str, Any]:
 
 
 def _hires(
-    planned: Waterfall, framed: Scenario, extra_aes: int, sdrs: int, hire_date: dt.date
+    planned: Waterfall, framed: Scenario, extra_aes: int, sdrs: int, hire_date: dt.date, changes: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
-    """Per team: the plan's hires and the expected backfills and leavers over the simulated months."""
+    """Per team: the plan's hires (a segmented plan's also by segment, ``by_segment``) and the expected backfills
+    and leavers over the simulated months."""
     months = planned.months
-    out = {}
-    for team, extra in (("ae", extra_aes), ("sdr", sdrs - framed.handoff.sdr.count)):
+    out: dict[str, dict[str, Any]] = {}
+    for team, extra in (("ae", extra_aes), ("sdr", sdrs - team_size(framed, "sdr"))):
         out[team] = {
             "planned": extra,
             "hire_date": hire_date.isoformat(),
             "backfills_expected": float(months[f"{team}_backfills"].sum()),
             "leavers_expected": float(months[f"{team}_leavers"].sum()),
         }
+        if framed.segments:  # the plan's hire is the first of a segment's list (levers._segment_hires)
+            path = "sales.ae" if team == "ae" else "handoff.sdr"
+            lists = {name: changes.get(f"segments.{name}.{path}.hires") for name in framed.segment_names}
+            out[team]["by_segment"] = {name: hires[0]["count"] if hires else 0 for name, hires in lists.items()}
     return out
 
 

@@ -38,6 +38,7 @@ from funnelsim.studies.planner.levers import (
     MAX_EXTRA_AES,
     MAX_LEAD_MULTIPLIER,
     LeadShape,
+    SegmentNeeds,
     apply_changes,
     planned_changes,
 )
@@ -112,6 +113,7 @@ class Evaluator:
     max_replications: int
     shape: LeadShape = field(default_factory=LeadShape)
     hire_date: dt.date | None = None
+    needs: SegmentNeeds | None = None
     seen: dict[tuple[float, int, int, int], Candidate] = field(default_factory=dict)
     simulated: dict[tuple[float, int, int], mc.Replications] = field(default_factory=dict)
     costs: dict[tuple[float, int, int], float] = field(default_factory=dict)
@@ -125,7 +127,9 @@ class Evaluator:
 
     def changes(self, k: float, extra_aes: int, sdrs: int | None = None) -> dict[str, object]:
         """The dotted-path edits of the candidate's levers (shaped leads, hires on the hire date)."""
-        return planned_changes(self.framed, k, extra_aes, sdrs, shape=self.shape, hire_date=self.hire_date)
+        return planned_changes(
+            self.framed, k, extra_aes, sdrs, shape=self.shape, hire_date=self.hire_date, needs=self.needs
+        )
 
     def scenario(self, k: float, extra_aes: int, sdrs: int | None = None) -> Scenario:
         """The framed scenario with the candidate's levers applied."""
@@ -411,9 +415,13 @@ def _check_saturation(
 
 
 def sdrs_for(analytic: Waterfall, framed: Scenario) -> int:
-    """SDRs that keep the busiest month of the flow at the target utilisation (never fewer than today)."""
-    need = float(analytic.months["sdrs_needed"].max())
-    return max(framed.handoff.sdr.count, math.ceil(need - 1e-9))
+    """SDRs that keep the busiest month of the flow at the target utilisation (never fewer than today); a
+    segmented scenario's, the sum of its segments' (each desk sized to its own flow)."""
+    parts = analytic.segments or {"": analytic.months}  # view_of("") is the unsegmented scenario itself
+    return sum(
+        max(framed.view_of(name).handoff.sdr.count, math.ceil(float(months["sdrs_needed"].max()) - 1e-9))
+        for name, months in parts.items()
+    )
 
 
 def search_reps(evaluate: Evaluator, sdrs: int) -> Candidate:

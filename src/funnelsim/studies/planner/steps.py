@@ -37,7 +37,7 @@ import numpy as np
 from scipy import stats
 
 from funnelsim.studies.planner.errors import PlanInfeasible
-from funnelsim.studies.planner.levers import MAX_EXTRA_AES, MAX_LEAD_MULTIPLIER
+from funnelsim.studies.planner.levers import MAX_EXTRA_AES, MAX_LEAD_MULTIPLIER, team_size
 from funnelsim.studies.planner.period import period_revenue
 from funnelsim.studies.planner.recurring import bookings_for
 from funnelsim.studies.planner.search import STEP, TOP, Evaluator, candidate_of, diagnose, grid_point
@@ -181,7 +181,7 @@ def _next_aes(evaluate: Evaluator, verdict: Verdict, fresh: dict[int, float]) ->
     means = [float(period_revenue(evaluate.replications(1.0, x, sdrs).monthly, evaluate.period).mean()) for x in tried]
     slope = float(np.polyfit(tried, means, 1)[0])
     mean_here = means[tried.index(a)]
-    aes = evaluate.framed.sales.ae.count + a + 1
+    aes = team_size(evaluate.framed, "ae") + a + 1
     if not slope * aes > MIN_ELASTICITY * mean_here:  # the elasticity of revenue to the AE count
         raise diagnose(evaluate, evaluate(1.0, a + 1, sdrs), "reps", "aes_flat")
     if a >= MAX_EXTRA_AES:

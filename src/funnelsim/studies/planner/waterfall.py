@@ -36,7 +36,7 @@ from funnelsim.model.analytic import contact_rate, delay_pmf, expectation, renew
 from funnelsim.model.mechanisms import score, slots, win_probability
 from funnelsim.model.scenario import DAYS_PER_MONTH, Scenario, Source, rate
 from funnelsim.studies import replications as mc
-from funnelsim.studies.planner.desk import SDRDesk, sdr_desk
+from funnelsim.studies.planner.desk import Desks, SDRDesk, sdr_desk
 from funnelsim.studies.planner.errors import PlanInfeasible
 from funnelsim.studies.planner.levers import MAX_LEAD_MULTIPLIER, LeadShape, apply_changes, planned_changes
 from funnelsim.studies.planner.period import Period
@@ -572,19 +572,33 @@ def expected(
     scenario: Scenario, period: Period, yields: dict[str, SourceYield] | None = None, sdr_load: float | None = None
 ) -> Expectation:
     """:class:`Expectation` of ``scenario``, without building the waterfall's tables (``sdr_load`` as
-    :func:`waterfall`)."""
-    day = _day_flow(scenario, yields or source_yields(scenario), sdr_load)
-    slots = float(day.teams["ae"].slots.sum())
-    busy = float(day.open_deals.sum()) / slots if slots > 0 else math.inf
-    return Expectation(float(day.revenue[np.isin(day.grid.month, period.months)].sum()), busy)
-
-
-def desk_of(scenario: Scenario, yields: dict[str, SourceYield] | None = None) -> SDRDesk:
-    """The SDR desk of ``scenario``'s analytic flow: its MQLs a day and its SDR slots (:mod:`.desk`)."""
+    :func:`waterfall`); a segmented scenario's, its segments' summed (AE utilisation over all their slots)."""
     yields = yields or source_yields(scenario)
-    grid = _day_grid(scenario)
-    flow = _lead_flow(scenario, grid, yields)
-    return sdr_desk(scenario, flow.mqls, team_schedule(scenario, "sdr", grid.days).slots)
+    revenue = slots = busy = 0.0
+    for view, own in _segment_parts(scenario, yields):
+        day = _day_flow(view, own, sdr_load)
+        revenue += float(day.revenue[np.isin(day.grid.month, period.months)].sum())
+        slots += float(day.teams["ae"].slots.sum())
+        busy += float(day.open_deals.sum())
+    return Expectation(revenue, busy / slots if slots > 0 else math.inf)
+
+
+def desk_of(scenario: Scenario, yields: dict[str, SourceYield] | None = None) -> SDRDesk | Desks:
+    """The SDR desk of ``scenario``'s analytic flow: its MQLs a day and its SDR slots (:mod:`.desk`); a segmented
+    scenario's desks, one per segment (:class:`~.desk.Desks`)."""
+    desks = []
+    for view, own in _segment_parts(scenario, yields or source_yields(scenario)):
+        grid = _day_grid(view)
+        flow = _lead_flow(view, grid, own)
+        desks.append(sdr_desk(view, flow.mqls, team_schedule(view, "sdr", grid.days).slots))
+    return desks[0] if not scenario.segments else Desks(desks)
+
+
+def _segment_parts(scenario: Scenario, yields: dict[str, SourceYield]) -> list[tuple[Scenario, dict[str, SourceYield]]]:
+    """Each segment's view with its own yields (:func:`segment_yields`); the scenario itself without segments."""
+    if not scenario.segments:
+        return [(scenario, yields)]
+    return [(scenario.view_of(name), segment_yields(yields, name)) for name in scenario.segment_names]
 
 
 # ---------------------------------------------------------------------------
