@@ -229,16 +229,22 @@ def _finite(value: Any) -> Any:
 
 
 def _formats(
-    shown: str | None, as_json: bool = False, figures: str | None = None, crm: str | None = None
+    shown: str | None,
+    as_json: bool = False,
+    figures: str | None = None,
+    crm: str | None = None,
+    *,
+    old: str = "figures",
 ) -> tuple[str, str, str | None]:
     """``(--format, --figures, --crm)`` resolved: what is printed (table, tsv or json; ``--json`` is ``--format
-    json``), the figure format and the CRM dialect. ``--format png|svg`` and ``--format salesforce|hubspot|generic``,
-    the spellings of earlier releases, still mean ``--figures`` and ``--crm``, with a one-line deprecation note."""
+    json``), the figure format and the CRM dialect. ``--format png|svg`` (``old="figures"``: the commands that had it)
+    and ``--format salesforce|hubspot|generic`` (``old="crm"``: calibrate, backtest), the spellings of earlier
+    releases, still mean ``--figures`` and ``--crm``, with a one-line deprecation note."""
     text = None if shown is None else shown.strip().lower()
-    if text in FIGURE_FORMATS:
+    if text in FIGURE_FORMATS and old == "figures":
         _deprecated(f"--format {text}", f"--figures {text}")
         figures, text = figures or text, None
-    elif text in CRM_FORMATS:
+    elif text in CRM_FORMATS and old == "crm":
         _deprecated(f"--format {text}", f"--crm {text}")
         crm, text = crm or text, None
     if text is not None and text not in OUTPUT_FORMATS:
@@ -637,7 +643,7 @@ def mix(
     from funnelsim.report.terminal import print_mix
     from funnelsim.studies.budget import mix as best_mix
 
-    shown, _, _ = _formats(shown, as_json)
+    shown, _, _ = _formats(shown, as_json, old="")
     sc = _load(scenario, overrides)
     amount = _guard(lambda: parse_amount(budget, "--budget"))
     if out_dir is not None:
@@ -830,7 +836,7 @@ def calibrate(
     from funnelsim.calibrate import calibrate as fit_scenario
     from funnelsim.report.terminal import print_calibration
 
-    shown, _, crm_format = _formats(shown, as_json, None, crm_format)
+    shown, _, crm_format = _formats(shown, as_json, None, crm_format, old="crm")
     write, stem, pipeline_file = _calibration_target(out_path, force)
     narrate = not quiet and shown == "table"
     with executor(jobs) as pool, _progress("calibrating", narrate) as tracker:
@@ -924,7 +930,7 @@ def backtest(
     from funnelsim.report.folder import check_target
     from funnelsim.report.terminal import print_backtest
 
-    shown, _, crm_format = _formats(shown, as_json, None, crm_format)
+    shown, _, crm_format = _formats(shown, as_json, None, crm_format, old="crm")
     if out_dir is not None:
         _guard(lambda: check_target(out_dir, force))
     narrate = not quiet and shown == "table"

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from funnelsim.calibrate import REPORT_WHERE
 from funnelsim.calibrate.readers import CalibrationError
 from funnelsim.report.folder import OutputExistsError, check_target, save_figures, write_atomically, write_csv
 
@@ -105,7 +106,8 @@ def write_calibration_folder(
 
     def fill(folder: Path) -> None:
         write_csv(cal.pipeline, folder / FOLDER_PIPELINE)
-        (folder / FOLDER_SCENARIO).write_text(cal.text(), encoding="utf-8")
+        text = cal.text().replace(REPORT_WHERE, "in this folder (report.md)", 1)
+        (folder / FOLDER_SCENARIO).write_text(text, encoding="utf-8")
         _check_loads(folder / FOLDER_SCENARIO)
         _fill_report(cal, folder, FOLDER_SCENARIO)
 
