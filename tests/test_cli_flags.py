@@ -48,7 +48,7 @@ def _documented() -> list[tuple[str, str, set[str]]]:
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
         if len(cells) == 3 and cells[0].startswith("`-"):
             flags = re.findall(r"`(-[^`]+)`", cells[0])
-            flag = [f.split()[0] for f in flags if f.startswith("--")][0]
+            flag = next(f.split()[0] for f in flags if f.startswith("--"))
             rows.append((flag, cells[1], {c.strip() for c in cells[2].split(",")}))
     return rows
 
