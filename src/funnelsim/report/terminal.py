@@ -131,8 +131,11 @@ def progress(label: str, enabled: bool, total: int | None = None) -> Iterator[Tr
         return
     from rich.progress import BarColumn, SpinnerColumn, TextColumn
     from rich.progress import Progress as Display
+    from rich.table import Column
 
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), _times_column())
+    # One line whatever the terminal's width: a long phase is cut with an ellipsis, the times never wrap.
+    phase = TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1))
+    columns = (SpinnerColumn(), phase, BarColumn(bar_width=20), _times_column())
     with Display(*columns, console=err, transient=True) as bar:
         yield Tracker(bar, bar.add_task(escape(label), total=total))
 
@@ -140,6 +143,7 @@ def progress(label: str, enabled: bool, total: int | None = None) -> Iterator[Tr
 def _times_column() -> Any:
     """A column of ``12/200 · 0:00:04 elapsed · 0:00:31 left``, or only the time elapsed before any count."""
     from rich.progress import ProgressColumn
+    from rich.table import Column
     from rich.text import Text
 
     class Times(ProgressColumn):
@@ -152,7 +156,7 @@ def _times_column() -> Any:
             counts = f"{task.completed:,.0f}/{task.total:,.0f}"
             return Text(f"{counts} · {elapsed} elapsed{ahead}", style="progress.remaining")
 
-    return Times()
+    return Times(table_column=Column(no_wrap=True))
 
 
 def _clock(seconds: float | None) -> str:
