@@ -170,14 +170,17 @@ def test_old_figure_format_spelling_still_works_with_a_note(tmp_path: Path) -> N
 
 def test_calibrate_out_is_a_folder_and_the_old_file_spelling_still_works(tmp_path: Path) -> None:
     """`calibrate --out DIR` writes one folder (scenario.toml that runs, pipeline.csv, report.md), like --out
-    everywhere; `--out NAME.toml` and `--format salesforce` still work, each with one deprecation note."""
+    everywhere, and --format tsv prints its parameters.csv; `--out NAME.toml` and `--format salesforce` still
+    work, each with one deprecation note."""
     fast = ("--opportunities", CRM_EXPORT, "--check-runs", "0", "-q")
     folder = tmp_path / "acme"
-    new = _invoke("calibrate", *fast, "--out", str(folder), "--crm", "salesforce")
+    new = _invoke("calibrate", *fast, "--out", str(folder), "--crm", "salesforce", "--format", "tsv")
     assert new.exit_code == 0, new.output
     assert {"scenario.toml", "pipeline.csv", "report.md", "parameters.csv"} <= {p.name for p in folder.iterdir()}
     assert "in this folder (report.md)" in (folder / "scenario.toml").read_text(encoding="utf-8")
-    assert new.stderr == ""
+    assert "deprecated" not in new.stderr and "warning: stale deals" in new.stderr  # warnings still said
+    printed = pd.read_csv(io.StringIO(new.stdout), sep="\t")
+    assert list(printed["path"]) == list(pd.read_csv(folder / "parameters.csv")["path"])
     ran = _invoke("run", str(folder / "scenario.toml"), "--set=horizon_days=30", "-q")
     assert ran.exit_code == 0 and "from pipeline:" in ran.stdout
     old = _invoke("calibrate", *fast, "--out", str(tmp_path / "old.toml"), "--format", "salesforce")

@@ -863,15 +863,25 @@ def calibrate(
         )
         tracker.phase("writing the scenario and the report")
         written = _guard(lambda: write(cal))
-    if shown != "table":
-        parameters = cal.tables["parameters.csv"]
-        doc: dict[str, Any] = {"as_of": str(cal.as_of), "start_date": str(cal.start_date)}
-        doc |= {"written": [str(p) for p in written]}
-        doc |= {"self_check_passed": None if cal.check is None else cal.check.passed}
-        _show(shown, lambda: doc | {"parameters": parameters.to_dict("records")}, lambda: parameters, lambda: None)
-    elif not quiet:
+    if shown == "table" and not quiet:
         print_calibration(cal, written)
+    elif shown != "table":
+        for line in cal.warnings:  # warnings are not narration: a script must hear them too
+            _err().print(f"[bold yellow]warning:[/] {_escape(line)}")
+        _show(shown, lambda: _calibration_json(cal, written), lambda: cal.tables["parameters.csv"], lambda: None)
     _exit_if_check_failed(cal, written[2])
+
+
+def _calibration_json(cal: Any, written: tuple[Path, Path, Path]) -> dict[str, Any]:
+    """``calibrate --format json``: the as-of date, what was written, the self-check's verdict, the values."""
+    return {
+        "as_of": str(cal.as_of),
+        "start_date": str(cal.start_date),
+        "written": [str(path) for path in written],
+        "self_check_passed": None if cal.check is None else cal.check.passed,
+        "warnings": list(cal.warnings),
+        "parameters": cal.tables["parameters.csv"].to_dict("records"),
+    }
 
 
 def _calibration_target(out: Path, force: bool) -> tuple[Callable[[Any], tuple[Path, Path, Path]], str, str]:
