@@ -30,6 +30,13 @@ SMALL = [f"--set={override}" for override in ("horizon_days=90", *TENTH_VOLUME)]
 CONTROL = re.compile(r"\x1b|\r")  # ANSI escapes (colour, cursor moves) and carriage returns (redrawn bars)
 
 
+@pytest.fixture(autouse=True)
+def _terminal_as_detected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich's environment overrides (FORCE_COLOR, TTY_COMPATIBLE) off: a pipe is a pipe in these tests."""
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def _commands() -> dict[str, Any]:
     """Every command of the app, by name (typer's click objects)."""
     return dict(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
