@@ -81,7 +81,7 @@ FormatOpt = Annotated[
     str | None,
     typer.Option(
         "--format",
-        help="What to print on stdout: table (for people), tsv (tab-separated, full precision) or json.",
+        help="What to print on stdout: table (default, for people), tsv (tab-separated, full precision) or json.",
         show_default=False,
     ),
 ]
@@ -90,7 +90,9 @@ FiguresOpt = Annotated[
     typer.Option("--figures", help="Format of the figures written to --out: png or svg.", show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document: the same as --format json.")]
-QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="No narration.")]
+QuietOpt = Annotated[
+    bool, typer.Option("-q", "--quiet", help="No narration, estimate or progress on stderr (warnings and errors stay).")
+]
 AllowLargeOpt = Annotated[
     bool,
     typer.Option(
@@ -381,7 +383,8 @@ def _single_run(
         rep_note = f", replication {which}" if which else ""
         _err().print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {seed}{rep_note}")
     sc = _warm(sc, seed, narrate)
-    result = _guard(lambda: simulate(sc, seed=seed, replication=which))
+    with _progress("simulating", narrate):
+        result = _guard(lambda: simulate(sc, seed=seed, replication=which))
     stats = _guard(lambda: summarize_run(result, goal))
     if out_dir is not None:
         _write_out(lambda: write_run(result, out_dir, figure_format=figure_format, force=force, goal=goal), narrate)
