@@ -256,3 +256,16 @@ def test_a_sweep_draws_one_bar_over_the_whole_grid(terminal_stderr: io.StringIO)
     assert result.exit_code == 0, result.output
     drawn = terminal_stderr.getvalue()
     assert "this sweep: about" in drawn and "4/4" in drawn
+
+
+def test_sweep_tsv_is_the_json_grid() -> None:
+    """`sweep --format tsv` prints the grid, one row per point, with the numbers --json gives as `points`."""
+    args = ("sweep", BASELINE, *SMALL, "--set=burn_in_days=0", "--param", "handoff.sdr.count=2,3", "--runs", "2")
+    table = pd.read_csv(io.StringIO(_invoke(*args, "--format", "tsv").stdout), sep="\t")
+    points = json.loads(_invoke(*args, "--json").stdout)["points"]
+    assert len(table) == len(points) == 2
+    for row, point in zip(table.to_dict("records"), points, strict=True):
+        assert set(row) == set(point)
+        for key, expected in point.items():
+            value = row[key]
+            assert (expected is None and math.isnan(value)) or value == expected, key
