@@ -84,12 +84,16 @@ def test_a_shared_flag_means_the_same_on_every_command(flag: str, meaning: str, 
         assert len(helps) == 1, f"{flag} is explained differently: {helps}"
 
 
+# Commands that print no table of results: a one-line check, a JSON schema, a scenario file written from
+# questions (init), a local page (serve).
+NO_RESULTS = ("validate", "schema", "init", "serve")
+
+
 def test_every_command_with_results_speaks_the_same_format_flag() -> None:
-    """Each command that prints results takes --format table|tsv|json and --json; only validate and schema
-    (a one-line check and a JSON schema) do not."""
+    """Each command that prints results takes --format table|tsv|json, --json and --quiet."""
     for name, command in _commands().items():
         options = _options(command)
-        if name in ("validate", "schema"):
+        if name in NO_RESULTS:
             continue
         assert "--format" in options and "--json" in options, name
         assert "--quiet" in options, name
