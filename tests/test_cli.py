@@ -42,7 +42,7 @@ def test_quiet_keeps_the_summary_and_drops_the_narration() -> None:
 
 def test_out_writes_a_folder_and_refuses_to_overwrite_it(tmp_path: Path) -> None:
     target = tmp_path / "results"
-    code, _, stderr = _run("--out", str(target), "--format", "svg", "-q")
+    code, _, stderr = _run("--out", str(target), "--figures", "svg", "-q")
     assert code == 0, stderr
     assert (target / "summary.csv").is_file()
     assert sorted(p.suffix for p in (target / "figures").iterdir()) == [".svg"] * 4
@@ -61,7 +61,7 @@ def test_out_writes_a_folder_and_refuses_to_overwrite_it(tmp_path: Path) -> None
 
 def test_bad_figure_format_is_bad_input_before_anything_is_written(tmp_path: Path) -> None:
     target = tmp_path / "results"
-    code, _, stderr = _run("--out", str(target), "--format", "gif")
+    code, _, stderr = _run("--out", str(target), "--figures", "gif")
     assert code == 2
     assert "figure format" in stderr
     assert not target.exists()

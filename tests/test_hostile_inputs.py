@@ -189,9 +189,9 @@ def test_a_megabyte_long_name_gives_a_short_message(tmp_path: Path) -> None:
 
 
 def test_svg_figures_are_byte_identical_across_runs(tmp_path: Path) -> None:
-    """Same scenario and seed, --format svg twice: the same bytes (no date, fixed element ids)."""
+    """Same scenario and seed, --figures svg twice: the same bytes (no date, fixed element ids)."""
     for name in ("a", "b"):
-        code, text = _invoke(["run", str(BASELINE), *SMALL, "--format", "svg", "-q", "--out", str(tmp_path / name)])
+        code, text = _invoke(["run", str(BASELINE), *SMALL, "--figures", "svg", "-q", "--out", str(tmp_path / name)])
         assert code == 0, text
     figures = sorted((tmp_path / "a" / "figures").glob("*.svg"))
     assert len(figures) == 4

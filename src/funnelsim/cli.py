@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from funnelsim.model.scenario import Scenario
+    from funnelsim.report.terminal import Tracker
     from funnelsim.studies.compare import Comparison
     from funnelsim.studies.planner import Plan, PlanDiagnostics
     from funnelsim.studies.replications import Replications
@@ -70,8 +71,28 @@ SchedulerOpt = Annotated[
 ]
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed (default: the scenario's).", min=0)]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing --out folder.")]
-FormatOpt = Annotated[str, typer.Option("--format", help="Figure format: png or svg.")]
-QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="No narration.")]
+# The flags every command spells and means alike (docs/cli.md): --format says what is printed, --figures
+# what --out's figures are, --crm how an export is read. Old spellings (--format png|svg, --format
+# salesforce|hubspot|generic, calibrate --out NAME.toml) still work this release, with a deprecation note.
+OUTPUT_FORMATS = ("table", "tsv", "json")
+FIGURE_FORMATS = ("png", "svg")
+CRM_FORMATS = ("salesforce", "hubspot", "generic")
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="What to print on stdout: table (default, for people), tsv (tab-separated, full precision) or json.",
+        show_default=False,
+    ),
+]
+FiguresOpt = Annotated[
+    str | None,
+    typer.Option("--figures", help="Format of the figures written to --out: png or svg.", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document: the same as --format json.")]
+QuietOpt = Annotated[
+    bool, typer.Option("-q", "--quiet", help="No narration, estimate or progress on stderr (warnings and errors stay).")
+]
 AllowLargeOpt = Annotated[
     bool,
     typer.Option(
@@ -182,7 +203,7 @@ def _budget(allow_large: bool, narrate: bool) -> Budget:
 
     def announce(work: Workload, what: str) -> None:
         if narrate and work.seconds >= ANNOUNCE_SECONDS:
-            _err().print(f"{what}: {work.describe()}")
+            _err().print(f"{what}: {_escape(work.headline())}")
 
     return Budget(allow_large=allow_large, announce=announce)
 
@@ -209,6 +230,62 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _formats(
+    shown: str | None,
+    as_json: bool = False,
+    figures: str | None = None,
+    crm: str | None = None,
+    *,
+    old: str = "figures",
+) -> tuple[str, str, str | None]:
+    """``(--format, --figures, --crm)`` resolved: what is printed (table, tsv or json; ``--json`` is ``--format
+    json``), the figure format and the CRM dialect. ``--format png|svg`` (``old="figures"``: the commands that had it)
+    and ``--format salesforce|hubspot|generic`` (``old="crm"``: calibrate, backtest), the spellings of earlier
+    releases, still mean ``--figures`` and ``--crm``, with a one-line deprecation note."""
+    text = None if shown is None else shown.strip().lower()
+    if text in FIGURE_FORMATS and old == "figures":
+        _deprecated(f"--format {text}", f"--figures {text}")
+        figures, text = figures or text, None
+    elif text in CRM_FORMATS and old == "crm":
+        _deprecated(f"--format {text}", f"--crm {text}")
+        crm, text = crm or text, None
+    if text is not None and text not in OUTPUT_FORMATS:
+        raise typer.BadParameter(f"expected table, tsv or json, got {shown!r}", param_hint="'--format'")
+    if as_json and text not in (None, "json"):
+        raise typer.BadParameter(f"--json is --format json; it cannot be combined with --format {text}")
+    if figures is not None and figures.strip().lower() not in FIGURE_FORMATS:
+        raise typer.BadParameter(f"figure format must be png or svg, got {figures!r}", param_hint="'--figures'")
+    return ("json" if as_json else text or "table"), (figures or "png").strip().lower(), crm
+
+
+def _deprecated(old: str, new: str) -> None:
+    """One line on stderr (even with --quiet: a script's author must hear it) for a spelling that will go."""
+    note = f"{_escape(old)} is now {_escape(new)}; the old spelling goes in the next release"
+    _err().print(f"[yellow]deprecated:[/] {note}")
+
+
+def _show(shown: str, doc: Callable[[], Any], frame: Callable[[], Any], table: Callable[[], None]) -> None:
+    """Print a command's result as ``--format`` asks: ``doc()`` as JSON, ``frame()`` as TSV, or ``table()``."""
+    if shown == "json":
+        _print_json(doc())
+    elif shown == "tsv":
+        from funnelsim.report.terminal import print_tsv
+
+        print_tsv(frame())
+    else:
+        table()
+
+
+@contextmanager
+def _progress(label: str, narrate: bool, total: int | None = None) -> Iterator[Tracker]:
+    """The one progress display of long commands (:func:`funnelsim.report.terminal.progress`): on stderr, in a
+    terminal only, never with --quiet, --format json or tsv."""
+    from funnelsim.report.terminal import progress
+
+    with progress(label, narrate, total) as tracker:
+        yield tracker
+
+
 @app.command()
 def run(
     scenario: ScenarioArg,
@@ -218,8 +295,9 @@ def run(
         Path | None, typer.Option("--out", help="Write tables, figures and manifest to this folder.")
     ] = None,
     force: ForceOpt = False,
-    figure_format: FormatOpt = "png",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON document.")] = False,
+    shown: FormatOpt = None,
+    figures: FiguresOpt = None,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     runs: Annotated[int, typer.Option(help="Monte Carlo: number of replications.", min=1)] = 1,
     jobs: JobsOpt = 1,
@@ -247,11 +325,12 @@ def run(
     from funnelsim.report.folder import check_target, estimate_output_bytes
     from funnelsim.studies.workload import estimate
 
+    shown, figure_format, _ = _formats(shown, as_json, figures)
     sc = _load(scenario, overrides)
     goal_amount = _guard(lambda: parse_amount(goal, "--goal")) if goal is not None else None
     monte_carlo = runs > 1 or precision is not None or max_runs is not None
     most = _most_runs(runs, precision, max_runs) if monte_carlo else 1
-    narrate = not (quiet or as_json)
+    narrate = not quiet and shown == "table"
     budget = _budget(allow_large, narrate)
     what = "this Monte Carlo run" if monte_carlo else "this run"
     _guard(lambda: budget.admit(estimate(sc, most, jobs if monte_carlo else 1), what))  # before anything else
@@ -260,11 +339,11 @@ def run(
         _guard(lambda: check_target(out_dir, force, figure_format, expected_bytes=size))
     run_seed = resolve_seed(sc, seed)
     if not monte_carlo:
-        _single_run(sc, run_seed, replication or 0, out_dir, force, figure_format, narrate, as_json, goal_amount)
+        _single_run(sc, run_seed, replication or 0, out_dir, force, figure_format, narrate, shown, goal_amount)
         return
     if replication is not None:
         _guard(lambda: _bad("--replication re-runs one replication; it cannot be combined with --runs"))
-    reps = _monte_carlo(sc, run_seed, runs, jobs, scheduler, goal_amount, precision, max_runs, narrate, as_json)
+    reps = _monte_carlo(sc, run_seed, runs, jobs, scheduler, goal_amount, precision, max_runs, narrate, shown)
     if out_dir is not None and reps.completed:
         from funnelsim.report.tables import write_replications
 
@@ -289,7 +368,7 @@ def _single_run(
     force: bool,
     figure_format: str,
     narrate: bool,
-    as_json: bool,
+    shown: str,
     goal: float | None = None,
 ) -> None:
     """``funnelsim run`` without --runs: simulate replication ``which`` of ``seed``, write and print it
@@ -297,37 +376,29 @@ def _single_run(
     from funnelsim.engine import simulate
     from funnelsim.engine.warmup import start_of
     from funnelsim.report.tables import write_run
-    from funnelsim.report.terminal import print_summary
+    from funnelsim.report.terminal import print_summary, summary_frame
     from funnelsim.run.metrics import summarize_run
 
     if narrate:
         rep_note = f", replication {which}" if which else ""
         _err().print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {seed}{rep_note}")
     sc = _warm(sc, seed, narrate)
-    result = _guard(lambda: simulate(sc, seed=seed, replication=which))
+    with _progress("simulating", narrate):
+        result = _guard(lambda: simulate(sc, seed=seed, replication=which))
     stats = _guard(lambda: summarize_run(result, goal))
     if out_dir is not None:
         _write_out(lambda: write_run(result, out_dir, figure_format=figure_format, force=force, goal=goal), narrate)
-    if as_json:
-        doc = {
-            "scenario": sc.name,
-            "seed": result.seed,
-            "currency": sc.currency,
-            "start": start_of(sc),
-            "summary": stats,
-        }
-        if which:
-            doc["replication"] = which
-        _print_json(doc)
-        return
-    print_summary(stats, sc.currency)
+    doc = {"scenario": sc.name, "seed": result.seed, "currency": sc.currency, "start": start_of(sc), "summary": stats}
+    if which:
+        doc["replication"] = which
+    _show(shown, lambda: doc, lambda: summary_frame(stats), lambda: print_summary(stats, sc.currency))
 
 
 def _warm(sc: Scenario, seed: int, narrate: bool) -> Scenario:
     """The scenario with its warm start's burn-in chosen (pilot runs, once), narrated."""
     from funnelsim.engine import warm_start
 
-    with _spinner("choosing the warm start's burn-in", narrate and sc.burns_in):
+    with _progress("choosing the warm start's burn-in", narrate and sc.burns_in):
         resolved, burn_in = _guard(lambda: warm_start(sc, seed))
     if narrate and burn_in is not None:
         settled = "" if burn_in.settled else " [yellow]not settled: the funnel keeps filling[/]"
@@ -351,7 +422,7 @@ def _monte_carlo(
     precision: float | None,
     max_runs: int | None,
     narrate: bool,
-    as_json: bool,
+    shown: str,
 ) -> Replications:
     from funnelsim.report.terminal import print_replications
     from funnelsim.studies.replications import run as mc_run
@@ -361,7 +432,7 @@ def _monte_carlo(
         where = f"Dask {scheduler}" if scheduler else f"{jobs} process{'es' if jobs > 1 else ''}"
         _err().print(f"{sc.name}: {sc.horizon_days:g} days from {sc.start_date}, seed {seed}, replications on {where}")
     sc = _warm(sc, seed, narrate)
-    with _replication_bar(narrate, max_runs if precision is not None else runs) as progress:
+    with _progress("replications", narrate, max_runs if precision is not None else runs) as tracker:
 
         def go() -> Replications:
             with executor(jobs, scheduler) as pool:
@@ -373,16 +444,14 @@ def _monte_carlo(
                     goal=goal,
                     precision=precision,
                     max_runs=max_runs,
-                    progress=progress,
+                    progress=tracker.count,
                     budget=UNLIMITED,  # judged whole by the caller, before the output checks
                 )
 
         reps = _guard(go)
     # Interrupted before the first replication finished: nothing to show, only the stop message.
-    if reps.completed and as_json:
-        _print_json(reps.to_json())
-    elif reps.completed:
-        print_replications(reps)
+    if reps.completed:
+        _show(shown, reps.to_json, reps.summary, lambda: print_replications(reps))
     message = reps.stop_message()
     if message is not None:
         _err().print(_escape(message))
@@ -454,8 +523,9 @@ def plan(
         Path | None, typer.Option("--out", help="Write the sheet, planned.toml, figures and manifest here.")
     ] = None,
     force: ForceOpt = False,
-    figure_format: FormatOpt = "png",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as one JSON document.")] = False,
+    shown: FormatOpt = None,
+    figures: FiguresOpt = None,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     max_evaluations: Annotated[
         int,
@@ -475,6 +545,7 @@ def plan(
     from funnelsim.report.terminal import print_plan
     from funnelsim.studies.planner import LeadShape, Period, lever_name, work_budget
 
+    shown, figure_format, _ = _formats(shown, as_json, figures)
     sc = _load(scenario, overrides)
     kind, flag, text = _guard(lambda: _goal_option(goal, goal_arr, goal_net_new_arr))
     amount = _guard(lambda: parse_amount(text, flag))
@@ -484,7 +555,7 @@ def plan(
     hired = _guard(lambda: _month_option(hire_month, "--hire-month")) if hire_month is not None else None
     if out_dir is not None:
         _guard(lambda: check_target(out_dir, force, figure_format))
-    narrate = not (quiet or as_json)
+    narrate = not quiet and shown == "table"
     if narrate:
         what = {"bookings": "", "ending_arr": " of ARR at the end", "net_new_arr": " of net new ARR"}[kind]
         asked = f"{amount:,.0f} {sc.currency}{what} at {confidence:.0%} confidence"
@@ -501,10 +572,7 @@ def plan(
         text, given = scenario.read_text(encoding="utf-8"), tuple(overrides or ())
         write = partial(write_plan, result, diagnostics, out_dir, source_text=text, overrides=given)
         _write_out(lambda: write(figure_format=figure_format, force=force), narrate)
-    if as_json:
-        _print_json(result.to_json())
-    else:
-        print_plan(result, diagnostics)
+    _show(shown, result.to_json, lambda: result.sheet, lambda: print_plan(result, diagnostics))
 
 
 def _goal_option(bookings: str | None, arr: str | None, net_new_arr: str | None) -> tuple[str, str, str]:
@@ -547,26 +615,16 @@ def _make_plan(
     budget: Budget,
     narrate: bool,
 ) -> tuple[Plan, PlanDiagnostics]:
-    """Run the planner on a pool, with a spinner on stderr saying what it is doing (in a terminal)."""
+    """Run the planner on a pool, with the progress display on stderr saying what it is doing (in a terminal)."""
     from funnelsim.studies.planner import plan as make_plan
 
-    with _spinner("planning", narrate) as progress:
+    with _progress("planning", narrate) as tracker:
 
         def go() -> tuple[Plan, PlanDiagnostics]:
             with executor(jobs, scheduler) as pool:
-                return make_plan(sc, amount, confidence, pool=pool, progress=progress, budget=budget, **options)
+                return make_plan(sc, amount, confidence, pool=pool, progress=tracker.phase, budget=budget, **options)
 
         return _guard(go)
-
-
-@contextmanager
-def _spinner(label: str, narrate: bool) -> Iterator[Callable[[str], None]]:
-    """A spinner on stderr (in a terminal only) whose text each phase of the work replaces."""
-    if not (narrate and _err().is_terminal):
-        yield lambda _: None
-        return
-    with _err().status(label, spinner="dots") as status:
-        yield lambda text: status.update(text)
 
 
 @app.command()
@@ -577,7 +635,8 @@ def mix(
     overrides: SetOpt = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write mix.csv and manifest.json here.")] = None,
     force: ForceOpt = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the mix as one JSON document.")] = False,
+    shown: FormatOpt = None,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Split a monthly BUDGET between the channels with a spend curve for the most expected revenue (or wins),
@@ -587,20 +646,19 @@ def mix(
     from funnelsim.report.terminal import print_mix
     from funnelsim.studies.budget import mix as best_mix
 
+    shown, _, _ = _formats(shown, as_json, old="")
     sc = _load(scenario, overrides)
     amount = _guard(lambda: parse_amount(budget, "--budget"))
     if out_dir is not None:
         _guard(lambda: check_target(out_dir, force, "png"))
     result = _guard(lambda: best_mix(sc, amount, objective))
-    narrate = not (quiet or as_json)
+    narrate = not quiet and shown == "table"
     if out_dir is not None:
         _write_out(lambda: write_mix(result, out_dir, force=force), narrate)
-    if as_json:
-        rows = result.table.to_dict("records")
-        doc = {"scenario": sc.name, "currency": sc.currency, "budget": amount, "objective": result.objective}
-        _print_json({**doc, "shadow_price": result.shadow_price, "unspent": result.unspent, "rows": rows})
-    else:
-        print_mix(result)
+    rows = result.table.to_dict("records")
+    doc = {"scenario": sc.name, "currency": sc.currency, "budget": amount, "objective": result.objective}
+    doc |= {"shadow_price": result.shadow_price, "unspent": result.unspent, "rows": rows}
+    _show(shown, lambda: doc, lambda: result.table, lambda: print_mix(result))
 
 
 @app.command()
@@ -614,8 +672,9 @@ def compare(
         Path | None, typer.Option("--out", help="Write comparison.csv, replications, figures and manifest here.")
     ] = None,
     force: ForceOpt = False,
-    figure_format: FormatOpt = "png",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as one JSON document.")] = False,
+    shown: FormatOpt = None,
+    figures: FiguresOpt = None,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     attribute: Annotated[
         bool,
@@ -648,12 +707,13 @@ def compare(
     from funnelsim.report.tables import write_comparison
     from funnelsim.report.terminal import print_comparison
 
+    shown, figure_format, _ = _formats(shown, as_json, figures)
     loaded = [_load(path, overrides) for path in scenarios]
     named = _guard(lambda: _levers(lever or []))
     if out_dir is not None:
         _guard(lambda: check_target(out_dir, force, figure_format))
     run_seed = resolve_seed(loaded[0], seed)
-    narrate = not (quiet or as_json)
+    narrate = not quiet and shown == "table"
     if narrate:
         _err().print(f"comparing {len(loaded)} scenarios on {runs} common replications of seed {run_seed}")
 
@@ -661,10 +721,7 @@ def compare(
     result = _compare(loaded, runs, run_seed, jobs, scheduler, attribute, named, budget, narrate)
     if out_dir is not None:
         _write_out(lambda: write_comparison(result, out_dir, figure_format=figure_format, force=force), narrate)
-    if as_json:
-        _print_json(result.to_json())
-        return
-    print_comparison(result, runs, loaded[0].currency)
+    _show(shown, result.to_json, result.table, lambda: print_comparison(result, runs, loaded[0].currency))
 
 
 def _compare(
@@ -682,10 +739,11 @@ def _compare(
     from funnelsim.studies.compare import compare as make_comparison
 
     def go() -> Comparison:
-        with executor(jobs, scheduler) as pool, _replication_bar(narrate) as progress:
+        with executor(jobs, scheduler) as pool, _progress("comparing", narrate) as tracker:
             return make_comparison(
-                loaded, runs, seed, pool, attribute_levers=attribute, levers=levers, progress=progress, budget=budget
-            )
+                loaded, runs, seed, pool, attribute_levers=attribute, levers=levers, progress=tracker.count,
+                budget=budget,
+            )  # fmt: skip
 
     return _guard(go)
 
@@ -710,7 +768,8 @@ def _levers(specs: list[str]) -> dict[str, list[str]]:
 LeadsOpt = Annotated[Path | None, typer.Option(help="Leads (contacts) export, CSV.")]
 HistoryOpt = Annotated[Path | None, typer.Option(help="Stage history export (one row per stage change), CSV.")]
 CrmFormatOpt = Annotated[
-    str | None, typer.Option("--format", help="salesforce, hubspot or generic (default: detected from headers).")
+    str | None,
+    typer.Option("--crm", help="How the exports are laid out: salesforce, hubspot or generic (default: detected)."),
 ]
 MapOpt = Annotated[
     list[str] | None,
@@ -744,7 +803,10 @@ def calibrate(
     opportunities: Annotated[Path, typer.Option(help="Opportunities (deals) export, CSV.", show_default=False)],
     out_path: Annotated[
         Path,
-        typer.Option("--out", help="Scenario file to write (NAME.toml; also NAME.pipeline.csv, NAME.calibration/)."),
+        typer.Option(
+            "--out",
+            help="Write DIR/scenario.toml, DIR/pipeline.csv and the report here (NAME.toml: old layout, deprecated).",
+        ),
     ],
     leads: LeadsOpt = None,
     history: HistoryOpt = None,
@@ -767,18 +829,20 @@ def calibrate(
     check_runs: CheckRunsOpt = 100,
     jobs: JobsOpt = 1,
     force: ForceOpt = False,
+    shown: FormatOpt = None,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Fit a scenario to CRM exports (cycle, win rate, deal size, volumes, reps, hand-off capacity, open
     pipeline), then simulate it over the history: exit 1 if observed months fall outside its P10-P90 more
     often than a binomial(months, 0.2) allows. --as-of D counts all of day D; the scenario starts D+1."""
     from funnelsim.calibrate import calibrate as fit_scenario
-    from funnelsim.report.calibration import check_outputs, write_calibration
     from funnelsim.report.terminal import print_calibration
 
-    _guard(lambda: check_outputs(out_path, force))
-    stem = out_path.with_suffix("").name
-    with executor(jobs) as pool, _spinner("calibrating", not quiet) as progress:
+    shown, _, crm_format = _formats(shown, as_json, None, crm_format, old="crm")
+    write, stem, pipeline_file = _calibration_target(out_path, force)
+    narrate = not quiet and shown == "table"
+    with executor(jobs) as pool, _progress("calibrating", narrate) as tracker:
         cal = _guard(
             lambda: fit_scenario(
                 opportunities,
@@ -791,20 +855,50 @@ def calibrate(
                 strict=strict,
                 dayfirst=dayfirst,
                 date_format=date_format,
-                pipeline_file=f"{stem}.pipeline.csv",
+                pipeline_file=pipeline_file,
                 name=stem,
                 stale=stale,
                 shift_hires=shift_hires,
                 check_runs=check_runs,
                 pool=pool,
-                progress=progress,
+                progress=tracker.phase,
             )
         )
-        progress("writing the scenario and the report")
-        written = _guard(lambda: write_calibration(cal, out_path, force=force))
-    if not quiet:
+        tracker.phase("writing the scenario and the report")
+        written = _guard(lambda: write(cal))
+    if shown == "table" and not quiet:
         print_calibration(cal, written)
+    elif shown != "table":
+        for line in cal.warnings:  # warnings are not narration: a script must hear them too
+            _err().print(f"[bold yellow]warning:[/] {_escape(line)}")
+        _show(shown, lambda: _calibration_json(cal, written), lambda: cal.tables["parameters.csv"], lambda: None)
     _exit_if_check_failed(cal, written[2])
+
+
+def _calibration_json(cal: Any, written: tuple[Path, Path, Path]) -> dict[str, Any]:
+    """``calibrate --format json``: the as-of date, what was written, the self-check's verdict, the values."""
+    return {
+        "as_of": str(cal.as_of),
+        "start_date": str(cal.start_date),
+        "written": [str(path) for path in written],
+        "self_check_passed": None if cal.check is None else cal.check.passed,
+        "warnings": list(cal.warnings),
+        "parameters": cal.tables["parameters.csv"].to_dict("records"),
+    }
+
+
+def _calibration_target(out: Path, force: bool) -> tuple[Callable[[Any], tuple[Path, Path, Path]], str, str]:
+    """How ``calibrate --out`` writes (checked before any work), the scenario's name and its pipeline file:
+    a folder DIR, as on every command; NAME.toml, the layout of earlier releases, with a deprecation note."""
+    from funnelsim.report.calibration import FOLDER_PIPELINE, check_outputs, write_calibration, write_calibration_folder
+    from funnelsim.report.folder import check_target
+
+    if out.suffix == ".toml":
+        _deprecated("calibrate --out NAME.toml", "calibrate --out DIR (DIR/scenario.toml, DIR/pipeline.csv, report)")
+        _guard(lambda: check_outputs(out, force))
+        return partial(write_calibration, out=out, force=force), out.with_suffix("").name, f"{out.stem}.pipeline.csv"
+    _guard(lambda: check_target(out, force))
+    return partial(write_calibration_folder, out_dir=out, force=force), out.name, FOLDER_PIPELINE
 
 
 def _exit_if_check_failed(cal: Any, report: Path) -> None:
@@ -838,7 +932,8 @@ def backtest(
         Path | None, typer.Option("--out", help="Write backtest.csv, forecast, actuals, figures and manifest here.")
     ] = None,
     force: ForceOpt = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the back-test as one JSON document.")] = False,
+    shown: FormatOpt = None,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     allow_large: AllowLargeOpt = False,
 ) -> None:
@@ -848,26 +943,24 @@ def backtest(
     from funnelsim.report.folder import check_target
     from funnelsim.report.terminal import print_backtest
 
+    shown, _, crm_format = _formats(shown, as_json, None, crm_format, old="crm")
     if out_dir is not None:
         _guard(lambda: check_target(out_dir, force))
-    narrate = not (quiet or as_json)
-    with _spinner("back-testing", narrate) as progress:
+    narrate = not quiet and shown == "table"
+    with _progress("back-testing", narrate) as tracker:
 
         def go() -> Any:
             with executor(jobs, None) as pool:
                 return run_backtest(
                     export, as_of=as_of, quarters=quarters, leads=leads, history=history, fmt=crm_format,
                     mapping=tuple(mapping or ()), base=base, dayfirst=dayfirst, date_format=date_format,
-                    runs=runs, seed=seed, pool=pool, progress=progress, budget=_budget(allow_large, narrate),
+                    runs=runs, seed=seed, pool=pool, progress=tracker.phase, budget=_budget(allow_large, narrate),
                 )  # fmt: skip
 
         result = _guard(go)
     if out_dir is not None:
         _write_out(lambda: write_backtest(result, out_dir, force=force), narrate)
-    if as_json:
-        _print_json(result.to_json())
-        return
-    print_backtest(result)
+    _show(shown, result.to_json, lambda: result.scores, lambda: print_backtest(result))
 
 
 ParamSpecOpt = Annotated[
@@ -878,37 +971,6 @@ ParamSpecOpt = Annotated[
         show_default=False,
     ),
 ]
-
-
-@contextmanager
-def _replication_bar(narrate: bool, total: int | None = None) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar of replications over a whole job (a grid, a comparison), on stderr and only in a terminal."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("replications"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("elapsed"),
-        TimeElapsedColumn(),
-        TextColumn("remaining"),
-        TimeRemainingColumn(),
-    )
-    err = _err()
-    with Progress(*columns, console=err, transient=True, disable=not (narrate and err.is_terminal)) as bar:
-        task = bar.add_task("runs", total=total)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield progress
 
 
 @app.command()
@@ -927,8 +989,9 @@ def sweep(
         Path | None, typer.Option("--out", help="Write sweep.csv, differences, replications, figures and manifest.")
     ] = None,
     force: ForceOpt = False,
-    figure_format: FormatOpt = "png",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the sweep as one JSON document.")] = False,
+    shown: FormatOpt = None,
+    figures: FiguresOpt = None,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     allow_large: AllowLargeOpt = False,
 ) -> None:
@@ -940,17 +1003,18 @@ def sweep(
     from funnelsim.studies.sweep import parse_param
     from funnelsim.studies.sweep import sweep as make_sweep
 
+    shown, figure_format, _ = _formats(shown, as_json, figures)
     sc = _load(scenario, overrides)
     specs = _guard(lambda: [parse_param(p) for p in param or []])
     if out_dir is not None:
         _guard(lambda: check_target(out_dir, force, figure_format))
     run_seed = resolve_seed(sc, seed)
-    narrate = not (quiet or as_json)
+    narrate = not quiet and shown == "table"
     if narrate:
         points = math.prod(len(values) for _, values in specs)
         _err().print(f"{sc.name}: sweeping {', '.join(p for p, _ in specs)} over {points} points, "
                      f"{runs} common replications of seed {run_seed} each")  # fmt: skip
-    with _replication_bar(narrate) as progress:
+    with _progress("sweeping", narrate) as tracker:
 
         def go() -> Sweep:
             with executor(jobs, scheduler) as pool:
@@ -961,7 +1025,7 @@ def sweep(
                     run_seed,
                     pool,
                     metric=metric,
-                    progress=progress,
+                    progress=tracker.count,
                     budget=_budget(allow_large, narrate),
                 )
 
@@ -970,10 +1034,7 @@ def sweep(
         _write_out(
             lambda: write_sweep(result, out_dir, metric=metric, figure_format=figure_format, force=force), narrate
         )
-    if as_json:
-        _print_json(result.to_json(metric))
-        return
-    print_sweep(result, metric)
+    _show(shown, lambda: result.to_json(metric), result.table, lambda: print_sweep(result, metric))
 
 
 @app.command()
@@ -998,8 +1059,9 @@ def sensitivity(
         Path | None, typer.Option("--out", help="Write sensitivity.csv, skipped.csv, replications, tornado, manifest.")
     ] = None,
     force: ForceOpt = False,
-    figure_format: FormatOpt = "png",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the sensitivity as one JSON document.")] = False,
+    shown: FormatOpt = None,
+    figures: FiguresOpt = None,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     allow_large: AllowLargeOpt = False,
 ) -> None:
@@ -1010,16 +1072,17 @@ def sensitivity(
     from funnelsim.report.terminal import print_sensitivity
     from funnelsim.studies.sensitivity import sensitivity as make_sensitivity
 
+    shown, figure_format, _ = _formats(shown, as_json, figures)
     sc = _load(scenario, overrides)
     share = _guard(lambda: parse_share(by, "--by"))
     if out_dir is not None:
         _guard(lambda: check_target(out_dir, force, figure_format))
     run_seed = resolve_seed(sc, seed)
-    narrate = not (quiet or as_json)
+    narrate = not quiet and shown == "table"
     if narrate:
         _err().print(f"{sc.name}: {metric} sensitivity to ±{share:.0%} of each parameter, "
                      f"{runs} common replications of seed {run_seed}")  # fmt: skip
-    with _replication_bar(narrate) as progress:
+    with _progress("sensitivity", narrate) as tracker:
 
         def go() -> Sensitivity:
             with executor(jobs, scheduler) as pool:
@@ -1031,17 +1094,14 @@ def sensitivity(
                     pool,
                     params=param or None,
                     metric=metric,
-                    progress=progress,
+                    progress=tracker.count,
                     budget=_budget(allow_large, narrate),
                 )
 
         result = _guard(go)
     if out_dir is not None:
         _write_out(lambda: write_sensitivity(result, out_dir, figure_format=figure_format, force=force), narrate)
-    if as_json:
-        _print_json(result.to_json())
-        return
-    print_sensitivity(result)
+    _show(shown, result.to_json, result.table, lambda: print_sensitivity(result))
 
 
 @app.command()

@@ -54,6 +54,7 @@ if typing.TYPE_CHECKING:
 __all__ = [
     "CHECK_RUNS",
     "DEFAULT_STALE",
+    "REPORT_WHERE",
     "STALE_POLICIES",
     "WORK_BUDGET_SECONDS",
     "Calibration",
@@ -62,6 +63,9 @@ __all__ = [
     "export_leads",
     "export_opportunities",
 ]
+
+REPORT_WHERE = "in the .calibration folder beside this file"
+"""Where a calibrated scenario's header says its report is (``calibrate --out DIR`` says: in this folder)."""
 
 
 def _bundled(name: str) -> Path:
@@ -973,11 +977,7 @@ class _Filler:
                 f"everything else, and every section marked 'assumed', is from the base {self.cal.base_path.name}."
             )
         )
-        header.add(
-            tomlkit.comment(
-                "The full report (fits, messy rows, figures) is in the .calibration folder beside this file."
-            )
-        )
+        header.add(tomlkit.comment(f"The full report (fits, messy rows, figures) is {REPORT_WHERE}."))
         header.add(tomlkit.nl())
         self.cal.document = tomlkit.parse(tomlkit.dumps(header) + tomlkit.dumps(self.doc))
         self.cal.tables["parameters.csv"] = pd.DataFrame(self.cal.parameters).astype({"value": str, "rows": str})

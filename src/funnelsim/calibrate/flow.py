@@ -310,7 +310,10 @@ def fit_flow(
     knobs, rounds, done = start, [], False
     for number in range(1, MAX_FIT_ROUNDS + 1):
         if progress is not None:
-            progress(f"fitting volumes and capacity by simulation (round {number}, {runs} runs)")
+            progress(
+                f"fitting volumes and capacity by simulation (round {number} of at most {MAX_FIT_ROUNDS}, "
+                f"{runs} runs; all rounds about {cost:,.0f} s at most)"
+            )
         m = _simulate_round(window_scenario(raw, knobs, volumes), target, runs, seed)
         rounds.append(_round_row(number, knobs, m, target, work_days))
         new = _resize(knobs, _rescale(knobs, m, target), m, target, work_days)

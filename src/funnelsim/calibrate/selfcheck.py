@@ -240,9 +240,16 @@ def self_check(
             start,
         )
     used = min(runs, affordable)
+    counted = None
     if progress is not None:
-        progress(f"self-check: simulating the history window ({used} runs)")
-    reps = run(window, used, seed, pool, budget=UNLIMITED)
+        tell = progress
+        expected = estimate(window, used, workers).headline().split(" (")[0]  # "about 12 s on 2 workers"
+        progress(f"self-check: simulating the history window ({used} runs, {expected})")
+
+        def counted(done: int, total: int) -> None:
+            tell(f"self-check: simulating the history window ({done}/{total} runs, {expected})")
+
+    reps = run(window, used, seed, pool, progress=counted, budget=UNLIMITED)
     reps.raise_if_interrupted()
     table = compare_months(observed, reps.monthly, wins_from, start)
     verdicts = judge(table)

@@ -1,6 +1,14 @@
-"""Writing a calibration: the scenario file, its pipeline CSV and the report folder, all or nothing.
+"""Writing a calibration: the scenario file, its pipeline CSV and the report, all or nothing.
 
-Three outputs sit side by side for ``--out NAME.toml``::
+``calibrate --out DIR`` writes one folder, as ``--out`` does on every command
+(:func:`write_calibration_folder`, through :func:`funnelsim.report.folder.write_atomically`)::
+
+    DIR/scenario.toml       the calibrated scenario (commented; loads with load_scenario)
+    DIR/pipeline.csv        the deals open on the as-of date (the scenario's [initial_pipeline])
+    DIR/report.md, fits.csv, parameters.csv, messy_rows.csv, ... and figures/
+
+The layout of earlier releases (``--out NAME.toml``, deprecated, :func:`write_calibration`) puts
+three outputs side by side::
 
     NAME.toml               the calibrated scenario (commented; loads with load_scenario)
     NAME.pipeline.csv       the deals open on the as-of date (the scenario's [initial_pipeline])
@@ -23,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from funnelsim.calibrate import REPORT_WHERE
 from funnelsim.calibrate.readers import CalibrationError
 from funnelsim.report.folder import OutputExistsError, check_target, save_figures, write_atomically, write_csv
 
@@ -31,7 +40,20 @@ if TYPE_CHECKING:
 
     from funnelsim.calibrate import Calibration
 
-__all__ = ["outputs_for", "report_markdown", "selfcheck_wide", "stages_line", "write_calibration"]
+__all__ = [
+    "FOLDER_PIPELINE",
+    "FOLDER_SCENARIO",
+    "outputs_for",
+    "report_markdown",
+    "selfcheck_wide",
+    "stages_line",
+    "write_calibration",
+    "write_calibration_folder",
+]
+
+FOLDER_SCENARIO = "scenario.toml"
+FOLDER_PIPELINE = "pipeline.csv"
+"""The scenario and its open pipeline in the folder of ``calibrate --out DIR``."""
 
 
 def outputs_for(out: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
@@ -56,10 +78,7 @@ def check_outputs(out: str | os.PathLike[str], force: bool) -> tuple[Path, Path,
 
 
 def write_calibration(cal: Calibration, out: str | os.PathLike[str], *, force: bool = False) -> tuple[Path, Path, Path]:
-    """Write the scenario, pipeline CSV and report folder for ``--out`` (see the module docstring)."""
-    from funnelsim.model.loading import load_scenario
-    from funnelsim.model.scenario import ScenarioError
-
+    """Write the scenario, pipeline CSV and report folder for ``--out NAME.toml`` (see the module docstring)."""
     scenario, pipeline, folder = check_outputs(out, force)
     if cal.pipeline_supported:
         cal.document["initial_pipeline"]["file"] = pipeline.name
@@ -68,16 +87,43 @@ def write_calibration(cal: Calibration, out: str | os.PathLike[str], *, force: b
     try:
         write_csv(cal.pipeline, staging / pipeline.name)
         (staging / scenario.name).write_text(cal.text(), encoding="utf-8")
-        try:  # the promise: the written scenario loads (with its pipeline) and so runs
-            load_scenario(staging / scenario.name)
-        except ScenarioError as exc:
-            raise CalibrationError(f"the calibrated scenario does not load (a bug, please report): {exc}") from None
+        _check_loads(staging / scenario.name)
         write_atomically(folder, force, "png", lambda f: _fill_report(cal, f, scenario.name))
         os.replace(staging / pipeline.name, pipeline)
         os.replace(staging / scenario.name, scenario)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return scenario, pipeline, folder
+
+
+def write_calibration_folder(
+    cal: Calibration, out_dir: str | os.PathLike[str], *, force: bool = False
+) -> tuple[Path, Path, Path]:
+    """Write the scenario, its pipeline CSV and the report into the one folder ``out_dir``, atomically;
+    ``(scenario, pipeline CSV, folder)``."""
+    if cal.pipeline_supported:
+        cal.document["initial_pipeline"]["file"] = FOLDER_PIPELINE
+
+    def fill(folder: Path) -> None:
+        write_csv(cal.pipeline, folder / FOLDER_PIPELINE)
+        text = cal.text().replace(REPORT_WHERE, "in this folder (report.md)", 1)
+        (folder / FOLDER_SCENARIO).write_text(text, encoding="utf-8")
+        _check_loads(folder / FOLDER_SCENARIO)
+        _fill_report(cal, folder, FOLDER_SCENARIO)
+
+    folder = Path(os.path.abspath(write_atomically(out_dir, force, "png", fill)))
+    return folder / FOLDER_SCENARIO, folder / FOLDER_PIPELINE, folder
+
+
+def _check_loads(path: Path) -> None:
+    """The promise of a calibration: the written scenario loads (with its pipeline) and so runs."""
+    from funnelsim.model.loading import load_scenario
+    from funnelsim.model.scenario import ScenarioError
+
+    try:
+        load_scenario(path)
+    except ScenarioError as exc:
+        raise CalibrationError(f"the calibrated scenario does not load (a bug, please report): {exc}") from None
 
 
 def _fill_report(cal: Calibration, folder: Path, scenario_name: str) -> None:

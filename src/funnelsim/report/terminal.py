@@ -3,15 +3,23 @@
 
 Results go to :data:`out` (stdout) and narration, warnings and errors to :data:`err`
 (stderr), so ``--json`` and pipes see only results. Cells are compact (``12.3M``, ``41.5%``);
-full precision is in ``--json`` and the CSV files.
+full precision is in ``--format json``, ``--format tsv`` (:func:`print_tsv`) and the CSV files.
+
+Piped or redirected (``| less``, ``> file``), stdout is as wide as its widest table: nothing is
+cut at 80 columns or wrapped (:class:`ResultsConsole`). While a long command works, stderr shows
+one progress display (:func:`progress`), in a terminal only: a pipe, a log or ``--quiet`` gets no
+bar, no spinner and no control characters.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
 
@@ -19,6 +27,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import pandas as pd
+    from rich.progress import Progress, Task, TaskID
+    from rich.text import Text
 
     from funnelsim.calibrate import Calibration
     from funnelsim.studies.backtest import Backtest
@@ -30,6 +40,9 @@ if TYPE_CHECKING:
     from funnelsim.studies.sweep import Sweep
 
 __all__ = [
+    "PIPED_WIDTH",
+    "ResultsConsole",
+    "Tracker",
     "err",
     "metric_format",
     "out",
@@ -46,13 +59,111 @@ __all__ = [
     "print_sensitivity",
     "print_summary",
     "print_sweep",
+    "print_tsv",
+    "progress",
     "short",
+    "summary_frame",
     "value_text",
 ]
 
+PIPED_WIDTH = 10_000
+"""Columns of stdout when it is not a terminal: wider than any table, so none is cut or wrapped."""
+
+
+class ResultsConsole(Console):
+    """The console of results: a terminal's own width in a terminal; piped or redirected (``| less``,
+    ``> file``), :data:`PIPED_WIDTH`, so tables keep every column at full width (rich would otherwise
+    fit them into 80 columns, or into the width of the terminal the pipe starts from)."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        return size if self.is_terminal else ConsoleDimensions(PIPED_WIDTH, size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
 # soft_wrap: messages stay on one line in logs and CI, where grep must find them.
 err = Console(stderr=True, soft_wrap=True, highlight=False)
-out = Console(soft_wrap=True)
+out = ResultsConsole(soft_wrap=True)
+
+
+def print_tsv(frame: pd.DataFrame) -> None:
+    """``frame`` as tab-separated values on stdout (``--format tsv``): a header row, then one row per record,
+    numbers at full precision (the ``--format json`` values), an undefined number (NaN) as an empty cell."""
+    sys.stdout.write(frame.to_csv(sep="\t", index=False, lineterminator="\n"))
+
+
+def summary_frame(stats: dict[str, float]) -> pd.DataFrame:
+    """One run's summary (``funnelsim run``) as rows of ``metric`` and ``value``: its ``--format tsv``."""
+    import pandas as pd
+
+    return pd.DataFrame({"metric": list(stats), "value": list(stats.values())})
+
+
+class Tracker:
+    """What a long command tells its progress display: replications done (:meth:`count`, a bar with an
+    ETA) and the phase it is in (:meth:`phase`). Without a display (a pipe, ``--quiet``) both do nothing."""
+
+    def __init__(self, bar: Progress | None = None, task: TaskID | None = None) -> None:
+        self._bar, self._task = bar, task
+
+    def count(self, done: int, total: int) -> None:
+        """``done`` of ``total`` replications are finished (a :data:`funnelsim.studies.replications.Progress`)."""
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=done, total=total)
+
+    def phase(self, text: str) -> None:
+        """The work is now ``text`` (e.g. ``simulating 100 runs: leads x1.2``)."""
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, description=escape(text))
+
+
+@contextmanager
+def progress(label: str, enabled: bool, total: int | None = None) -> Iterator[Tracker]:
+    """The one progress display of every long command, on stderr and only when ``enabled`` in a terminal:
+    a spinner, the phase, a bar, and once replications are counted ``done/total``, the time elapsed and the
+    time left. It disappears when the work ends, leaving the narration above it."""
+    if not (enabled and err.is_terminal):
+        yield Tracker()
+        return
+    from rich.progress import BarColumn, SpinnerColumn, TextColumn
+    from rich.progress import Progress as Display
+    from rich.table import Column
+
+    # One line whatever the terminal's width: a long phase is cut with an ellipsis, the times never wrap.
+    phase = TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1))
+    columns = (SpinnerColumn(), phase, BarColumn(bar_width=20), _times_column())
+    with Display(*columns, console=err, transient=True) as bar:
+        yield Tracker(bar, bar.add_task(escape(label), total=total))
+
+
+def _times_column() -> Any:
+    """A column of ``12/200 · 0:00:04 elapsed · 0:00:31 left``, or only the time elapsed before any count."""
+    from rich.progress import ProgressColumn
+    from rich.table import Column
+    from rich.text import Text
+
+    class Times(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            elapsed = _clock(task.finished_time if task.finished else task.elapsed)
+            if task.total is None:
+                return Text(f"{elapsed} elapsed", style="progress.elapsed")
+            left = task.time_remaining
+            ahead = "" if left is None else f" · {_clock(left)} left"
+            counts = f"{task.completed:,.0f}/{task.total:,.0f}"
+            return Text(f"{counts} · {elapsed} elapsed{ahead}", style="progress.remaining")
+
+    return Times(table_column=Column(no_wrap=True))
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "-:--:--"
+    whole = int(max(0.0, seconds))
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def print_replications(reps: Replications) -> None:
@@ -650,7 +761,10 @@ def print_calibration(cal: Calibration, written: tuple[Path, Path, Path]) -> Non
     _print_selfcheck(cal)
     for line in cal.warnings:
         err.print(f"[bold yellow]warning:[/] {escape(line)}")
-    err.print(f"wrote {written[0]}, {written[1].name}, {written[2].name}/")
+    if written[0].parent == written[2]:  # calibrate --out DIR: one folder
+        err.print(f"wrote {written[2]}/ ({written[0].name}, {written[1].name}, report.md, ...)")
+    else:
+        err.print(f"wrote {written[0]}, {written[1].name}, {written[2].name}/")
 
 
 def _print_capacity(cal: Calibration) -> None:

@@ -149,6 +149,16 @@ class Workload:
             f"estimated {_duration(self.seconds)}, {human_size(self.memory_bytes)} of memory"
         )
 
+    def headline(self) -> str:
+        """The estimate a command announces before it starts: ``about 40 s on 2 workers (200 runs × 0.4 s)``."""
+        workers = max(1, min(self.workers, self.replications))
+        runs = f"{self.replications:,} run{'s' if self.replications != 1 else ''}"
+        return (
+            f"about {_duration(self.seconds)} on {workers} worker{'s' if workers > 1 else ''} "
+            f"({runs} × {_duration(self.seconds_per_run)}; ~{self.leads_per_run:,.0f} leads per run, "
+            f"{human_size(self.memory_bytes)} of memory)"
+        )
+
     def scaled(self, replications: int) -> Workload:
         """The same runs, ``replications`` of them (e.g. a sweep's points × runs)."""
         return dataclasses.replace(self, replications=int(replications))

@@ -157,9 +157,17 @@ class Evaluator:
         if done < runs:
             candidate = self.scenario(k, extra_aes, sdrs)
             self._admit(candidate, runs - done, f"the candidate plan leads x{k:.3f}, +{extra_aes} AEs, {sdrs} SDRs")
+            counted = None
             if self.progress is not None:
-                self.progress(f"simulating {runs - done} runs: leads x{k:.3f}, +{extra_aes} AEs, {sdrs} SDRs")
-            more = mc.run(candidate, 0, self.seed, self.pool, replications=range(done, runs), budget=UNLIMITED)
+                tell, what = self.progress, f"leads x{k:.3f}, +{extra_aes} AEs, {sdrs} SDRs"
+                tell(f"simulating {runs - done} runs: {what}")
+
+                def counted(finished: int, total: int) -> None:
+                    tell(f"simulating {what}: {finished}/{total} runs")
+
+            more = mc.run(
+                candidate, 0, self.seed, self.pool, replications=range(done, runs), progress=counted, budget=UNLIMITED
+            )
             if more.stopped == "interrupted":
                 raise KeyboardInterrupt
             if have is not None:
