@@ -501,10 +501,19 @@ def plan(
         text, given = scenario.read_text(encoding="utf-8"), tuple(overrides or ())
         write = partial(write_plan, result, diagnostics, out_dir, source_text=text, overrides=given)
         _write_out(lambda: write(figure_format=figure_format, force=force), narrate)
+        _excel_hint()
     if as_json:
         _print_json(result.to_json())
     else:
         print_plan(result, diagnostics)
+
+
+def _excel_hint() -> None:
+    """Without openpyxl the plan folder has no targets.xlsx: say so on stderr, even with -q or --json."""
+    from funnelsim.report import xlsx
+
+    if not xlsx.available():
+        _err().print(_escape(xlsx.INSTALL_HINT))
 
 
 def _goal_option(bookings: str | None, arr: str | None, net_new_arr: str | None) -> tuple[str, str, str]:
