@@ -1054,6 +1054,31 @@ def sensitivity(
 
 
 @app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="The scenario file to write, e.g. acme.toml.", show_default=False)],
+    template: Annotated[
+        str | None, typer.Option(help="Start from saas, transactional or baseline (default: ask, in a terminal).")
+    ] = None,
+    ask: Annotated[
+        bool, typer.Option("--ask", help="Ask the questions even with --template or when input is not a terminal.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+) -> None:
+    """Write a commented scenario file to start from: answer a few questions, or pick a --template."""
+    from funnelsim.report import starter
+
+    questions = template is None or ask
+    _guard(lambda: starter.check_request(path, force, questions, ask or sys.stdin.isatty()))
+    answers = None
+    if questions:
+        asking = (typer.prompt, typer.confirm, typer.BadParameter)
+        template, answers = _guard(lambda: starter.ask(template, *asking, path.stem))
+    text = _guard(lambda: starter.starter_toml(str(template), answers, str(path)))
+    _guard(lambda: starter.write_starter(path, text, force))
+    _err().print(f"wrote {_escape(str(path))} (template {template}); run it with: funnelsim run {_escape(str(path))}")
+
+
+@app.command()
 def validate(scenario: ScenarioArg, overrides: SetOpt = None) -> None:
     """Check SCENARIO and report every problem (exit 2 if any)."""
     sc = _load(scenario, overrides)
