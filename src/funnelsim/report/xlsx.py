@@ -7,7 +7,7 @@ across. The workbook is built from the very frames the CSV files are written fro
 is ``segment_targets.csv``), and every number in it is one of theirs **rounded half up as
 people plan**: whole leads, whole heads, money to the unit. A period total is the exact total
 rounded, not the sum of the rounded months, so it may differ from that sum by a unit or two
-(and the bookings of the period are the goal itself).
+(and the bookings of the period are what the goal needs: for ``--goal``, the goal itself).
 
 Sheets: ``Summary`` (the goal, what it measures, the verified confidence and its interval,
 the levers and every change the plan made, the assumptions, and a segmented scenario's
@@ -116,7 +116,8 @@ def _team_sheet(ws: Any, plan: Plan, rows: list[tuple[str, str, dict[str, float]
 
 _BASIS_NOTE = (
     "Leads per source: the quota; MQLs to wins, deals AEs prospect, lead-in bookings: the plan's mean over its "
-    "verification runs; bookings in the period: the goal spread like the plan's mean (they sum to the goal); "
+    "verification runs; bookings in the period: the bookings the goal needs (a --goal: the goal itself; an ARR "
+    "goal: the new ARR it takes) spread like the plan's mean; "
     "headcount: expected heads (hires, ramp, attrition). Numbers rounded half up; period totals are exact totals "
     "rounded. Full precision: targets.csv and headcount.csv."
 )
