@@ -7,12 +7,18 @@ Each template is a bundled scenario with its comments; the answers typed at the 
 from __future__ import annotations
 
 import json
+import os
+import select
+import subprocess
+import sys
+import time
 import tomllib
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+import funnelsim
 from funnelsim.cli import EXIT_BAD_INPUT, app
 from funnelsim.report.starter import TEMPLATES
 
@@ -124,3 +130,41 @@ def test_without_a_terminal_init_needs_a_template(tmp_path):
     assert not path.exists()
     bad = _init(str(path), "--template", "retail")
     assert bad.exit_code == EXIT_BAD_INPUT and "--template" in bad.output and not path.exists()
+
+
+def _in_a_terminal(args: list[str], typed: str, timeout: float = 60) -> tuple[int, str]:
+    """Run ``funnelsim ARGS`` with a pseudo-terminal as its input and output, ``typed`` at the keyboard."""
+    master, slave = os.openpty()
+    env = {**os.environ, "PYTHONPATH": str(Path(funnelsim.__file__).resolve().parents[1])}
+    command = [sys.executable, "-m", "funnelsim", *args]
+    proc = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    os.write(master, typed.encode())
+    output, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        try:
+            chunk = os.read(master, 4096) if ready else b""
+        except OSError:  # the terminal closed: the command has finished
+            break
+        if ready and not chunk:
+            break
+        output += chunk
+        if proc.poll() is not None and not ready:
+            break
+    os.close(master)
+    if proc.poll() is None:  # still waiting for input after the deadline: a failure, not a hang
+        proc.kill()
+    return proc.wait(), output.decode(errors="replace")
+
+
+def test_in_a_terminal_init_asks_without_a_template(tmp_path):
+    """On a terminal, `funnelsim init PATH` alone asks the questions (no --ask needed) and writes the answers."""
+    path = tmp_path / "shop.toml"
+    code, output = _in_a_terminal(["init", str(path)], "n\nShop Ltd\nGBP\n500\n2\n3\n4000\n14\n")
+    assert code == 0, output
+    assert "Do you sell subscriptions" in output and "Company name [shop]" in output
+    raw = tomllib.loads(path.read_text())
+    assert raw["name"] == "Shop Ltd" and raw["currency"] == "GBP" and raw["handoff"]["sdr"]["count"] == 2
+    assert raw["sales"]["ae"]["count"] == 3 and raw["sales"]["deal_size"]["mean"] == 4000
+    assert raw["sales"]["cycle_days"]["mean"] == 14 and "subscription" not in raw
