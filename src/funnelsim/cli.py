@@ -572,7 +572,16 @@ def plan(
         text, given = scenario.read_text(encoding="utf-8"), tuple(overrides or ())
         write = partial(write_plan, result, diagnostics, out_dir, source_text=text, overrides=given)
         _write_out(lambda: write(figure_format=figure_format, force=force), narrate)
+        _excel_hint()
     _show(shown, result.to_json, lambda: result.sheet, lambda: print_plan(result, diagnostics))
+
+
+def _excel_hint() -> None:
+    """Without openpyxl the plan folder has no targets.xlsx: say so on stderr, even with -q or --json."""
+    from funnelsim.report import xlsx
+
+    if not xlsx.available():
+        _err().print(_escape(xlsx.INSTALL_HINT))
 
 
 def _goal_option(bookings: str | None, arr: str | None, net_new_arr: str | None) -> tuple[str, str, str]:
@@ -1102,6 +1111,31 @@ def sensitivity(
     if out_dir is not None:
         _write_out(lambda: write_sensitivity(result, out_dir, figure_format=figure_format, force=force), narrate)
     _show(shown, result.to_json, result.table, lambda: print_sensitivity(result))
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="The scenario file to write, e.g. acme.toml.", show_default=False)],
+    template: Annotated[
+        str | None, typer.Option(help="Start from saas, transactional or baseline (default: ask, in a terminal).")
+    ] = None,
+    ask: Annotated[
+        bool, typer.Option("--ask", help="Ask the questions even with --template or when input is not a terminal.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+) -> None:
+    """Write a commented scenario file to start from: answer a few questions, or pick a --template."""
+    from funnelsim.report import starter
+
+    questions = template is None or ask
+    _guard(lambda: starter.check_request(path, force, questions, ask or sys.stdin.isatty()))
+    answers = None
+    if questions:
+        asking = (typer.prompt, typer.confirm, typer.BadParameter)
+        template, answers = _guard(lambda: starter.ask(template, *asking, path.stem))
+    text = _guard(lambda: starter.starter_toml(str(template), answers, str(path)))
+    _guard(lambda: starter.write_starter(path, text, force))
+    _err().print(f"wrote {_escape(str(path))} (template {template}); run it with: funnelsim run {_escape(str(path))}")
 
 
 @app.command()

@@ -364,11 +364,12 @@ def write_plan(
     ``replications.csv`` and
     ``monthly.csv`` (the plan's verification replications, on fresh seeds),
     ``planned.toml``, ``manifest.json`` and figures ``waterfall``, ``quotas``,
-    ``fan_chart`` (and ``tradeoff``). See docs/outputs.md.
+    ``fan_chart`` (and ``tradeoff``); ``targets.xlsx`` (a sheet per team, months across) when
+    openpyxl is installed (:func:`funnelsim.report.xlsx.available`). See docs/outputs.md.
     """
 
     def fill(folder: Path) -> None:
-        from funnelsim.report import figures
+        from funnelsim.report import figures, xlsx
 
         reps = diagnostics.replications
         stages = diagnostics.stages()
@@ -392,6 +393,8 @@ def write_plan(
         for name, frame in tables.items():
             write_csv(frame, folder / name)
         (folder / "planned.toml").write_text(planned_toml(plan, source_text, overrides), encoding="utf-8")
+        if xlsx.available():
+            xlsx.write_targets(plan, diagnostics, folder / "targets.xlsx")
         inside = reps.monthly[reps.monthly["month"].isin(plan.period.months)].copy()
         inside["cumulative_revenue"] = inside.groupby("replication")["revenue"].cumsum()
         cur = plan.scenario.currency
