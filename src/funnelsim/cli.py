@@ -70,7 +70,7 @@ SchedulerOpt = Annotated[
     str | None, typer.Option(help="Dask scheduler address (tcp://host:port), or 'local' for a local cluster.")
 ]
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed (default: the scenario's).", min=0)]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing --out folder.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace what exists at the output path (--out, init's file).")]
 # The flags every command spells and means alike (docs/cli.md): --format says what is printed, --figures
 # what --out's figures are, --crm how an export is read. Old spellings (--format png|svg, --format
 # salesforce|hubspot|generic, calibrate --out NAME.toml) still work this release, with a deprecation note.
@@ -1122,7 +1122,7 @@ def init(
     ask: Annotated[
         bool, typer.Option("--ask", help="Ask the questions even with --template or when input is not a terminal.")
     ] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+    force: ForceOpt = False,
 ) -> None:
     """Write a commented scenario file to start from: answer a few questions, or pick a --template."""
     from funnelsim.report import starter
