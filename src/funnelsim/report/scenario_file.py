@@ -92,7 +92,7 @@ def whatif_toml(
     """
     import tomlkit
 
-    from funnelsim.model.paths import apply_overrides, parse_value
+    from funnelsim.model.paths import MISSING, apply_overrides, get_effective, parse_value
 
     doc = apply_overrides(tomlkit.parse(source_text), list(overrides))
     _inline_pipeline(doc, scenario)
@@ -102,14 +102,12 @@ def whatif_toml(
         path, _, text = change.partition("=")
         *parents, key = path.split(".")
         node: Any = doc
-        old: Any = before
         for part in parents:
             node = node.setdefault(part, tomlkit.table())
-            old = old.get(part, {}) if isinstance(old, dict) else {}
-        was = old.get(key) if isinstance(old, dict) else None
+        was = get_effective(before, path)  # a segment's key it did not set: the value it inherited
         value = parse_value(text)
         node[key] = _inline_table(value) if isinstance(value, dict) else value
-        node[key].comment(f"what-if (was {_toml_text(was)})" if was is not None else "what-if")
+        node[key].comment(f"what-if (was {_toml_text(was)})" if was is not MISSING else "what-if")
     top = tomlkit.document()
     for line in header:
         top.add(tomlkit.comment(line))

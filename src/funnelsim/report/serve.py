@@ -56,6 +56,8 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_RUNS = 1000
 """The most replications one request may ask for."""
 PAGE = "whatif.html"
+MAX_ANSWERS = 64
+"""Answers kept, oldest dropped first: a setting asked again is answered at once (same seed, same numbers)."""
 
 
 @dataclass
@@ -73,6 +75,7 @@ class WhatIf:
     base: Scenario = field(init=False)
     source_text: str = field(init=False)
     _latest: dict[str, int] = field(default_factory=dict, init=False)
+    _answers: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict, init=False)
     _tickets: threading.Lock = field(default_factory=threading.Lock, init=False)
     _turn: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -90,14 +93,19 @@ class WhatIf:
         runs: int = 50,
         drag_runs: int = 5,
         pool: Executor | None = None,
+        say: Callable[[str], None] | None = None,
     ) -> WhatIf:
         """The scenario at ``path`` with ``overrides``, its warm start chosen once (a pilot) and pinned."""
         first = load_scenario(path, overrides)
         chosen = resolve_seed(first, seed)
         if first.burns_in and first.burn_in_days is None:
+            if say is not None:
+                say(f"{first.name}: choosing the warm start's burn-in once, for every what-if")
             _, burn_in = warm_start(first, chosen)
             if burn_in is not None:
                 overrides = (*overrides, f"burn_in_days={burn_in.days:g}")
+                if say is not None:
+                    say(f"warm start: {burn_in.days:g} days of burn-in ({burn_in.chosen_by})")
         return cls(path, tuple(overrides), chosen, goal, runs, drag_runs, pool)
 
     def describe(self) -> dict[str, Any]:
@@ -139,6 +147,11 @@ class WhatIf:
         goal = self._goal(body.get("goal", self.goal))
         scenario, changes = self.applied(body.get("levers", {}))
         newer = self._ticket(body.get("client", ""), body.get("seq"))
+        key = (tuple(changes), runs, goal)
+        with self._tickets:
+            known = self._answers.get(key)
+        if known is not None:  # a setting seen before (a slider moved back, Reset): no need to simulate
+            return {**known, "elapsed_seconds": 0.0}
         with self._turn:
             if newer():
                 raise Superseded
@@ -147,6 +160,10 @@ class WhatIf:
         doc["elapsed_seconds"] = round(time.perf_counter() - started, 3)
         doc["changes"] = changes
         doc["overrides"] = [*self.overrides, *changes]
+        with self._tickets:
+            if len(self._answers) >= MAX_ANSWERS:
+                self._answers.pop(next(iter(self._answers)))
+            self._answers[key] = doc
         return doc
 
     def _ticket(self, client: Any, seq: Any) -> Callable[[], bool]:
@@ -323,10 +340,9 @@ def serve(
 ) -> None:
     """Serve the what-if page of the scenario at ``path`` until Ctrl-C (or SIGTERM), then stop cleanly:
     the port closed and the worker processes ended."""
-    say(f"{path}: choosing the warm start's burn-in once for every what-if")
     try:
         with _pool(jobs, warn=lambda message: say(f"warning: {message}")) as pool:
-            whatif = WhatIf.open(path, overrides, seed, goal, runs, drag_runs, pool)
+            whatif = WhatIf.open(path, overrides, seed, goal, runs, drag_runs, pool, say)
             try:
                 server = make_server(whatif, port)
             except OSError as exc:
