@@ -1,6 +1,6 @@
 """The what-if page of `funnelsim serve` in a real browser (headless Debian Chromium): it loads with
 no console error, moving the AE slider updates P(goal), and the save button downloads a scenario
-file that loads as the scenario on the page."""
+file that loads as the scenario on the page; a goal it cannot read is named on the page."""
 
 from __future__ import annotations
 
@@ -78,7 +78,14 @@ def test_moving_the_ae_slider_updates_p_goal_and_save_downloads_the_scenario(url
         assert download.value.suggested_filename == "baseline-whatif.toml"
         saved = tmp_path / "baseline-whatif.toml"
         download.value.save_as(saved)
+        assert problems == []
+
+        # A goal the server cannot read: the page says so, naming the field, and keeps the last answer.
+        page.fill("#goal", "lots")
+        page.press("#goal", "Enter")
+        _wait(page, lambda: "goal:" in page.inner_text("#error"))
+        assert page.inner_text("#pgoal") == after and page.inner_text("#status") == "not updated"
+        assert [p for p in problems if "status of 400" not in p] == [] and len(problems) == 1
     text = saved.read_text()
     assert "count = 2 # what-if (was 10)" in text
     assert load_scenario(saved).to_dict() == load_scenario(BASELINE, [*SMALL, "sales.ae.count=2"]).to_dict()
-    assert problems == []

@@ -117,10 +117,11 @@ def levers_of(scenario: Scenario) -> list[Lever]:
         levers.append(Lever(f"{team}_threshold", f"{team.upper()} threshold", "score", 0.0, 1.0, 0.01, value, "teams"))
     levers += _count_levers(scenario, "sdrs", "SDRs", "handoff.sdr.count", 1)
     levers += _count_levers(scenario, "aes", "AEs at the start", "sales.ae.count", 0)
-    hours = _response_days(scenario)
-    if hours is not None:
+    days = _response_days(scenario)
+    if days is not None:
         label = "Response time to an MQL (mean)"
-        levers.append(Lever("response_hours", label, "hours", 1 / 60, 168.0, 0.0, hours * 24, "teams", scale="log"))
+        hours = days * HOURS_PER_DAY
+        levers.append(Lever("response_hours", label, "hours", 1 / 60, 168.0, 0.0, hours, "teams", scale="log"))
     return levers
 
 
