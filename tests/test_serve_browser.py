@@ -26,7 +26,7 @@ SMALL = ("horizon_days=120", "burn_in_days=60", *TENTH_VOLUME)
 @pytest.fixture
 def url() -> Iterator[str]:
     # No --goal: the page starts from the scenario's median revenue, rounded (so P(goal) is near 50%).
-    httpd = make_server(WhatIf.open(BASELINE, SMALL, runs=8, drag_runs=2), 0)
+    httpd = make_server(WhatIf.open(BASELINE, SMALL, runs=16, drag_runs=2), 0)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/"
@@ -55,8 +55,8 @@ def test_moving_the_ae_slider_updates_p_goal_and_save_downloads_the_scenario(url
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
         page.goto(url)
-        # The first answer, then the rerun with the goal the page chose: P(goal) out of 8 runs.
-        _wait(page, lambda: "of 8 runs" in page.inner_text("#pgoal-ci") and _settled(page))
+        # The first answer (8 runs), then all 16 with the goal the page chose from it: P(goal) out of 16 runs.
+        _wait(page, lambda: "of 16 runs" in page.inner_text("#pgoal-ci") and _settled(page))
         assert page.input_value("#goal").endswith(("k", "M"))
         before = page.inner_text("#pgoal")
         assert before.endswith("%")
@@ -67,7 +67,7 @@ def test_moving_the_ae_slider_updates_p_goal_and_save_downloads_the_scenario(url
         for _ in range(8):  # 10 AEs down to 2: far fewer deals worked
             page.keyboard.press("ArrowLeft")
         assert page.inner_text("#out-aes") == "2" and "was 10" in page.inner_text("#box-aes")
-        _wait(page, lambda: page.inner_text("#pgoal") != before and "of 8 runs" in page.inner_text("#pgoal-ci")
+        _wait(page, lambda: page.inner_text("#pgoal") != before and "of 16 runs" in page.inner_text("#pgoal-ci")
               and _settled(page))  # fmt: skip
         after = page.inner_text("#pgoal")
         assert int(after.rstrip("%")) < int(before.rstrip("%"))

@@ -15,8 +15,10 @@ from the network) and a JSON API:
 Every lever setting is simulated on the same seed (common random numbers: moving a slider
 moves the result, not the noise), and with the same warm start: the burn-in is chosen once,
 for the scenario as served, and pinned (``burn_in_days`` among the overrides), so that settings
-are compared over the same window and no request waits for a pilot. Runs take turns (one at a
-time, on ``--jobs`` worker processes); a newer run request of the same page (``client``, in the
+are compared over the same window and no request waits for a pilot. The replications of the
+last settings are kept, so more runs of a setting simulate only the ones it lacks (a replication
+depends only on the scenario, the seed and its index). Runs take turns (one at a time, on
+``--jobs`` worker processes); a newer run request of the same page (``client``, in the
 order of its ``seq``) makes an older one stop at its next finished task.
 """
 
@@ -44,7 +46,8 @@ from funnelsim.model.loading import MAX_SCENARIO_BYTES, load_scenario
 from funnelsim.model.scenario import Scenario, ScenarioError
 from funnelsim.randomness import resolve_seed
 from funnelsim.studies.executors import executor
-from funnelsim.studies.whatif import Superseded, WhatIfError, changes_for, evaluate, levers_of
+from funnelsim.studies.replications import Replications
+from funnelsim.studies.whatif import Superseded, WhatIfError, changes_for, evaluate, first, levers_of, replicate
 from funnelsim.studies.workload import WorkloadTooLarge
 from funnelsim.units import UnitError, parse_amount
 
@@ -56,8 +59,9 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_RUNS = 1000
 """The most replications one request may ask for."""
 PAGE = "whatif.html"
-MAX_ANSWERS = 64
-"""Answers kept, oldest dropped first: a setting asked again is answered at once (same seed, same numbers)."""
+KEPT = 64
+"""Settings whose replications are kept (the oldest dropped first): a setting asked again is answered at
+once, another goal too, and more runs of it simulate only the replications it does not have yet."""
 
 
 @dataclass
@@ -75,7 +79,7 @@ class WhatIf:
     base: Scenario = field(init=False)
     source_text: str = field(init=False)
     _latest: dict[str, int] = field(default_factory=dict, init=False)
-    _answers: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict, init=False)
+    _done: dict[tuple[str, ...], Replications] = field(default_factory=dict, init=False)
     _tickets: threading.Lock = field(default_factory=threading.Lock, init=False)
     _turn: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -147,24 +151,33 @@ class WhatIf:
         goal = self._goal(body.get("goal", self.goal))
         scenario, changes = self.applied(body.get("levers", {}))
         newer = self._ticket(body.get("client", ""), body.get("seq"))
-        key = (tuple(changes), runs, goal)
+        key = tuple(changes)
         with self._tickets:
-            known = self._answers.get(key)
-        if known is not None:  # a setting seen before (a slider moved back, Reset): no need to simulate
-            return {**known, "elapsed_seconds": 0.0}
-        with self._turn:
-            if newer():
-                raise Superseded
-            started = time.perf_counter()
-            doc = evaluate(scenario, runs, self.seed, goal, self.pool, stop=newer)
+            done = self._done.get(key)
+        started = time.perf_counter()
+        if done is None or done.completed < runs:
+            with self._turn:
+                if newer():
+                    raise Superseded
+                with self._tickets:  # made by another request meanwhile?
+                    done = self._done.get(key)
+                reps = replicate(scenario, runs, self.seed, self.pool, stop=newer, done=done)
+            self._keep(key, reps)
+        else:  # a setting seen before (a slider moved back, Reset, another goal): no need to simulate
+            reps = first(done, runs)
+        doc = evaluate(reps, goal)
         doc["elapsed_seconds"] = round(time.perf_counter() - started, 3)
         doc["changes"] = changes
         doc["overrides"] = [*self.overrides, *changes]
-        with self._tickets:
-            if len(self._answers) >= MAX_ANSWERS:
-                self._answers.pop(next(iter(self._answers)))
-            self._answers[key] = doc
         return doc
+
+    def _keep(self, key: tuple[str, ...], reps: Replications) -> None:
+        """Keep the replications of a setting (the most of them), dropping the oldest setting beyond :data:`KEPT`."""
+        with self._tickets:
+            known = self._done.pop(key, None)
+            self._done[key] = reps if known is None or known.completed < reps.completed else known
+            while len(self._done) > KEPT:
+                self._done.pop(next(iter(self._done)))
 
     def _ticket(self, client: Any, seq: Any) -> Callable[[], bool]:
         """Whether a newer request of the same client has come, as a function to ask while running.

@@ -31,11 +31,13 @@ from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from funnelsim.model.paths import get_effective
 from funnelsim.model.scenario import Scenario
+from funnelsim.studies.replications import Replications
 from funnelsim.studies.replications import run as mc_run
-from funnelsim.studies.stats import json_ready
+from funnelsim.studies.stats import json_ready, probability_at_least
 from funnelsim.studies.workload import Budget
 
 __all__ = [
@@ -46,8 +48,10 @@ __all__ = [
     "WhatIfError",
     "changes_for",
     "evaluate",
+    "first",
     "levers_of",
     "overrides_for",
+    "replicate",
     "toml_value",
 ]
 
@@ -240,30 +244,54 @@ def toml_value(value: Any) -> str:
     return repr(value)
 
 
-def evaluate(
+def replicate(
     scenario: Scenario,
     runs: int,
     seed: int,
-    goal: float | None = None,
     pool: Executor | None = None,
     stop: Callable[[], bool] | None = None,
-) -> dict[str, Any]:
-    """Replications 0 .. runs-1 of ``scenario`` on ``seed`` (as ``funnelsim run --runs``), reduced for the page.
+    done: Replications | None = None,
+) -> Replications:
+    """Replications 0 .. runs-1 of ``scenario`` on ``seed``, as ``funnelsim run --runs`` makes them.
 
-    ``stop`` is asked after each finished task (a few replications); when it says yes the run
-    ends by raising :class:`Superseded`, so that a newer request does not wait for an older one.
-
-    Returns ``summary`` (mean, P10/P50/P90 of revenue and of each :data:`FUNNEL` stage, as
-    ``funnelsim run --json`` gives them), ``fan`` (cumulative revenue by month: P10/P50/P90)
-    and ``p_goal`` (with its Wilson interval) when there is a goal.
+    ``done`` holds replications 0 .. k-1 of the same scenario and seed already made (a few while
+    a slider moved): only k .. runs-1 are simulated, since a replication depends only on the
+    scenario, the seed and its index. ``stop`` is asked after each finished task (a few
+    replications); when it says yes the run ends by raising :class:`Superseded`, so that a newer
+    request does not wait for an older one.
     """
 
-    def progress(done: int, total: int) -> None:
+    def progress(finished: int, total: int) -> None:
         if stop is not None and stop():
             raise Superseded
 
-    reps = mc_run(scenario, runs, seed, pool, goal=goal, progress=progress, budget=Budget())
-    reps.raise_if_interrupted()
+    have = 0 if done is None else done.completed
+    if done is not None and have >= runs:
+        return first(done, runs)
+    new = mc_run(scenario, runs - have, seed, pool, replications=range(have, runs), progress=progress, budget=Budget())
+    new.raise_if_interrupted()
+    if done is None:
+        return new
+    table = pd.concat([done.table, new.table], ignore_index=True)
+    monthly = pd.concat([done.monthly, new.monthly], ignore_index=True)
+    return Replications(scenario, seed, table, monthly, runs, "completed")
+
+
+def first(reps: Replications, runs: int) -> Replications:
+    """Replications 0 .. runs-1 of ``reps``."""
+    table = reps.table[reps.table["replication"] < runs].reset_index(drop=True)
+    monthly = reps.monthly[reps.monthly["replication"] < runs].reset_index(drop=True)
+    return Replications(reps.scenario, reps.seed, table, monthly, runs, "completed")
+
+
+def evaluate(reps: Replications, goal: float | None = None) -> dict[str, Any]:
+    """The replications reduced for the page.
+
+    Returns ``runs``, ``seed``, ``currency``, ``summary`` (mean, P10/P50/P90 and the mean's
+    interval of revenue and of each :data:`FUNNEL` stage, as ``funnelsim run --json`` gives them),
+    ``fan`` (cumulative revenue by month: P10/P50/P90), ``goal`` and ``p_goal`` (with its Wilson
+    interval; None without a goal).
+    """
     keys = ("mean", "p10", "p50", "p90", "ci_low", "ci_high", "n")
     rows = {row["metric"]: row for row in reps.summary().to_dict("records")}
     summary = {metric: {k: rows[metric][k] for k in keys} for metric in ("revenue", *FUNNEL)}
@@ -273,9 +301,9 @@ def evaluate(
         "months": months,
         **{f"p{p}": [float(np.percentile(values, p)) for _, values in by_month] for p in (10, 50, 90)},
     }
-    doc = {"runs": reps.completed, "seed": seed, "currency": scenario.currency, "summary": summary, "fan": fan}
-    doc["goal"] = goal
-    doc["p_goal"] = reps.p_goal()
+    doc = {"runs": reps.completed, "seed": reps.seed, "currency": reps.scenario.currency, "summary": summary}
+    doc |= {"fan": fan, "goal": goal}
+    doc["p_goal"] = None if goal is None else probability_at_least(reps.table["revenue"].to_numpy(float), goal)
     return json_ready(doc)
 
 
