@@ -322,15 +322,24 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a request still simulating does not hold up Ctrl-C
+    whatif: WhatIf
 
-    def __init__(self, whatif: WhatIf, port: int) -> None:
-        self.whatif = whatif
+    def __init__(self, port: int) -> None:
         super().__init__((HOST, port), _Handler)
 
 
 def make_server(whatif: WhatIf, port: int = 0) -> ThreadingHTTPServer:
     """A server of ``whatif`` on 127.0.0.1:``port`` (0: any free port; read ``server_address``), not yet serving."""
-    return _Server(whatif, port)
+    server = _listen(port)
+    server.whatif = whatif
+    return server
+
+
+def _listen(port: int) -> _Server:
+    try:
+        return _Server(port)
+    except OSError as exc:
+        raise WhatIfError("--port", f"cannot listen on {HOST}:{port} ({exc.strerror or exc})") from None
 
 
 @contextmanager
@@ -352,18 +361,18 @@ def serve(
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> None:
     """Serve the what-if page of the scenario at ``path`` until Ctrl-C (or SIGTERM), then stop cleanly:
-    the port closed and the worker processes ended."""
+    the port closed and the worker processes ended.
+
+    A scenario that does not validate and a port that is taken are refused before the warm start's pilot.
+    """
+    load_scenario(path, overrides)
+    server = _listen(port)
     try:
         with _pool(jobs, warn=lambda message: say(f"warning: {message}")) as pool:
-            whatif = WhatIf.open(path, overrides, seed, goal, runs, drag_runs, pool, say)
-            try:
-                server = make_server(whatif, port)
-            except OSError as exc:
-                raise WhatIfError("--port", f"cannot listen on {HOST}:{port} ({exc.strerror or exc})") from None
-            try:
-                say(f"serving {whatif.base.name} at http://{HOST}:{server.server_address[1]}/  (Ctrl-C stops)")
-                server.serve_forever(poll_interval=0.2)
-            finally:
-                server.server_close()
+            server.whatif = WhatIf.open(path, overrides, seed, goal, runs, drag_runs, pool, say)
+            say(f"serving {server.whatif.base.name} at http://{HOST}:{server.server_address[1]}/  (Ctrl-C stops)")
+            server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:  # the way to stop a server: the pool's workers are ended on the way out
         say("stopped")
+    finally:
+        server.server_close()
