@@ -118,6 +118,7 @@ BAD_INPUT = (
     ("funnelsim.studies.sweep", "SweepError"),
     ("funnelsim.units", "UnitError"),
     ("funnelsim.studies.workload", "WorkloadTooLarge"),
+    ("funnelsim.studies.whatif", "WhatIfError"),
 )
 
 
@@ -1136,6 +1137,26 @@ def init(
     text = _guard(lambda: starter.starter_toml(str(template), answers, str(path)))
     _guard(lambda: starter.write_starter(path, text, force))
     _err().print(f"wrote {_escape(str(path))} (template {template}); run it with: funnelsim run {_escape(str(path))}")
+
+
+@app.command()
+def serve(
+    scenario: ScenarioArg,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).", min=0, max=65535)] = 8765,
+    goal: Annotated[str | None, typer.Option(help="Revenue goal of the horizon for P(goal), e.g. 6M.")] = None,
+    runs: Annotated[int, typer.Option(help="Replications when a lever is let go.", min=1, max=1000)] = 50,
+    drag_runs: Annotated[int, typer.Option(help="Replications while a lever moves.", min=1, max=1000)] = 5,
+    seed: SeedOpt = None,
+    overrides: SetOpt = None,
+    jobs: JobsOpt = 1,
+) -> None:
+    """Serve a what-if page of SCENARIO on 127.0.0.1: move the levers, watch revenue and P(goal); Ctrl-C stops."""
+    from funnelsim.report.serve import serve as serve_page
+
+    amount = _guard(lambda: parse_amount(goal, "--goal")) if goal is not None else None
+    say: Callable[[str], None] = lambda line: _err().print(_escape(line))  # noqa: E731
+    _guard(lambda: serve_page(scenario, tuple(overrides or ()), seed=seed, goal=amount, runs=runs,
+                              drag_runs=drag_runs, jobs=jobs, port=port, say=say))  # fmt: skip
 
 
 @app.command()

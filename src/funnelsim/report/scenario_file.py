@@ -1,6 +1,7 @@
-"""The planned scenario file (``planned.toml`` of ``funnelsim plan --out``): a commented TOML
-file that ``funnelsim run`` accepts, keeping the original file's comments and layout and
-saying, on each key the plan changed, what it was."""
+"""Scenario files written back: the planned scenario (``planned.toml`` of ``funnelsim plan --out``)
+and the what-if scenario (the save button of ``funnelsim serve``); commented TOML files that
+``funnelsim run`` accepts, keeping the original file's comments and layout and saying, on each
+key that was changed, what it was."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "planned_toml",
+    "whatif_toml",
 ]
 
 
@@ -76,6 +78,50 @@ def planned_toml(plan: Plan, source_text: str | None = None, overrides: tuple[st
         top.add(tomlkit.comment(line))
     top.add(tomlkit.nl())
     return tomlkit.dumps(top) + tomlkit.dumps(doc)
+
+
+def whatif_toml(
+    scenario: Scenario, source_text: str, overrides: tuple[str, ...], changes: tuple[str, ...], header: list[str]
+) -> str:
+    """The scenario file ``source_text`` with ``overrides`` then the what-if ``changes`` applied (both
+    ``dotted.path=value``), as TOML that ``funnelsim run`` accepts with no ``--set``.
+
+    Comments and layout are kept; each key a change set says what it was; ``header`` opens the file
+    as comments; files the scenario reads (initial pipeline, installed base) are written inline from
+    ``scenario`` (their paths were relative to the original file).
+    """
+    import tomlkit
+
+    from funnelsim.model.paths import MISSING, apply_overrides, get_effective, parse_value
+
+    doc = apply_overrides(tomlkit.parse(source_text), list(overrides))
+    _inline_pipeline(doc, scenario)
+    _inline_installed_base(doc, scenario)
+    before = tomlkit.parse(tomlkit.dumps(doc)).unwrap()
+    for change in changes:
+        path, _, text = change.partition("=")
+        *parents, key = path.split(".")
+        node: Any = doc
+        for part in parents:
+            node = node.setdefault(part, tomlkit.table())
+        was = get_effective(before, path)  # a segment's key it did not set: the value it inherited
+        value = parse_value(text)
+        node[key] = _inline_table(value) if isinstance(value, dict) else value
+        node[key].comment(f"what-if (was {_toml_text(was)})" if was is not MISSING else "what-if")
+    top = tomlkit.document()
+    for line in header:
+        top.add(tomlkit.comment(line))
+    top.add(tomlkit.nl())
+    return tomlkit.dumps(top) + tomlkit.dumps(doc)
+
+
+def _toml_text(value: Any) -> str:
+    """A value as it reads in a TOML file, for a comment."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
 
 
 def _inline_pipeline(doc: Any, scenario: Scenario) -> None:
