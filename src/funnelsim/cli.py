@@ -495,6 +495,10 @@ GoalNetNewArrOpt = Annotated[
     str | None,
     typer.Option("--goal-net-new-arr", help="Subscriptions: net new ARR in the period (new + expansion - churn)."),
 ]
+GoalRevenueOpt = Annotated[
+    str | None,
+    typer.Option("--goal-revenue", help="Subscriptions: revenue recognised in the period (each month's ARR / 12)."),
+]
 
 
 @app.command()
@@ -503,6 +507,7 @@ def plan(
     goal: GoalOpt = None,
     goal_arr: GoalArrOpt = None,
     goal_net_new_arr: GoalNetNewArrOpt = None,
+    goal_revenue: GoalRevenueOpt = None,
     confidence: Annotated[float, typer.Option(help="Required probability of reaching the goal.")] = 0.8,
     period: Annotated[
         str | None, typer.Option(help="Whole months START:END, e.g. 2027-01-01:2027-12-31 (default: the horizon).")
@@ -548,7 +553,7 @@ def plan(
 
     shown, figure_format, _ = _formats(shown, as_json, figures)
     sc = _load(scenario, overrides)
-    kind, flag, text = _guard(lambda: _goal_option(goal, goal_arr, goal_net_new_arr))
+    kind, flag, text, name = _guard(lambda: _goal_option(goal, goal_arr, goal_net_new_arr, goal_revenue))
     amount = _guard(lambda: parse_amount(text, flag))
     window = _guard(lambda: Period.parse(period)) if period is not None else None
     chosen = _guard(lambda: lever_name(lever))
@@ -558,7 +563,7 @@ def plan(
         _guard(lambda: check_target(out_dir, force, figure_format))
     narrate = not quiet and shown == "table"
     if narrate:
-        what = {"bookings": "", "ending_arr": " of ARR at the end", "net_new_arr": " of net new ARR"}[kind]
+        what = "" if kind == "bookings" else f" of {name}"
         asked = f"{amount:,.0f} {sc.currency}{what} at {confidence:.0%} confidence"
         _err().print(f"{sc.name}: planning {asked}, lever {chosen}")
         work = _guard(lambda: work_budget(confidence, runs, max_evaluations, verify_runs, max_verifications))
@@ -585,21 +590,15 @@ def _excel_hint() -> None:
         _err().print(_escape(xlsx.INSTALL_HINT))
 
 
-def _goal_option(bookings: str | None, arr: str | None, net_new_arr: str | None) -> tuple[str, str, str]:
-    """The one goal given: what it measures (a key of the planner's ``GOALS``), its flag and its text."""
-    from funnelsim.studies.planner import PlanError
+def _goal_option(*texts: str | None) -> tuple[str, str, str, str]:
+    """The one goal given (``texts`` in the order of the planner's ``GOAL_FLAGS``): what it measures, its flag,
+    its text and its short name."""
+    from funnelsim.studies.planner import GOAL_FLAGS, PlanError
 
-    given = [
-        (kind, flag, text)
-        for kind, flag, text in (
-            ("bookings", "--goal", bookings),
-            ("ending_arr", "--goal-arr", arr),
-            ("net_new_arr", "--goal-net-new-arr", net_new_arr),
-        )
-        if text is not None
-    ]
-    if len(given) != 1:
-        raise PlanError("give exactly one goal: --goal (bookings), --goal-arr (ending ARR) or --goal-net-new-arr")
+    goals = [(kind, flag, name) for kind, (flag, _, name) in GOAL_FLAGS.items()]
+    given = [(kind, flag, text, name) for (kind, flag, name), text in zip(goals, texts, strict=True) if text]
+    if len(given) != 1 or len(given) != sum(text is not None for text in texts):
+        raise PlanError(f"give exactly one goal: {', '.join(flag for _, flag, _ in goals)}")
     return given[0]
 
 

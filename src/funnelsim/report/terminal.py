@@ -417,9 +417,11 @@ def _segment_plan_lines(p: Plan) -> list[str]:
 
 def print_plan(p: Plan, d: PlanDiagnostics) -> None:
     """The plan: its joint-target sheet, then one line each for status, marketing, sales, capacity and confidence."""
+    from funnelsim.studies.planner import GOAL_FLAGS
+
     cur = p.scenario.currency
     goal = getattr(p.period, "goal", "bookings")
-    what = {"bookings": "closed in", "ending_arr": "of ARR at the end of", "net_new_arr": "of net new ARR in"}[goal]
+    what = GOAL_FLAGS[goal][1]
     out.print(f"Plan: {p.goal:,.0f} {cur} {what} {p.period} with {p.confidence:.0%} confidence (lever: {p.lever})")
     heads = p.headcount.set_index("month")
     out.print(_plan_table(p, heads))
@@ -468,9 +470,9 @@ def print_plan(p: Plan, d: PlanDiagnostics) -> None:
             "the mean, summing to it)"
         )
     else:
-        measure = "ending ARR" if goal == "ending_arr" else "net new ARR"
+        measure = GOAL_FLAGS[goal][2]
         out.print(
-            f"{measure + ':':<18}P10 {short(p.revenue['p10'], 'money')}, P50 {short(p.revenue['p50'], 'money')}, "
+            f"{measure + ':':<17} P10 {short(p.revenue['p10'], 'money')}, P50 {short(p.revenue['p50'], 'money')}, "
             f"P90 {short(p.revenue['p90'], 'money')} (monthly bookings targets: the new ARR the goal needs, "
             "spread like the mean)"
         )

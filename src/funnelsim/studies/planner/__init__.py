@@ -27,7 +27,7 @@ from funnelsim.studies.planner.levers import (
     split_heads,
     team_size,
 )
-from funnelsim.studies.planner.period import GOALS, Period, frame, period_revenue
+from funnelsim.studies.planner.period import GOAL_FLAGS, GOALS, Period, frame, period_revenue
 from funnelsim.studies.planner.plan import TEAMS, Plan, PlanDiagnostics, plan, work_budget
 from funnelsim.studies.planner.search import MAX_EVALUATIONS, STEP, Candidate
 from funnelsim.studies.planner.steps import WorkBudget
@@ -54,6 +54,7 @@ from funnelsim.studies.planner.waterfall import (
 __all__ = [
     "BLOCK",
     "GOALS",
+    "GOAL_FLAGS",
     "HALF_WIDTH",
     "LEVERS",
     "LEVER_ALIASES",

@@ -19,15 +19,24 @@ from funnelsim.model.scenario import Scenario
 from funnelsim.studies.planner.errors import PlanError
 from funnelsim.studies.planner.levers import apply_changes
 
-__all__ = ["GOALS", "Period", "add_months", "frame", "month_starts", "months_between", "period_revenue"]
+__all__ = ["GOALS", "GOAL_FLAGS", "Period", "add_months", "frame", "month_starts", "months_between", "period_revenue"]
 
 GOALS = {
     "bookings": "revenue booked in the period (for subscriptions: the ARR of the new customers at signing)",
     "ending_arr": "ARR at the end of the period",
     "net_new_arr": "net new ARR of the period: new + expansion - contraction - churn",
+    "recognised_revenue": "subscription revenue recognised in the period: each month's ARR / 12, the mean of its "
+    "opening and closing ARR",
 }
-"""What a goal may measure (``plan --goal``, ``--goal-arr``, ``--goal-net-new-arr``); the last two need a
-``subscription`` section (their columns of the monthly table, :mod:`funnelsim.studies.replications`)."""
+"""What a goal may measure; all but bookings need a ``subscription`` section (their columns of the monthly
+table, :mod:`funnelsim.studies.replications`)."""
+GOAL_FLAGS = {
+    "bookings": ("--goal", "closed in", "revenue"),
+    "ending_arr": ("--goal-arr", "of ARR at the end of", "ending ARR"),
+    "net_new_arr": ("--goal-net-new-arr", "of net new ARR in", "net new ARR"),
+    "recognised_revenue": ("--goal-revenue", "of subscription revenue recognised in", "recognised revenue"),
+}
+"""Per goal of :data:`GOALS`: its ``plan`` flag, how a plan's headline says it, and its short name."""
 
 
 @dataclass(frozen=True)
@@ -124,13 +133,16 @@ def frame(scenario: Scenario, period: Period, lead_in_months: int) -> Scenario:
 
 def period_revenue(monthly: pd.DataFrame, period: Period) -> np.ndarray:
     """What the goal measures in the period (:attr:`Period.goal`), per replication (ordered by replication):
-    revenue booked, ARR at the period's end, or the period's net new ARR."""
+    revenue booked, ARR at the period's end, the period's net new ARR, or its recognised subscription revenue
+    (each month's opening ARR, its closing ARR less its net new ARR, averaged with the closing, ÷ 12)."""
     inside = monthly[monthly["month"].isin(period.months)]
     by = inside.groupby("replication", sort=True)
     if period.goal == "ending_arr":
         return by["arr"].last().to_numpy(float)
-    if period.goal == "net_new_arr":
-        flows = by[["new_arr", "expansion_arr", "contraction_arr", "churned_arr"]].sum()
-        net = flows["new_arr"] + flows["expansion_arr"] - flows["contraction_arr"] - flows["churned_arr"]
-        return net.to_numpy(float)
+    if period.goal in ("net_new_arr", "recognised_revenue"):
+        net = inside["new_arr"] + inside["expansion_arr"] - inside["contraction_arr"] - inside["churned_arr"]
+        if period.goal == "net_new_arr":
+            return net.groupby(inside["replication"], sort=True).sum().to_numpy(float)
+        recognised = (inside["arr"] - net / 2) / 12  # (opening + closing) / 2 / 12, opening = closing - net
+        return recognised.groupby(inside["replication"], sort=True).sum().to_numpy(float)
     return by["revenue"].sum().to_numpy(float)

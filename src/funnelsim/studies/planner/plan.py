@@ -61,7 +61,15 @@ from funnelsim.studies.planner.levers import (
     spend_channels,
     team_size,
 )
-from funnelsim.studies.planner.period import GOALS, Period, add_months, frame, months_between, period_revenue
+from funnelsim.studies.planner.period import (
+    GOAL_FLAGS,
+    GOALS,
+    Period,
+    add_months,
+    frame,
+    months_between,
+    period_revenue,
+)
 from funnelsim.studies.planner.recurring import bookings_for
 from funnelsim.studies.planner.search import (
     MAX_EVALUATIONS,
@@ -329,8 +337,9 @@ def plan(
         The 1st of the month extra AEs and SDRs join (default: the first simulated day).
     goal_kind
         What ``goal`` measures (:data:`~.period.GOALS`): ``"bookings"`` (revenue booked in the period),
-        ``"ending_arr"`` or ``"net_new_arr"`` (a subscription scenario's ARR at the period's end, or its net
-        new ARR in the period).
+        ``"ending_arr"``, ``"net_new_arr"`` or ``"recognised_revenue"`` (a subscription scenario's ARR at the
+        period's end, its net new ARR in the period, or its subscription revenue recognised in the period,
+        :func:`~.period.period_revenue`).
 
     Raises
     ------
@@ -435,7 +444,7 @@ def _goal_of(scenario: Scenario, period: Period, goal_kind: str, lever: str) -> 
     if goal_kind not in GOALS:
         raise PlanError(f"unknown goal {goal_kind!r}; choose one of {', '.join(GOALS)}")
     if goal_kind != "bookings" and scenario.subscription is None:
-        flag = "--goal-arr" if goal_kind == "ending_arr" else "--goal-net-new-arr"
+        flag = GOAL_FLAGS[goal_kind][0]
         raise PlanError(f"{flag}: the scenario sells no subscriptions (no [subscription] section); plan --goal")
     return dataclasses.replace(period, goal=goal_kind)
 

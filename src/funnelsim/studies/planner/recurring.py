@@ -10,14 +10,18 @@ two terms of
 ``base``: what the installed base alone gives (its renewals, churn, expansion and
 contraction; no new customer). ``per_booking``: what one unit of ARR signed in the period is
 worth to the measure at its end (its expansion, contraction and churn in the time left),
-from new customers signed evenly through the period, split evenly between the segments.
-The measure is linear in the new customers' ARR (their changes are fractions of it), so
-this is exact up to the Monte Carlo error of :data:`ARR_RUNS` runs and the even spread over
-time and segments. It only gives the search its starting point and the analytic checks
+from new customers signed through the period as the analytic waterfall books (each month's
+share of the period's expected bookings, evenly within the month: a cold-started company books
+late in its first year, which revenue recognised in the period feels), split evenly between the
+segments. The measure is linear in the new customers' ARR (their changes are fractions of it),
+so this is exact up to the Monte Carlo error of :data:`ARR_RUNS` runs and the spread over time
+and segments. It only gives the search its starting point and the analytic checks
 their scale: plans are chosen and verified on the simulated measure itself.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import numpy as np
 import pandas as pd
@@ -28,6 +32,7 @@ from funnelsim.randomness import Streams
 from funnelsim.run.recurring import arr_bridge
 from funnelsim.studies.planner.levers import apply_changes
 from funnelsim.studies.planner.period import Period, period_revenue
+from funnelsim.studies.planner.waterfall import waterfall
 from funnelsim.studies.replications import MONTHLY_ARR_COLUMNS
 
 __all__ = ["ARR_RUNS", "arr_terms", "bookings_for"]
@@ -51,10 +56,8 @@ def arr_terms(scenario: Scenario, period: Period) -> tuple[float, float]:
     """``(base, per_booking)`` of the module docstring, for a subscription scenario framed to end with ``period``."""
     key = (scenario.sha256(), period)
     if key not in _CACHE:
-        start = float((period.start - scenario.start_date).days)
-        end = float((period.end - scenario.start_date).days + 1)
         segments = np.array(scenario.segment_names or ["all"], dtype=object)
-        times = start + (end - start) * (np.arange(_NEW) + 0.5) / _NEW
+        times = _signing_days(scenario, period)
         new = NewCustomers(times, np.ones(_NEW), np.arange(_NEW), segments[np.arange(_NEW) % len(segments)])
         none = NewCustomers(np.empty(0), np.empty(0), np.empty(0, np.int64), np.empty(0, object))
         without_base = apply_changes(scenario, {"subscription.installed_base": None})
@@ -65,6 +68,17 @@ def arr_terms(scenario: Scenario, period: Period) -> tuple[float, float]:
             per_booking.append(_measure(scenario, simulate_customers(without_base, new, streams)[0], period) / _NEW)
         _CACHE[key] = (float(np.mean(base)), float(np.mean(per_booking)))
     return _CACHE[key]
+
+
+def _signing_days(scenario: Scenario, period: Period) -> np.ndarray:
+    """:data:`_NEW` signing days (from the scenario's start) spread like the waterfall's bookings by month."""
+    months = waterfall(scenario, period).in_period
+    starts = [float((dt.date.fromisoformat(f"{m}-01") - scenario.start_date).days) for m in months["month"]]
+    edges = np.array([*starts, float((period.end - scenario.start_date).days + 1)])
+    weight = np.clip(months["revenue"].to_numpy(float), 0.0, None)
+    cumulative = np.concatenate([[0.0], np.cumsum(weight if weight.sum() > 0 else np.ones(len(weight)))])
+    # The quantiles (i + 1/2) / n of the piecewise-uniform distribution of the months' weights.
+    return np.interp((np.arange(_NEW) + 0.5) / _NEW * cumulative[-1], cumulative, edges)
 
 
 def _measure(scenario: Scenario, ledger: pd.DataFrame, period: Period) -> float:
