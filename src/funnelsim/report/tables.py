@@ -294,7 +294,9 @@ def _write_figures(result: RunResult, tables: dict[str, pd.DataFrame], folder: P
     ev = result.events
     sc = result.scenario
     charts: dict[str, Figure] = {
-        "funnel": figures.funnel_chart(metrics.stage_volumes(ev), conversions=metrics.conversions(ev))[0],
+        "funnel": figures.funnel_chart(
+            metrics.stage_volumes(ev), conversions=metrics.conversions(ev), prospected=_prospected(result)
+        )[0],
         "revenue_by_month": figures.revenue_chart(tables["revenue_by_month.csv"], sc.currency)[0],
         "capacity": figures.capacity_chart(tables["capacity_by_month.csv"])[0],
         "leakage": figures.leakage_chart(tables["leakage.csv"])[0],
@@ -306,6 +308,13 @@ def _write_figures(result: RunResult, tables: dict[str, pd.DataFrame], folder: P
     if "arr_bridge.csv" in tables:
         charts["arr_bridge"] = figures.arr_bridge_figure(tables["arr_bridge.csv"], sc.currency)[0]
     save_figures(charts, folder, figure_format, f"{sc.name}, seed {result.seed}")
+
+
+def _prospected(result: RunResult) -> int:
+    """Opportunities of the run the AEs sourced themselves (they never were SQLs)."""
+    opened = result.events.loc[result.events["event"] == "opportunity", "lead"].unique()
+    leads = result.leads
+    return int((leads["source"].eq("prospecting") & leads["lead"].isin(opened)).sum())
 
 
 def _write_manifest(result: RunResult, folder: Path, figure_format: str, events_file: str) -> None:
@@ -466,7 +475,9 @@ def write_comparison(
             levers = attribution.table()
             write_csv(levers, folder / "attribution.csv")
             write_csv(attribution.coalitions(), folder / "coalitions.csv")
-            charts["levers"] = figures.lever_waterfall_chart(levers, attribution.start(), attribution.labels)[0]
+            charts["levers"] = figures.lever_waterfall_chart(
+                levers, attribution.start(), attribution.labels, currency=first.currency
+            )[0]
         label = f"{' vs '.join(comparison.labels)}, seed {comparison.seed}"
         save_figures(charts, folder / "figures", figure_format, label)
         run = {
@@ -507,10 +518,10 @@ def write_sweep(
         unit = sc.currency if metric in ("revenue", "cac") or "cost" in metric else ""
         if len(sweep.parameters) == 1:
             path = sweep.parameters[0]
-            chart = figures.sweep_chart(table, path, metric, unit, best=best.values[path])[0]
+            chart = figures.sweep_chart(table, path, metric, unit, best=best.values[path], currency=sc.currency)[0]
             charts: dict[str, Figure] = {"sweep": chart}
         else:
-            charts = {"heatmap": figures.sweep_heatmap(table, sweep.parameters, metric, unit)[0]}
+            charts = {"heatmap": figures.sweep_heatmap(table, sweep.parameters, metric, unit, currency=sc.currency)[0]}
         save_figures(charts, folder / "figures", figure_format, f"{sc.name}, seed {sweep.seed}, {sweep.n_runs} runs")
         run = {
             "seed": sweep.seed,
@@ -542,7 +553,7 @@ def write_sensitivity(
         sc = sensitivity.scenario
         metric = sensitivity.metric
         unit = sc.currency if metric in ("revenue", "cac") or "cost" in metric else ""
-        charts: dict[str, Figure] = {"tornado": figures.tornado_chart(table, unit)[0]}
+        charts: dict[str, Figure] = {"tornado": figures.tornado_chart(table, unit, currency=sc.currency)[0]}
         label = f"{sc.name}, seed {sensitivity.seed}, {sensitivity.base.completed} runs, ±{sensitivity.by:.0%}"
         save_figures(charts, folder / "figures", figure_format, label)
         run = {"seed": sensitivity.seed, "runs": sensitivity.base.completed, "by": sensitivity.by, "metric": metric}
