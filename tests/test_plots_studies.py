@@ -480,3 +480,15 @@ def test_every_panel_has_a_title_and_axis_labels(name: str) -> None:
             continue
         assert ax.get_title(), name
         assert ax.get_xlabel() or ax.get_ylabel(), name
+
+
+def test_every_figure_file_is_listed_in_docs_figures_md() -> None:
+    """docs/figures.md lists each figure file a command writes (the names the report writers give their
+    charts), with the question it answers: a new figure left out of the docs fails here."""
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "src" / "funnelsim" / "report").glob("*.py"))
+    names = set(re.findall(r'"(\w+)": (?:figures|plots)\.\w+\(', source))
+    names |= set(re.findall(r'charts\["(\w+)"\] = ', source))
+    names |= {"wins", "won_value"}  # the back-test's, one per metric
+    assert {"funnel", "leakage", "tornado", "levers", "quotas", "selfcheck"} <= names
+    listed = set(re.findall(r"^\| `(\w+)\.png` \|", (ROOT / "docs" / "figures.md").read_text(encoding="utf-8"), re.M))
+    assert sorted(names - listed) == []
