@@ -174,18 +174,21 @@ def _sheet() -> pd.DataFrame:
                                     ("opportunities", "sales", 80.0), ("wins", "sales", 25.0)):  # fmt: skip
             rows.append({"month": month, "phase": phase, "stage": stage, "source": "", "team": team,
                          "target": target + k if phase == "period" else np.nan})  # fmt: skip
+        rows.append({"month": month, "phase": phase, "stage": "revenue", "source": "", "team": "sales",
+                     "target": 580_000.0})  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def test_quota_chart_stacks_the_lead_quotas_and_draws_later_targets_on_a_linear_axis() -> None:
     """Top: per month, the sources' lead quotas stacked (bar heights the sheet's targets). Bottom: the
-    MQL, SQL, opportunity and win targets per month on a linear axis from zero, each named with its team
-    and its monthly range."""
+    MQL, SQL, opportunity and win targets per month on a linear axis from zero, scaled to them (not to the
+    sheet's revenue rows), each named with its team and its monthly range."""
     sheet = _sheet()
     _fig, (top, bottom) = quota_chart(sheet)
     heights = sorted(b.get_height() for b in _bars(top))
     assert heights == sorted(sheet.loc[sheet["stage"] == "leads", "target"])
     assert bottom.get_yscale() == "linear" and bottom.get_ylim()[0] == 0
+    assert 602 <= bottom.get_ylim()[1] < 1_000
     lines = {line.get_label(): list(line.get_ydata()) for line in bottom.get_lines()}
     assert lines["Wins (sales): 26–27 a month"][1:] == [26.0, 27.0]
     assert "count" in bottom.get_ylabel() and "count" in top.get_ylabel()

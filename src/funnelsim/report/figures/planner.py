@@ -22,6 +22,9 @@ from funnelsim.report.figures.style import (
 
 __all__ = ["plan_waterfall_chart", "quota_chart", "tradeoff_chart"]
 
+LATER_STAGES = ("mqls", "sqls", "opportunities", "wins")
+"""The stages of the quota chart's lower panel (the sheet's other rows, revenue, are in currency)."""
+
 
 def plan_waterfall_chart(stages: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
     """The reverse waterfall of a plan: volume per stage over the period, analytic vs. simulated.
@@ -105,14 +108,15 @@ def quota_chart(sheet: pd.DataFrame) -> tuple[Figure, tuple[Axes, Axes]]:
     top.yaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
     top.legend(loc="upper left", ncols=min(4, len(leads.columns)), title="leads by source")
     top.set_title("Marketing: lead quotas per month" + (" (lighter: lead-in months)" if lead_in.any() else ""))
-    for i, stage in enumerate(("mqls", "sqls", "opportunities", "wins")):
+    for i, stage in enumerate(LATER_STAGES):
         rows = sheet[sheet["stage"] == stage].set_index("month").reindex(months)
         team = str(rows["team"].dropna().iloc[0]) if rows["team"].notna().any() else ""
         values = rows["target"].to_numpy(float)
         # The range in the legend: a small stage (wins) reads as a number on the linear axis too.
         span = f": {np.nanmin(values):,.0f}–{np.nanmax(values):,.0f} a month" if np.isfinite(values).any() else ""
         bottom.plot(x, values, marker="o", color=SERIES_COLORS[i], label=f"{STAGE_NAMES[stage]} ({team}){span}")
-    high = float(np.nanmax(sheet.loc[sheet["stage"] != "leads", "target"].to_numpy(float), initial=0.0))
+    later = sheet.loc[sheet["stage"].isin(LATER_STAGES), "target"].to_numpy(float)  # not revenue, not headcount
+    high = float(np.nanmax(later, initial=0.0))
     bottom.set_ylim(0, 1.35 * high if high > 0 else 1.0)  # a linear axis from zero; headroom for the legend
     bottom.yaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
     bottom.set_ylabel("target per month (count)")
