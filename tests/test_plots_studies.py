@@ -241,6 +241,7 @@ def test_sweep_chart_draws_the_mean_along_the_parameter_named_in_words() -> None
     assert ax.get_xlabel() == "MQL rule: score a lead needs to qualify (score 0–1)"
     assert "USD" in ax.get_ylabel()
     assert any(line.get_label() == "best: 0.6" for line in ax.get_lines())
+    assert ax.get_ylim()[0] == 0
 
 
 def test_sweep_heatmap_shows_each_cells_mean_and_names_both_parameters() -> None:

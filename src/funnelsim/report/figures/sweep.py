@@ -71,6 +71,8 @@ def sweep_chart(
     if not numeric:
         ax.set_xticks(x, labels=[str(v) for v in values])
     ax.yaxis.set_major_formatter(StrMethodFormatter(THOUSANDS if np.nanmax(np.abs(mean)) >= 100 else "{x:,.3g}"))
+    if np.nanmin(np.concatenate([p10, lo, mean])) >= 0:
+        ax.set_ylim(bottom=0)  # a non-negative metric from zero: the bands read against the whole
     ax.set_xlabel(parameter_label(parameter, currency=currency))
     ax.set_ylabel(f"{metric} over the horizon" + (f" ({unit})" if unit else ""))
     ax.legend(loc="best", fontsize="small")
