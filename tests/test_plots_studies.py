@@ -425,6 +425,7 @@ def test_calibration_selfcheck_chart_marks_observed_months_outside_the_band() ->
     fig, first = calibration_selfcheck_chart(pd.DataFrame(rows))
     outside = [c for c in first.collections if c.get_label() == "observed, outside"]
     assert outside[0].get_offsets().tolist() == [[1.0, 80.0]]
+    assert all(ax.get_ylim()[0] == 0 for ax in fig.axes)
     assert [ax.get_ylabel() for ax in fig.axes] == [
         "opportunities (count)",
         "wins (count)",

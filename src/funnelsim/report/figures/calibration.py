@@ -144,6 +144,7 @@ def calibration_selfcheck_chart(table: pd.DataFrame, ax: Axes | None = None) -> 
             x[~compared], y[~compared], facecolors="none", edgecolors=LINE_COLOR, zorder=3, label="not compared"
         )
         panel.set_ylabel(SELFCHECK_LABELS[quantity])
+        panel.set_ylim(bottom=0)  # counts and amounts: read against zero
         if quantity == "won_value":
             panel.yaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
         month_ticks(panel, x, [str(m) for m in rows["month"]])
