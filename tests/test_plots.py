@@ -128,6 +128,8 @@ def test_funnel_chart_names_the_denominator_when_prospected_deals_are_mixed_in()
     assert texts[2] == "959  (20.9% of MQLs)"
     split = [(b.get_x(), b.get_width()) for b in _bars(ax)[5:]]
     assert split == [(711, 41), (210, 33)]
+    _fig, ax = funnel_chart(volumes, conversions=rates, prospected=11, pipeline=30)
+    assert _texts(ax)[3] == "752: 711 from SQLs (74.1% of SQLs) + 11 prospected by AEs + 30 open on day 0"
     assert ax.get_xscale() == "linear" and ax.get_xlim()[0] == 0
 
 

@@ -295,7 +295,7 @@ def _write_figures(result: RunResult, tables: dict[str, pd.DataFrame], folder: P
     sc = result.scenario
     charts: dict[str, Figure] = {
         "funnel": figures.funnel_chart(
-            metrics.stage_volumes(ev), conversions=metrics.conversions(ev), prospected=_prospected(result)
+            metrics.stage_volumes(ev), conversions=metrics.conversions(ev), **_opened_elsewhere(result)
         )[0],
         "revenue_by_month": figures.revenue_chart(tables["revenue_by_month.csv"], sc.currency)[0],
         "capacity": figures.capacity_chart(tables["capacity_by_month.csv"])[0],
@@ -310,11 +310,16 @@ def _write_figures(result: RunResult, tables: dict[str, pd.DataFrame], folder: P
     save_figures(charts, folder, figure_format, f"{sc.name}, seed {result.seed}")
 
 
-def _prospected(result: RunResult) -> int:
-    """Opportunities of the run the AEs sourced themselves (they never were SQLs)."""
-    opened = result.events.loc[result.events["event"] == "opportunity", "lead"].unique()
-    leads = result.leads
-    return int((leads["source"].eq("prospecting") & leads["lead"].isin(opened)).sum())
+def _opened_elsewhere(result: RunResult) -> dict[str, int]:
+    """Opportunities of the run that never were SQLs: prospected by the AEs, or an initial pipeline's."""
+    from funnelsim.model.scenario import PIPELINE_SOURCE
+
+    opened = result.leads["lead"].isin(result.events.loc[result.events["event"] == "opportunity", "lead"].unique())
+    source = result.leads["source"]
+    return {
+        "prospected": int((opened & source.eq("prospecting")).sum()),
+        "pipeline": int((opened & source.eq(PIPELINE_SOURCE)).sum()),
+    }
 
 
 def _write_manifest(result: RunResult, folder: Path, figure_format: str, events_file: str) -> None:

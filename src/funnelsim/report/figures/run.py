@@ -54,6 +54,7 @@ def funnel_chart(
     *,
     conversions: Mapping[str, float] | None = None,
     prospected: int | None = None,
+    pipeline: int | None = None,
 ) -> tuple[Figure, Axes]:
     """Horizontal bars of the leads reaching each stage, top of the funnel first, on a linear axis.
 
@@ -76,8 +77,9 @@ def funnel_chart(
         SQLs) + 41 prospected by AEs").
     prospected
         Opportunities the AEs sourced themselves (source ``prospecting``), when the caller
-        knows them: the rest of the opportunities bar is named "prospected by AEs" when they
-        account for all of it.
+        knows them, and ``pipeline`` the deals of an initial pipeline (open on day 0): when they
+        account for the rest of the opportunities bar, the label counts each ("+ 44 prospected by
+        AEs + 120 open on day 0").
 
     Returns
     -------
@@ -93,7 +95,7 @@ def funnel_chart(
     for i, count in enumerate(counts):
         text = f"{count:,.0f}"
         if i > 0:
-            text = _stage_text(ax, stages, counts, i, conversions, prospected)
+            text = _stage_text(ax, stages, counts, i, conversions, (prospected, pipeline))
         ax.annotate(text, xy=(count, y[i]), xytext=(4, 0), textcoords="offset points", va="center", ha="left")
     if len(ax.patches) > len(counts):  # a stage was split by origin
         handles = [
@@ -137,7 +139,7 @@ def _stage_text(
     counts: np.ndarray,
     i: int,
     conversions: Mapping[str, float] | None,
-    prospected: int | None,
+    origins: tuple[int | None, int | None],
 ) -> str:
     """The label of stage ``i``: its count and what share of the stage above it converted.
 
@@ -160,10 +162,11 @@ def _stage_text(
     if other <= 0:
         return text
     ax.barh(i, other, left=from_above, height=0.6, color=OTHER_COLOR, hatch="//", edgecolor="white")
-    kind = OTHER_ORIGINS.get(stage, f"not from {above_text}")
-    if stage == "opportunities" and prospected is not None and prospected == other:
-        kind = "prospected by AEs"
-    return f"{count:,.0f}: {from_above:,} from {above_text} ({percent(rate)} of {above_text}) + {other:,} {kind}"
+    rest = f"{other:,} {OTHER_ORIGINS.get(stage, f'not from {above_text}')}"
+    named = [(n, what) for n, what in zip(origins, ("prospected by AEs", "open on day 0"), strict=True) if n]
+    if stage == "opportunities" and named and sum(n for n, _ in named) == other:
+        rest = " + ".join(f"{n:,} {what}" for n, what in named)
+    return f"{count:,.0f}: {from_above:,} from {above_text} ({percent(rate)} of {above_text}) + {rest}"
 
 
 def revenue_chart(revenue_by_month: pd.DataFrame, currency: str, ax: Axes | None = None) -> tuple[Figure, Axes]:
