@@ -293,9 +293,10 @@ def _write_figures(result: RunResult, tables: dict[str, pd.DataFrame], folder: P
 
     ev = result.events
     sc = result.scenario
+    prospected, pipeline = _opened_elsewhere(result)
     charts: dict[str, Figure] = {
         "funnel": figures.funnel_chart(
-            metrics.stage_volumes(ev), conversions=metrics.conversions(ev), **_opened_elsewhere(result)
+            metrics.stage_volumes(ev), conversions=metrics.conversions(ev), prospected=prospected, pipeline=pipeline
         )[0],
         "revenue_by_month": figures.revenue_chart(tables["revenue_by_month.csv"], sc.currency)[0],
         "capacity": figures.capacity_chart(tables["capacity_by_month.csv"])[0],
@@ -310,16 +311,13 @@ def _write_figures(result: RunResult, tables: dict[str, pd.DataFrame], folder: P
     save_figures(charts, folder, figure_format, f"{sc.name}, seed {result.seed}")
 
 
-def _opened_elsewhere(result: RunResult) -> dict[str, int]:
+def _opened_elsewhere(result: RunResult) -> tuple[int, int]:
     """Opportunities of the run that never were SQLs: prospected by the AEs, or an initial pipeline's."""
     from funnelsim.model.scenario import PIPELINE_SOURCE
 
     opened = result.leads["lead"].isin(result.events.loc[result.events["event"] == "opportunity", "lead"].unique())
     source = result.leads["source"]
-    return {
-        "prospected": int((opened & source.eq("prospecting")).sum()),
-        "pipeline": int((opened & source.eq(PIPELINE_SOURCE)).sum()),
-    }
+    return int((opened & source.eq("prospecting")).sum()), int((opened & source.eq(PIPELINE_SOURCE)).sum())
 
 
 def _write_manifest(result: RunResult, folder: Path, figure_format: str, events_file: str) -> None:
