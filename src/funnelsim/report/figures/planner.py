@@ -84,7 +84,8 @@ def quota_chart(sheet: pd.DataFrame) -> tuple[Figure, tuple[Axes, Axes]]:
     -------
     (fig, (leads_ax, stages_ax))
         Top: stacked bars of leads per source, lead-in months lighter. Bottom: MQL,
-        SQL, opportunity and win targets per month, labelled with the owning team.
+        SQL, opportunity and win targets per month on a linear axis from zero, each line
+        labelled with the owning team and its monthly range (so wins read as numbers too).
     """
     check_table(sheet, "sheet", ("month", "phase", "stage", "source", "team", "target"))
     fig = Figure(figsize=(10.0, 7.0), layout="constrained")
