@@ -82,9 +82,6 @@ UNIT_BY_NAME = {
 
 # Fields that have no ``Field(description=...)`` in scenario.py yet.
 FALLBACK_DESCRIPTIONS = {
-    ("ScoringRule", "fit_weight"): "Weight of the lead's fit in the score.",
-    ("ScoringRule", "engagement_weight"): "Weight of the lead's engagement in the score.",
-    ("ScoringRule", "threshold"): "A lead qualifies when its score is at least this.",
     ("Hire", "date"): "Day the new reps join (on or after start_date).",
     ("Hire", "count"): "Number of reps joining that day.",
 }

@@ -109,8 +109,28 @@ def test_funnel_chart_uses_lead_based_conversions_and_explains_prospected_deals(
     rates = {"lead_to_mql": 0.2, "mql_to_sql": 0.2, "sql_to_opportunity": 0.75, "opportunity_to_win": 0.25}
     _fig, ax = funnel_chart(volumes, conversions=rates)
     texts = _texts(ax)
-    assert "60  (75.0% of SQLs)" in texts
-    assert any("source opportunities themselves" in t for t in texts)
+    assert "60: 30 from SQLs (75.0% of SQLs) + 30 not from an SQL (prospected, or open on day 0)" in texts
+    _fig, ax = funnel_chart(volumes)
+    assert any("source opportunities themselves" in t for t in _texts(ax))
+
+
+def test_funnel_chart_names_the_denominator_when_prospected_deals_are_mixed_in() -> None:
+    """The baseline's rough edge: 752 opportunities labelled "74.1% of SQLs" read as 752 ÷ 959 SQLs,
+    while 41 of them were prospected by AEs and never were SQLs. The label splits the bar by origin,
+    and the bar itself is split: 711 from SQLs plus a lighter part of 41."""
+    volumes = pd.Series({"leads": 34_992, "mqls": 4_598, "sqls": 959, "opportunities": 752, "wins": 243})
+    rates = {"lead_to_mql": 4_598 / 34_992, "mql_to_sql": 959 / 4_598, "sql_to_opportunity": 711 / 959}
+    rates["opportunity_to_win"] = 210 / 752
+    _fig, ax = funnel_chart(volumes, conversions=rates, prospected=41)
+    texts = _texts(ax)
+    assert texts[3] == "752: 711 from SQLs (74.1% of SQLs) + 41 prospected by AEs"
+    assert texts[4] == "243: 210 from opportunities (27.9% of opportunities) + 33 from deals open on day 0"
+    assert texts[2] == "959  (20.9% of MQLs)"
+    split = [(b.get_x(), b.get_width()) for b in _bars(ax)[5:]]
+    assert split == [(711, 41), (210, 33)]
+    _fig, ax = funnel_chart(volumes, conversions=rates, prospected=11, pipeline=30)
+    assert _texts(ax)[3] == "752: 711 from SQLs (74.1% of SQLs) + 11 prospected by AEs + 30 open on day 0"
+    assert ax.get_xscale() == "linear" and ax.get_xlim()[0] == 0
 
 
 def test_funnel_chart_with_empty_stages_says_n_a() -> None:
@@ -164,12 +184,14 @@ def test_capacity_chart_draws_utilisation_lines_and_queue_bars_per_team() -> Non
     ]
 
 
-def test_leakage_chart_shows_losses_largest_first_without_info_rows() -> None:
-    """Only real losses are drawn (not recycled, recycled-then-won or still open), the largest on
-    top, each with its count and share of all leads."""
+def test_leakage_chart_accounts_for_every_lead_with_the_still_open_and_won_bars() -> None:
+    """Losses come first, the largest on top, then the leads still in the funnel at the horizon and
+    the won ones: every lead is in one bar, so the counts add up to all leads and the shares to
+    100%; recycled and recycled-then-won (which overlap the others) are not drawn."""
     _fig, ax = leakage_chart(LEAKAGE)
     widths = [b.get_width() for b in _bars(ax)]
-    assert widths == [5_000, 600, 400, 300, 250, 50, 10, 0]
+    assert widths == [5_000, 600, 400, 300, 250, 50, 10, 0, 3_000, 390]
+    assert sum(widths) == 10_000
     assert ax.yaxis_inverted()
     assert [t.get_text() for t in ax.get_yticklabels()] == [
         "never an MQL, went dormant",
@@ -180,18 +202,34 @@ def test_leakage_chart_shows_losses_largest_first_without_info_rows() -> None:
         "disqualified by the AE",
         "went cold waiting for an AE",
         "went cold waiting for an SDR",
+        "still in the funnel at the horizon",
+        "won",
     ]
-    assert _texts(ax)[0] == "5,000  (50.0% of leads)"
-    assert "count" in ax.get_xlabel()
+    texts = _texts(ax)
+    assert texts[0] == "5,000  (50.0% of leads)"
+    assert texts[-2] == "3,000  (30.0% of leads)"
+    shares = [float(t.split("(")[1].split("%")[0]) for t in texts]
+    assert sum(shares) == pytest.approx(100.0, abs=0.05 * len(shares))
+    assert "count" in ax.get_xlabel() and "10,000 leads" in ax.get_xlabel()
+    assert ax.get_xscale() == "linear"
 
 
 def test_leakage_chart_follows_the_kind_column() -> None:
-    """When the table says which rows are leaks (``kind``), the chart draws exactly those."""
+    """When the table says which rows are leaks (``kind``), the chart draws exactly those as losses."""
     table = LEAKAGE.assign(kind=["leak"] * 8 + ["info", "info", "open"])
     table.loc[table["reason"] == "lost_deal", "kind"] = "info"
     _fig, ax = leakage_chart(table)
-    assert len(_bars(ax)) == 7
-    assert "deal lost" not in [t.get_text() for t in ax.get_yticklabels()]
+    names = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(names) == 7 + 2
+    assert "deal lost" not in names
+
+
+def test_leakage_chart_without_shares_still_shows_the_open_leads() -> None:
+    """Without ``share_of_leads`` the total is unknown: the open leads are drawn, no won bar is guessed."""
+    _fig, ax = leakage_chart(LEAKAGE.drop(columns="share_of_leads"))
+    names = [t.get_text() for t in ax.get_yticklabels()]
+    assert names[-1] == "still in the funnel at the horizon"
+    assert _texts(ax)[-1] == "3,000"
 
 
 CHARTS: dict[str, Callable[..., tuple[Figure, Any]]] = {

@@ -326,7 +326,10 @@ class Nurture(_Model):
     touch_interval_days: NonNegativeDist = Field(description="Time between two nurture touches, days.")
     touch_lift: Probability = Field(description="Share of the gap to full engagement closed by one touch.")
     engagement_half_life_days: Positive = Field(description="Half-life of engagement without touches, days.")
-    max_nurture_days: Positive = Field(description="A lead not MQL after this long goes dormant, days.")
+    max_nurture_days: Positive = Field(
+        title="Longest nurture before a lead goes dormant",
+        description="A lead not MQL after this long goes dormant, days.",
+    )
 
     @field_validator("touch_interval_days")
     @classmethod
@@ -340,9 +343,11 @@ class Nurture(_Model):
 class ScoringRule(_Model):
     """score = fit_weight * fit + engagement_weight * engagement; qualified when score >= threshold."""
 
-    fit_weight: NonNegative
-    engagement_weight: NonNegative
-    threshold: Probability
+    fit_weight: NonNegative = Field(description="Weight of the lead's fit in the score.")
+    engagement_weight: NonNegative = Field(description="Weight of the lead's engagement in the score.")
+    threshold: Probability = Field(
+        title="Score a lead needs to qualify", description="A lead qualifies when its score is at least this."
+    )
 
     @model_validator(mode="after")
     def _weights(self) -> ScoringRule:
@@ -518,7 +523,9 @@ class AETeam(_Model):
     )
     attrition_per_year: NonNegative = Field(0.0, description="Share of AEs leaving per year (exponential tenure).")
     backfill_days: NonNegative | None = Field(
-        None, description="A leaver is replaced by a new hire after this many days; none = not replaced."
+        None,
+        title="Days before a leaving AE is replaced",
+        description="A leaver is replaced by a new hire after this many days; none = not replaced.",
     )
     cost_per_year: NonNegative = Field(0.0, description="Fully loaded cost of one AE per year.")
     working_hours: WorkingHours | None = Field(
@@ -642,7 +649,9 @@ class Sales(_Model):
         description="Revenue of a won deal, in currency. Leave it out when the deal is built from products."
     )
     deal_size_by_persona: dict[str, NonNegativeDist] = Field(
-        default_factory=dict, description="Deal size for named personas, overriding deal_size."
+        default_factory=dict,
+        title="Revenue of a won deal",
+        description="Deal size for named personas, overriding deal_size.",
     )
     queue: Literal["fifo", "score"] = Field("fifo", description="Order in which waiting SQLs get an AE.")
     patience_days: NonNegativeDist | None = Field(

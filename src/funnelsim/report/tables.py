@@ -293,8 +293,11 @@ def _write_figures(result: RunResult, tables: dict[str, pd.DataFrame], folder: P
 
     ev = result.events
     sc = result.scenario
+    prospected, pipeline = _opened_elsewhere(result)
     charts: dict[str, Figure] = {
-        "funnel": figures.funnel_chart(metrics.stage_volumes(ev), conversions=metrics.conversions(ev))[0],
+        "funnel": figures.funnel_chart(
+            metrics.stage_volumes(ev), conversions=metrics.conversions(ev), prospected=prospected, pipeline=pipeline
+        )[0],
         "revenue_by_month": figures.revenue_chart(tables["revenue_by_month.csv"], sc.currency)[0],
         "capacity": figures.capacity_chart(tables["capacity_by_month.csv"])[0],
         "leakage": figures.leakage_chart(tables["leakage.csv"])[0],
@@ -306,6 +309,15 @@ def _write_figures(result: RunResult, tables: dict[str, pd.DataFrame], folder: P
     if "arr_bridge.csv" in tables:
         charts["arr_bridge"] = figures.arr_bridge_figure(tables["arr_bridge.csv"], sc.currency)[0]
     save_figures(charts, folder, figure_format, f"{sc.name}, seed {result.seed}")
+
+
+def _opened_elsewhere(result: RunResult) -> tuple[int, int]:
+    """Opportunities of the run that never were SQLs: prospected by the AEs, or an initial pipeline's."""
+    from funnelsim.model.scenario import PIPELINE_SOURCE
+
+    opened = result.leads["lead"].isin(result.events.loc[result.events["event"] == "opportunity", "lead"].unique())
+    source = result.leads["source"]
+    return int((opened & source.eq("prospecting")).sum()), int((opened & source.eq(PIPELINE_SOURCE)).sum())
 
 
 def _write_manifest(result: RunResult, folder: Path, figure_format: str, events_file: str) -> None:
@@ -469,7 +481,9 @@ def write_comparison(
             levers = attribution.table()
             write_csv(levers, folder / "attribution.csv")
             write_csv(attribution.coalitions(), folder / "coalitions.csv")
-            charts["levers"] = figures.lever_waterfall_chart(levers, attribution.start(), attribution.labels)[0]
+            charts["levers"] = figures.lever_waterfall_chart(
+                levers, attribution.start(), attribution.labels, currency=first.currency
+            )[0]
         label = f"{' vs '.join(comparison.labels)}, seed {comparison.seed}"
         save_figures(charts, folder / "figures", figure_format, label)
         run = {
@@ -510,10 +524,10 @@ def write_sweep(
         unit = sc.currency if metric in ("revenue", "cac") or "cost" in metric else ""
         if len(sweep.parameters) == 1:
             path = sweep.parameters[0]
-            chart = figures.sweep_chart(table, path, metric, unit, best=best.values[path])[0]
+            chart = figures.sweep_chart(table, path, metric, unit, best=best.values[path], currency=sc.currency)[0]
             charts: dict[str, Figure] = {"sweep": chart}
         else:
-            charts = {"heatmap": figures.sweep_heatmap(table, sweep.parameters, metric, unit)[0]}
+            charts = {"heatmap": figures.sweep_heatmap(table, sweep.parameters, metric, unit, currency=sc.currency)[0]}
         save_figures(charts, folder / "figures", figure_format, f"{sc.name}, seed {sweep.seed}, {sweep.n_runs} runs")
         run = {
             "seed": sweep.seed,
@@ -545,7 +559,7 @@ def write_sensitivity(
         sc = sensitivity.scenario
         metric = sensitivity.metric
         unit = sc.currency if metric in ("revenue", "cac") or "cost" in metric else ""
-        charts: dict[str, Figure] = {"tornado": figures.tornado_chart(table, unit)[0]}
+        charts: dict[str, Figure] = {"tornado": figures.tornado_chart(table, unit, currency=sc.currency)[0]}
         label = f"{sc.name}, seed {sensitivity.seed}, {sensitivity.base.completed} runs, ±{sensitivity.by:.0%}"
         save_figures(charts, folder / "figures", figure_format, label)
         run = {"seed": sensitivity.seed, "runs": sensitivity.base.completed, "by": sensitivity.by, "metric": metric}

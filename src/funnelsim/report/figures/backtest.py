@@ -73,12 +73,13 @@ def backtest_chart(
     ax.scatter(x[~inside], actual[~inside], s=80, facecolors="none", edgecolors=GOAL_COLOR, linewidths=2, zorder=3)
     labels = actuals.set_index("quarter").loc[quarters, "label"].astype(str).tolist()
     month_ticks(ax, x, labels)
+    ax.set_xlabel("quarter after the cut-off")
     name = METRIC_NAMES.get(metric, metric)
     if metric == "won_value":
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: compact_amount(v)))
         ax.set_ylabel(f"{name} ({currency})")
     else:
-        ax.set_ylabel(name)
+        ax.set_ylabel(f"{name} (count)")
     runs = forecast["replication"].nunique()
     ax.set_title(f"Back-test: {name} per quarter, forecast ({replications_label(runs)}) vs actual")
     top = max(float(bands.max()), float(actual.max()), 1.0)

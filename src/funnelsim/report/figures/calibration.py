@@ -21,6 +21,11 @@ from funnelsim.report.figures.style import (
     month_ticks,
 )
 
+SELFCHECK_LABELS = {
+    "opportunities": "opportunities (count)",
+    "wins": "wins (count)",
+    "won_value": "won value (currency of the export)",
+}
 __all__ = [
     "calibration_arrivals_chart",
     "calibration_cycle_chart",
@@ -78,7 +83,8 @@ def calibration_arrivals_chart(arrivals: pd.DataFrame, ax: Axes | None = None) -
     level = np.nansum(rows["per_month"] * weights) / weights.sum() if weights.sum() else math.nan
     ax.plot(x, level * rows["seasonality_multiplier"], color=LINE_COLOR, marker="o", label="mean x seasonality")
     month_ticks(ax, x, [str(m) for m in rows["month"]])
-    ax.set_ylabel("opportunities per month")
+    ax.set_xlabel("month (opportunity created)")
+    ax.set_ylabel("opportunities per month (count)")
     ax.set_title("Opportunity arrivals by month")
     ax.legend(loc="upper left", fontsize="small")
     return fig, ax
@@ -102,8 +108,8 @@ def calibration_deal_size_chart(
     if math.isfinite(lognormal_mean):
         ax.axvline(lognormal_mean, color="0.4", linestyle="--", label=f"lognormal fit's mean {lognormal_mean:,.0f}")
     ax.xaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
-    ax.set_xlabel(f"deal amount ({currency})" if currency else "deal amount")
-    ax.set_ylabel("density")
+    ax.set_xlabel(f"deal amount ({currency or 'currency of the export'})")
+    ax.set_ylabel("density (share of deals per unit of amount)")
     ax.set_title("Deal size: observed amounts, resampled")
     ax.legend(loc="upper right", fontsize="small")
     return fig, ax
@@ -137,10 +143,12 @@ def calibration_selfcheck_chart(table: pd.DataFrame, ax: Axes | None = None) -> 
         panel.scatter(
             x[~compared], y[~compared], facecolors="none", edgecolors=LINE_COLOR, zorder=3, label="not compared"
         )
-        panel.set_ylabel(quantity.replace("_", " "))
+        panel.set_ylabel(SELFCHECK_LABELS[quantity])
+        panel.set_ylim(bottom=0)  # counts and amounts: read against zero
         if quantity == "won_value":
             panel.yaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
         month_ticks(panel, x, [str(m) for m in rows["month"]])
+    axes[-1].set_xlabel("month")
     axes[0].set_title("Self-check: observed months against the calibrated scenario")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", fontsize="small", ncol=5)

@@ -17,6 +17,7 @@ from funnelsim.report.figures.style import (
     STAGE_NAMES,
     THOUSANDS,
     check_table,
+    compact_amount,
     figure_and_axes,
 )
 
@@ -63,15 +64,24 @@ def compare_funnel_chart(table: pd.DataFrame, ax: Axes | None = None) -> tuple[F
     fig, ax = figure_and_axes(ax, (9.0, 4.5))
     width = 0.8 / len(labels)
     x = np.arange(len(stages))
+    top = 0.0
     for i, label in enumerate(labels):
         rows = table[table["scenario"] == label].set_index("metric").loc[stages]
         mean = rows["mean"].to_numpy(float)
         err = np.vstack([mean - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - mean])
-        ax.bar(x + (i - (len(labels) - 1) / 2) * width, mean, width, yerr=np.nan_to_num(err), capsize=3,
+        where = x + (i - (len(labels) - 1) / 2) * width
+        ax.bar(where, mean, width, yerr=np.nan_to_num(err), capsize=3,
                color=SERIES_COLORS[i % len(SERIES_COLORS)], label=label)  # fmt: skip
+        # A linear axis keeps counts comparable; the late stages are short bars, so each carries its value.
+        for xi, value in zip(where, mean, strict=True):
+            ax.annotate(f"{value:,.0f}", xy=(xi, value), xytext=(0, 3), textcoords="offset points", ha="center",
+                        va="bottom", fontsize="x-small", rotation=90 if len(labels) > 2 else 0)  # fmt: skip
+        top = max(top, float(np.nanmax(rows["ci_high"].to_numpy(float), initial=0.0)), float(np.nanmax(mean)))
     ax.set_xticks(x, labels=[STAGE_NAMES[s] for s in stages])
-    ax.set_yscale("log")
-    ax.set_ylabel("mean count per run (log scale)")
+    ax.set_ylim(0, 1.25 * top if top > 0 else 1.0)
+    ax.yaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
+    ax.set_xlabel("funnel stage")
+    ax.set_ylabel("mean leads reaching the stage per run (count)")
     ax.legend(loc="upper right")
     ax.set_title("Funnel per scenario (whiskers: 95% CI of the mean)")
     return fig, ax
@@ -104,16 +114,25 @@ def compare_leakage_chart(leakage: pd.DataFrame) -> tuple[Figure, tuple[Axes, Ax
         ax.set_yticks(y, labels=[LEAKAGE_NAMES.get(r, r) for r in group])
         ax.invert_yaxis()
         ax.xaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
-        ax.set_xlabel("mean leads per run")
+        ax.set_xlabel("mean leads lost per run (count)")
     axes[1].legend(loc="lower right")
     fig.suptitle("Where leads leave the funnel, per scenario")
     return fig, (axes[0], axes[1])
 
 
 def lever_waterfall_chart(
-    attribution: pd.DataFrame, start: float, labels: tuple[str, str], metric: str = "revenue", ax: Axes | None = None
+    attribution: pd.DataFrame,
+    start: float,
+    labels: tuple[str, str],
+    metric: str = "revenue",
+    ax: Axes | None = None,
+    *,
+    currency: str = "",
 ) -> tuple[Figure, Axes]:
     """From the first scenario to the second, one step per lever (its Shapley contribution).
+
+    The value axis starts at zero, so a step's height reads against the whole: a truncated axis
+    would make a 5% step look like a doubling. Each step is labelled with its signed amount.
 
     Parameters
     ----------
@@ -124,21 +143,28 @@ def lever_waterfall_chart(
         The first scenario's mean (the first bar).
     labels
         The two scenarios' names.
+    currency
+        Unit of the metric, shown in the axis label (the currency for revenue).
     """
     check_table(attribution, "attribution", ("lever", "contribution", "ci_low", "ci_high"))
     steps = attribution[attribution["lever"] != "total"]
     fig, ax = figure_and_axes(ax, (max(7.0, 1.1 * len(steps) + 3.0), 4.8))
     level = start
     ax.bar(0, start, color=BAR_COLOR)
+    ax.annotate(compact_amount(start), xy=(0, start), xytext=(0, 3), textcoords="offset points", ha="center")
     for i, row in enumerate(steps.itertuples(), start=1):
         delta = float(row.contribution)
         ax.bar(i, delta, bottom=level, color="#55A868" if delta >= 0 else "#C44E52")
         err = [[delta - row.ci_low], [row.ci_high - delta]]
         ax.errorbar(i, level + delta, yerr=np.nan_to_num(np.abs(err)), color="black", capsize=3, linewidth=1)
         ax.plot([i - 1.4, i + 0.4], [level, level], color="grey", linewidth=0.6)
+        sign = "+" if delta >= 0 else "−"
+        ax.annotate(f"{sign}{compact_amount(abs(delta))}", xy=(i, max(level, level + delta)), xytext=(9, 3),
+                    textcoords="offset points", ha="left", fontsize="small")  # fmt: skip
         level += delta
     end = len(steps) + 1
     ax.bar(end, level, color=LINE_COLOR)
+    ax.annotate(compact_amount(level), xy=(end, level), xytext=(0, 3), textcoords="offset points", ha="center")
     ax.plot([end - 1.4, end + 0.4], [level, level], color="grey", linewidth=0.6)
     names = [labels[0], *[str(n) for n in steps["lever"]], labels[1]]
     ax.set_xticks(np.arange(end + 1), labels=names)
@@ -147,10 +173,10 @@ def lever_waterfall_chart(
         text.set_horizontalalignment("right")
         text.set_rotation_mode("anchor")
     ax.yaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
-    ax.set_ylabel(f"mean {metric} per run")
-    # Start the axis one span below the lowest step, so the steps are not lost on top of tall bars.
+    ax.set_ylabel(f"mean {metric} per run" + (f" ({currency})" if currency else ""))
     levels = start + np.concatenate([[0.0], np.cumsum(steps["contribution"].to_numpy(float))])
-    span = levels.max() - levels.min()
-    ax.set_ylim(bottom=max(0.0, levels.min() - max(span, 0.05 * abs(levels.min()))))
+    high = float(np.nanmax(np.append(levels, 0.0)))
+    ax.set_ylim(min(0.0, float(np.nanmin(levels))), 1.12 * high if high > 0 else 1.0)  # from zero; room for labels
+    ax.set_xlabel("scenario, then one lever at a time (Shapley contribution)")
     ax.set_title(f"What each lever contributes to the {metric} gap (Shapley values, whiskers: 95% CI)")
     return fig, ax

@@ -22,6 +22,9 @@ from funnelsim.report.figures.style import (
 
 __all__ = ["plan_waterfall_chart", "quota_chart", "tradeoff_chart"]
 
+LATER_STAGES = ("mqls", "sqls", "opportunities", "wins")
+"""The stages of the quota chart's lower panel (the sheet's other rows, revenue, are in currency)."""
+
 
 def plan_waterfall_chart(stages: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
     """The reverse waterfall of a plan: volume per stage over the period, analytic vs. simulated.
@@ -36,25 +39,33 @@ def plan_waterfall_chart(stages: pd.DataFrame, ax: Axes | None = None) -> tuple[
     Returns
     -------
     (fig, ax)
-        Paired horizontal bars on a log scale (stages span orders of magnitude); the
-        simulated bar has a P10–P90 whisker.
+        Paired horizontal bars on a linear axis from zero (counts are read as counts: the late
+        stages are short bars, each labelled with its value); the simulated bar has a P10–P90
+        whisker.
     """
     check_table(stages, "stages", ("stage", "analytic", "simulated_mean", "simulated_p10", "simulated_p90"))
     table = stages.set_index("stage").loc[[s for s in STAGE_NAMES if s in set(stages["stage"])]]
     fig, ax = figure_and_axes(ax, (8.5, 1.4 + 0.7 * len(table)))
     y = np.arange(len(table))
+    analytic = table["analytic"].to_numpy(float)
     sim = table["simulated_mean"].to_numpy(float)
-    err = np.vstack([sim - table["simulated_p10"].to_numpy(float), table["simulated_p90"].to_numpy(float) - sim])
-    ax.barh(y - 0.2, table["analytic"], height=0.38, color="0.65", label="analytic (no queues, mean)")
+    p90 = table["simulated_p90"].to_numpy(float)
+    err = np.vstack([sim - table["simulated_p10"].to_numpy(float), p90 - sim])
+    ax.barh(y - 0.2, analytic, height=0.38, color="0.65", label="analytic (no queues, mean)")
     ax.barh(
         y + 0.2, sim, height=0.38, color=BAR_COLOR, xerr=np.maximum(err, 0), capsize=3, label="simulated plan (P10–P90)"
     )
-    for i, value in enumerate(sim):
-        ax.annotate(f"{value:,.0f}", xy=(value, y[i] + 0.2), xytext=(4, 0), textcoords="offset points", va="center")
+    for i in range(len(table)):
+        ax.annotate(f"{analytic[i]:,.0f}", xy=(analytic[i], y[i] - 0.2), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize="small", color="0.35")  # fmt: skip
+        right = max(sim[i], p90[i]) if np.isfinite(p90[i]) else sim[i]
+        ax.annotate(f"{sim[i]:,.0f}", xy=(right, y[i] + 0.2), xytext=(4, 0), textcoords="offset points", va="center")
     ax.set_yticks(y, labels=[STAGE_NAMES[s] for s in table.index])
     ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlabel("count in the period (log scale)")
+    top = float(np.nanmax(np.concatenate([analytic, sim, p90]), initial=0.0))
+    ax.set_xlim(0, 1.25 * top if top > 0 else 1.0)  # room for the labels
+    ax.xaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
+    ax.set_xlabel("leads reaching the stage in the plan's period (count)")
     ax.legend(loc="lower right")
     ax.set_title("Reverse waterfall: what the goal needs at each stage")
     return fig, ax
@@ -73,7 +84,8 @@ def quota_chart(sheet: pd.DataFrame) -> tuple[Figure, tuple[Axes, Axes]]:
     -------
     (fig, (leads_ax, stages_ax))
         Top: stacked bars of leads per source, lead-in months lighter. Bottom: MQL,
-        SQL, opportunity and win targets per month, labelled with the owning team.
+        SQL, opportunity and win targets per month on a linear axis from zero, each line
+        labelled with the owning team and its monthly range (so wins read as numbers too).
     """
     check_table(sheet, "sheet", ("month", "phase", "stage", "source", "team", "target"))
     fig = Figure(figsize=(10.0, 7.0), layout="constrained")
@@ -93,25 +105,24 @@ def quota_chart(sheet: pd.DataFrame) -> tuple[Figure, tuple[Axes, Axes]]:
         top.bar(x[lead_in], values[lead_in], bottom=base[lead_in], color=color, alpha=0.45)
         base += values
     top.set_ylim(0, 1.3 * float(base.max(initial=0.0)) or 1.0)  # headroom for the legend
-    top.set_ylabel("leads per month")
+    top.set_ylabel("lead target per month (count)")
     top.yaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
     top.legend(loc="upper left", ncols=min(4, len(leads.columns)), title="leads by source")
     top.set_title("Marketing: lead quotas per month" + (" (lighter: lead-in months)" if lead_in.any() else ""))
-    for i, stage in enumerate(("mqls", "sqls", "opportunities", "wins")):
+    for i, stage in enumerate(LATER_STAGES):
         rows = sheet[sheet["stage"] == stage].set_index("month").reindex(months)
         team = str(rows["team"].dropna().iloc[0]) if rows["team"].notna().any() else ""
-        bottom.plot(
-            x,
-            rows["target"].to_numpy(float),
-            marker="o",
-            color=SERIES_COLORS[i],
-            label=f"{STAGE_NAMES[stage]} ({team})",
-        )
-    bottom.set_yscale("log")
-    low, high = bottom.get_ylim()
-    bottom.set_ylim(low, high * 8)  # headroom for the legend
-    bottom.set_ylabel("per month (log scale)")
-    bottom.legend(loc="upper left", ncols=4)
+        values = rows["target"].to_numpy(float)
+        # The range in the legend: a small stage (wins) reads as a number on the linear axis too.
+        span = f": {np.nanmin(values):,.0f}–{np.nanmax(values):,.0f} a month" if np.isfinite(values).any() else ""
+        bottom.plot(x, values, marker="o", color=SERIES_COLORS[i], label=f"{STAGE_NAMES[stage]} ({team}){span}")
+    later = sheet.loc[sheet["stage"].isin(LATER_STAGES), "target"].to_numpy(float)  # not revenue, not headcount
+    high = float(np.nanmax(later, initial=0.0))
+    bottom.set_ylim(0, 1.35 * high if high > 0 else 1.0)  # a linear axis from zero; headroom for the legend
+    bottom.yaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
+    bottom.set_ylabel("target per month (count)")
+    bottom.set_xlabel("month")
+    bottom.legend(loc="upper left", ncols=2, fontsize="small")
     bottom.set_title("Targets per stage (simulated mean of the plan) and the team that owns them")
     month_ticks(bottom, x, months)
     return fig, (top, bottom)
@@ -154,7 +165,7 @@ def tradeoff_chart(tradeoff: pd.DataFrame, currency: str, ax: Axes | None = None
     )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("extra AEs hired at the start of the lead-in")
-    ax.set_ylabel("lead volume (x today's)")
+    ax.set_ylabel("lead volume (multiple of today's)")
     ax.legend(loc="upper right")
     ax.set_title(f"Leads vs. reps at equal confidence (labels: cost in the period, {currency})")
     return fig, ax

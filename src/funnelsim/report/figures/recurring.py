@@ -98,6 +98,7 @@ def arr_waterfall_chart(bridge: pd.DataFrame, currency: str, ax: Axes | None = N
     ax.yaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
     top = float(np.nanmax(steps[["bottom", "top"]].to_numpy(), initial=0.0))
     ax.set_ylim(0, 1.15 * top if top > 0 else 1.0)
+    ax.set_xlabel("step of the bridge over the horizon")
     ax.set_ylabel(f"annual recurring revenue ({currency})")
     ax.set_title("ARR bridge: opening + new + expansion − contraction − churn = closing")
     return fig, ax

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter, StrMethodFormatter
 
 from funnelsim.report.figures.style import (
@@ -39,13 +40,23 @@ from funnelsim.report.figures.style import (
     period_labels,
 )
 
-__all__ = ["capacity_chart", "funnel_chart", "leakage_chart", "revenue_chart"]
+__all__ = ["OPEN_LABEL", "WON_LABEL", "capacity_chart", "funnel_chart", "leakage_chart", "revenue_chart"]
+
+OTHER_COLOR = "#A1C9F4"
+LOSS_COLOR = "#C44E52"
+OPEN_COLOR = "0.6"
+WON_COLOR = "#55A868"
 
 
 def funnel_chart(
-    volumes: pd.Series, ax: Axes | None = None, *, conversions: Mapping[str, float] | None = None
+    volumes: pd.Series,
+    ax: Axes | None = None,
+    *,
+    conversions: Mapping[str, float] | None = None,
+    prospected: int | None = None,
+    pipeline: int | None = None,
 ) -> tuple[Figure, Axes]:
-    """Horizontal bars of the leads reaching each stage, top of the funnel first.
+    """Horizontal bars of the leads reaching each stage, top of the funnel first, on a linear axis.
 
     Parameters
     ----------
@@ -58,8 +69,17 @@ def funnel_chart(
         Stage-to-stage conversions as returned by ``metrics.conversions``
         (keys such as ``"mql_to_sql"``). Each bar after the first is annotated with
         its conversion from the stage above; without this mapping (or for a key it
-        lacks) the annotation is the ratio of the two volumes, which can exceed 100%
-        when AEs source opportunities themselves.
+        lacks) the annotation is the ratio of the two volumes.
+        With ``conversions`` (cohort shares), a stage that holds more than the share of the
+        stage above (a warm start's MQLs from leads created before day 0, AEs' own
+        opportunities, wins of deals open on day 0) is split: the part from the stage above,
+        and the rest drawn lighter, both counted in the label ("752: 711 from SQLs (74.1% of
+        SQLs) + 41 prospected by AEs").
+    prospected
+        Opportunities the AEs sourced themselves (source ``prospecting``), when the caller
+        knows them, and ``pipeline`` the deals of an initial pipeline (open on day 0): when they
+        account for the rest of the opportunities bar, the label counts each ("+ 44 prospected by
+        AEs + 120 open on day 0").
 
     Returns
     -------
@@ -67,7 +87,7 @@ def funnel_chart(
     """
     stages = [str(s) for s in volumes.index]
     counts = volumes.to_numpy(dtype=float)
-    fig, ax = figure_and_axes(ax, (7.5, 1.2 + 0.6 * max(len(stages), 1)))
+    fig, ax = figure_and_axes(ax, (8.5, 1.2 + 0.6 * max(len(stages), 1)))
     y = np.arange(len(stages))
     ax.barh(y, counts, height=0.6, color=BAR_COLOR)
     ax.set_yticks(y, labels=[STAGE_NAMES.get(s, s) for s in stages])
@@ -75,15 +95,15 @@ def funnel_chart(
     for i, count in enumerate(counts):
         text = f"{count:,.0f}"
         if i > 0:
-            above = stages[i - 1]
-            key = f"{SINGULAR.get(above, above)}_to_{SINGULAR.get(stages[i], stages[i])}"
-            if conversions is not None and key in conversions:
-                rate = float(conversions[key])
-            else:
-                rate = count / counts[i - 1] if counts[i - 1] else math.nan
-            text += f"  ({percent(rate)} of {STAGE_IN_TEXT.get(above, above)})"
+            text = _stage_text(ax, stages, counts, i, conversions, (prospected, pipeline))
         ax.annotate(text, xy=(count, y[i]), xytext=(4, 0), textcoords="offset points", va="center", ha="left")
-    if np.any(counts[1:] > counts[:-1]):
+    if len(ax.patches) > len(counts):  # a stage was split by origin
+        handles = [
+            Patch(color=BAR_COLOR, label="from the stage above"),
+            Patch(facecolor=OTHER_COLOR, hatch="//", edgecolor="white", label="another way (see label)"),
+        ]
+        ax.legend(handles=handles, loc="center right", fontsize="small")
+    if np.any(counts[1:] > counts[:-1]) and conversions is None:
         ax.annotate(
             "A stage can outnumber the one above it: AEs also source opportunities themselves.",
             xy=(1.0, 0.0),
@@ -96,11 +116,57 @@ def funnel_chart(
             color="0.4",
         )
     top = float(np.nanmax(counts)) if len(counts) else 0.0
-    ax.set_xlim(0, 1.45 * top if top > 0 else 1.0)  # room for the annotations
+    ax.set_xlim(0, 1.6 * top if top > 0 else 1.0)  # room for the annotations
     ax.xaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
     ax.set_xlabel("leads reaching the stage (count)")
     ax.set_title("Funnel: leads reaching each stage, and conversion from the stage above")
     return fig, ax
+
+
+OTHER_ORIGINS = {
+    "mqls": "from leads created before day 0",
+    "sqls": "not from an MQL",
+    "opportunities": "not from an SQL (prospected, or open on day 0)",
+    "wins": "from deals open on day 0",
+}
+"""Where the part of a stage that did not come from the stage above came from (a warm start's
+nurture pool and open deals, AEs' own prospecting, an initial pipeline)."""
+
+
+def _stage_text(
+    ax: Axes,
+    stages: list[str],
+    counts: np.ndarray,
+    i: int,
+    conversions: Mapping[str, float] | None,
+    origins: tuple[int | None, int | None],
+) -> str:
+    """The label of stage ``i``: its count and what share of the stage above it converted.
+
+    With a cohort conversion, the bar is split: ``conversion × stage above`` came from the stage
+    above, the rest another way (:data:`OTHER_ORIGINS`); that part is drawn lighter and hatched and
+    the label names both counts, so that no reader divides the whole bar by the stage above.
+    """
+    above, stage, count = stages[i - 1], stages[i], counts[i]
+    key = f"{SINGULAR.get(above, above)}_to_{SINGULAR.get(stage, stage)}"
+    above_text = STAGE_IN_TEXT.get(above, above)
+    if conversions is None or key not in conversions:
+        rate = count / counts[i - 1] if counts[i - 1] else math.nan
+        return f"{count:,.0f}  ({percent(rate)} of {above_text})"
+    rate = float(conversions[key])
+    text = f"{count:,.0f}  ({percent(rate)} of {above_text})"
+    if not math.isfinite(rate):
+        return text
+    from_above = round(rate * counts[i - 1])
+    other = int(count - from_above)
+    if other <= 0:
+        return text
+    ax.barh(i, other, left=from_above, height=0.6, color=OTHER_COLOR, hatch="//", edgecolor="white")
+    rest = f"{other:,} {OTHER_ORIGINS.get(stage, f'not from {above_text}')}"
+    named = [(n, what) for n, what in zip(origins, ("prospected by AEs", "open on day 0"), strict=True) if n]
+    if stage == "opportunities" and named and sum(n for n, _ in named) == other:
+        rest = " + ".join(f"{n:,} {what}" for n, what in named)
+    return f"{count:,.0f}: {from_above:,} from {above_text} ({percent(rate)} of {above_text}) + {rest}"
 
 
 def revenue_chart(revenue_by_month: pd.DataFrame, currency: str, ax: Axes | None = None) -> tuple[Figure, Axes]:
@@ -216,44 +282,79 @@ def _draw_teams(ax: Axes, queue_ax: Axes, table: pd.DataFrame, teams: list[str],
     return handles
 
 
+OPEN_LABEL = "still in the funnel at the horizon"
+WON_LABEL = "won"
+
+
 def leakage_chart(leakage: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
-    """Horizontal bars of why leads left the funnel, largest loss first.
+    """Where every lead ended at the horizon: one bar per way of leaving the funnel (largest loss
+    first), then the leads still in the funnel and those won, so the bars cover all leads.
 
     Parameters
     ----------
     leakage
         ``metrics.leakage``: columns ``reason``, ``leads`` and ``share_of_leads``,
-        optionally ``kind``. Only losses are drawn: rows whose ``kind`` is ``"leak"``,
-        or, without a ``kind`` column, every row but the informational ones
-        (:data:`INFO_REASONS`: recycled, recycled then won, still open).
+        optionally ``kind``. Losses are the rows whose ``kind`` is ``"leak"`` or, without a
+        ``kind`` column, every row but the informational ones (:data:`INFO_REASONS`). The
+        ``still_open`` row (``kind == "open"``) is drawn as "still in the funnel at the
+        horizon". The won leads are the rest of all leads: with ``share_of_leads``, all leads
+        are ``leads ÷ share_of_leads`` of any row, and the leaks, the open leads and the wins
+        add up to them (``metrics.leakage``), so the shares of the bars sum to 100%.
     ax
         Axes to draw into; a new figure when omitted.
 
     Returns
     -------
     (fig, ax)
+        Losses in red, still in the funnel in grey, won in green.
     """
+    reasons_col = leakage["reason"].astype(str)
     if "kind" in leakage:
         losses = leakage[leakage["kind"].astype(str) == "leak"]
     else:
-        losses = leakage[~leakage["reason"].astype(str).isin(INFO_REASONS)]
+        losses = leakage[~reasons_col.isin(INFO_REASONS)]
     losses = losses.sort_values("leads", ascending=False, kind="stable")
-    reasons = [str(r) for r in losses["reason"]]
-    counts = losses["leads"].to_numpy(dtype=float)
-    shares = (
-        losses["share_of_leads"].to_numpy(dtype=float) if "share_of_leads" in losses else np.full(len(counts), np.nan)
-    )
-    fig, ax = figure_and_axes(ax, (8.0, 1.2 + 0.5 * max(len(reasons), 1)))
-    y = np.arange(len(reasons))
-    ax.barh(y, counts, height=0.6, color="#C44E52")
-    ax.set_yticks(y, labels=[LEAKAGE_NAMES.get(r, r.replace("_", " ")) for r in reasons])
+    names = [LEAKAGE_NAMES.get(str(r), str(r).replace("_", " ")) for r in losses["reason"]]
+    counts = list(losses["leads"].to_numpy(dtype=float))
+    colors = [LOSS_COLOR] * len(counts)
+    open_rows = leakage[reasons_col == "still_open"]
+    total = _all_leads(leakage)
+    if len(open_rows):
+        names.append(OPEN_LABEL)
+        counts.append(float(open_rows["leads"].iloc[0]))
+        colors.append(OPEN_COLOR)
+        if math.isfinite(total):
+            names.append(WON_LABEL)
+            counts.append(max(total - sum(counts), 0.0))
+            colors.append(WON_COLOR)
+    values = np.asarray(counts, dtype=float)
+    fig, ax = figure_and_axes(ax, (8.5, 1.4 + 0.5 * max(len(names), 1)))
+    y = np.arange(len(names))
+    ax.barh(y, values, height=0.6, color=colors)
+    ax.set_yticks(y, labels=names)
     ax.invert_yaxis()
-    for i, (count, share) in enumerate(zip(counts, shares, strict=True)):
-        text = f"{count:,.0f}" if math.isnan(share) else f"{count:,.0f}  ({percent(share)} of leads)"
+    for i, count in enumerate(values):
+        text = f"{count:,.0f}" if not math.isfinite(total) else f"{count:,.0f}  ({percent(count / total)} of leads)"
         ax.annotate(text, xy=(count, y[i]), xytext=(4, 0), textcoords="offset points", va="center", ha="left")
-    top = float(np.nanmax(counts)) if len(counts) else 0.0
+    top = float(np.nanmax(values)) if len(values) else 0.0
     ax.set_xlim(0, 1.45 * top if top > 0 else 1.0)
     ax.xaxis.set_major_formatter(StrMethodFormatter(THOUSANDS))
-    ax.set_xlabel("leads lost (count)")
-    ax.set_title("Where leads leave the funnel")
+    every = (
+        "" if not math.isfinite(total) else f"; shares of all {total:,.0f} leads of the run, incl. those open on day 0"
+    )
+    ax.set_xlabel("leads (count)" + every)
+    ax.set_title("Where the leads are at the horizon: lost, still in the funnel, or won")
     return fig, ax
+
+
+def _all_leads(leakage: pd.DataFrame) -> float:
+    """All leads of the run, read back from a row's count and share (NaN when no row says)."""
+    if "share_of_leads" not in leakage:
+        return math.nan
+    shares = leakage["share_of_leads"].to_numpy(dtype=float)
+    counts = leakage["leads"].to_numpy(dtype=float)
+    usable = np.isfinite(shares) & (shares > 0)
+    if not usable.any():
+        return math.nan
+    best = int(np.argmax(np.where(usable, counts, -1.0)))  # the largest count: the least rounding in its share
+    return float(round(counts[best] / shares[best]))

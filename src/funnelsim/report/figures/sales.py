@@ -77,7 +77,7 @@ def attainment_chart(attainment: pd.DataFrame, ax: Axes | None = None) -> tuple[
     ax.set_xlim(0, edges[-1])
     ax.set_ylim(0, max(1.0, 1.25 * float(np.histogram(values, bins=edges)[0].max(initial=0))))
     ax.set_xlabel("attainment (bookings ÷ ramped quota)")
-    ax.set_ylabel("AEs")
+    ax.set_ylabel("AEs (count)")
     ax.legend(loc="upper left")
     ax.set_title("Quota attainment of the AEs")
     return fig, ax

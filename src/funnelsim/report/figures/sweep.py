@@ -4,6 +4,7 @@ heat map over two, and the tornado of ``funnelsim sensitivity``."""
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, StrMethodFormatter
 
+from funnelsim.model.labels import parameter_label
 from funnelsim.report.figures.style import (
     BAR_COLOR,
     GOAL_COLOR,
@@ -35,8 +37,13 @@ def sweep_chart(
     unit: str = "",
     best: Any = None,
     ax: Axes | None = None,
+    *,
+    currency: str | None = None,
 ) -> tuple[Figure, Axes]:
     """A metric against one swept parameter: the mean, its 95% CI band and the P10–P90 band.
+
+    The parameter is named in words with its unit (:func:`funnelsim.model.labels.parameter_label`;
+    ``currency`` for its amounts).
 
     Parameters
     ----------
@@ -64,15 +71,23 @@ def sweep_chart(
     if not numeric:
         ax.set_xticks(x, labels=[str(v) for v in values])
     ax.yaxis.set_major_formatter(StrMethodFormatter(THOUSANDS if np.nanmax(np.abs(mean)) >= 100 else "{x:,.3g}"))
-    ax.set_xlabel(parameter)
-    ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
+    if np.nanmin(np.concatenate([p10, lo, mean])) >= 0:
+        ax.set_ylim(bottom=0)  # a non-negative metric from zero: the bands read against the whole
+    ax.set_xlabel(parameter_label(parameter, currency=currency))
+    ax.set_ylabel(f"{metric} over the horizon" + (f" ({unit})" if unit else ""))
     ax.legend(loc="best", fontsize="small")
-    ax.set_title(f"{metric} against {parameter} (same seeds at every point)")
+    ax.set_title(f"{metric.capitalize()} along the sweep (same seeds at every point)")
     return fig, ax
 
 
 def sweep_heatmap(
-    table: pd.DataFrame, parameters: Sequence[str], metric: str = "revenue", unit: str = "", ax: Axes | None = None
+    table: pd.DataFrame,
+    parameters: Sequence[str],
+    metric: str = "revenue",
+    unit: str = "",
+    ax: Axes | None = None,
+    *,
+    currency: str | None = None,
 ) -> tuple[Figure, Axes]:
     """Mean of a metric over a grid of two parameters, each cell labelled; the best cell outlined.
 
@@ -103,14 +118,19 @@ def sweep_heatmap(
     if np.isfinite(data).any():
         i, j = np.unravel_index(np.nanargmax(data), data.shape)
         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor=GOAL_COLOR, linewidth=2))
-    ax.set_xlabel(cols_p)
-    ax.set_ylabel(rows_p)
+    ax.set_xlabel(parameter_label(cols_p, currency=currency))
+    ax.set_ylabel(parameter_label(rows_p, currency=currency))
     ax.set_title(f"Mean {metric} (outlined: highest)")
     return fig, ax
 
 
-def tornado_chart(table: pd.DataFrame, unit: str = "", top: int = 15, ax: Axes | None = None) -> tuple[Figure, Axes]:
+def tornado_chart(
+    table: pd.DataFrame, unit: str = "", top: int = 15, ax: Axes | None = None, *, currency: str | None = None
+) -> tuple[Figure, Axes]:
     """One-at-a-time sensitivity as a tornado: per parameter, the effect of its low and high value.
+
+    Each parameter is named in words with its unit (:func:`funnelsim.model.labels.parameter_label`,
+    amounts in ``currency``), its low and high value on the line below.
 
     Parameters
     ----------
@@ -126,7 +146,7 @@ def tornado_chart(table: pd.DataFrame, unit: str = "", top: int = 15, ax: Axes |
         table, "table", [*needed, "low_diff_ci_low", "low_diff_ci_high", "high_diff_ci_low", "high_diff_ci_high"]
     )
     rows = table.head(top).iloc[::-1]  # largest swing at the top
-    fig, ax = figure_and_axes(ax, (9.0, 0.45 * len(rows) + 1.6))
+    fig, ax = figure_and_axes(ax, (10.0, 0.62 * len(rows) + 1.6))
     y = np.arange(len(rows))
     for side, color, offset in (("low", BAR_COLOR, -0.2), ("high", LINE_COLOR, 0.2)):
         diff = rows[f"{side}_diff"].to_numpy(float)
@@ -137,7 +157,7 @@ def tornado_chart(table: pd.DataFrame, unit: str = "", top: int = 15, ax: Axes |
                 label=f"parameter {side}")  # fmt: skip
     ax.axvline(0, color="black", linewidth=0.8)
     labels = [
-        f"{p}  ({tick_label(lo)} / {tick_label(hi)})"
+        _wrapped(parameter_label(str(p), currency=currency)) + f"\nlow {tick_label(lo)} / high {tick_label(hi)}"
         for p, lo, hi in zip(rows["parameter"], rows["low_value"], rows["high_value"], strict=True)
     ]
     ax.set_yticks(y, labels=labels, fontsize="small")
@@ -146,6 +166,14 @@ def tornado_chart(table: pd.DataFrame, unit: str = "", top: int = 15, ax: Axes |
     ax.set_xlabel(
         f"change in mean {metric} against the base" + (f" ({unit})" if unit else "") + "; whiskers: paired 95% CI"
     )
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="best", fontsize="small")
     ax.set_title(f"Sensitivity of {metric}, one parameter at a time")
     return fig, ax
+
+
+def _wrapped(label: str, width: int = 44) -> str:
+    """A tick label on lines of ``width`` characters; the unit in brackets is never split."""
+    head, bracket, unit = label.rpartition(" (")
+    if bracket and unit.endswith(")"):
+        label = head + " (" + unit.replace(" ", "\N{NO-BREAK SPACE}")
+    return "\n".join(textwrap.wrap(label, width))
