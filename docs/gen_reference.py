@@ -33,6 +33,7 @@ from pydantic import AfterValidator, BaseModel, TypeAdapter
 from pydantic.fields import FieldInfo
 
 from funnelsim.model import distributions
+from funnelsim.model.labels import parameter_unit
 from funnelsim.model.loading import parse_scenario
 from funnelsim.model.paths import apply_overrides
 from funnelsim.model.scenario import Scenario, ScenarioError, segment_sections
@@ -42,43 +43,6 @@ TARGET = ROOT / "docs" / "scenario-reference.md"
 BASELINE = ROOT / "scenarios" / "baseline.toml"
 
 # Units of keys whose name does not carry one (the rules in `unit` read the rest).
-UNIT_BY_NAME = {
-    "accelerator": "multiplier",
-    "attainment_cap": "share of quota",
-    "arr": "currency per year",
-    "attrition_per_year": "share per year",
-    "bookings_target_by_month": "currency",
-    "bookings_target_per_year": "currency per year",
-    "count": "people",
-    "deal_size": "currency",
-    "deal_size_by_persona": "currency",
-    "engagement_response": "multiplier",
-    "engagement_weight": "weight 0–1",
-    "fit": "score 0–1",
-    "fit_effect": "log-odds per unit of fit",
-    "fit_weight": "weight 0–1",
-    "initial_engagement": "score 0–1",
-    "max_open_opportunities": "deals per AE",
-    "max_leads_per_month": "leads per month",
-    "max_times": "times",
-    "odds_multiplier": "odds ratio",
-    "ote_per_year": "currency per year",
-    "quota_per_year": "currency per year",
-    "quota_ramp": "share of quota",
-    "price": "currency per unit",
-    "quantity": "units",
-    "probability_per_month": "share per month",
-    "renewals": "renewals",
-    "size_fraction": "fraction of ARR",
-    "size_fraction_at_renewal": "fraction of ARR",
-    "term_months": "months",
-    "seasonality": "multiplier",
-    "spend_per_month": "currency per month",
-    "threshold": "score 0–1",
-    "working_hours": "local time",
-    "business_days": "day names",
-    "time_zone": "IANA name",
-}
 
 # Fields that have no ``Field(description=...)`` in scenario.py yet.
 FALLBACK_DESCRIPTIONS = {
@@ -348,22 +312,9 @@ def describe(tp: Any, meta: list[Any]) -> TypeInfo:
 
 
 def unit(name: str, info: TypeInfo) -> str:
-    """Unit of a key, read from its name (see the module docstring of funnelsim.model.scenario)."""
-    if name in UNIT_BY_NAME:
-        return UNIT_BY_NAME[name]
-    if name.endswith("_days"):
-        return "days"
-    if name.endswith("_hours"):
-        return "hours"
-    if name.startswith("cost_per_"):
-        return "currency per " + name.removeprefix("cost_per_").replace("_", " ")
-    if name.startswith("cost_"):
-        return "currency"
-    if "_per_" in name:
-        return name.replace("_per_", " per ").replace("_", " ").replace(" ae ", " AE ")
-    if info.share:
-        return "share 0–1"
-    return "–"
+    """Unit of a key, read from its name (see the module docstring of funnelsim.model.scenario), the one rule
+    the figures' labels use too (:func:`funnelsim.model.labels.parameter_unit`)."""
+    return parameter_unit(name) or ("share 0–1" if info.share else "–")
 
 
 # ---------------------------------------------------------------------------
