@@ -36,11 +36,15 @@ class BrowserMissing(RuntimeError):
 
 
 def chromium_path() -> str:
-    """The Chromium executable: ``$FUNNELSIM_CHROMIUM``, else ``/usr/bin/chromium``, else ``chromium`` on PATH."""
-    for candidate in (os.environ.get("FUNNELSIM_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+    """The Chromium executable: ``$FUNNELSIM_CHROMIUM`` if set (and then only it), else ``/usr/bin/chromium``,
+    else ``chromium`` on PATH."""
+    given = os.environ.get("FUNNELSIM_CHROMIUM")
+    candidates = [given] if given else ["/usr/bin/chromium", shutil.which("chromium")]
+    for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
-    raise BrowserMissing(f"no Chromium found at /usr/bin/chromium or on PATH; {INSTALL}")
+    where = f"FUNNELSIM_CHROMIUM={given}" if given else "/usr/bin/chromium or on PATH"
+    raise BrowserMissing(f"no Chromium at {where}; {INSTALL}")
 
 
 @contextmanager
