@@ -208,6 +208,30 @@ def run_page(result: RunResult, tables: dict[str, pd.DataFrame], doc: dict[str, 
     stats = tables["summary.csv"].iloc[0]
     answer = f"Revenue over {_period(sc)}: {short_money(stats['revenue'])} {cur} from {count(stats['wins'])} wins."
     note = f"One simulated run (seed {result.seed}), so no range: run it with --runs 200 for P10–P90 and P(goal)."
+    cycle = stats["median_cycle_days"]
+    return {
+        "title": f"{sc.name}: one year simulated" if sc.horizon_days == 365 else f"{sc.name}: one run",
+        "description": sc.description,
+        "question": f"What will {sc.name} book over {_period(sc)}, and where do its leads go?",
+        "answer": answer,
+        "answer_note": note,
+        "key_numbers": [
+            ("revenue", short_money(stats["revenue"]), cur),
+            ("wins", count(stats["wins"]), f"{percent(stats['win_rate'])} of closed deals"),
+            ("average deal", short_money(stats["average_deal_size"]), cur),
+            ("median cycle", f"{cycle:.0f} days" if math.isfinite(cycle) else "n/a", "opportunity to win"),
+            ("CAC", short_money(stats["cac"]), f"{cur} per win"),
+            ("reps busy", f"{percent(stats['ae_utilisation'])}", f"AEs; SDRs {percent(stats['sdr_utilisation'])}"),
+        ],
+        "assumptions": assumptions({sc.name: sc}),
+        "tables": _run_tables(stats, tables, cur),
+        "figure_captions": RUN_FIGURES,
+        "metadata": metadata(doc),
+    }
+
+
+def _run_tables(stats: pd.Series, tables: dict[str, pd.DataFrame], cur: str) -> list[HtmlTable]:
+    """A run's tables: headline numbers, funnel, quarters, leakage, time in stage, sources."""
     headline = [
         ("revenue booked", money(stats["revenue"]), cur),
         ("wins", count(stats["wins"]), "deals"),
@@ -227,7 +251,10 @@ def run_page(result: RunResult, tables: dict[str, pd.DataFrame], doc: dict[str, 
         ("wins", "wins", "opportunity_to_win"),
     ]
     quarters = tables["revenue_by_quarter.csv"]
-    out = [
+    stages = [(k, k.replace("mqls", "MQLs").replace("sqls", "SQLs"), "count") for k in FUNNEL_KEYS]
+    spans = [("stage", "span", "text"), ("n", "leads", "count")]
+    spans += [(f"{k}_days", k.replace("p90", "P90"), "days") for k in ("mean", "median", "p90")]
+    return [
         HtmlTable(
             "Headline numbers",
             ["", "value", "unit"],
@@ -244,29 +271,28 @@ def run_page(result: RunResult, tables: dict[str, pd.DataFrame], doc: dict[str, 
         frame_table(
             quarters, f"Revenue by quarter ({cur})", _period_columns(quarters, cur), source="revenue_by_quarter.csv"
         ),
-        frame_table(tables["leakage.csv"], "Where leads left the funnel", None, source="leakage.csv"),
-        frame_table(tables["time_in_stage.csv"], "Time in each stage (days)", None, source="time_in_stage.csv"),
-        frame_table(tables["by_source.csv"], "By source", None, source="by_source.csv"),
+        _leakage_table(tables["leakage.csv"]),
+        frame_table(
+            tables["time_in_stage.csv"].assign(stage=lambda f: f["stage"].str.replace("_", " ")),
+            "Time in each stage (days)",
+            spans,
+            source="time_in_stage.csv",
+        ),
+        frame_table(
+            tables["by_source.csv"],
+            f"By source (revenue in {cur})",
+            [
+                ("source", "source", "text"),
+                *stages,
+                ("revenue", "revenue", "money"),
+                ("lead_to_win", "lead to win", "percent"),
+            ],
+            source="by_source.csv",
+        ),
     ]
-    return {
-        "title": f"{sc.name}: one year simulated" if sc.horizon_days == 365 else f"{sc.name}: one run",
-        "description": sc.description,
-        "question": f"What will {sc.name} book over {_period(sc)}, and where do its leads go?",
-        "answer": answer,
-        "answer_note": note,
-        "key_numbers": [
-            ("revenue", short_money(stats["revenue"]), cur),
-            ("wins", count(stats["wins"]), f"{percent(stats['win_rate'])} of closed deals"),
-            ("average deal", short_money(stats["average_deal_size"]), cur),
-            ("median cycle", f"{stats['median_cycle_days']:.0f} days", "opportunity to win"),
-            ("CAC", short_money(stats["cac"]), f"{cur} per win"),
-            ("reps busy", f"{percent(stats['ae_utilisation'])}", f"AEs; SDRs {percent(stats['sdr_utilisation'])}"),
-        ],
-        "assumptions": assumptions({sc.name: sc}),
-        "tables": out,
-        "figure_captions": RUN_FIGURES,
-        "metadata": metadata(doc),
-    }
+
+
+FUNNEL_KEYS = ("leads", "mqls", "sqls", "opportunities", "wins")
 
 
 RUN_FIGURES = {
@@ -278,6 +304,26 @@ RUN_FIGURES = {
     "pipeline_views": "Pipeline coverage and forecast categories by month.",
     "arr_bridge": "ARR bridge by month: new, expansion, contraction, churn.",
 }
+
+
+def _leakage_table(leakage: pd.DataFrame) -> HtmlTable:
+    """Where leads left, in words: a loss per reason, then what is not a loss (recycled, still open)."""
+    from funnelsim.report.figures.style import LEAKAGE_NAMES
+
+    words = {
+        **LEAKAGE_NAMES,
+        "recycled": "recycled to nurture (may still win)",
+        "recycled_then_won": "recycled, then won",
+        "still_open": "still in the funnel at the horizon",
+    }
+    frame = leakage.assign(reason=[words.get(r, str(r).replace("_", " ")) for r in leakage["reason"]])
+    columns = [
+        ("reason", "reason", "text"),
+        ("stage", "left from", "text"),
+        ("leads", "leads", "count"),
+        ("share_of_leads", "share of all leads", "percent"),
+    ]
+    return frame_table(frame, "Where leads left the funnel", columns, source="leakage.csv")
 
 
 def _period_columns(frame: pd.DataFrame, cur: str) -> list[tuple[str, str, str]]:
@@ -545,26 +591,6 @@ def comparison_page(comparison: Comparison, table: pd.DataFrame, doc: dict[str, 
     first = comparison.runs[labels[0]].scenario
     cur = first.currency
     runs = comparison.runs[labels[0]].completed
-    rows: list[list[str]] = []
-    strong: set[int] = set()
-    shown = table[table["metric"].isin([k for k, _ in COMPARED])]
-    names = dict(COMPARED)
-    for r in shown.to_dict("records"):
-        money_like = r["metric"] in ("revenue", "cac")
-        fmt = short_money if money_like else count
-        base = r["scenario"] == labels[0]
-        if base:
-            strong.add(len(rows))
-        rows.append(
-            [
-                names[r["metric"]] + (f" ({cur})" if money_like else ""),
-                r["scenario"],
-                fmt(r["mean"]),
-                f"{fmt(r['p10'])} – {fmt(r['p90'])}",
-                "" if base else _signed(r["difference"], fmt),
-                "" if base else f"{_signed(r['diff_ci_low'], fmt)} – {_signed(r['diff_ci_high'], fmt)}",
-            ]
-        )
     revenue = table[(table["metric"] == "revenue")].set_index("scenario")
     parts = []
     for label in labels[1:]:
@@ -574,39 +600,11 @@ def comparison_page(comparison: Comparison, table: pd.DataFrame, doc: dict[str, 
             f"(95% CI {_signed(r['diff_ci_low'], short_money)} to {_signed(r['diff_ci_high'], short_money)})"
         )
     answer = "; ".join(parts) + f", over {runs:,} common runs of {_period(first)}."
-    tables = [
-        HtmlTable(
-            f"{runs:,} common runs; difference = scenario − {labels[0]} (paired, 95% CI)",
-            ["metric", "scenario", "mean", "P10 – P90", "difference", "95% CI of the difference"],
-            rows,
-            "Every scenario runs on the same replications (common random numbers), so the paired "
-            "interval is narrower than two separate ones.",
-            "comparison.csv",
-            ["l", "l", "r", "r", "r", "r"],
-            strong,
-        )
-    ]
+    tables = [_comparison_table(table, labels, cur, runs)]
     notes = []
     if comparison.attribution is not None:
         levers = comparison.attribution.table()
-        a, b = comparison.attribution.labels
-        tables.append(
-            frame_table(
-                levers,
-                f"Revenue gap {b} − {a} by lever (Shapley values, {cur})",
-                [
-                    ("lever", "lever", "text"),
-                    ("contribution", "contribution", "money"),
-                    ("ci_low", "95% CI low", "money"),
-                    ("ci_high", "95% CI high", "money"),
-                    ("share_of_gap", "share of gap", "percent"),
-                    ("alone", f"alone (only this lever in {a})", "money"),
-                    ("parameters", "parameters", "text"),
-                ],
-                source="attribution.csv",
-                strong={len(levers) - 1},
-            )
-        )
+        tables.append(_attribution_table(levers, comparison.attribution.labels, cur))
         top = levers[levers["lever"] != "total"].sort_values("contribution", ascending=False).iloc[0]
         notes.append(
             f"The lever worth most: {top['lever']}, {short_money(top['contribution'])} {cur} "
@@ -629,6 +627,49 @@ def comparison_page(comparison: Comparison, table: pd.DataFrame, doc: dict[str, 
         },
         "metadata": metadata(doc),
     }
+
+
+def _comparison_table(table: pd.DataFrame, labels: list[str], cur: str, runs: int) -> HtmlTable:
+    """Each headline metric per scenario: mean, P10–P90, and the paired difference against the first."""
+    rows: list[list[str]] = []
+    strong: set[int] = set()
+    names = dict(COMPARED)
+    for r in table[table["metric"].isin(list(names))].to_dict("records"):
+        money_like = r["metric"] in ("revenue", "cac")
+        fmt = short_money if money_like else count
+        base = r["scenario"] == labels[0]
+        if base:
+            strong.add(len(rows))
+        rows.append(
+            [
+                names[r["metric"]] + (f" ({cur})" if money_like else ""),
+                r["scenario"],
+                fmt(r["mean"]),
+                f"{fmt(r['p10'])} – {fmt(r['p90'])}",
+                "" if base else _signed(r["difference"], fmt),
+                "" if base else f"{_signed(r['diff_ci_low'], fmt)} – {_signed(r['diff_ci_high'], fmt)}",
+            ]
+        )
+    return HtmlTable(
+        f"{runs:,} common runs; difference = scenario − {labels[0]} (paired, 95% CI)",
+        ["metric", "scenario", "mean", "P10 – P90", "difference", "95% CI of the difference"],
+        rows,
+        "Every scenario runs on the same replications (common random numbers), so the paired "
+        "interval is narrower than two separate ones.",
+        "comparison.csv",
+        ["l", "l", "r", "r", "r", "r"],
+        strong,
+    )
+
+
+def _attribution_table(levers: pd.DataFrame, labels: tuple[str, str], cur: str) -> HtmlTable:
+    a, b = labels
+    columns = [("lever", "lever", "text"), ("contribution", "contribution", "money")]
+    columns += [("ci_low", "95% CI low", "money"), ("ci_high", "95% CI high", "money")]
+    columns += [("share_of_gap", "share of gap", "percent"), ("alone", f"alone (only this lever in {a})", "money")]
+    columns += [("parameters", "parameters", "text")]
+    title = f"Revenue gap {b} − {a} by lever (Shapley values, {cur})"
+    return frame_table(levers, title, columns, source="attribution.csv", strong={len(levers) - 1})
 
 
 def _signed(x: float, fmt: Any) -> str:
