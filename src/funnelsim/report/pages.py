@@ -207,6 +207,12 @@ def run_page(result: RunResult, tables: dict[str, pd.DataFrame], doc: dict[str, 
     cur = sc.currency
     stats = tables["summary.csv"].iloc[0]
     answer = f"Revenue over {_period(sc)}: {short_money(stats['revenue'])} {cur} from {count(stats['wins'])} wins."
+    if "ending_arr" in stats:  # a subscription scenario: bookings are the new customers' ARR at signing
+        answer = (
+            f"New ARR booked over {_period(sc)}: {short_money(stats['revenue'])} {cur} from {count(stats['wins'])} "
+            f"wins; ARR at the end {short_money(stats['ending_arr'])} {cur} "
+            f"(net new {_signed(stats['net_new_arr'], short_money)})."
+        )
     note = f"One simulated run (seed {result.seed}), so no range: run it with --runs 200 for P10–P90 and P(goal)."
     cycle = stats["median_cycle_days"]
     return {
@@ -389,6 +395,12 @@ def replications_page(reps: Replications, doc: dict[str, Any]) -> dict[str, Any]
             f"P(revenue ≥ {short_money(reps.goal)} {cur}) = {percent(p['estimate'])} "
             f"(95% CI {percent(p['ci_low'])}–{percent(p['ci_high'])}; {p['hits']} of {p['n']} runs)."
         )
+    if reps.completed and "ending_arr" in summary.index:
+        arr = summary.loc["ending_arr"]
+        notes.append(
+            f"Revenue here is bookings: the new customers' ARR at signing. ARR at the end: "
+            f"{short_money(arr['p50'])} {cur} median (P10–P90 {short_money(arr['p10'])}–{short_money(arr['p90'])})."
+        )
     if reps.completed < reps.requested:
         notes.append(f"{reps.completed} of {reps.requested} runs completed ({reps.stopped}).")
     table = HtmlTable(
@@ -443,7 +455,10 @@ def plan_page(plan: Plan, diagnostics: PlanDiagnostics, stages: pd.DataFrame, do
     goal = f"{short_money(plan.goal)} {cur}{measure} in {when}"
     verified = f"{percent(pg['estimate'])} verified ({percent(pg['ci_low'])}–{percent(pg['ci_high'])})"
     if plan.status == "already met":
-        answer = f"Already met: the scenario as it is reaches {goal} in {verified} of fresh runs."
+        answer = (
+            f"Already met: the scenario as it is reaches {goal} in {percent(pg['estimate'])} of fresh runs "
+            f"({percent(pg['ci_low'])}–{percent(pg['ci_high'])})."
+        )
     else:
         answer = f"{lever} ×{plan.lead_multiplier:.2f}{with_hires} reach {goal} with {verified}."
     sheet = plan.sheet
