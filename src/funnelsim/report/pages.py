@@ -681,10 +681,12 @@ def _attribution_table(levers: pd.DataFrame, labels: tuple[str, str], cur: str) 
     a, b = labels
     columns = [("lever", "lever", "text"), ("contribution", "contribution", "money")]
     columns += [("ci_low", "95% CI low", "money"), ("ci_high", "95% CI high", "money")]
-    columns += [("share_of_gap", "share of gap", "percent"), ("alone", f"alone (only this lever in {a})", "money")]
+    columns += [("share_of_gap", "share of gap", "percent"), ("alone", "alone", "money")]
     columns += [("parameters", "parameters", "text")]
     title = f"Revenue gap {b} − {a} by lever (Shapley values, {cur})"
-    return frame_table(levers, title, columns, source="attribution.csv", strong={len(levers) - 1})
+    frame = levers.assign(parameters=levers["parameters"].fillna("").str.replace(" ", ", "))
+    note = f"Alone: the revenue gained by switching only that lever in {a}."
+    return frame_table(frame, title, columns, caption=note, source="attribution.csv", strong={len(levers) - 1})
 
 
 def _signed(x: float, fmt: Any) -> str:
