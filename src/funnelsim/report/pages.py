@@ -498,7 +498,16 @@ def plan_page(plan: Plan, diagnostics: PlanDiagnostics, stages: pd.DataFrame, do
             "fan_chart": "Cumulative revenue in the period on the verification runs: median and P10–P90.",
             "tradeoff": "Leads against AEs: the plans that reach the goal, and their cost.",
         },
-        "metadata": metadata(doc),
+        "metadata": metadata(
+            doc,
+            [
+                ("search", f"{diagnostics.runs:,} runs per candidate, {len(diagnostics.candidates):,} candidates"),
+                (
+                    "verification",
+                    f"{pg['n']:,} fresh runs from replication {pg['first_replication']:,} of seed {pg['seed']}",
+                ),
+            ],
+        ),
     }
 
 
@@ -640,7 +649,9 @@ def comparison_page(comparison: Comparison, table: pd.DataFrame, doc: dict[str, 
             "leakage": "Leads lost per reason and scenario.",
             "levers": "The revenue gap split by lever (Shapley values).",
         },
-        "metadata": metadata(doc),
+        "metadata": metadata(
+            doc, [("scenarios", "; ".join(f"{k} {reps.scenario.sha256()}" for k, reps in comparison.runs.items()))]
+        ),
     }
 
 
