@@ -208,3 +208,24 @@ def test_short_money_keeps_three_significant_digits() -> None:
         "n/a",
     ]
     assert HtmlTable("t", ["a", "b"], []).align == ["l", "r"]
+
+
+def test_subscription_run_answers_with_new_arr_and_ending_arr(tmp_path: Path) -> None:
+    """A subscription run's answer names what its revenue is (new ARR at signing) and the ARR at the end,
+    both summary.csv's."""
+    out = tmp_path / "saas"
+    _cli("run", str(ROOT / "scenarios" / "saas.toml"), "--set=horizon_days=60", "--seed", "2", "--out", str(out))
+    stats = pd.read_csv(out / "summary.csv").iloc[0]
+    answer = _answer(_page(out))
+    assert answer.startswith(f"New ARR booked over the 60 days from 2027-01-01: {short_money(stats['revenue'])} USD")
+    assert f"ARR at the end {short_money(stats['ending_arr'])} USD" in answer
+
+
+def test_mix_answer_is_the_mix_tables_totals(tmp_path: Path) -> None:
+    """mix: the best split's revenue a month and today's are the `total` rows of mix.csv."""
+    out = tmp_path / "mix"
+    _cli("mix", str(ROOT / "tests" / "scenarios" / "channels.toml"), "--budget", "30k", "--out", str(out))
+    table = pd.read_csv(out / "mix.csv").set_index(["mix", "channel"])
+    best, today = (table.loc[(mix, "total"), "revenue_per_month"] for mix in ("optimal", "today"))
+    expected = f"Best split of 30,000 USD a month: {short_money(best)} USD of revenue a month, against "
+    assert _answer(_page(out)) == expected + f"{short_money(today)} with today's spend."
