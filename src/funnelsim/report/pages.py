@@ -9,6 +9,7 @@ the answer against the table below it finds the same figure.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -101,11 +102,9 @@ def _scenario_rows(sc: Scenario) -> list[tuple[str, str]]:
     from funnelsim.model.analytic import expected_leads
 
     q, h, s = sc.qualification, sc.handoff, sc.sales
-    end = sc.start_date.toordinal() + int(sc.horizon_days) - 1
-    import datetime as dt
-
+    last_day = sc.start_date + dt.timedelta(days=math.ceil(sc.horizon_days) - 1)
     rows = [
-        ("Horizon", f"{sc.horizon_days:,.0f} days from {sc.start_date} to {dt.date.fromordinal(end)}"),
+        ("Horizon", f"{sc.horizon_days:,.0f} days from {sc.start_date} to {last_day}"),
         ("Start", _start(sc)),
         ("Lead sources", _sources(sc)),
         ("Leads expected over the horizon", f"{expected_leads(sc):,.0f} (with seasonality)"),
@@ -137,7 +136,9 @@ def _scenario_rows(sc: Scenario) -> list[tuple[str, str]]:
     ]
     prospecting = sc.prospecting.opportunities_per_ae_per_month
     if prospecting:
-        rows.append(("Prospecting", f"{prospecting:g} opportunities per idle AE a month"))
+        rows.append(
+            ("Prospecting", f"{prospecting:g} opportunit{'y' if prospecting == 1 else 'ies'} per idle AE a month")
+        )
     if sc.segments:
         rows.append(("Segments", ", ".join(sc.segments)))
     if sc.subscription is not None:
@@ -146,8 +147,12 @@ def _scenario_rows(sc: Scenario) -> list[tuple[str, str]]:
 
 
 def assumptions(scenarios: dict[str, Scenario]) -> HtmlTable:
-    """The scenarios' assumptions as a table: one row per item, one column per scenario (rows that differ
-    between scenarios in bold)."""
+    """The scenarios' assumptions as a table: one row per item, one column per scenario, or per segment of a
+    lone segmented scenario (rows that differ between columns in bold)."""
+    if len(scenarios) == 1:  # a segmented scenario: one column per segment, each with its own teams and rates
+        ((label, only),) = scenarios.items()
+        if only.segments:
+            scenarios = {f"{label}: {name}": only.segment_view(name) for name in only.segment_names}
     labels = list(scenarios)
     columns = {label: dict(_scenario_rows(sc)) for label, sc in scenarios.items()}
     items = list(dict.fromkeys(item for col in columns.values() for item in col))
