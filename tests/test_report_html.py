@@ -229,3 +229,20 @@ def test_mix_answer_is_the_mix_tables_totals(tmp_path: Path) -> None:
     best, today = (table.loc[(mix, "total"), "revenue_per_month"] for mix in ("optimal", "today"))
     expected = f"Best split of 30,000 USD a month: {short_money(best)} USD of revenue a month, against "
     assert _answer(_page(out)) == expected + f"{short_money(today)} with today's spend."
+
+
+def test_a_segmented_scenarios_assumptions_have_a_column_per_segment(tmp_path: Path) -> None:
+    """Each segment's own teams show: the AE row holds each segment's AE count, not the top level's."""
+    from funnelsim import load_scenario
+
+    scenario = ROOT / "tests" / "scenarios" / "segmented.toml"
+    out = tmp_path / "seg"
+    _cli("run", str(scenario), "--set=horizon_days=60", "--seed", "2", "--out", str(out))
+    sc = load_scenario(scenario)
+    page = _page(out)
+    rows = {row[0]: row[1:] for row in _table(page, "The scenario")}
+    counts = [sc.segment_view(name).sales.ae.count for name in sc.segment_names]
+    assert len(set(counts)) > 1  # the segments differ, so a column per segment shows something
+    assert [cell.split(" AE")[0] for cell in rows["AEs"]] == [str(n) for n in counts]
+    for name in sc.segment_names:
+        assert f'<th class="l">{sc.name}: {name}</th>' in page
