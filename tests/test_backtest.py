@@ -242,10 +242,17 @@ def test_cli_writes_the_folder_and_prints_json_the_same_whatever_the_workers(
     assert written.exit_code == 0, written.output  # type: ignore[attr-defined]
     out = tmp_path / "bt"
     expected = {"backtest.csv", "forecast.csv", "actuals.csv", "monthly.csv", "calibrated.toml"}
-    expected |= {"calibrated.pipeline.csv", "calibration.md", "parameters.csv", "manifest.json"}
+    expected |= {"calibrated.pipeline.csv", "calibration.md", "parameters.csv", "manifest.json", "report.html"}
     assert expected <= {p.name for p in out.iterdir()}
     assert {"wins.png", "won_value.png"} == {p.name for p in (out / "figures").iterdir()}
     manifest = json.loads((out / "manifest.json").read_text())
+    page = (out / "report.html").read_text(encoding="utf-8")  # the answer: the manifest's coverage
+    cover = manifest["coverage"]
+    assert (
+        f"wins in {cover['wins']['inside']} of {cover['wins']['quarters']}, "
+        f"won value in {cover['won_value']['inside']} of {cover['won_value']['quarters']} quarters" in page
+    )
+    assert page.count("<figure ") == 2 and "report.html" in manifest["files"]
     assert manifest["command"] == "backtest" and manifest["as_of"] == CUT.isoformat() and manifest["runs"] == 24
     calibrated = load_scenario(out / "calibrated.toml")
     assert calibrated.start_date == CUT and len(calibrated.open_deals) > 20

@@ -246,7 +246,7 @@ def test_mix_cli_prints_and_writes_mix_csv(tmp_path):
     assert list(table.columns) == MIX_COLUMNS and len(table) == 3 * 5
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["budget"] == 30_000 and manifest["objective"] == "revenue"
-    assert sorted(manifest["files"]) == ["manifest.json", "mix.csv"]
+    assert sorted(manifest["files"]) == ["manifest.json", "mix.csv", "report.html"]
     doc = json.loads(runner.invoke(app, ["mix", str(CHANNELS), "--budget", "30k", "--json"]).output)
     assert doc["shadow_price"] == pytest.approx(mix(load_scenario(CHANNELS), 30_000).shadow_price)
 

@@ -213,6 +213,11 @@ def test_round_trip_recovers_cycle_win_rate_and_deal_size(
     pipeline = pd.read_csv(pipeline_file)
     assert len(pipeline) == cal.win["open"] > 0 and (pipeline["age_days"] >= 0).all()
     assert {"report.md", "fits.csv", "messy_rows.csv", "parameters.csv"} <= {p.name for p in folder.iterdir()}
+    # report.html answers with the chosen fit's mean and CI, and embeds every figure
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    best = cal.best
+    assert f"Sales cycle mean {best.mean:.1f} days (95% CI {best.mean_ci[0]:.1f}–{best.mean_ci[1]:.1f}" in page
+    assert page.count("<figure ") == len(list((folder / "figures").iterdir())) > 0
     with pytest.raises(Exception, match="already exists"):
         write_calibration(cal, tmp_path / "acme.toml")
 

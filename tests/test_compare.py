@@ -91,6 +91,7 @@ def test_cli_compare_writes_tables_and_json(tmp_path):
         "leakage.csv",
         "replications.csv",
         "manifest.json",
+        "report.html",
         "figures",
     }
     assert {p.stem for p in (out / "figures").iterdir()} == {"revenue", "funnel", "leakage"}

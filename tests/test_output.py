@@ -53,7 +53,7 @@ FIGURES = ["funnel", "revenue_by_month", "capacity", "leakage"]
 
 
 def _expected_files(events_file: str = "events.parquet", fmt: str = "png") -> set[str]:
-    return {*TABLES, events_file, "manifest.json", *(f"figures/{name}.{fmt}" for name in FIGURES)}
+    return {*TABLES, events_file, "manifest.json", "report.html", *(f"figures/{name}.{fmt}" for name in FIGURES)}
 
 
 def _files(folder: Path) -> set[str]:

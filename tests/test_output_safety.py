@@ -126,7 +126,7 @@ def test_a_disk_that_fills_up_while_writing_is_one_line_and_leaves_nothing(
     def full(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(tables_module, "write_manifest", full)  # the last file written
+    monkeypatch.setattr(tables_module, "write_report_and_manifest", full)  # the last files written
     out = tmp_path / "out"
     code, stderr = _cli("--runs", "3", "--out", str(out))
     assert code == 1

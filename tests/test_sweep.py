@@ -310,7 +310,7 @@ def test_cli_sweep_writes_files_and_json(tmp_path):
     assert doc["parameters"] == {MQL: [0.4, 0.5, 0.6]} and doc["runs"] == 3 and len(doc["points"]) == 3
     assert {"values", "interior", "distinguishable", "neighbours"} <= set(doc["optimum"])
     assert {p.name for p in out.iterdir()} == {
-        "sweep.csv", "differences.csv", "replications.csv", "manifest.json", "figures",
+        "sweep.csv", "differences.csv", "replications.csv", "manifest.json", "report.html", "figures",
     }  # fmt: skip
     assert [p.name for p in (out / "figures").iterdir()] == ["sweep.png"]
     manifest = json.loads((out / "manifest.json").read_text())
@@ -328,7 +328,7 @@ def test_cli_sensitivity_writes_files_and_json(tmp_path):
     assert doc["by"] == pytest.approx(0.1) and [p["parameter"] for p in doc["parameters"]] == ["sales.win_rate"]
     assert any(s["parameter"] == "seed" for s in doc["skipped"])
     assert {p.name for p in out.iterdir()} == {
-        "sensitivity.csv", "skipped.csv", "replications.csv", "manifest.json", "figures",
+        "sensitivity.csv", "skipped.csv", "replications.csv", "manifest.json", "report.html", "figures",
     }  # fmt: skip
     assert not math.isnan(pd.read_csv(out / "sensitivity.csv")["swing"].iloc[0])
 

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from funnelsim.calibrate.backtest import PIPELINE_FILE
+from funnelsim.report import pages
 from funnelsim.report.calibration import report_markdown
-from funnelsim.report.folder import save_figures, write_atomically, write_csv, write_manifest
+from funnelsim.report.folder import save_figures, write_atomically, write_csv, write_report_and_manifest
 from funnelsim.studies.backtest import METRICS
 
 if TYPE_CHECKING:
@@ -71,4 +72,5 @@ def _fill(result: Backtest, folder: Path) -> None:
     run: dict[str, Any] = {"command": "backtest", "complete": True}
     run |= {key: doc[key] for key in ("export", "as_of", "cutoff", "seed", "runs", "quarters", "coverage", "facts")}
     run["notes"] = doc["notes"]
-    write_manifest(result.scenario, folder, "png", run)
+    page = lambda manifest: pages.backtest_page(result, manifest)  # noqa: E731
+    write_report_and_manifest(result.scenario, folder, "png", run, "backtest", page)

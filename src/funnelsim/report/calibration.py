@@ -148,6 +148,10 @@ def _fill_report(cal: Calibration, folder: Path, scenario_name: str) -> None:
     if "selfcheck.csv" in tables:
         charts["selfcheck"] = plots.calibration_selfcheck_chart(tables["selfcheck.csv"])[0]
     save_figures(charts, folder / "figures", "png", f"calibrated {cal.as_of}")
+    from funnelsim.report.html import write_report
+    from funnelsim.report.pages import calibration_page
+
+    write_report(folder, "calibrate", calibration_page(cal, tables, scenario_name))
 
 
 CHART_POINTS = 4000

@@ -50,11 +50,13 @@ __all__ = [
     "OutputWriteError",
     "check_target",
     "estimate_output_bytes",
+    "manifest_document",
     "remove_leftovers",
     "save_figures",
     "write_atomically",
     "write_csv",
     "write_manifest",
+    "write_report_and_manifest",
 ]
 
 FIGURE_FORMATS = ("png", "svg")
@@ -308,12 +310,42 @@ def write_manifest(
 
     Call it last: it lists every file already in the folder.
     """
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    manifest = manifest_document(sc, figure_format, run, extra_libraries)
+    manifest["files"] = sorted([*files, "manifest.json"])
+    manifest["scenario"] = sc.to_dict()  # last, as it always was: the long part at the end of the file
+    text = json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False)
+    (folder / "manifest.json").write_text(text + "\n", encoding="utf-8")
+
+
+def write_report_and_manifest(
+    sc: Scenario,
+    folder: Path,
+    figure_format: str,
+    run: dict[str, Any],
+    kind: str,
+    page: Callable[[dict[str, Any]], dict[str, Any]],
+    extra_libraries: tuple[str, ...] = (),
+) -> None:
+    """The folder's last two files: ``report.html`` (``page`` turns the manifest document into the page's
+    context, :func:`funnelsim.report.html.write_report`), then ``manifest.json``, which lists it."""
+    from funnelsim.report.html import write_report
+
+    write_report(folder, kind, page(manifest_document(sc, figure_format, run, extra_libraries)))
+    write_manifest(sc, folder, figure_format, run, extra_libraries)
+
+
+def manifest_document(
+    sc: Scenario, figure_format: str, run: dict[str, Any], extra_libraries: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """What ``manifest.json`` says about the folder before its list of files and the scenario: the version,
+    creation time, scenario name and SHA-256, ``run``, the start, dates, units and libraries (report.html shows
+    it, written before the manifest so that the manifest lists it)."""
     from funnelsim.engine.warmup import start_of
 
     libraries = {"python": platform.python_version()}
     libraries.update({name: _version(name) for name in (*LIBRARIES, *extra_libraries)})
-    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    manifest = {
+    return {
         "funnelsim_version": _version("funnelsim"),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "scenario_name": sc.name,
@@ -326,11 +358,7 @@ def write_manifest(
         "units": {"time": "days since start_date", "money": sc.currency},
         "libraries": libraries,
         "figure_format": figure_format,
-        "files": sorted([*files, "manifest.json"]),
-        "scenario": sc.to_dict(),
     }
-    text = json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False)
-    (folder / "manifest.json").write_text(text + "\n", encoding="utf-8")
 
 
 def _version(distribution: str) -> str:

@@ -2,7 +2,9 @@
 of ``run``, ``run --runs``, ``plan``, ``mix``, ``compare``, ``sweep`` and ``sensitivity``.
 
 Each ``write_*`` fills a folder through :func:`funnelsim.report.folder.write_atomically`, so it
-appears complete or not at all, and ends with :func:`funnelsim.report.folder.write_manifest`.
+appears complete or not at all, and ends with ``report.html`` and the manifest
+(:func:`funnelsim.report.folder.write_report_and_manifest`; what each page says is in
+:mod:`funnelsim.report.pages`).
 
 Files written (times are days since the scenario's ``start_date``, money is in
 its ``currency``; every CSV has a header row, no index column, and floats
@@ -89,7 +91,8 @@ if TYPE_CHECKING:
     from funnelsim.studies.sweep import Sweep
 
 
-from funnelsim.report.folder import save_figures, write_atomically, write_csv, write_manifest
+from funnelsim.report import pages
+from funnelsim.report.folder import save_figures, write_atomically, write_csv, write_report_and_manifest
 from funnelsim.report.scenario_file import planned_toml
 
 __all__ = [
@@ -172,7 +175,7 @@ def _write_contents(result: RunResult, folder: Path, figure_format: str, goal: f
         write_csv(frame, folder / name)
     events_file = _write_events(result.events, folder)
     _write_figures(result, tables, folder / "figures", figure_format)
-    _write_manifest(result, folder, figure_format, events_file)
+    _write_manifest(result, tables, folder, figure_format, events_file)
 
 
 def _tables(result: RunResult, goal: float | None = None) -> dict[str, pd.DataFrame]:
@@ -320,7 +323,9 @@ def _opened_elsewhere(result: RunResult) -> tuple[int, int]:
     return int((opened & source.eq("prospecting")).sum()), int((opened & source.eq(PIPELINE_SOURCE)).sum())
 
 
-def _write_manifest(result: RunResult, folder: Path, figure_format: str, events_file: str) -> None:
+def _write_manifest(
+    result: RunResult, tables: dict[str, pd.DataFrame], folder: Path, figure_format: str, events_file: str
+) -> None:
     run = {
         "complete": True,
         "seed": result.seed,
@@ -329,7 +334,8 @@ def _write_manifest(result: RunResult, folder: Path, figure_format: str, events_
         "events_file": events_file,
     }
     extra = ("pyarrow",) if events_file.endswith(".parquet") else ()
-    write_manifest(result.scenario, folder, figure_format, run, extra)
+    page = lambda doc: pages.run_page(result, tables, doc)  # noqa: E731
+    write_report_and_manifest(result.scenario, folder, figure_format, run, "run", page, extra)
 
 
 def _write_replication_contents(reps: Replications, folder: Path, figure_format: str) -> None:
@@ -354,7 +360,9 @@ def _write_replication_contents(reps: Replications, folder: Path, figure_format:
     run: dict[str, Any] = {key: doc[key] for key in ("complete", "seed", "requested", "completed", "stopped")}
     run["interruption"] = doc.get("interruption")
     run |= {"goal": reps.goal, "precision": reps.precision, "confidence": reps.confidence}
-    write_manifest(sc, folder, figure_format, run)
+    write_report_and_manifest(
+        sc, folder, figure_format, run, "replications", lambda doc: pages.replications_page(reps, doc)
+    )
 
 
 def write_plan(
@@ -427,7 +435,8 @@ def write_plan(
             "budget": plan.budget,
             "seeds": _plan_seeds(plan, diagnostics),
         }
-        write_manifest(plan.scenario, folder, figure_format, run)
+        page = lambda doc: pages.plan_page(plan, diagnostics, stages, doc)  # noqa: E731
+        write_report_and_manifest(plan.scenario, folder, figure_format, run, "plan", page)
 
     return write_atomically(out_dir, force, figure_format, fill)
 
@@ -491,7 +500,8 @@ def write_comparison(
             "runs": comparison.runs[comparison.labels[0]].completed,
             "scenarios": {k: reps.scenario.sha256() for k, reps in comparison.runs.items()},
         }
-        write_manifest(first, folder, figure_format, run)
+        page = lambda doc: pages.comparison_page(comparison, table, doc)  # noqa: E731
+        write_report_and_manifest(first, folder, figure_format, run, "compare", page)
 
     return write_atomically(out_dir, force, figure_format, fill)
 
@@ -536,7 +546,8 @@ def write_sweep(
             "metric": metric,
             "optimum": best.to_json(),
         }
-        write_manifest(sc, folder, figure_format, run)
+        page = lambda doc: pages.sweep_page(sweep, table, metric, doc)  # noqa: E731
+        write_report_and_manifest(sc, folder, figure_format, run, "sweep", page)
 
     return write_atomically(out_dir, force, figure_format, fill)
 
@@ -563,7 +574,8 @@ def write_sensitivity(
         label = f"{sc.name}, seed {sensitivity.seed}, {sensitivity.base.completed} runs, ±{sensitivity.by:.0%}"
         save_figures(charts, folder / "figures", figure_format, label)
         run = {"seed": sensitivity.seed, "runs": sensitivity.base.completed, "by": sensitivity.by, "metric": metric}
-        write_manifest(sc, folder, figure_format, run)
+        page = lambda doc: pages.sensitivity_page(sensitivity, table, doc)  # noqa: E731
+        write_report_and_manifest(sc, folder, figure_format, run, "sensitivity", page)
 
     return write_atomically(out_dir, force, figure_format, fill)
 
@@ -587,6 +599,7 @@ def write_mix(result: Mix, out_dir: str | os.PathLike[str], *, force: bool = Fal
     def fill(folder: Path) -> None:
         write_csv(result.table, folder / "mix.csv")
         run = {"budget": result.budget, "objective": result.objective, "shadow_price": result.shadow_price}
-        write_manifest(result.scenario, folder, "png", run)
+        page = lambda doc: pages.mix_page(result, doc)  # noqa: E731
+        write_report_and_manifest(result.scenario, folder, "png", run, "mix", page)
 
     return write_atomically(out_dir, force, "png", fill)
