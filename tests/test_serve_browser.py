@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from browser_serve import browser
+from browser import launch as browser
 from funnelsim.model.loading import load_scenario
 from funnelsim.report.serve import WhatIf, make_server
 from scaled import TENTH_VOLUME

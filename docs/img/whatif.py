@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from browser_serve import browser
+from browser import launch as browser
 from funnelsim.report.serve import WhatIf, make_server
 
 ROOT = Path(__file__).resolve().parents[2]
