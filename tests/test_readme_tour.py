@@ -108,3 +108,14 @@ def test_the_tour_command_writes_the_figures_the_readme_shows(folder: str, tmp_p
 @pytest.mark.parametrize("folder", sorted({folder for folder, _ in TOUR.values()}))
 def test_the_tour_command_as_written_writes_the_figures(folder: str, tmp_path: Path) -> None:
     _run_tour_command(folder, list(_commands()[folder]), tmp_path)
+
+
+def test_the_readme_states_no_run_times() -> None:
+    """Timing claims are ratios from benchmarks/ or gone: seconds on one machine are noise on another (the
+    README once said a plan took minutes it did not on a fresh machine)."""
+    claims = re.findall(
+        r"(?:takes?|took|runs? in|finish(?:es)? in|in about|about) ~?\d[\d.,]* ?(?:s|sec|seconds?|min|minutes?|h|hours?)\b",
+        README,
+        flags=re.I,
+    )
+    assert claims == [], claims
