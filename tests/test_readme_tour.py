@@ -59,12 +59,14 @@ def _commands() -> dict[str, list[str]]:
 
 def _shrunk(words: list[str]) -> list[str]:
     """The command with fewer replications and one worker (see the module docstring)."""
-    shrunk, most = list(words), 10 if words[1] == "plan" else 2
-    for flag, cap in (("--runs", most), ("--verify-runs", 40), ("--jobs", 1)):
+    shrunk, plan = list(words), words[1] == "plan"
+    for flag, cap in (("--runs", 10 if plan else 2), ("--verify-runs", 40), ("--jobs", 1)):
         if flag in shrunk:
             i = shrunk.index(flag) + 1
             shrunk[i] = str(min(int(shrunk[i]), cap))
-        elif flag == "--runs" and words[1] in ("compare", "sweep", "sensitivity", "plan"):
+        elif (flag == "--runs" and words[1] in ("compare", "sweep", "sensitivity", "plan")) or (
+            flag == "--verify-runs" and plan
+        ):
             shrunk += [flag, str(cap)]
     return shrunk
 
@@ -114,7 +116,8 @@ def test_the_readme_states_no_run_times() -> None:
     """Timing claims are ratios from benchmarks/ or gone: seconds on one machine are noise on another (the
     README once said a plan took minutes it did not on a fresh machine)."""
     claims = re.findall(
-        r"(?:takes?|took|runs? in|finish(?:es)? in|in about|about) ~?\d[\d.,]* ?(?:s|sec|seconds?|min|minutes?|h|hours?)\b",
+        r"(?:takes?|took|runs? in|finish(?:es)? in|in about|about) ~?\d[\d.,]* ?"
+        r"(?:s|sec|seconds?|min|minutes?|h|hours?)\b",
         README,
         flags=re.I,
     )
