@@ -229,7 +229,10 @@ def test_in_a_terminal_the_estimate_comes_before_the_work_then_a_progress_bar(
     result = _invoke("run", BASELINE, *SMALL, "--runs", "8")
     assert result.exit_code == 0, result.output
     assert seen_before, "the replications did not run through studies.replications.run"
-    estimate = re.search(r"this Monte Carlo run: about \S+ s on 1 worker \(8 runs × \S+ s", seen_before[0])
+    estimate = re.search(
+        r"this Monte Carlo run: about \S+ s on 1 worker \((warm-start pilot \S+ s, then )?8 runs × \S+ s",
+        seen_before[0],
+    )
     assert estimate, seen_before[0]
     drawn = terminal_stderr.getvalue()
     assert "replications" in drawn and "/8" in drawn and "\x1b[" in drawn  # the bar, drawn as a terminal's
@@ -240,7 +243,9 @@ def test_not_a_terminal_gets_the_estimate_as_plain_text_and_no_bar(monkeypatch: 
     monkeypatch.setattr(cli, "ANNOUNCE_SECONDS", 0.0)
     result = _invoke("run", BASELINE, *SMALL, "--runs", "4")
     assert result.exit_code == 0
-    assert re.search(r"^this Monte Carlo run: about .* on 1 worker \(4 runs × ", result.stderr, re.M)
+    assert re.search(
+        r"^this Monte Carlo run: about .* on 1 worker \((warm-start pilot \S+ s, then )?4 runs × ", result.stderr, re.M
+    )
     assert not CONTROL.search(result.stdout + result.stderr)
 
 

@@ -150,13 +150,16 @@ class Workload:
         )
 
     def headline(self) -> str:
-        """The estimate a command announces before it starts: ``about 40 s on 2 workers (200 runs × 0.4 s)``."""
+        """The estimate a command announces before it starts: ``about 40 s on 2 workers (200 runs × 0.4 s)``;
+        with a warm start, the pilot runs that choose its burn-in first (``warm-start pilot 6 s, then ...``)."""
         workers = max(1, min(self.workers, self.replications))
-        runs = f"{self.replications:,} run{'s' if self.replications != 1 else ''}"
+        work = f"{self.replications:,} run{'s' if self.replications != 1 else ''} × {_duration(self.seconds_per_run)}"
+        if self.pilot_days > 0:
+            pilot = self.seconds_per_run * self.pilot_days / self.simulated_days
+            work = f"warm-start pilot {_duration(pilot)}, then {work}"
         return (
             f"about {_duration(self.seconds)} on {workers} worker{'s' if workers > 1 else ''} "
-            f"({runs} × {_duration(self.seconds_per_run)}; ~{self.leads_per_run:,.0f} leads per run, "
-            f"{human_size(self.memory_bytes)} of memory)"
+            f"({work}; ~{self.leads_per_run:,.0f} leads per run, {human_size(self.memory_bytes)} of memory)"
         )
 
     def scaled(self, replications: int) -> Workload:
