@@ -116,6 +116,11 @@ def _plan_cli(*args: str) -> subprocess.CompletedProcess[str]:
     [
         ([str(ROOT / "scenarios" / "baseline.toml"), "--goal-arr", "18M"], "sells no subscriptions"),
         ([str(ROOT / "scenarios" / "baseline.toml"), "--goal-revenue", "5M"], "--goal-revenue"),
+        (
+            [str(SEGMENTED), "--goal", "1M", "--goal-segment", "mid", "--period", "2027-01-01:2027-05-31"],
+            "--goal-segment: the scenario has no segment",
+        ),
+        ([str(ROOT / "scenarios" / "baseline.toml"), "--goal", "5M", "--goal-segment", "smb"], "it has no segments"),
         ([str(SUBSCRIPTION), "--goal", "1M", "--goal-arr", "2M"], "give exactly one goal"),
         ([str(SUBSCRIPTION)], "give exactly one goal"),
         ([str(SUBSCRIPTION), "--goal-arr", "lots"], "--goal-arr"),
@@ -243,3 +248,45 @@ def test_a_segmented_reps_plan_is_verified_on_fresh_seeds() -> None:
     hits = int((planner.period_revenue(reps.monthly, period) >= goal).sum())
     low, high = stats.binomtest(hits, 200).proportion_ci(0.95, method="wilson")
     assert high >= 0.8, (hits, low, high)
+
+
+# ---------------------------------------------------------------------------
+# A goal of one segment (plan --goal-segment)
+
+
+def test_a_segmented_runs_months_carry_each_segments_measures_summing_to_the_company() -> None:
+    """A segmented scenario's monthly table has each segment's revenue (and ARR columns) as
+    ``<column>@<segment>``; month by month they add up to the company's column exactly (bookings are sums of
+    won values; the bridge's flows of the customers of each segment)."""
+    sc = load_scenario(ROOT / "scenarios" / "saas.toml")
+    monthly = mc.run(sc, 2, 5).monthly
+    for column in ("revenue", "arr", "new_arr", "churned_arr", "customers"):
+        own = sum(monthly[f"{column}@{name}"] for name in sc.segment_names)
+        assert np.allclose(own, monthly[column], rtol=1e-12, atol=1e-6), column
+    # The goal of one segment reads its own columns.
+    period = dataclasses.replace(planner.Period.of(sc), goal="ending_arr")
+    parts = [planner.period_revenue(monthly, dataclasses.replace(period, segment=n)) for n in sc.segment_names]
+    assert np.allclose(sum(parts), planner.period_revenue(monthly, period))
+
+
+def test_a_goal_of_one_segment_hires_only_there_and_holds_on_fresh_seeds() -> None:
+    """``plan --goal-segment enterprise --lever reps``: the goal counts enterprise's bookings alone, every extra
+    AE joins enterprise (the others' territories keep their teams), and the share of 200 seeds the planner never
+    saw on which enterprise reaches the goal is consistent with the 80% asked (95% Wilson interval)."""
+    sc, period = _short_enterprise()
+    goal = 100_000.0  # enterprise books 118k on average with its 1 AE, and nothing in one run of five
+    result, _ = planner.plan(
+        sc, goal, 0.8, period=period, lever="reps", runs=20, seed=12, verify_runs=200, lead_in_months=0,
+        goal_segment="enterprise",
+    )  # fmt: skip
+    assert result.period.segment == "enterprise" and result.to_json()["goal_segment"] == "enterprise"
+    split = result.hires["ae"]["by_segment"]
+    assert result.extra_aes >= 1 and split == {"smb": 0, "enterprise": result.extra_aes}
+    assert result.hires["sdr"]["by_segment"]["smb"] == 0
+    reps = mc.run(result.scenario, runs=200, seed=4343)
+    hits = int((planner.period_revenue(reps.monthly, result.period) >= goal).sum())
+    low, high = stats.binomtest(hits, 200).proportion_ci(0.95, method="wilson")
+    assert high >= 0.8, (hits, low, high)
+    # The company's sheet spreads enterprise's need plus smb's expected bookings.
+    booked = result.sheet[(result.sheet["stage"] == "revenue") & (result.sheet["phase"] == "period")]["target"].sum()
+    assert booked > goal

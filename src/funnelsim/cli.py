@@ -495,6 +495,10 @@ GoalNetNewArrOpt = Annotated[
     str | None,
     typer.Option("--goal-net-new-arr", help="Subscriptions: net new ARR in the period (new + expansion - churn)."),
 ]
+GoalSegmentOpt = Annotated[
+    str | None,
+    typer.Option("--goal-segment", help="A segmented scenario: the goal is this segment's alone (e.g. enterprise)."),
+]
 GoalRevenueOpt = Annotated[
     str | None,
     typer.Option("--goal-revenue", help="Subscriptions: revenue recognised in the period (each month's ARR / 12)."),
@@ -508,6 +512,7 @@ def plan(
     goal_arr: GoalArrOpt = None,
     goal_net_new_arr: GoalNetNewArrOpt = None,
     goal_revenue: GoalRevenueOpt = None,
+    goal_segment: GoalSegmentOpt = None,
     confidence: Annotated[float, typer.Option(help="Required probability of reaching the goal.")] = 0.8,
     period: Annotated[
         str | None, typer.Option(help="Whole months START:END, e.g. 2027-01-01:2027-12-31 (default: the horizon).")
@@ -563,14 +568,14 @@ def plan(
         _guard(lambda: check_target(out_dir, force, figure_format))
     narrate = not quiet and shown == "table"
     if narrate:
-        what = "" if kind == "bookings" else f" of {name}"
+        what = ("" if kind == "bookings" else f" of {name}") + (f" in {goal_segment}" if goal_segment else "")
         asked = f"{amount:,.0f} {sc.currency}{what} at {confidence:.0%} confidence"
         _err().print(f"{sc.name}: planning {asked}, lever {chosen}")
         work = _guard(lambda: work_budget(confidence, runs, max_evaluations, verify_runs, max_verifications))
         _err().print(f"work budget: {work.describe()}")
     options: dict[str, Any] = {"period": window, "lever": chosen, "runs": runs, "seed": seed, "lead_in_months": lead_in}
     options |= {"max_evaluations": max_evaluations, "verify_runs": verify_runs, "max_verifications": max_verifications}
-    options |= {"lead_shape": shape, "hire_month": hired, "goal_kind": kind}
+    options |= {"lead_shape": shape, "hire_month": hired, "goal_kind": kind, "goal_segment": goal_segment}
     result, diagnostics = _make_plan(
         sc, amount, confidence, options, jobs, scheduler, _budget(allow_large, narrate), narrate
     )

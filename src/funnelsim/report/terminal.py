@@ -422,7 +422,10 @@ def print_plan(p: Plan, d: PlanDiagnostics) -> None:
     cur = p.scenario.currency
     goal = getattr(p.period, "goal", "bookings")
     what = GOAL_FLAGS[goal][1]
-    out.print(f"Plan: {p.goal:,.0f} {cur} {what} {p.period} with {p.confidence:.0%} confidence (lever: {p.lever})")
+    alone = f" ({p.period.segment} alone)" if getattr(p.period, "segment", None) else ""
+    out.print(
+        f"Plan: {p.goal:,.0f} {cur} {what} {p.period}{alone} with {p.confidence:.0%} confidence (lever: {p.lever})"
+    )
     heads = p.headcount.set_index("month")
     out.print(_plan_table(p, heads))
     pg = p.p_goal

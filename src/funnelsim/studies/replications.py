@@ -27,8 +27,9 @@ from funnelsim.engine import simulate, warm_start
 from funnelsim.engine.warmup import start_of, with_burn_in
 from funnelsim.model.scenario import Scenario
 from funnelsim.randomness import resolve_seed
-from funnelsim.run.metrics import leakage_counts, stages_by_month, summarize_run
+from funnelsim.run.metrics import leakage_counts, segments_by_month, stages_by_month, summarize_run
 from funnelsim.run.recurring import arr_bridge
+from funnelsim.run.result import RunResult
 from funnelsim.studies.executors import (
     Interrupted,
     Interruption,
@@ -64,6 +65,9 @@ MONTHLY_ARR_COLUMNS = {
     "churned_arr": "churned_arr",
     "closing_customers": "customers",
 }
+SEGMENT_MONTHLY = ("revenue", *MONTHLY_ARR_COLUMNS.values())
+"""A segmented scenario's monthly table also has these per segment, as ``<column>@<segment>`` (what a
+plan's goal of one segment reads, :attr:`funnelsim.studies.planner.Period.segment`)."""
 # Replications per task: small, so an interrupted run loses little and load stays balanced.
 CHUNK = 4
 # Upper bound of a --precision run when no --max-runs is given.
@@ -111,9 +115,26 @@ def replicate_one(scenario: Scenario, seed: int, replication: int) -> Replicatio
         bridge = arr_bridge(result.arr_ledger, scenario.start_date, scenario.horizon_days)
         for column, name in MONTHLY_ARR_COLUMNS.items():
             monthly[name] = bridge[column].to_numpy()
+    if scenario.segments:
+        monthly = pd.concat([monthly, _segment_months(result)], axis=1)
     parameters = dict(result.metadata.get("parameters", {}))
     summary = summarize_run(result) | leakage_counts(result.events)
     return Replication(replication, summary, monthly, parameters)
+
+
+def _segment_months(result: RunResult) -> pd.DataFrame:
+    """The :data:`SEGMENT_MONTHLY` columns of each segment of a segmented run, month by month."""
+    sc = result.scenario
+    by_month = segments_by_month(result)
+    out = {}
+    for name in sc.segment_names:
+        out[f"revenue@{name}"] = by_month.loc[by_month["segment"] == name, "revenue"].to_numpy()
+        if result.arr_ledger is not None:
+            ledger = result.arr_ledger[result.arr_ledger["segment"] == name]
+            bridge = arr_bridge(ledger, sc.start_date, sc.horizon_days)
+            for column, column_name in MONTHLY_ARR_COLUMNS.items():
+                out[f"{column_name}@{name}"] = bridge[column].to_numpy()
+    return pd.DataFrame(out)
 
 
 def _replicate_chunk(scenario: Scenario, seed: int, indices: Sequence[int]) -> list[Replication]:

@@ -42,11 +42,13 @@ GOAL_FLAGS = {
 @dataclass(frozen=True)
 class Period:
     """Whole calendar months from ``start`` (a 1st) to ``end`` (a last day), inclusive, and what the goal
-    measures in them (``goal``, a key of :data:`GOALS`)."""
+    measures in them (``goal``, a key of :data:`GOALS`): the whole company's, or one ``segment``'s (a segmented
+    scenario's, ``plan --goal-segment``)."""
 
     start: dt.date
     end: dt.date
     goal: str = "bookings"
+    segment: str | None = None
 
     def __post_init__(self) -> None:
         if self.start.day != 1:
@@ -134,8 +136,12 @@ def frame(scenario: Scenario, period: Period, lead_in_months: int) -> Scenario:
 def period_revenue(monthly: pd.DataFrame, period: Period) -> np.ndarray:
     """What the goal measures in the period (:attr:`Period.goal`), per replication (ordered by replication):
     revenue booked, ARR at the period's end, the period's net new ARR, or its recognised subscription revenue
-    (each month's opening ARR, its closing ARR less its net new ARR, averaged with the closing, ÷ 12)."""
+    (each month's opening ARR, its closing ARR less its net new ARR, averaged with the closing, ÷ 12); of
+    :attr:`Period.segment` alone when it is set (the monthly table's ``<column>@<segment>`` columns)."""
     inside = monthly[monthly["month"].isin(period.months)]
+    if period.segment is not None:
+        own = [c for c in inside.columns if c.endswith(f"@{period.segment}")]
+        inside = inside[["replication", "month"]].join(inside[own].rename(columns=lambda c: c.rsplit("@", 1)[0]))
     by = inside.groupby("replication", sort=True)
     if period.goal == "ending_arr":
         return by["arr"].last().to_numpy(float)

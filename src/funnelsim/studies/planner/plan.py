@@ -190,6 +190,7 @@ class Plan:
             "confidence": self.confidence,
             "period": {"start": self.period.start.isoformat(), "end": self.period.end.isoformat()},
             "goal_measure": self.period.goal,
+            **({"goal_segment": self.period.segment} if self.period.segment is not None else {}),
             "lead_in_months": self.lead_in_months,
             "lever": self.lever,
             "p_goal": self.p_goal,
@@ -304,6 +305,7 @@ def plan(
     lead_shape: LeadShape | None = None,
     hire_month: dt.date | None = None,
     goal_kind: str = "bookings",
+    goal_segment: str | None = None,
 ) -> tuple[Plan, PlanDiagnostics]:
     """Work back from ``goal`` (revenue closed in ``period``) to joint targets, verified on fresh seeds.
 
@@ -335,11 +337,9 @@ def plan(
         Which sources and months the lead lever scales, with what weight (:class:`~.levers.LeadShape`).
     hire_month
         The 1st of the month extra AEs and SDRs join (default: the first simulated day).
-    goal_kind
-        What ``goal`` measures (:data:`~.period.GOALS`): ``"bookings"`` (revenue booked in the period),
-        ``"ending_arr"``, ``"net_new_arr"`` or ``"recognised_revenue"`` (a subscription scenario's ARR at the
-        period's end, its net new ARR in the period, or its subscription revenue recognised in the period,
-        :func:`~.period.period_revenue`).
+    goal_kind, goal_segment
+        What ``goal`` measures (a key of :data:`~.period.GOALS`, read by :func:`~.period.period_revenue`), and
+        of which segment alone (``None``: the company's; the levers still act on every segment).
 
     Raises
     ------
@@ -349,7 +349,7 @@ def plan(
         No plan within reach; names the binding constraint and the lever caps.
     """
     request = _request(scenario, goal, confidence, period, lever, runs, seed, target_utilisation, lead_in_months)
-    request = dataclasses.replace(request, period=_goal_of(scenario, request.period, goal_kind, request.lever))
+    request = dataclasses.replace(request, period=_goal_of(scenario, request.period, goal_kind, goal_segment))
     request = request.with_work(max_evaluations, verify_runs, max_verifications, lead_shape, hire_month)
     yields = source_yields(scenario)  # volumes, dates and headcount do not change them
     framed, lead_in_months = _framed(scenario, request, lead_in_months, yields)
@@ -439,14 +439,17 @@ def _request(
     return _Request(goal, confidence, period, name, runs, seed, target_utilisation)
 
 
-def _goal_of(scenario: Scenario, period: Period, goal_kind: str, lever: str) -> Period:
-    """The period with what its goal measures, if the scenario can measure it and the lever can reach it."""
+def _goal_of(scenario: Scenario, period: Period, goal_kind: str, segment: str | None) -> Period:
+    """The period with what its goal measures (of which segment), if the scenario can measure it."""
     if goal_kind not in GOALS:
         raise PlanError(f"unknown goal {goal_kind!r}; choose one of {', '.join(GOALS)}")
     if goal_kind != "bookings" and scenario.subscription is None:
         flag = GOAL_FLAGS[goal_kind][0]
         raise PlanError(f"{flag}: the scenario sells no subscriptions (no [subscription] section); plan --goal")
-    return dataclasses.replace(period, goal=goal_kind)
+    if segment is not None and segment not in scenario.segments:
+        known = f"its segments are {', '.join(scenario.segment_names)}" if scenario.segments else "it has no segments"
+        raise PlanError(f"--goal-segment: the scenario has no segment {segment!r}; {known}")
+    return dataclasses.replace(period, goal=goal_kind, segment=segment)
 
 
 def _check_lead_in(scenario: Scenario, period: Period, lead_in_months: int | None) -> None:
@@ -504,14 +507,16 @@ def _check_levers(framed: Scenario, request: _Request, yields: dict[str, SourceY
 
 def _segment_needs(framed: Scenario, request: _Request, yields: dict[str, SourceYield]) -> SegmentNeeds | None:
     """A segmented scenario's AEs and SDRs needed per segment at today's volume (busiest month of the period),
-    by which its extra heads are split (:func:`~.levers.split_heads`); ``None`` without segments."""
+    by which its extra heads are split (:func:`~.levers.split_heads`); ``None`` without segments. For a goal of
+    one segment, only that segment's teams need heads (the others' need counts as 0: no head goes there)."""
     if not framed.segments:
         return None
     parts = waterfall(framed, request.period, request.target_utilisation, yields).segments
     period = {name: months[months["phase"] == "period"] for name, months in parts.items()}
+    counts = {name: request.period.segment in (None, name) for name in period}
     return SegmentNeeds(
-        {name: float(months["aes_needed"].max()) for name, months in period.items()},
-        {name: float(months["sdrs_needed"].max()) for name, months in period.items()},
+        {name: float(months["aes_needed"].max()) * counts[name] for name, months in period.items()},
+        {name: float(months["sdrs_needed"].max()) * counts[name] for name, months in period.items()},
     )
 
 
@@ -702,7 +707,7 @@ def _write_plan(
         hire_date=hire_date,
         p_goal=_verified(verdict, request.seed),
         search_p_goal=_search_p_goal(evaluate, verdict),
-        sheet=joint_target_sheet(planned, reps, bookings_for(framed, request.period, request.goal)),
+        sheet=joint_target_sheet(planned, reps, _sheet_goal(framed, request, reps)),
         headcount=headcount_table(planned),
         revenue=_revenue_summary(reps, period),
         cost=_cost_summary(planned, planned_scenario, reps, period),
@@ -738,6 +743,20 @@ def _search_p_goal(evaluate: Evaluator, verdict: Verdict) -> dict[str, Any]:
     """The plan's share of hits on the search's runs (simulated there if verification stepped past the search)."""
     c = evaluate(verdict.lead_multiplier, verdict.extra_aes, verdict.sdrs)
     return {"estimate": c.p_goal, "ci_low": c.ci_low, "ci_high": c.ci_high, "hits": c.hits, "n": c.runs}
+
+
+def _sheet_goal(framed: Scenario, request: _Request, reps: mc.Replications) -> float:
+    """The bookings the joint-target sheet spreads over the period: those the goal needs; for a goal of one
+    segment, its segment's need plus the other segments' simulated mean (the sheet is the company's)."""
+    period = request.period
+    needed = bookings_for(framed, period, request.goal)
+    if period.segment is None:
+        return needed
+    bookings = dataclasses.replace(period, goal="bookings")
+    others = [name for name in framed.segment_names if name != period.segment]
+    return needed + sum(
+        float(period_revenue(reps.monthly, dataclasses.replace(bookings, segment=name)).mean()) for name in others
+    )
 
 
 def _hires(

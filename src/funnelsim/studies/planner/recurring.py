@@ -10,7 +10,8 @@ two terms of
 ``base``: what the installed base alone gives (its renewals, churn, expansion and
 contraction; no new customer). ``per_booking``: what one unit of ARR signed in the period is
 worth to the measure at its end (its expansion, contraction and churn in the time left),
-from new customers signed through the period as the analytic waterfall books (each month's
+(of the goal's segment alone for a goal of one segment: its installed base, its new customers) from new
+customers signed through the period as the analytic waterfall books (each month's
 share of the period's expected bookings, evenly within the month: a cold-started company books
 late in its first year, which revenue recognised in the period feels), split evenly between the
 segments. The measure is linear in the new customers' ARR (their changes are fractions of it),
@@ -21,6 +22,7 @@ their scale: plans are chosen and verified on the simulated measure itself.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -56,7 +58,9 @@ def arr_terms(scenario: Scenario, period: Period) -> tuple[float, float]:
     """``(base, per_booking)`` of the module docstring, for a subscription scenario framed to end with ``period``."""
     key = (scenario.sha256(), period)
     if key not in _CACHE:
-        segments = np.array(scenario.segment_names or ["all"], dtype=object)
+        segments = np.array(
+            [period.segment] if period.segment is not None else scenario.segment_names or ["all"], dtype=object
+        )
         times = _signing_days(scenario, period)
         new = NewCustomers(times, np.ones(_NEW), np.arange(_NEW), segments[np.arange(_NEW) % len(segments)])
         none = NewCustomers(np.empty(0), np.empty(0), np.empty(0, np.int64), np.empty(0, object))
@@ -71,8 +75,11 @@ def arr_terms(scenario: Scenario, period: Period) -> tuple[float, float]:
 
 
 def _signing_days(scenario: Scenario, period: Period) -> np.ndarray:
-    """:data:`_NEW` signing days (from the scenario's start) spread like the waterfall's bookings by month."""
-    months = waterfall(scenario, period).in_period
+    """:data:`_NEW` signing days (from the scenario's start) spread like the waterfall's bookings by month (the
+    goal segment's)."""
+    flow = waterfall(scenario, period)
+    months = flow.segments[period.segment] if period.segment and flow.segments else flow.months
+    months = months[months["phase"] == "period"]
     starts = [float((dt.date.fromisoformat(f"{m}-01") - scenario.start_date).days) for m in months["month"]]
     edges = np.array([*starts, float((period.end - scenario.start_date).days + 1)])
     weight = np.clip(months["revenue"].to_numpy(float), 0.0, None)
@@ -82,7 +89,11 @@ def _signing_days(scenario: Scenario, period: Period) -> np.ndarray:
 
 
 def _measure(scenario: Scenario, ledger: pd.DataFrame, period: Period) -> float:
-    """The goal's measure of one ledger, read as the planner reads a replication's months."""
+    """The goal's measure of one ledger (its goal segment's customers), read as the planner reads a replication's
+    months."""
+    if period.segment is not None:
+        ledger = ledger[ledger["segment"] == period.segment]
+        period = dataclasses.replace(period, segment=None)
     bridge = arr_bridge(ledger, scenario.start_date, scenario.horizon_days)
     monthly = pd.DataFrame({"replication": 0, "month": bridge["period"], "revenue": bridge["new_arr"]})
     for column, name in MONTHLY_ARR_COLUMNS.items():

@@ -424,11 +424,15 @@ def _check_saturation(
 
 def sdrs_for(analytic: Waterfall, framed: Scenario) -> int:
     """SDRs that keep the busiest month of the flow at the target utilisation (never fewer than today); a
-    segmented scenario's, the sum of its segments' (each desk sized to its own flow)."""
+    segmented scenario's, the sum of its segments' (each desk sized to its own flow; for a goal of one
+    segment, only its desk, the others as they are)."""
     parts = analytic.segments or {"": analytic.months}  # view_of("") is the unsegmented scenario itself
+    sized = [name for name in parts if analytic.period.segment in (None, name)]  # a segment's goal: its desk
     return sum(
-        max(framed.view_of(name).handoff.sdr.count, math.ceil(float(months["sdrs_needed"].max()) - 1e-9))
-        for name, months in parts.items()
+        max(framed.view_of(name).handoff.sdr.count, math.ceil(float(parts[name]["sdrs_needed"].max()) - 1e-9))
+        if name in sized
+        else framed.view_of(name).handoff.sdr.count
+        for name in parts
     )
 
 

@@ -132,8 +132,9 @@ class Waterfall:
 
     @property
     def revenue(self) -> float:
-        """Expected revenue closed in the period."""
-        return float(self.in_period["revenue"].sum())
+        """Expected revenue closed in the period (by the goal's segment alone, :attr:`Period.segment`)."""
+        months = self.segments[self.period.segment] if self.period.segment and self.segments else self.months
+        return float(months.loc[months["phase"] == "period", "revenue"].sum())
 
 
 # ---------------------------------------------------------------------------
@@ -575,9 +576,11 @@ def expected(
     :func:`waterfall`); a segmented scenario's, its segments' summed (AE utilisation over all their slots)."""
     yields = yields or source_yields(scenario)
     revenue = slots = busy = 0.0
-    for view, own in _segment_parts(scenario, yields):
+    counted = scenario.segment_names if period.segment is None else [period.segment]
+    for name, (view, own) in zip(scenario.segment_names or [""], _segment_parts(scenario, yields), strict=True):
         day = _day_flow(view, own, sdr_load)
-        revenue += float(day.revenue[np.isin(day.grid.month, period.months)].sum())
+        if not scenario.segments or name in counted:  # the goal's segment's revenue (AEs: all of them)
+            revenue += float(day.revenue[np.isin(day.grid.month, period.months)].sum())
         slots += float(day.teams["ae"].slots.sum())
         busy += float(day.open_deals.sum())
     return Expectation(revenue, busy / slots if slots > 0 else math.inf)
@@ -657,10 +660,11 @@ def ae_revenue_ceiling(scenario: Scenario, period: Period, yields: dict[str, Sou
     prospecting. Attrition is ignored, so this is optimistic: a goal above it is
     infeasible without more AEs.
     """
-    if scenario.segments:  # each segment's AEs close only its own deals
+    if scenario.segments:  # each segment's AEs close only its own deals (the goal's segment's, for its goal)
         return sum(
             ae_revenue_ceiling(scenario.view_of(name), period, segment_yields(yields, name))
             for name in scenario.segment_names
+            if period.segment in (None, name)
         )
     days = round(scenario.horizon_days)
     s = scenario.sales
