@@ -16,6 +16,7 @@ one-process-per-lead model of the same funnel, kept as test oracle.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable
 from functools import partial
 
@@ -29,6 +30,7 @@ from funnelsim.engine.world import MQL_CODE, World
 from funnelsim.model.distributions import Spec
 from funnelsim.model.mechanisms import calendar_months
 from funnelsim.model.scenario import Scenario, draw_parameters
+from funnelsim.model.workcal import WorkingTime, office_clock
 from funnelsim.randomness import Streams, resolve_seed
 from funnelsim.run.result import RunResult
 from funnelsim.vocabulary import EVENT_CODE
@@ -234,6 +236,32 @@ def arrival_times(
     return np.minimum(times, np.nextafter(edges[-1], -np.inf))
 
 
+def in_office_hours(
+    segments: list[tuple[float, float, int]], factors: list[float], office: WorkingTime, share: float
+) -> tuple[list[tuple[float, float, int]], list[float]]:
+    """The months cut at the office's openings and closings, with rates that put ``share`` of each month's
+    leads in office hours and keep the month's volume: a month of length ``L`` with ``H`` open days has the
+    factor times ``share·L/H`` inside them and ``(1 − share)·L/(L − H)`` outside (unchanged if either is 0).
+    The intensity's integral at every month boundary is unchanged, so with the same exponential gaps each
+    month gets the same leads as without the profile, only at other times within it."""
+    pieces: list[tuple[float, float, int]] = []
+    rates: list[float] = []
+    for (t0, t1, month), factor in zip(segments, factors, strict=True):
+        length = t1 - t0
+        open_days = float(office.working(t1) - office.working(t0))
+        if not 0 < open_days < length:
+            pieces.append((t0, t1, month))
+            rates.append(factor)
+            continue
+        inside, outside = share * length / open_days, (1 - share) * length / (length - open_days)
+        cuts = [t for pair in zip(office.opens, office.closes, strict=True) for t in pair if t0 < t < t1]
+        edges = [t0, *cuts, t1]
+        for a, b in itertools.pairwise(edges):
+            pieces.append((a, b, month))
+            rates.append(factor * (inside if bool(office.is_open((a + b) / 2)) else outside))
+    return pieces, rates
+
+
 def _touch_stream(streams: Streams, source: str, touch: int) -> np.random.Generator:
     """The stream of the ``touch``-th nurture gap of every lead of ``source``."""
     return streams.rng("nurture", source, str(touch))
@@ -308,12 +336,17 @@ def draw_arrivals(
     """
     segments = calendar_months(scenario.start_date, scenario.horizon_days)
     month_dates = [scenario.start_date + dt.timedelta(days=t0) for t0, _, _ in segments]
+    office = office_clock(scenario, world.origin)
+    share = scenario.calendar.arrival_share_in_office_hours if office is not None and scenario.calendar else None
     intent = np.array([p.buying_intent for p in scenario.personas.values()])
     response = np.array([p.engagement_response for p in scenario.personas.values()])
     parts, personas = [], []
     for index, (name, source) in enumerate(scenario.sources.items()):
         factors = [source.volume_factor(d.year, d.month) for d in month_dates]
-        time = arrival_times(streams.rng("arrivals", name), source.leads_per_day_mean, factors, segments)
+        pieces = segments
+        if office is not None and share is not None:
+            pieces, factors = in_office_hours(segments, factors, office, share)
+        time = arrival_times(streams.rng("arrivals", name), source.leads_per_day_mean, factors, pieces)
         n = len(time)
         mix_names = list(source.persona_mix)
         mix_index = np.array([world.persona_names.index(p) for p in mix_names], dtype=np.int16)

@@ -46,7 +46,7 @@ import zoneinfo
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
     from funnelsim.model.scenario import Scenario
@@ -60,6 +60,7 @@ __all__ = [
     "WorkingTime",
     "clock_of",
     "contact_delay",
+    "office_clock",
     "parse_hours",
     "working_time",
 ]
@@ -175,6 +176,24 @@ class WorkingCalendar(BaseModel):
         default_factory=list,
         description="Dates nobody works (YYYY-MM-DD), in each team's local calendar; the burn-in's too.",
     )
+    office_hours: WorkingHours | None = Field(
+        None,
+        description="Hours buyers are at work, e.g. '09:00-18:00' (in time_zone, on the business days): with "
+        "arrival_share_in_office_hours, when leads arrive. None: leads arrive evenly around the clock.",
+    )
+    arrival_share_in_office_hours: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Share of each month's leads that arrive in office_hours (e.g. 0.8: B2B form fills and demo "
+        "requests come in working hours); the month's volume is unchanged. Needs office_hours.",
+    )
+
+    @model_validator(mode="after")
+    def _office_hours_with_share(self) -> WorkingCalendar:
+        if (self.office_hours is None) != (self.arrival_share_in_office_hours is None):
+            raise ValueError("give office_hours and arrival_share_in_office_hours together (or neither)")
+        return self
 
     @field_validator("business_days")
     @classmethod
@@ -389,6 +408,21 @@ def working_time(
         start_date,
         float(origin),
         float(span_days),
+    )
+
+
+def office_clock(scenario: Scenario, origin: float = 0.0) -> WorkingTime | None:
+    """The calendar's ``office_hours`` as a working-time map over a run of ``scenario`` (``origin`` as in
+    :func:`clock_of`), or None when leads arrive evenly around the clock."""
+    calendar: WorkingCalendar | None = getattr(scenario, "calendar", None)
+    if calendar is None or calendar.office_hours is None:
+        return None
+    return working_time(
+        calendar,
+        calendar.office_hours,
+        start_date=scenario.start_date + dt.timedelta(days=round(origin)),
+        span_days=float(scenario.horizon_days),
+        origin=origin,
     )
 
 
