@@ -417,13 +417,7 @@ def office_clock(scenario: Scenario, origin: float = 0.0) -> WorkingTime | None:
     calendar: WorkingCalendar | None = getattr(scenario, "calendar", None)
     if calendar is None or calendar.office_hours is None:
         return None
-    return working_time(
-        calendar,
-        calendar.office_hours,
-        start_date=scenario.start_date + dt.timedelta(days=round(origin)),
-        span_days=float(scenario.horizon_days),
-        origin=origin,
-    )
+    return _over_run(scenario, calendar, calendar.office_hours, origin)
 
 
 def clock_of(scenario: Scenario, team: Literal["sdr", "ae"], origin: float = 0.0) -> WorkingTime | None:
@@ -438,13 +432,20 @@ def clock_of(scenario: Scenario, team: Literal["sdr", "ae"], origin: float = 0.0
     calendar: WorkingCalendar | None = getattr(scenario, "calendar", None)
     if calendar is None or staff.working_hours is None:
         return None
+    return _over_run(scenario, calendar, staff.working_hours, origin, staff.time_zone)
+
+
+def _over_run(
+    scenario: Scenario, calendar: WorkingCalendar, hours: str, origin: float, time_zone: str | None = None
+) -> WorkingTime:
+    """:func:`working_time` of ``hours`` over a run of ``scenario`` whose reported start is run time ``origin``."""
     return working_time(
         calendar,
-        staff.working_hours,
+        hours,
         start_date=scenario.start_date + dt.timedelta(days=round(origin)),
         span_days=float(scenario.horizon_days),
         origin=origin,
-        time_zone=staff.time_zone,
+        time_zone=time_zone,
     )
 
 
