@@ -278,3 +278,19 @@ def test_sweep_tsv_is_the_json_grid() -> None:
         for key, expected in point.items():
             value = row[key]
             assert (expected is None and math.isnan(value)) or value == expected, key
+
+
+def test_calibrate_says_each_phase_and_its_estimate_when_not_a_terminal(tmp_path: Path) -> None:
+    """calibrate learns its work phase by phase (the scenario exists only once fitted): piped, each phase is
+    one plain line, the simulating ones with their estimate, before the work; --quiet says none of it."""
+    crm = str(ROOT / "examples" / "crm" / "opportunities.csv")
+    args = ["calibrate", "--opportunities", crm, "--check-runs", "10"]
+    said = _invoke(*args, "--out", str(tmp_path / "a"))
+    assert said.exit_code == 0, said.output
+    lines = said.stderr.splitlines()
+    fit = next(i for i, line in enumerate(lines) if line.startswith("fitting volumes and capacity by simulation"))
+    check = next(i for i, line in enumerate(lines) if line.startswith("self-check: simulating the history window"))
+    assert fit < check and "about" in lines[fit] and re.search(r"\(10 runs, about \S+ s", lines[check])
+    assert not CONTROL.search(said.stderr)
+    quiet = _invoke(*args, "--out", str(tmp_path / "b"), "--quiet")
+    assert quiet.exit_code == 0 and "self-check: simulating" not in quiet.stderr

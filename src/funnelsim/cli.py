@@ -278,12 +278,13 @@ def _show(shown: str, doc: Callable[[], Any], frame: Callable[[], Any], table: C
 
 
 @contextmanager
-def _progress(label: str, narrate: bool, total: int | None = None) -> Iterator[Tracker]:
+def _progress(label: str, narrate: bool, total: int | None = None, plain_phases: bool = False) -> Iterator[Tracker]:
     """The one progress display of long commands (:func:`funnelsim.report.terminal.progress`): on stderr, in a
-    terminal only, never with --quiet, --format json or tsv."""
+    terminal only, never with --quiet, --format json or tsv (``plain_phases``: not in a terminal, one line per
+    phase, for calibrate, whose estimates come phase by phase)."""
     from funnelsim.report.terminal import progress
 
-    with progress(label, narrate, total) as tracker:
+    with progress(label, narrate, total, plain_phases) as tracker:
         yield tracker
 
 
@@ -856,7 +857,7 @@ def calibrate(
     shown, _, crm_format = _formats(shown, as_json, None, crm_format, old="crm")
     write, stem, pipeline_file = _calibration_target(out_path, force)
     narrate = not quiet and shown == "table"
-    with executor(jobs) as pool, _progress("calibrating", narrate) as tracker:
+    with executor(jobs) as pool, _progress("calibrating", narrate, plain_phases=True) as tracker:
         cal = _guard(
             lambda: fit_scenario(
                 opportunities,

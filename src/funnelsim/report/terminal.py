@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -107,8 +107,11 @@ class Tracker:
     """What a long command tells its progress display: replications done (:meth:`count`, a bar with an
     ETA) and the phase it is in (:meth:`phase`). Without a display (a pipe, ``--quiet``) both do nothing."""
 
-    def __init__(self, bar: Progress | None = None, task: TaskID | None = None) -> None:
-        self._bar, self._task = bar, task
+    def __init__(
+        self, bar: Progress | None = None, task: TaskID | None = None, plain: Callable[[str], None] | None = None
+    ) -> None:
+        self._bar, self._task, self._plain = bar, task, plain
+        self._said = ""
 
     def count(self, done: int, total: int) -> None:
         """``done`` of ``total`` replications are finished (a :data:`funnelsim.studies.replications.Progress`)."""
@@ -116,18 +119,25 @@ class Tracker:
             self._bar.update(self._task, completed=done, total=total)
 
     def phase(self, text: str) -> None:
-        """The work is now ``text`` (e.g. ``simulating 100 runs: leads x1.2``)."""
+        """The work is now ``text`` (e.g. ``simulating 100 runs: leads x1.2``). Without a display but with
+        ``plain`` lines, each new phase (its text before `` (``) is said once, with its estimate."""
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, description=escape(text))
+        elif self._plain is not None and text.split(" (")[0] != self._said:
+            self._said = text.split(" (")[0]
+            self._plain(text)
 
 
 @contextmanager
-def progress(label: str, enabled: bool, total: int | None = None) -> Iterator[Tracker]:
+def progress(label: str, enabled: bool, total: int | None = None, plain_phases: bool = False) -> Iterator[Tracker]:
     """The one progress display of every long command, on stderr and only when ``enabled`` in a terminal:
     a spinner, the phase, a bar, and once replications are counted ``done/total``, the time elapsed and the
-    time left. It disappears when the work ends, leaving the narration above it."""
+    time left. It disappears when the work ends, leaving the narration above it. Not in a terminal, with
+    ``plain_phases`` (a command whose estimates come phase by phase), each phase is one plain line."""
     if not (enabled and err.is_terminal):
-        yield Tracker()
+        yield Tracker(
+            plain=(lambda text: err.print(escape(text), highlight=False)) if enabled and plain_phases else None
+        )
         return
     from rich.progress import BarColumn, SpinnerColumn, TextColumn
     from rich.progress import Progress as Display
