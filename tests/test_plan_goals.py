@@ -186,6 +186,12 @@ def test_a_segmented_plans_hires_join_the_territory_that_needs_them() -> None:
         {n: float(m[m.phase == "period"].aes_needed.max()) for n, m in flow.segments.items()},
         {n: float(m[m.phase == "period"].sdrs_needed.max()) for n, m in flow.segments.items()},
     )
+    # Today's teams (the SDR total of the segments, 3) add no hire anywhere: not at the top level either, whose
+    # hires every segment without its own would inherit.
+    assert planner.planned_changes(framed, 1.3, 0, 3, needs=needs).keys() == {
+        "sources.inbound.leads_per_day",
+        "sources.events.leads_per_day",
+    }
     changes = planner.planned_changes(framed, 1.0, 2, 4, hire_date=period.start, needs=needs)
     assert set(changes) == {"segments.enterprise.sales.ae.hires", "segments.smb.handoff.sdr.hires"}
     assert changes["segments.enterprise.sales.ae.hires"] == [{"date": "2027-01-01", "count": 2}]

@@ -328,10 +328,11 @@ def planned_changes(
     """
     when = (hire_date or scenario.start_date).isoformat()
     changes = _lead_changes(scenario, lead_multiplier, shape or LeadShape())
-    if scenario.segments and (extra_aes or (sdrs or 0) > team_size(scenario, "sdr")):
-        if needs is None:
-            raise ValueError("a segmented scenario's heads are split by its segments' needs: pass needs")
-        changes.update(_segment_hires(scenario, extra_aes, sdrs, lead_multiplier, needs, when))
+    if scenario.segments:  # heads join the segments' own teams, never the top level's (which they inherit)
+        if extra_aes or (sdrs or 0) > team_size(scenario, "sdr"):
+            if needs is None:
+                raise ValueError("a segmented scenario's heads are split by its segments' needs: pass needs")
+            changes.update(_segment_hires(scenario, extra_aes, sdrs, lead_multiplier, needs, when))
         return changes
     if extra_aes:
         hires = [{"date": h.date.isoformat(), "count": h.count} for h in scenario.sales.ae.hires]
