@@ -310,7 +310,7 @@ RUN_FIGURES = {
     "funnel": "Volume at each stage and the conversion between stages.",
     "revenue_by_month": "Revenue booked each month, at close date.",
     "capacity": "SDR and AE utilisation and queues by month.",
-    "leakage": "Where and why leads left the funnel.",
+    "leakage": "Where every lead is at the horizon: lost (and why), still in the funnel, or won.",
     "attainment": "AE attainment of ramped quota.",
     "pipeline_views": "Pipeline coverage and forecast categories by month.",
     "arr_bridge": "ARR bridge by month: new, expansion, contraction, churn.",
