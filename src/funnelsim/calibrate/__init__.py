@@ -46,6 +46,7 @@ from funnelsim.calibrate.readers import (
     read_opportunities,
 )
 from funnelsim.calibrate.selfcheck import CHECK_RUNS, SelfCheck, Window
+from funnelsim.model.loading import bundled_scenario
 from funnelsim.model.scenario import Scenario
 
 if typing.TYPE_CHECKING:
@@ -68,17 +69,7 @@ REPORT_WHERE = "in the .calibration folder beside this file"
 """Where a calibrated scenario's header says its report is (``calibrate --out DIR`` says: in this folder)."""
 
 
-def _bundled(name: str) -> Path:
-    """A bundled scenario: inside the installed package (``funnelsim/scenarios``, see
-    pyproject.toml), or in the source tree's ``scenarios/`` for an editable install."""
-    package = Path(__file__).resolve().parents[1]
-    for folder in (package / "scenarios", package.parents[1] / "scenarios"):
-        if (folder / name).is_file():
-            return folder / name
-    return package / "scenarios" / name  # missing: load_scenario names it in its error
-
-
-BASELINE = _bundled("baseline.toml")
+BASELINE = bundled_scenario("baseline.toml")
 MIN_HALF_DAY = 0.5  # a deal closed the day it was created counts as half a day (dates have no time)
 ACTIVE_DAYS = 90  # an owner with a deal created in the last 90 days, or one open, is on the team
 FIT_SEED = 20_161  # the fit by simulation's seed (the self-check uses another: selfcheck.CHECK_SEED)

@@ -31,8 +31,19 @@ from funnelsim.model.scenario import PIPELINE_SOURCE, RATE_TAGS, FieldProblems, 
 from funnelsim.model.subscription import CUSTOMER_COLUMNS
 
 __all__ = ["MAX_NESTING", "MAX_PIPELINE_BYTES", "MAX_SCENARIO_BYTES", "PIPELINE_COLUMNS", "CsvTable",
-           "customer_problems", "customer_row", "load_scenario", "parse_scenario", "parse_table_csv",
-           "read_customers_csv", "read_pipeline_csv"]  # fmt: skip
+           "bundled_scenario", "customer_problems", "customer_row", "load_scenario", "parse_scenario",
+           "parse_table_csv", "read_customers_csv", "read_pipeline_csv"]  # fmt: skip
+
+
+def bundled_scenario(name: str) -> Path:
+    """A bundled scenario file: inside the installed package (``funnelsim/scenarios``, see pyproject.toml), or
+    in the source tree's ``scenarios/`` for an editable install; the package's path when in neither (reading
+    it then names it in its error)."""
+    package = Path(__file__).resolve().parents[1]
+    for folder in (package / "scenarios", package.parents[1] / "scenarios"):
+        if (folder / name).is_file():
+            return folder / name
+    return package / "scenarios" / name
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:

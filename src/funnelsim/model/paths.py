@@ -18,6 +18,7 @@ __all__ = [
     "MISSING",
     "all_paths",
     "apply_overrides",
+    "format_value",
     "get_attribute",
     "get_effective",
     "get_path",
@@ -35,6 +36,17 @@ def parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {text.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         return text.strip()
+
+
+def format_value(value: Any) -> str:
+    """``value`` as TOML text, the inverse of :func:`parse_value` (a table inline): what ``--set`` reads."""
+    import tomlkit
+
+    if isinstance(value, dict):
+        table = tomlkit.inline_table()
+        table.update(value)
+        return str(table.as_string())
+    return str(tomlkit.item(value).as_string())
 
 
 def get_path(raw: Any, path: str) -> Any:

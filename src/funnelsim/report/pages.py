@@ -56,10 +56,7 @@ def _dist(x: Any, unit: str, scale: float = 1.0, fmt: str = "{:,.0f}") -> str:
     """``mean 25,000 USD (lognormal, sd 15,000)``: a distribution's mean in ``unit``, and its shape."""
     if not hasattr(x, "dist"):
         return f"{fmt.format(float(x) * scale)} {unit}".strip()
-    try:
-        sd = math.sqrt(float(x.variance))
-    except (NotImplementedError, ValueError, TypeError):
-        sd = math.nan
+    sd = math.sqrt(float(x.variance))  # every distribution knows its variance (model.distributions)
     spread = f", sd {fmt.format(sd * scale)}" if math.isfinite(sd) and sd > 0 else ""
     return f"mean {fmt.format(_mean(x) * scale)} {unit} ({x.dist}{spread})".replace("  ", " ")
 

@@ -66,7 +66,7 @@ def planned_toml(plan: Plan, source_text: str | None = None, overrides: tuple[st
         was = old.get(key) if isinstance(old, dict) else None
         if path == "start_date":
             value = dt.date.fromisoformat(value)
-        elif path in ("sales.ae.hires", "handoff.sdr.hires"):
+        elif path.endswith(("sales.ae.hires", "handoff.sdr.hires")):  # a segment's team's too
             value = _inline_array([{**h, "date": dt.date.fromisoformat(h["date"])} for h in value])
         elif path.endswith(".month_multipliers"):
             value = _inline_table(value)
@@ -92,7 +92,7 @@ def whatif_toml(
     """
     import tomlkit
 
-    from funnelsim.model.paths import MISSING, apply_overrides, get_effective, parse_value
+    from funnelsim.model.paths import MISSING, apply_overrides, format_value, get_effective, parse_value
 
     doc = apply_overrides(tomlkit.parse(source_text), list(overrides))
     _inline_pipeline(doc, scenario)
@@ -107,21 +107,12 @@ def whatif_toml(
         was = get_effective(before, path)  # a segment's key it did not set: the value it inherited
         value = parse_value(text)
         node[key] = _inline_table(value) if isinstance(value, dict) else value
-        node[key].comment(f"what-if (was {_toml_text(was)})" if was is not MISSING else "what-if")
+        node[key].comment(f"what-if (was {format_value(was)})" if was is not MISSING else "what-if")
     top = tomlkit.document()
     for line in header:
         top.add(tomlkit.comment(line))
     top.add(tomlkit.nl())
     return tomlkit.dumps(top) + tomlkit.dumps(doc)
-
-
-def _toml_text(value: Any) -> str:
-    """A value as it reads in a TOML file, for a comment."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_text(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, str):
-        return f'"{value}"'
-    return str(value)
 
 
 def _inline_pipeline(doc: Any, scenario: Scenario) -> None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from funnelsim.model.loading import bundled_scenario
 from funnelsim.report.folder import OutputError
 
 __all__ = ["TEMPLATES", "Answers", "InitError", "ask", "bundled", "check_target", "defaults", "starter_toml"]
@@ -107,13 +108,11 @@ QUESTIONS = {
 
 
 def bundled(name: str) -> Path:
-    """A bundled scenario: inside the installed package (``funnelsim/scenarios``), or in the source tree's
-    ``scenarios/`` for an editable install (as :mod:`funnelsim.calibrate` finds its base)."""
-    package = Path(__file__).resolve().parents[1]
-    for folder in (package / "scenarios", package.parents[1] / "scenarios"):
-        if (folder / name).is_file():
-            return folder / name
-    raise InitError(f"the bundled scenario {name} is missing from this installation of funnelsim")
+    """A bundled scenario (:func:`funnelsim.model.loading.bundled_scenario`), or :class:`InitError` if missing."""
+    path = bundled_scenario(name)
+    if not path.is_file():
+        raise InitError(f"the bundled scenario {name} is missing from this installation of funnelsim")
+    return path
 
 
 def _template(template: str) -> Any:

@@ -430,9 +430,9 @@ def print_plan(p: Plan, d: PlanDiagnostics) -> None:
     from funnelsim.studies.planner import GOAL_FLAGS
 
     cur = p.scenario.currency
-    goal = getattr(p.period, "goal", "bookings")
+    goal = p.period.goal
     what = GOAL_FLAGS[goal][1]
-    alone = f" ({p.period.segment} alone)" if getattr(p.period, "segment", None) else ""
+    alone = f" ({p.period.segment} alone)" if p.period.segment else ""
     out.print(
         f"Plan: {p.goal:,.0f} {cur} {what} {p.period}{alone} with {p.confidence:.0%} confidence (lever: {p.lever})"
     )

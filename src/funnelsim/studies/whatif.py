@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from funnelsim.model.paths import get_effective
+from funnelsim.model.paths import format_value, get_effective
 from funnelsim.model.scenario import Scenario
 from funnelsim.studies.replications import Replications
 from funnelsim.studies.replications import run as mc_run
@@ -52,7 +52,6 @@ __all__ = [
     "levers_of",
     "overrides_for",
     "replicate",
-    "toml_value",
 ]
 
 FUNNEL = ("leads", "mqls", "sqls", "opportunities", "wins")
@@ -225,23 +224,12 @@ def _scaled_response(scenario: Scenario, mean_days: float) -> str:
         else value
         for key, value in spec.items()
     }
-    return toml_value(scaled)
+    return format_value(scaled)
 
 
 def _number(value: float) -> float:
     """A value to write in a scenario: 10 significant digits (no 2750.0000000000005 from 2500 × 1.1)."""
     return float(f"{value:.10g}")
-
-
-def toml_value(value: Any) -> str:
-    """``value`` (number, string, list, flat dict) as TOML text for ``--set``: a dict is an inline table."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(value)
 
 
 def replicate(

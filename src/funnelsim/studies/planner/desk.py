@@ -28,6 +28,7 @@ desks run at utilisation 0.4-0.8; below 0.3 hardly anyone waits.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,13 +65,14 @@ def erlang_c_days(servers: int, load: np.ndarray) -> np.ndarray:
     return out
 
 
-class _Queue:
+class _Queue(abc.ABC):
     """What a desk is read as, from its ``arrivals`` a day and :meth:`queue` (kept and waiting shares a day)."""
 
     arrivals: np.ndarray
 
+    @abc.abstractmethod
     def queue(self, load: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """Per day at load factor ``load``: the share of contacts kept and the share of MQLs that wait."""
 
     def kept(self, load: float = 1.0) -> np.ndarray:
         """The share of contacts the desk keeps, per day (1: no MQL waits)."""
